@@ -1,0 +1,1 @@
+"""The ``calcinosis`` command line: the same pipelines as the Slicer modules, for batch work."""

@@ -1,0 +1,154 @@
+"""DICOM header facts the project needs, read with pydicom, and nothing identifying.
+
+Only the attributes listed in :data:`KEPT_ATTRIBUTES` ever leave this module; patient
+name, ID, birth date and the like are never copied into results.  Input identifiers
+are one-way hashes (see :func:`pseudonymous_id`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+#: Header attributes copied into ``Volume.meta['dicom']`` (none identifies a patient).
+KEPT_ATTRIBUTES = (
+    "Modality", "Manufacturer", "BodyPartExamined", "Laterality", "ImageLaterality",
+    "SliceThickness", "KVP", "ConvolutionKernel", "ContrastBolusAgent", "PhotometricInterpretation",
+    "RescaleSlope", "RescaleIntercept", "RescaleType", "BitsStored", "MRAcquisitionType",
+    "SequenceName", "EchoTime", "RepetitionTime", "ViewPosition",
+)
+
+#: Radiograph spacing sources, as recorded in provenance.
+SPACING_PIXEL = "PixelSpacing (0028,0030), patient plane"
+SPACING_IMAGER_MAG = "ImagerPixelSpacing (0018,1164) / EstimatedRadiographicMagnificationFactor (0018,1114)"
+SPACING_IMAGER = "ImagerPixelSpacing (0018,1164), detector plane (no magnification factor in the file)"
+SPACING_USER = "user (--spacing)"
+SPACING_HEADER = "image header"
+
+COMPRESSED_HINT = ("decode it first, e.g. `gdcmconv --raw IN OUT` or `dcmdjpeg IN OUT`, "
+                   "or load it in Slicer and save as NRRD")
+
+
+def is_dicom_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def read_header(path: Path):
+    import pydicom
+    try:
+        return pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+    except Exception as e:  # pydicom raises many kinds
+        raise InputError(f"{path}: not a readable DICOM file ({e})") from None
+
+
+def kept_attributes(ds) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in KEPT_ATTRIBUTES:
+        v = ds.get(name)
+        if v is None or v == "":
+            continue
+        if hasattr(v, "__iter__") and not isinstance(v, (str, bytes)):
+            v = [_plain(x) for x in v]
+        else:
+            v = _plain(v)
+        out[name] = v
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts:
+        out["TransferSyntax"] = f"{ts.name} ({ts})"
+    return out
+
+
+def _plain(v):
+    try:
+        f = float(v)
+        return int(f) if f == int(f) and "." not in str(v) else f
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def laterality(ds) -> str | None:
+    for name in ("ImageLaterality", "Laterality"):
+        v = str(ds.get(name, "") or "").strip().upper()
+        if v in ("L", "R"):
+            return v
+    return None
+
+
+def _positive_pair(value) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        vals = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    if len(vals) != 2 or any(not (v > 0) for v in vals):
+        return None
+    return vals[0], vals[1]
+
+
+def radiograph_spacing(ds, path: Path, user_spacing: tuple[float, float] | None) -> tuple[tuple[float, float], str, list[str]]:
+    """Physical (column, row) spacing in mm at the patient, its source and warnings.
+
+    Order (DOMAIN.md): a spacing the user gives; Pixel Spacing (0028,0030);
+    Imager Pixel Spacing (0018,1164) divided by Estimated Radiographic Magnification
+    Factor (0018,1114) when present (detector-plane spacing, with a warning, when not).
+    DICOM stores both as [row spacing, column spacing]; this returns (x, y) = (column, row).
+    """
+    warnings: list[str] = []
+    if user_spacing is not None:
+        return (float(user_spacing[0]), float(user_spacing[1])), SPACING_USER, warnings
+    ps = _positive_pair(ds.get("PixelSpacing"))
+    if ps is not None:
+        return (ps[1], ps[0]), SPACING_PIXEL, warnings
+    ips = _positive_pair(ds.get("ImagerPixelSpacing"))
+    if ips is not None:
+        mag = ds.get("EstimatedRadiographicMagnificationFactor")
+        try:
+            m = float(mag) if mag is not None and str(mag) != "" else None
+        except (TypeError, ValueError):
+            m = None
+        if m is not None and m > 0:
+            return (ips[1] / m, ips[0] / m), f"{SPACING_IMAGER_MAG} = {m:g}", warnings
+        warnings.append(f"{path.name}: spacing is the detector's (Imager Pixel Spacing) without a magnification "
+                        "factor; sizes at the patient are overestimated by the geometric magnification")
+        return (ips[1], ips[0]), SPACING_IMAGER, warnings
+    raise InputError(
+        f"{path}: no usable pixel spacing (Pixel Spacing (0028,0030) and Imager Pixel Spacing (0018,1164) "
+        "are missing or zero); give the spacing in mm with --spacing X,Y")
+
+
+def pseudonymous_id(*parts: str) -> str:
+    """A one-way identifier: ``sha256:`` + 16 hex digits of the hash of ``parts``."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(str(p).encode("utf-8"))
+        h.update(b"\0")
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def file_content_id(paths: list[Path], max_bytes_per_file: int | None = None) -> str:
+    """Pseudonymous id from file contents (not names: paths may carry a patient's name)."""
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            remaining = max_bytes_per_file
+            while True:
+                n = 1 << 20 if remaining is None else min(1 << 20, remaining)
+                if n == 0:
+                    break
+                chunk = f.read(n)
+                if not chunk:
+                    break
+                h.update(chunk)
+                if remaining is not None:
+                    remaining -= len(chunk)
+        h.update(b"\0")
+    return "sha256:" + h.hexdigest()[:16]

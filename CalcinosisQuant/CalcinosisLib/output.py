@@ -1,0 +1,170 @@
+"""Writing a result directory: atomically, never silently over an earlier result.
+
+Usage::
+
+    with OutputTransaction(outdir, force=False) as out:   # refuses at once if outdir
+        ...compute...                                     # already holds a result
+        out.write_table(table, "lesions.csv")
+        out.write_json(record, "provenance.json")
+    # leaving the block without an exception moves every file into outdir;
+    # an exception (or Ctrl-C) leaves outdir exactly as it was.
+
+A new ``outdir`` appears in one ``rename``.  Into an existing directory each file is
+moved with ``os.replace`` (atomic per file), ``provenance.json`` last, so a reader
+never sees a provenance that describes files not yet there.  With ``force`` the files
+an earlier run listed in its provenance and this run does not write are removed, so
+the directory never mixes two runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import OutputExistsError, InputError
+from .tables import Table, schema_path_for
+
+PROVENANCE_NAME = "provenance.json"
+
+
+def json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def _json_default(o: Any):
+    import numpy as np
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def check_output_free(outdir: str | Path, force: bool = False, marker: str = PROVENANCE_NAME) -> None:
+    """Fail fast, before long work, when ``outdir`` already holds a result."""
+    p = Path(outdir)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"{p}: exists and is not a directory")
+    if not force and (p / marker).exists():
+        raise OutputExistsError(f"{p}: holds an earlier result ({marker}); choose another -o or pass --force to replace it")
+
+
+class OutputTransaction:
+    def __init__(self, outdir: str | Path, force: bool = False, marker: str = PROVENANCE_NAME):
+        self.outdir = Path(outdir)
+        self.force = force
+        self.marker = marker
+        self._staging: Path | None = None
+        self._written: list[str] = []
+        check_output_free(self.outdir, force, marker)
+
+    # ------------------------------------------------------------------ context
+    def __enter__(self) -> "OutputTransaction":
+        parent = self.outdir.resolve().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"{parent}: cannot create output directory ({e.strerror})") from None
+        self._staging = Path(tempfile.mkdtemp(prefix=f".{self.outdir.name}.partial-", dir=parent))
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            if self._staging is not None and self._staging.exists():
+                shutil.rmtree(self._staging, ignore_errors=True)
+        return False
+
+    # ------------------------------------------------------------------ writing
+    def path(self, name: str) -> Path:
+        """Staging path for a file the caller writes itself (e.g. an image)."""
+        if self._staging is None:
+            raise RuntimeError("OutputTransaction used outside its with-block")
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ValueError(f"output name must be relative: {name}")
+        p = self._staging / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if name not in self._written:
+            self._written.append(name)
+        return p
+
+    def dir(self, name: str) -> Path:
+        """Staging folder for a set of files moved as one (e.g. a DICOM series)."""
+        p = self.path(name)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def write_text(self, text: str, name: str) -> Path:
+        p = self.path(name)
+        p.write_text(text, encoding="utf-8")
+        return p
+
+    def write_bytes(self, data: bytes, name: str) -> Path:
+        p = self.path(name)
+        p.write_bytes(data)
+        return p
+
+    def write_json(self, obj: Any, name: str) -> Path:
+        return self.write_text(json_text(obj), name)
+
+    def write_table(self, table: Table, name: str) -> Path:
+        p = self.write_text(table.to_csv_text(), name)
+        self.write_text(table.schema_csv_text(), schema_path_for(Path(name)).as_posix())
+        return p
+
+    @property
+    def written(self) -> list[str]:
+        return list(self._written)
+
+    # ------------------------------------------------------------------ commit
+    def _commit(self) -> None:
+        assert self._staging is not None
+        names = list(self._written)
+        if not self.outdir.exists():
+            os.rename(self._staging, self.outdir)
+            self._staging = None
+            return
+        clashes = [n for n in names if (self.outdir / n).exists()]
+        if clashes and not self.force:
+            raise OutputExistsError(
+                f"{self.outdir / clashes[0]}: exists; choose another -o or pass --force to replace it")
+        stale = self._files_of_earlier_run() - set(names) if self.force else set()
+        ordered = [n for n in names if n != self.marker] + [n for n in names if n == self.marker]
+        for n in ordered:
+            dst = self.outdir / n
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            src = self._staging / n
+            if src.is_dir() and dst.exists():
+                shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+            os.replace(src, dst)
+        for n in sorted(stale):
+            p = self.outdir / n
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.exists():
+                p.unlink()
+
+    def _files_of_earlier_run(self) -> set[str]:
+        prov = self.outdir / self.marker
+        if not prov.is_file():
+            return set()
+        try:
+            data = json.loads(prov.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return set()
+        files = data.get("outputs", []) if isinstance(data, dict) else []
+        safe = set()
+        for f in files:
+            if isinstance(f, str) and not os.path.isabs(f) and ".." not in Path(f).parts:
+                safe.add(f)
+        return safe

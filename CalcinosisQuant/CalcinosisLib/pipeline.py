@@ -1,0 +1,183 @@
+"""The measure pipeline shared by the command line, batch runs and the Slicer modules.
+
+``load -> lesions (threshold or user segmentation) -> measure -> write``.  The hand
+and spine pipelines call the same pieces and add their own columns and tables.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import image_io, provenance
+from .errors import InputError
+from .lesions import LesionParams, LesionSet, candidate_mask, lesions_from_segmentation, split_lesions
+from .measure import measure_lesions
+from .output import OutputTransaction
+from .progress import Progress, report
+from .segnrrd import write_seg_nrrd
+from .tables import Table
+from .volume import Volume
+
+#: Default CT threshold (Agatston's 130 HU); always recorded with the result.
+DEFAULT_CT_THRESHOLD_HU = 130.0
+
+
+@dataclass
+class LesionResult:
+    """Lesions found on one image, their table, and what the run had to say."""
+
+    volume: Volume
+    lesions: LesionSet
+    table: Table
+    params: LesionParams
+    warnings: list[str] = field(default_factory=list)
+    inputs: dict = field(default_factory=dict)
+
+
+def resolve_threshold(volume: Volume, threshold: tuple[float, float | None] | None, below: bool,
+                      from_segmentation: bool) -> tuple[float | None, float | None, bool]:
+    if from_segmentation:
+        return None, None, False
+    if threshold is not None:
+        return threshold[0], threshold[1], below
+    if volume.modality == "CT" and not below:
+        return DEFAULT_CT_THRESHOLD_HU, None, False
+    raise InputError(f"--threshold: no default for modality {volume.modality or 'unknown'} "
+                     f"(only CT has one, {DEFAULT_CT_THRESHOLD_HU:g} HU); give --threshold, or --modality ct")
+
+
+def load_mask(path: str | Path, volume: Volume, what: str) -> np.ndarray:
+    """A region/exclusion mask (any non-zero label) on the image grid."""
+    lab = image_io.load_label_image(path, reference=volume.geometry)
+    if not lab.segments:
+        volume.warn(f"{what} {Path(path).name} is empty")
+    return lab.union()
+
+
+def find_lesions(volume: Volume, params: LesionParams, region: np.ndarray | None = None,
+                 exclude: np.ndarray | None = None, segmentation=None,
+                 progress: Progress | None = None) -> LesionSet:
+    """Lesions from a threshold (with optional region/exclusion masks) or from a user
+    segmentation already on the image grid."""
+    if segmentation is not None:
+        return lesions_from_segmentation(segmentation, volume.geometry, params, progress)
+    if params.threshold_low is None:
+        raise InputError("--threshold: a threshold (or a segmentation with --mask) is needed")
+    report(progress, 0.0, "thresholding")
+    mask = candidate_mask(volume.array, params.threshold_low, params.threshold_high, params.below, region, exclude)
+    result = split_lesions(mask, volume.geometry, params, progress.sub(0.05, 1.0) if progress else None)
+    return result
+
+
+def measure_volume(volume: Volume, params: LesionParams, region: np.ndarray | None = None,
+                   exclude: np.ndarray | None = None, segmentation=None,
+                   progress: Progress | None = None) -> LesionResult:
+    lesions = find_lesions(volume, params, region, exclude, segmentation,
+                           progress.sub(0.0, 0.8) if progress else None)
+    report(progress, 0.85, f"measuring {lesions.n} lesions")
+    table = measure_lesions(lesions, volume)
+    report(progress, 1.0, f"{lesions.n} lesions measured")
+    warnings = list(volume.meta.get("warnings", [])) + list(lesions.notes)
+    return LesionResult(volume, lesions, table, params, warnings)
+
+
+def run_measure(image: str | Path, *, mask: str | Path | None = None, region: str | Path | None = None,
+                exclude: str | Path | None = None, threshold: tuple[float, float | None] | None = None,
+                below: bool = False, min_size: float = 1.0, connectivity: str = "face", min_slices: int = 1,
+                keep_segments: bool = False, spacing: Sequence[float] | None = None, modality: str | None = None,
+                series: str | None = None, record_paths: bool = False,
+                progress: Progress | None = None) -> LesionResult:
+    """Load, find and measure (no writing).  Used by ``calcinosis measure``."""
+    report(progress, 0.0, "loading image")
+    volume = image_io.load_image(image, spacing=spacing, modality=modality, series=series)
+    if mask is not None and threshold is not None:
+        raise InputError("--mask gives the lesions already segmented; to threshold inside a drawn region use --region")
+    low, high, below = resolve_threshold(volume, threshold, below, mask is not None)
+    params = LesionParams(low, high, below, connectivity, float(min_size), int(min_slices), not keep_segments)
+    params.validate()
+    inputs = {"image": provenance.describe_volume(volume, str(image), record_paths)}
+    report(progress, 0.15, "loading masks")
+    seg = region_mask = exclude_mask = None
+    if mask is not None:
+        seg = image_io.load_label_image(mask, reference=volume.geometry)
+        inputs["segmentation"] = _describe_label_input(mask, seg, record_paths)
+        if not seg.segments:
+            volume.warn(f"segmentation {Path(mask).name} holds no segment: no lesions")
+    if region is not None:
+        region_mask = load_mask(region, volume, "region")
+        inputs["region"] = {"input_id": _file_id(region), **({"path": str(region)} if record_paths else {})}
+    if exclude is not None:
+        exclude_mask = load_mask(exclude, volume, "exclusion mask")
+        inputs["exclude"] = {"input_id": _file_id(exclude), **({"path": str(exclude)} if record_paths else {})}
+    result = measure_volume(volume, params, region_mask, exclude_mask, seg, progress.sub(0.2, 1.0) if progress else None)
+    result.inputs = inputs
+    return result
+
+
+def _file_id(path: str | Path) -> str:
+    from .dicom_meta import file_content_id
+    p = Path(path)
+    files = sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p]
+    return file_content_id(files, max_bytes_per_file=1 << 24)
+
+
+def _describe_label_input(path, seg, record_paths: bool) -> dict:
+    d = {"input_id": _file_id(path), "segments": [s.name for s in seg.segments], "layers": len(seg.layers)}
+    if record_paths:
+        d["path"] = str(path)
+    return d
+
+
+# ---------------------------------------------------------------------- writing
+def lesion_colors(n: int) -> list[tuple[float, float, float]]:
+    """Distinct colours for n lesions (golden-ratio hues), deterministic."""
+    out = []
+    for k in range(n):
+        h = (0.08 + k * 0.618033988749895) % 1.0
+        out.append(colorsys.hsv_to_rgb(h, 0.75, 0.95))
+    return out
+
+
+def write_lesion_images(out: OutputTransaction, lesions: LesionSet, names: Sequence[str] | None = None,
+                        colors: Sequence[Sequence[float]] | None = None, stem: str = "lesion") -> list[str]:
+    """``{stem}_labels.nrrd`` (label value = lesion_id) and ``{stem}s.seg.nrrd``."""
+    n = lesions.n
+    dtype = np.uint8 if n < 256 else (np.uint16 if n < 65536 else np.uint32)
+    labels = lesions.labels if lesions.labels.dtype == dtype else lesions.labels.astype(dtype)
+    label_name = f"{stem}_labels.nrrd"
+    image_io.write_image(labels, lesions.geometry, out.path(label_name))
+    seg_name = f"{stem}s.seg.nrrd"
+    write_seg_nrrd(labels, lesions.geometry, out.path(seg_name),
+                   names if names is not None else [f"{stem} {k}" for k in range(1, n + 1)],
+                   colors if colors is not None else lesion_colors(n),
+                   ids=[f"{stem}_{k}" for k in range(1, n + 1)])
+    return [label_name, seg_name]
+
+
+def write_measure_outputs(outdir: str | Path, result: LesionResult, *, force: bool = False,
+                          command: str = "measure", case_id: str | None = None,
+                          extra_parameters: dict | None = None, write_images: bool = True,
+                          progress: Progress | None = None) -> list[Path]:
+    """``lesions.csv`` (+ schema), label map, ``.seg.nrrd`` and ``provenance.json``."""
+    with OutputTransaction(outdir, force=force) as out:
+        report(progress, 0.0, "writing tables")
+        out.write_table(result.table, "lesions.csv")
+        if write_images:
+            report(progress, 0.3, "writing label map and segmentation")
+            write_lesion_images(out, result.lesions)
+        params = dict(result.params.to_dict())
+        params["min_size_unit"] = "mm2" if result.volume.is_2d else "mm3"
+        params.update(extra_parameters or {})
+        record = provenance.build_record(
+            command, result.inputs, params,
+            {"n_lesions": result.lesions.n, "dimensionality": "2D" if result.volume.is_2d else "3D"},
+            result.warnings, outputs=out.written + ["provenance.json"], case_id=case_id)
+        out.write_json(record, "provenance.json")
+        written = [Path(outdir) / n for n in out.written]
+    report(progress, 1.0, "done")
+    return written
