@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except (Cancelled, KeyboardInterrupt):
         sys.stderr.write("calcinosis: cancelled; nothing was written\n")
         return 130
+    except OSError as e:  # disk full, permission denied, ...: not a bug, not bad input
+        sys.stderr.write(f"calcinosis: error: {e}; nothing was written\n")
+        return 1
     except MemoryError:
         sys.stderr.write("calcinosis: error: out of memory (image too large for this machine?)\n")
         return 1

@@ -167,19 +167,15 @@ class Geometry:
     def direction_of_array_axis(self, axis: int) -> np.ndarray:
         return self.direction[:, 2 - axis]
 
-    def cross_section_area_mm2(self, axis: int, onto: np.ndarray | None = None) -> float:
-        """Area of one voxel face perpendicular to numpy ``axis``.
-
-        With ``onto`` (a RAS unit vector), the face is projected onto the plane normal
-        to that vector (exact for grids aligned with the patient axes, the oblique
-        factor otherwise)."""
+    def cross_section_area_mm2(self, axis: int) -> float:
+        """Area of one voxel face across numpy ``axis`` (product of the other two spacings)."""
         others = [a for a in (0, 1, 2) if a != axis]
-        u = self.direction_of_array_axis(others[0]) * self.spacing_along_array_axis(others[0])
-        v = self.direction_of_array_axis(others[1]) * self.spacing_along_array_axis(others[1])
-        n = np.cross(u, v)
-        if onto is None:
-            return float(np.linalg.norm(n))
-        return float(abs(n @ np.asarray(onto, dtype=float)))
+        return self.spacing_along_array_axis(others[0]) * self.spacing_along_array_axis(others[1])
+
+    def tilt_deg(self, axis: int, ras_axis: np.ndarray) -> float:
+        """Angle between numpy ``axis`` and a RAS axis (0 on grids aligned with the patient)."""
+        c = abs(float(self.direction_of_array_axis(axis) @ np.asarray(ras_axis, dtype=float)))
+        return float(np.degrees(np.arccos(min(1.0, c))))
 
     def is_axis_aligned(self, tol: float = 1e-4) -> bool:
         d = np.abs(self.direction)

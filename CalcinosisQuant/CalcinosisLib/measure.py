@@ -10,7 +10,9 @@ Definitions (also in each column's description):
   area (2D).  Threshold-dependent and partial-volume biased, as every voxel count is.
 * ``projected_area_mm2`` (3D) = area of the lesion's shadow on the coronal plane (the
   plane of a PA radiograph): distinct voxel columns along the array axis closest to
-  anterior-posterior x the voxel face area projected onto the coronal plane.
+  anterior-posterior x the area of a voxel face across that axis.  Exact (up to
+  voxelisation) on grids aligned with the patient axes; on an oblique grid the shadow
+  is cast along the grid axis nearest to A-P (the tilt is recorded in provenance).
 * ``equivalent_diameter_mm``: sphere (3D) or circle (2D) of the same volume/area.
 * ``principal_axis_*_mm``: full axis lengths of the ellipsoid (ellipse in 2D) with the
   same second moments as the lesion's voxels taken as solid boxes (centre moments plus
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import AXIS_A, AXIS_S, Geometry
+from .geometry import Geometry
 from .lesions import LesionSet
 from .tables import Column, Table
 from .volume import Volume
@@ -168,14 +170,14 @@ def measure_lesions(lesions: LesionSet, volume: Volume) -> Table:
         ev = np.linalg.eigvalsh(cov)[:, ::-1]
         axes = 2.0 * np.sqrt(5.0 * np.maximum(ev, 0.0))
         ap = geom.ap_axis
-        projected = _distinct_columns(lab, kji, ap, geom.shape) * geom.cross_section_area_mm2(ap, onto=AXIS_A)
+        projected = _distinct_columns(lab, kji, ap, geom.shape) * geom.cross_section_area_mm2(ap)
         ax = geom.axial_axis
         first, last, nslices = _slice_counts(lab, kji[:, ax], n)
         extent = nslices * geom.spacing_along_array_axis(ax)
         agatston = None
         if volume.meta.get("modality") == "CT":
             agatston = _agatston(lab, kji[:, ax], values, n,
-                                 geom.cross_section_area_mm2(ax, onto=AXIS_S), geom.spacing_along_array_axis(ax))
+                                 geom.cross_section_area_mm2(ax), geom.spacing_along_array_axis(ax))
 
     unit = volume.intensity_unit
     for r in range(n):

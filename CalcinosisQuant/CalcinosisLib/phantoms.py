@@ -54,6 +54,19 @@ class Ellipsoid:
         n = self.R.T @ np.asarray(normal_ras, dtype=float)
         return float(np.pi * np.sqrt((b * c * n[0]) ** 2 + (a * c * n[1]) ** 2 + (a * b * n[2]) ** 2))
 
+    def projected_semi_axes_mm(self, normal_ras: Sequence[float] = AXIS_A) -> tuple[float, float]:
+        """Semi-axes of the shadow ellipse on the plane with unit normal ``normal_ras``."""
+        n = np.asarray(normal_ras, dtype=float)
+        n = n / np.linalg.norm(n)
+        helper = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        e1 = np.cross(n, helper)
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(n, e1)
+        B = np.stack([e1, e2], axis=1)
+        A = self.R @ np.diag(self.semi_axes_mm)
+        ev = np.linalg.eigvalsh(B.T @ A @ A.T @ B)
+        return float(np.sqrt(ev[1])), float(np.sqrt(ev[0]))
+
     def bounding_half_extent_ras(self) -> np.ndarray:
         """Half-size of the axis-aligned RAS box around the ellipsoid."""
         M = self.R @ np.diag(np.asarray(self.semi_axes_mm) ** 2) @ self.R.T

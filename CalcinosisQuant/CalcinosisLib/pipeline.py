@@ -134,6 +134,16 @@ def _describe_label_input(path, seg, record_paths: bool) -> dict:
 
 
 # ---------------------------------------------------------------------- writing
+def _result_summary(result: LesionResult) -> dict:
+    from .geometry import AXIS_A, AXIS_S
+    g = result.volume.geometry
+    d = {"n_lesions": result.lesions.n, "dimensionality": "2D" if g.is_2d else "3D"}
+    if not g.is_2d:
+        d["projection_axis_tilt_from_AP_deg"] = round(g.tilt_deg(g.ap_axis, AXIS_A), 3)
+        d["axial_axis_tilt_from_SI_deg"] = round(g.tilt_deg(g.axial_axis, AXIS_S), 3)
+    return d
+
+
 def lesion_colors(n: int) -> list[tuple[float, float, float]]:
     """Distinct colours for n lesions (golden-ratio hues), deterministic."""
     out = []
@@ -175,7 +185,7 @@ def write_measure_outputs(outdir: str | Path, result: LesionResult, *, force: bo
         params.update(extra_parameters or {})
         record = provenance.build_record(
             command, result.inputs, params,
-            {"n_lesions": result.lesions.n, "dimensionality": "2D" if result.volume.is_2d else "3D"},
+            _result_summary(result),
             result.warnings, outputs=out.written + ["provenance.json"], case_id=case_id)
         out.write_json(record, "provenance.json")
         written = [Path(outdir) / n for n in out.written]
