@@ -286,7 +286,7 @@ def _pairs_long(table, var: str, between: str, levels, id_column: str):
 
 def reader_agreement(table, variables, *, between: str | None = None, levels=None, pair_columns=None,
                      kind: str = "auto", weights: str | None = None, where=None, id_column: str = "patient_id",
-                     categories=None, loa_multiplier: float = 1.96):
+                     categories=None, loa_multiplier: float = 1.96, skip_insufficient: bool = False):
     """Agreement of two readings per patient for each variable.
 
     Long form: ``between`` is the column whose two values are compared (``reader`` for
@@ -322,7 +322,11 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
             jobs.append((v, pairs, ids, labs))
 
     rows, crosstab_rows, md, ht, notes, plots = [], [], [], [], [], {}
+    skipped = []
     for name, pairs, ids, labs in jobs:
+        if len(pairs) < 2 and skip_insufficient:
+            skipped.append(name)
+            continue
         if len(pairs) < 2:
             raise InputError(f"{name}: {len(pairs)} patient(s) read twice ({labs[0]} and {labs[1]}); at least 2 are needed")
         a_vals = [p[0] for p in pairs]
@@ -399,6 +403,10 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
             ht.append(f"<h4>{name}: {labs[0]} vs {labs[1]} (n = {len(pairs)})</h4><p>{line}</p>")
             plots[name] = (a_f, b_f, ba, labs)
         rows.append(row)
+    if not rows:
+        raise InputError(f"no variable was read twice ({', '.join(skipped)}): nothing to compare")
+    if skipped:
+        notes.append(f"Not read twice by both readings (left out): {', '.join(skipped)}")
     cols = [Column("variable", "string", "", "Variable (or the two columns compared)"),
             Column("reading_a", "string", "", "First reading"), Column("reading_b", "string", "", "Second reading"),
             Column("kind", "string", "", "categorical | ordinal | continuous"),

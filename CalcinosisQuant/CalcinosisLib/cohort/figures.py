@@ -62,7 +62,7 @@ def level_segment_chart(prev_rows: Sequence[dict], title: str = "") -> bytes:
     ax1.set_yticks(y, levels)
     ax1.invert_yaxis()
     ax1.set_xlabel("calcifications (all patients)")
-    ax1.legend(frameon=False, loc="lower right")
+    ax1.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=3)
     ax1.set_title("Calcifications per level and segment")
     heat = np.array([[(seg.get((lv, s)) or {}).get("percent") or 0.0 for s in SEGMENTS] for lv in levels])
     im = ax2.imshow(heat, aspect="auto", cmap="Oranges", vmin=0, vmax=max(10.0, float(heat.max())))

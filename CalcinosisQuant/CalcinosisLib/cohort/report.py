@@ -239,7 +239,7 @@ def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=N
             arr = np.zeros(vol.geometry.shape, np.int32)
             for k, s in enumerate(lab.segments, start=1):
                 arr[lab.mask(s)] = k
-        png = lesion_panels(vol, arr, lesions.rows, title="Largest lesions, outlined")
+        png = lesion_panels(vol, arr, lesions.rows, title="Largest lesions (thick outline = the lesion named; other lesions thin)")
         doc.img(png, "lesions outlined")
         doc.source(f"image + {labels_path.name} (label = lesion_id); "
                    + ("axial planes resampled in RAS, patient right on the left" if not vol.is_2d else "radiograph"))
@@ -412,7 +412,7 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
             continue
         res = _try(doc, f"{title}: {between} {lv[0]} vs {lv[1]}",
                    lambda between=between, lv=lv, fixed=fixed: reader_agreement(
-                       patients, vars_, between=between, levels=lv, where=fixed or None), notes)
+                       patients, vars_, between=between, levels=lv, where=fixed or None, skip_insufficient=True), notes)
         if res is not None:
             for name, (a, b, ba, labs) in res.plot_data.items():
                 unit = "mm³" if name.endswith("mm3") else ("mm²" if name.endswith("mm2") else "")
@@ -422,19 +422,31 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
     # ------------------------------------------------------------ change
     tps = sorted({where_text(r["time_point"]) for r in patients.rows}) if patients.has_column("time_point") else []
     if len(tps) >= 2:
-        value = next((c for c in cont_vars if "total" in c), None)
-        if value:
-            fixed = [c for c in sel if not c.startswith("time_point=")]
-            res = _try(doc, "Change over time", lambda: change_table(
-                patients, value, baseline="baseline" if "baseline" in tps else tps[0],
-                followup=[t for t in tps if t != ("baseline" if "baseline" in tps else tps[0])][0], where=fixed or None),
-                notes)
-            if res is not None:
-                rows = res.tables["change"].rows
-                _figure(doc, lambda: figures.change_plot(rows, value), "change", notes)
+        fixed = [c for c in sel if not c.startswith("time_point=")]
+        b0 = "baseline" if "baseline" in tps else tps[0]
+        f0 = [t for t in tps if t != b0][0]
+        done_any = False
+        for value in [c for c in cont_vars if "total" in c]:
+            try:
+                res = change_table(patients, value, baseline=b0, followup=f0, where=fixed or None)
+            except InputError:
+                continue
+            doc.h(2, f"Change over time: {value}")
+            doc.stats(res)
+            rows = res.tables["change"].rows
+            _figure(doc, lambda rows=rows, value=value: figures.change_plot(rows, value), "change", notes)
+            done_any = True
+        if not done_any:
+            doc.h(2, "Change over time")
+            doc.note(f"Not computed: no total measured at both {b0!r} and {f0!r} for at least 2 patients.")
     # ------------------------------------------------------------ groups
     if by:
-        _try(doc, f"Group comparison by {by}", lambda: compare_groups(patients, by, where=sel or None), notes)
+        prefixes = ("hand_", "spine_", "measure_")
+        findings = [c for c in cat_vars + cont_vars if patients.has_column(c)]
+        clinical = [c.name for c in patients.columns if not c.name.startswith(prefixes) and c.name != by
+                    and c.name not in ("patient_id", "reader", "read", "time_point", "n_cases", "n_failed", "cases")]
+        _try(doc, f"Group comparison by {by}",
+             lambda: compare_groups(patients, by, clinical + findings, where=sel or None), notes)
     _provenance_block(doc, prov, "Provenance of the batch")
     for n in notes:
         doc.note(n)
