@@ -207,6 +207,13 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
     for var in variables:
         values = [r[var] for r in rows]
         kind = "categorical" if var in categorical else _kind_of(values)
+        if kind == "categorical" and var not in categorical:
+            nums = [v for v in values if not is_blank(v) and _isnum(v)]
+            bad = [i for i, r in enumerate(table.rows) if not is_blank(r[var]) and not _isnum(r[var])]
+            if nums and len(nums) >= len(bad):
+                i = bad[0]
+                raise InputError(f"{row_label(table, i)}, column {var}: {table.rows[i][var]!r} is not a number (the "
+                                 f"column's other values are); correct it, or give --categorical {var}")
         if kind == "empty":
             notes.append(f"{var}: no values, left out")
             continue
