@@ -40,7 +40,7 @@ def test_stats_agreement_and_change_cli(tmp_path, cli):
                   f"P{i},A,1,M12,{x},{(10 + 5 * i) * (1.5 if i % 2 else 0.9)}"]
     t = _write(tmp_path, "\n".join(lines) + "\n")
     # reader B also read P0 at M12: P0 would be paired twice without choosing a time point
-    _write(tmp_path, "\n".join(lines + ["P0,B,1,M12,1,10"]) + "\n").rename(tmp_path / "t2.csv")
+    (tmp_path / "t2.csv").write_text("\n".join(lines + ["P0,B,1,M12,1,10"]) + "\n")
     code, out, err = cli("stats", "agreement", tmp_path / "t2.csv", "--var", "calc", "--between", "reader")
     assert code == 2 and "paired more than once" in err and "--where time_point=" in err
     code, out, err = cli("stats", "agreement", t, "--var", "calc", "--var", "vol_mm3", "--between", "reader",
