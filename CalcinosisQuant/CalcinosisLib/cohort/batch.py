@@ -58,6 +58,7 @@ class CaseState:
     finished_utc: str = ""
     command: str = ""
     warnings: list[str] = field(default_factory=list)
+    peak_rss_mb: float | None = None   # largest resident memory of the worker process so far
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -157,6 +158,11 @@ def run_case(spec_dict: dict, case_dir: str, force: bool = False, record_paths: 
         log.write(traceback.format_exc())
     state.duration_s = round(time.perf_counter() - t0, 3)
     state.finished_utc = _now()
+    try:
+        import resource
+        state.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    except (ImportError, OSError):  # pragma: no cover - not on Windows
+        pass
     d = state.to_dict()
     d["log"] = log.getvalue()
     return d
