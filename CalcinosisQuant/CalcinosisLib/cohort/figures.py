@@ -97,6 +97,9 @@ def digit_bars(digit_rows: Sequence[dict], value: str = "lesion_count", title: s
         ax.bar(np.arange(len(present)) + (k - (len(mods) - 1) / 2) * w, vals, width=w, label=m.upper(),
                color=MODALITY_COLORS.get(m, "#888"))
     ax.set_xticks(range(len(present)), present)
+    from matplotlib.ticker import MaxNLocator
+    if value.endswith("count"):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(value.replace("_", " "))
     ax.legend(frameon=False)
     ax.set_title(title or f"{value.replace('_', ' ')} per digit")

@@ -161,7 +161,9 @@ def case_report_html(case_dir: str | Path, image: str | Path | None = None, case
     if task == "hand":
         ht = Table.read_csv(case_dir / "hand.csv")
         doc.h(2, "Per hand")
-        doc.table(ht)
+        heads = ["measure"] + [f"{r['side']} hand ({r['modality']})" for r in ht.rows]
+        doc.raw(html_table(heads, [[c] + ["" if r[c] is None else (f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]))
+                                          for r in ht.rows] for c in ht.column_names if c not in ("side", "modality")]))
         doc.source("hand.csv (one row per hand)")
         if (case_dir / "digits.csv").is_file():
             dt = Table.read_csv(case_dir / "digits.csv")
@@ -316,7 +318,7 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
             links = []
             for r, row in zip(cases.rows, rows):
                 row = [html.escape(x) for x in row]
-                if r["status"] == "ok" and (batch_dir / "reports" / "cases" / f"{r['case_id']}.html").exists() is not None:
+                if r["status"] == "ok":
                     row[0] = f'<a href="cases/{html.escape(r["case_id"])}.html">{row[0]}</a>'
                 links.append("<tr" + (' class="failed"' if r["status"] != "ok" else "") + ">"
                              + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
