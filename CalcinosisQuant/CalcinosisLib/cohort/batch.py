@@ -334,28 +334,22 @@ def _run_local(args: list[tuple], workers: int | None, finish: Callable[[dict], 
     import multiprocessing as mp
     method = "forkserver" if sys.platform.startswith("linux") else "spawn"
     ctx = mp.get_context(method)
-    pending = list(args)
-    while pending:
-        with cf.ProcessPoolExecutor(max_workers=min(n, len(pending)), mp_context=ctx, initializer=_init_worker,
-                                    initargs=(threads,)) as pool:
-            futs = {pool.submit(run_case, *a): a for a in pending}
-            pending = []
-            broken = False
+    pool = cf.ProcessPoolExecutor(max_workers=min(n, len(args)), mp_context=ctx, initializer=_init_worker,
+                                  initargs=(threads,))
+    try:
+        futs = {pool.submit(run_case, *a): a for a in args}
+        for fut in cf.as_completed(futs):
+            a = futs[fut]
             try:
-                for fut in cf.as_completed(futs):
-                    a = futs[fut]
-                    try:
-                        finish(fut.result())
-                    except cf.process.BrokenProcessPool:
-                        broken = True
-                        finish(_failed(a, "worker process died while this case was queued or running (out of memory "
-                                          "or a crash); rerun the batch to retry it"))
-            except KeyboardInterrupt:
-                for f in futs:
-                    f.cancel()
-                raise
-            if broken:
-                break
+                finish(fut.result())
+            except cf.process.BrokenProcessPool:
+                finish(_failed(a, "worker process died while this case was queued or running (out of memory "
+                                  "or a crash); rerun the batch to retry it"))
+    except BaseException:
+        # Ctrl-C or an error in the parent: stop queued cases at once; finished cases keep their state
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _failed(a: tuple, reason: str) -> dict:
