@@ -1,0 +1,43 @@
+"""Fixtures of the cohort tests: tiny phantoms and contract result folders."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from CalcinosisLib import image_io, phantoms
+
+
+def write_manifest(path: Path, rows: list[dict], columns: list[str] | None = None) -> Path:
+    cols = columns or sorted({k for r in rows for k in r}, key=lambda c: ["case_id", "patient_id", "task"].index(c)
+                             if c in ("case_id", "patient_id", "task") else 10)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in cols})
+    return path
+
+
+@pytest.fixture
+def manifest_writer():
+    return write_manifest
+
+
+@pytest.fixture(scope="session")
+def tiny_phantoms(tmp_path_factory) -> dict:
+    """Two small CT-like sphere phantoms (NRRD, 0.8 mm voxels) with their analytic volumes."""
+    d = tmp_path_factory.mktemp("phantoms")
+    out = {}
+    for name, diam, seed in (("a", (4.0, 7.0), 1), ("b", (5.0, 6.0, 8.0), 2)):
+        arr, geom, ells = phantoms.spheres_phantom(diam, 400.0, (0.8, 0.8, 0.8), noise_sd=5.0, seed=seed)
+        p = d / f"{name}.nrrd"
+        image_io.write_image(arr.round().astype("int16"), geom, p)
+        out[name] = (p, [e.volume_mm3 for e in ells])
+    bad = d / "broken.nrrd"
+    bad.write_bytes(b"NRRD0004\nthis is not a valid header\n")
+    out["broken"] = (bad, [])
+    return out
