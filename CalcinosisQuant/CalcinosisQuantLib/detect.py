@@ -70,10 +70,11 @@ class DetectParams:
     cortical_hu: float = 500.0
     min_bone_mm3: float = 30.0
     min_marrow_mm3: float = 2.0
+    marrow_contrast_hu: float = 300.0
     cortex_max_mm: float = 2.0
     rim_mm: float = 0.5
     # radiograph
-    tophat_radius_mm: float = 2.5
+    xr_max_lesion_mm: float = 15.0
     xr_noise_k: float = 5.0
     xr_edge_fraction: float = 0.2
     xr_bone_edge_elongation: float = 4.0
@@ -86,11 +87,11 @@ class DetectParams:
             raise InputError(f"--connectivity: expected one of {', '.join(CONNECTIVITIES)}, got {self.connectivity!r}")
         if self.boundary not in BOUNDARIES:
             raise InputError(f"--boundary: expected one of {', '.join(BOUNDARIES)}, got {self.boundary!r}")
-        for name in ("min_size", "cortex_max_mm", "rim_mm", "min_bone_mm3", "min_marrow_mm3"):
+        for name in ("min_size", "cortex_max_mm", "rim_mm", "min_bone_mm3", "min_marrow_mm3", "marrow_contrast_hu"):
             v = getattr(self, name)
             if not (v >= 0) or not np.isfinite(v):
                 raise InputError(f"--{name.replace('_', '-')}: expected a number >= 0, got {v!r}")
-        for name in ("tophat_radius_mm", "xr_noise_k"):
+        for name in ("xr_max_lesion_mm", "xr_noise_k"):
             v = getattr(self, name)
             if not (v > 0) or not np.isfinite(v):
                 raise InputError(f"--{name.replace('_', '-')}: expected a positive number, got {v!r}")
@@ -135,6 +136,15 @@ def _ball(spacing_kji: np.ndarray, radius_mm: float, is_2d: bool = False) -> np.
     zz, yy, xx = np.meshgrid(*[np.arange(-n, n + 1) for n in r], indexing="ij")
     d2 = (zz * spacing_kji[0]) ** 2 + (yy * spacing_kji[1]) ** 2 + (xx * spacing_kji[2]) ** 2
     return d2 <= radius_mm ** 2 + 1e-9
+
+
+def _pad_to(small: np.ndarray, shape) -> np.ndarray:
+    """Centre a structuring element in a larger (odd-sized) one."""
+    shape = tuple(max(a, b) for a, b in zip(small.shape, shape))
+    out = np.zeros(shape, bool)
+    sl = tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(shape, small.shape))
+    out[sl] = small
+    return out
 
 
 def _spacing_kji(geometry: Geometry) -> np.ndarray:
@@ -251,7 +261,13 @@ def find_bone_ct(hu: np.ndarray, geometry: Geometry, candidate: np.ndarray, para
             continue
         cav_lab, n_cav = ndimage.label(cavity, structure=face)
         cav_size = np.bincount(cav_lab.ravel())[1:] * vox
-        good = np.flatnonzero(cav_size >= params.min_marrow_mm3) + 1
+        # a marrow cavity is much less dense than the shell around it; noise holes inside a
+        # lesion whose density is near the cortical level are not
+        ring_lab = ndimage.grey_dilation(cav_lab, footprint=face) * (dense & (cav_lab == 0))
+        ids = np.arange(1, n_cav + 1)
+        inside_mean = np.asarray(ndimage.mean(h, cav_lab, ids))
+        ring_mean = np.asarray(ndimage.mean(h, ring_lab, ids))
+        good = ids[(cav_size >= params.min_marrow_mm3) & (ring_mean - inside_mean >= params.marrow_contrast_hu)]
         if good.size == 0:
             continue
         marrow = np.isin(cav_lab, good)
@@ -306,7 +322,7 @@ def detect_ct(volume: Volume, params: DetectParams, region: np.ndarray | None = 
 
 def _ct_param_dict(params: DetectParams) -> dict:
     d = params.to_dict()
-    for k in ("tophat_radius_mm", "xr_noise_k", "xr_edge_fraction", "xr_bone_edge_elongation",
+    for k in ("xr_max_lesion_mm", "xr_noise_k", "xr_edge_fraction", "xr_bone_edge_elongation",
               "xr_bone_edge_length_mm", "mri_void_fraction"):
         d.pop(k)
     d["threshold_unit"] = "HU"
@@ -394,8 +410,16 @@ def refine_edges(image: np.ndarray, geometry: Geometry, groups: list[np.ndarray]
     if is_2d:
         pad_vox[0] = 0
     grow_ball = _ball(sp, grow, is_2d)
-    inner_ball = _ball(sp, 1.01 * step, is_2d)
-    outer_ball = _ball(sp, 3.01 * step, is_2d)
+    # the shell for the background skips the lesion's own partial-volume layer: at least
+    # one voxel along every axis (thick MRI slices), and reaches two voxels beyond that
+    one = ndimage.generate_binary_structure(3, 1)
+    if is_2d:
+        one[0] = False
+        one[2] = False
+    b1 = _ball(sp, 1.01 * step, is_2d)
+    inner_ball = _pad_to(b1, one.shape) | _pad_to(one, b1.shape)
+    outer_r = max(3.01 * step, 2.01 * (sp[1:].max() if is_2d else sp.max()))
+    outer_ball = _ball(sp, outer_r, is_2d)
     struct = _structure(connectivity, is_2d)
     out = []
     flat_img = image.reshape(-1)
@@ -526,7 +550,8 @@ def _fit_background(win: np.ndarray, ring: np.ndarray, quadratic: bool) -> np.nd
 
 
 def _outline_2d(img: np.ndarray, seed_rc: tuple[int, int], scale_mm: float, spacing_xy, taken: np.ndarray,
-                region: np.ndarray | None, fraction: float, min_contrast: float, sigma: float) -> tuple[np.ndarray, float] | None:
+                region: np.ndarray | None, fraction: float, min_contrast: float, sigma: float,
+                max_diameter_mm: float = 15.0) -> tuple[np.ndarray, float] | None:
     """One lesion's outline around a seed pixel (a blob of scale ``scale_mm``).
 
     The background is a robust plane fitted on an annulus around the seed, beyond the
@@ -534,12 +559,14 @@ def _outline_2d(img: np.ndarray, seed_rc: tuple[int, int], scale_mm: float, spac
     where the excess over that plane reaches ``fraction`` of the lesion's peak excess
     (never below 2.5 noise SD), inside the annulus and connected to the seed.  When
     the outline reaches the annulus, the lesion is bigger than the blob suggested: the
-    annulus is moved out and the step repeated."""
+    annulus is moved out and the step repeated, up to ``max_diameter_mm``; a structure
+    still reaching it then is not a compact lesion (a bone, a skin fold) and is dropped."""
     sx, sy = spacing_xy
     r0, c0 = seed_rc
     r_blob = max(scale_mm * np.sqrt(2.0), 1.0 * max(sx, sy))
-    for _ in range(4):
-        r_in = 2.0 * r_blob + 0.5
+    r_limit = max_diameter_mm / 2.0
+    while True:
+        r_in = min(2.0 * r_blob + 0.5, r_limit + 0.5)
         r_out = r_in + 1.0
         ry, rx = int(np.ceil(r_out / sy)) + 1, int(np.ceil(r_out / sx)) + 1
         rs = slice(max(r0 - ry, 0), min(r0 + ry + 1, img.shape[0]))
@@ -572,8 +599,10 @@ def _outline_2d(img: np.ndarray, seed_rc: tuple[int, int], scale_mm: float, spac
             return None
         mask = np.isin(lab, ids)
         reach = dist[mask].max()
-        if reach < r_in - 1.5 * max(sx, sy) or r_blob > 12.0:
+        if reach < r_in - 1.5 * max(sx, sy):
             break
+        if r_in >= r_limit + 0.5:
+            return None
         r_blob *= 1.6
     out = np.zeros(img.shape, bool)
     out[rs, cs] = mask
@@ -617,7 +646,7 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
         if taken[r, c]:
             continue
         got = _outline_2d(img, (int(r), int(c)), float(scale[r, c]), (sx, sy), taken, reg2,
-                          fraction if fraction is not None else 0.5, min_contrast, sigma)
+                          fraction if fraction is not None else 0.5, min_contrast, sigma, params.xr_max_lesion_mm)
         if got is None:
             continue
         mask, peak = got
@@ -636,8 +665,8 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
         sources.append("radiograph")
     lesions = build_lesion_set(groups, sources, geom, params)
     d = params.to_dict()
-    for k in ("cortical_hu", "min_bone_mm3", "min_marrow_mm3", "cortex_max_mm", "rim_mm", "exclude_bone",
-              "edge_fraction"):
+    for k in ("cortical_hu", "min_bone_mm3", "min_marrow_mm3", "marrow_contrast_hu", "cortex_max_mm", "rim_mm",
+              "exclude_bone", "edge_fraction"):
         d.pop(k)
     d.update({"threshold_unit": "image units (minimum peak contrast above local background)",
               "threshold_used": min_contrast, "noise_sd_estimate": sigma, "min_size_unit": "mm2",
@@ -709,8 +738,8 @@ def detect_mri(volume: Volume, params: DetectParams, region: np.ndarray | None,
                               connectivity=params.connectivity)
     lesions = build_lesion_set(groups, ["mri void"] * len(groups), geom, params)
     d = params.to_dict()
-    for k in ("cortical_hu", "min_bone_mm3", "min_marrow_mm3", "cortex_max_mm", "rim_mm", "exclude_bone",
-              "tophat_radius_mm", "xr_noise_k", "xr_edge_fraction", "xr_bone_edge_elongation", "xr_bone_edge_length_mm"):
+    for k in ("cortical_hu", "min_bone_mm3", "min_marrow_mm3", "marrow_contrast_hu", "cortex_max_mm", "rim_mm",
+              "exclude_bone", "xr_max_lesion_mm", "xr_noise_k", "xr_edge_fraction", "xr_bone_edge_elongation", "xr_bone_edge_length_mm"):
         d.pop(k)
     d.update({"threshold_unit": "image units (voxels at or below are candidates)", "threshold_used": thr,
               "region_border_median": border, "min_size_unit": "mm3", "region_voxels": int(reg.sum())})

@@ -335,28 +335,33 @@ def _joint_list(hand: HandModel) -> list[tuple[str, str, np.ndarray]]:
 
 
 def make_patient(side: str = "R", seed: int = 0, sites: list | None = None, translation=(0.0, 0.0, 0.0),
-                 max_tries: int = 4000) -> HandPatient:
+                 max_tries: int = 4000, volumes=None, gaps=None) -> HandPatient:
     """The synthetic patient: one hand with lesions at the given sites (default
-    :data:`DEFAULT_SITES`), sizes log-normal, placed by rejection sampling so that every
-    truth value follows from the geometry with margins (see module docstring)."""
+    :data:`DEFAULT_SITES`), sizes log-normal (or ``volumes``, mm³, one per site), placed by
+    rejection sampling so that every truth value follows from the geometry with margins
+    (see module docstring).  ``gaps`` (mm, one per site) fixes the distance of
+    periarticular lesions to bone."""
     rng = np.random.default_rng(seed)
     hand = build_hand(side, translation)
     sites = list(DEFAULT_SITES if sites is None else sites)
-    vols = np.sort(sample_volumes(len(sites), rng))[::-1]
+    vols = np.sort(sample_volumes(len(sites), rng))[::-1] if volumes is None else None
     # big lesions go where there is room (the wrist, then fingertip pads, then shafts), small ones at joints
     room = {"wrist": 0, "distal_phalanx": 1, "other": 2}
     rank = sorted(range(len(sites)), key=lambda k: (room.get(sites[k].zone, 3) if sites[k].kind == "subcutaneous"
                                                     else 4, rng.random()))
     assigned = np.empty(len(sites))
-    for k_site, v in zip(rank, vols):
-        assigned[k_site] = v
+    if volumes is None:
+        for k_site, v in zip(rank, vols):
+            assigned[k_site] = v
+    else:
+        assigned[:] = np.asarray(volumes, float)
     joints = _joint_list(hand)
     lesions: list[PhantomLesion] = []
     for n, (site, vol) in enumerate(zip(sites, assigned), start=1):
         les = None
         for attempt in range(max_tries):
             shrink = 0.85 ** (attempt // 400)  # if a site cannot hold the lesion, make it smaller
-            cand = _propose(hand, site, vol * shrink, rng, n)
+            cand = _propose(hand, site, vol * shrink, rng, n, None if gaps is None else gaps[n - 1])
             if cand is None:
                 continue
             if _accept(hand, cand, site, lesions, joints):
@@ -368,7 +373,7 @@ def make_patient(side: str = "R", seed: int = 0, sites: list | None = None, tran
     return HandPatient(hand, lesions, seed)
 
 
-def _propose(hand: HandModel, site: Site, vol: float, rng, n: int) -> PhantomLesion | None:
+def _propose(hand: HandModel, site: Site, vol: float, rng, n: int, gap: float | None = None) -> PhantomLesion | None:
     aspect = rng.uniform(1.0, 1.6, size=2)
     # semi-axes (along the ray, lateral, radial) with the given volume
     base = (vol / (4.0 / 3.0 * np.pi * aspect[0] * aspect[1])) ** (1 / 3)
@@ -422,7 +427,7 @@ def _propose(hand: HandModel, site: Site, vol: float, rng, n: int) -> PhantomLes
     les = PhantomLesion(n, f"lesion_{n:02d}", hand.side, digit, site.zone, site.kind, np.asarray(center, float),
                         tuple(float(v) for v in semi), R, hu, mr, site_digit=site.digit)
     if site.kind == "periarticular" and site.digit != "carpus":
-        target = rng.choice([0.0, 0.3, 0.5, 0.8])
+        target = rng.choice([0.0, 0.3, 0.5, 0.8]) if gap is None else gap
         if not _set_gap(hand, les, radial, target):
             return None
     return les
@@ -814,3 +819,76 @@ def truth_table(patient: HandPatient, to_image=None, xr: Radiograph | None = Non
                         "xr_overlaps_lesion": overlaps_les[les.lesion_id]})
         t.append(row)
     return t
+
+
+# ---------------------------------------------------------------------- per-modality phantoms
+#: the MRI session finds the hand a little elsewhere in the scanner (landmarks differ)
+MR_TRANSLATION = (4.0, -3.0, 6.0)
+
+
+@dataclass
+class ModalityPhantom:
+    modality: str                 # 'CT', 'MR', 'XR'
+    array: np.ndarray             # [k, j, i] (XR: one slice)
+    geometry: Geometry
+    truth: Table
+    landmarks: list               # [(label, RAS in this image)]
+    patient: HandPatient
+    regions: np.ndarray | None = None        # MRI: the regions a reader draws (label = lesion id)
+    outlines: np.ndarray | None = None       # XR: each lesion's true shadow (label = lesion id)
+    radiograph: Radiograph | None = None
+
+
+def ct_phantom(side: str = "R", seed: int = 0, spacing=(0.5, 0.5, 0.5), size_ijk=None, noise_sd: float = 18.0,
+               patient: HandPatient | None = None) -> ModalityPhantom:
+    p = patient or make_patient(side, seed)
+    g = ct_geometry(p, spacing, size_ijk)
+    arr = add_noise(render_anatomy(p, g, "CT"), "CT", noise_sd, seed)
+    arr = np.clip(np.round(arr), -1024, 3071).astype(np.int16)
+    return ModalityPhantom("CT", arr, g, truth_table(p), p.hand.landmarks(), p)
+
+
+def mr_phantom(side: str = "R", seed: int = 0, spacing=(0.5, 0.5, 1.5), noise_sd: float = 15.0,
+               region_margin_mm: float = 1.5, min_visible_mm: float = 1.5) -> ModalityPhantom:
+    p = make_patient(side, seed, translation=MR_TRANSLATION)
+    g = mr_geometry(p, spacing)
+    arr = add_noise(render_anatomy(p, g, "MR"), "MR", noise_sd, seed)
+    arr = np.clip(np.round(arr), 0, 4095).astype(np.uint16)
+    regions = lesion_regions(p, g, region_margin_mm, min_visible_mm)
+    return ModalityPhantom("MR", arr, g, truth_table(p), p.hand.landmarks(), p, regions=regions)
+
+
+def xr_phantom(side: str = "R", seed: int = 0, spacing: float = 0.2, noise_sd: float = 6.0) -> ModalityPhantom:
+    p = make_patient(side, seed)
+    xr = render_radiograph(p, spacing, noise_sd=noise_sd, seed=seed)
+    truth = truth_table(p, xr.to_image_ras, xr)
+    lms = [(lab, xr.to_image_ras(pos)[0]) for lab, pos in p.hand.landmarks()]
+    outlines = np.zeros(xr.image.shape, np.uint16)
+    for les in p.lesions:
+        sl, m = lesion_shadow(les, xr)
+        sub = outlines[sl]
+        sub[m] = les.lesion_id
+    arr = np.clip(np.round(xr.image), 0, 65535).astype(np.uint16)[None]
+    return ModalityPhantom("XR", arr, xr.geometry, truth, lms, p, outlines=outlines[None], radiograph=xr)
+
+
+def lesion_regions(patient: HandPatient, geometry: Geometry, margin_mm: float = 1.5,
+                   min_diameter_mm: float = 1.5) -> np.ndarray:
+    """What a reader draws on MRI: around each lesion big enough to see, ``margin_mm``
+    beyond it, not over bone (label = lesion id)."""
+    out = np.zeros(geometry.shape, np.uint16)
+    for les in patient.lesions:
+        if les.max_diameter_mm < min_diameter_mm:
+            continue
+        grown = EllipsoidSolid(tuple(les.center), tuple(np.asarray(les.semi) + margin_mm), tuple(map(tuple, les.R)))
+        lo, hi = grown.bbox()
+        box = _index_box(geometry, lo, hi, 0.0)
+        if box is None:
+            continue
+        a, b = box
+        pts = _grid_points(geometry, a, b)
+        inside = (grown.sdf(pts) <= 0) & (patient.hand.bone_sdf(pts) > 0)
+        sl = (slice(a[2], b[2] + 1), slice(a[1], b[1] + 1), slice(a[0], b[0] + 1))
+        sub = out[sl]
+        sub[inside & (sub == 0)] = les.lesion_id
+    return out
