@@ -12,7 +12,11 @@ from CalcinosisLib.tables import Table
 
 
 def run_cli(*argv) -> int:
-    return cli_main([str(a) for a in argv])
+    """The ``calcinosis`` command in-process; argument errors (argparse) give their exit code too."""
+    try:
+        return cli_main([str(a) for a in argv])
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
 
 
 def read(path: Path) -> Table:
