@@ -73,6 +73,7 @@ class DetectParams:
     marrow_contrast_hu: float = 300.0
     cortex_max_mm: float = 2.0
     rim_mm: float = 0.5
+    bone_sliver_mm: float = 1.0
     # radiograph
     xr_max_lesion_mm: float = 15.0
     xr_noise_k: float = 5.0
@@ -87,7 +88,8 @@ class DetectParams:
             raise InputError(f"--connectivity: expected one of {', '.join(CONNECTIVITIES)}, got {self.connectivity!r}")
         if self.boundary not in BOUNDARIES:
             raise InputError(f"--boundary: expected one of {', '.join(BOUNDARIES)}, got {self.boundary!r}")
-        for name in ("min_size", "cortex_max_mm", "rim_mm", "min_bone_mm3", "min_marrow_mm3", "marrow_contrast_hu"):
+        for name in ("min_size", "cortex_max_mm", "rim_mm", "min_bone_mm3", "min_marrow_mm3", "marrow_contrast_hu",
+                     "bone_sliver_mm"):
             v = getattr(self, name)
             if not (v >= 0) or not np.isfinite(v):
                 raise InputError(f"--{name.replace('_', '-')}: expected a number >= 0, got {v!r}")
@@ -184,7 +186,7 @@ def build_lesion_set(groups: list[np.ndarray], sources: list[str], geometry: Geo
         keep = filtered
     keep.sort(key=lambda t: t[0])
     n = len(keep)
-    dtype = np.uint16 if n < 65535 else np.int32
+    dtype = np.uint8 if n < 255 else (np.uint16 if n < 65535 else np.int32)
     labels = np.zeros(geometry.shape, dtype=dtype)
     flat = labels.reshape(-1)
     idx_parts, lab_parts = [], []
@@ -226,24 +228,57 @@ def _planar_structures() -> list[np.ndarray]:
 _PLANAR = _planar_structures()
 
 
+def label_candidates(mask: np.ndarray, connectivity: str) -> tuple[np.ndarray, int]:
+    """Connected components of a 3D mask with SimpleITK (multi-threaded): (uint32 labels, count)."""
+    import SimpleITK as sitk
+    img = sitk.GetImageFromArray(np.ascontiguousarray(mask).view(np.uint8))
+    f = sitk.ConnectedComponentImageFilter()
+    f.SetFullyConnected(connectivity == "full")
+    out = f.Execute(img)
+    return sitk.GetArrayFromImage(out), int(f.GetObjectCount())
+
+
+def _marrow(dense: np.ndarray, h: np.ndarray, params: DetectParams, vox: float) -> np.ndarray | None:
+    """Marrow cavities of one component: regions enclosed by its dense voxels (in 3D, or
+    else in cross-section), big enough and much less dense than the shell around them."""
+    face = ndimage.generate_binary_structure(3, 1)
+    for attempt in ("3d", "planar"):
+        if attempt == "3d":
+            cavity = ndimage.binary_fill_holes(dense) & ~dense
+        else:  # a cavity open at a thin bone end is still enclosed in cross-section
+            cavity = np.zeros(dense.shape, bool)
+            for planar in _PLANAR:
+                cavity |= ndimage.binary_fill_holes(dense, structure=planar) & ~dense
+        if not cavity.any():
+            continue
+        cav_lab, n_cav = ndimage.label(cavity, structure=face)
+        cav_size = np.bincount(cav_lab.ravel())[1:] * vox
+        # noise holes inside a lesion whose density is near the cortical level are not marrow
+        ring_lab = ndimage.grey_dilation(cav_lab, footprint=face) * (dense & (cav_lab == 0))
+        ids = np.arange(1, n_cav + 1)
+        inside_mean = np.asarray(ndimage.mean(h, cav_lab, ids))
+        ring_mean = np.asarray(ndimage.mean(h, ring_lab, ids))
+        good = ids[(cav_size >= params.min_marrow_mm3) & (ring_mean - inside_mean >= params.marrow_contrast_hu)]
+        if good.size:
+            return np.isin(cav_lab, good)
+    return None
+
+
 def find_bone_ct(hu: np.ndarray, geometry: Geometry, candidate: np.ndarray, params: DetectParams,
                  comp_labels: np.ndarray | None = None, n_comp: int | None = None,
-                 progress: Progress | None = None) -> tuple[np.ndarray, list[tuple[tuple[slice, ...], int]]]:
-    """Bone voxels among the candidate voxels (see module docstring).
-
-    Returns the bone mask (full grid) and the list of (crop, component label) analysed."""
+                 progress: Progress | None = None, objects: list | None = None) -> np.ndarray:
+    """Bone voxels among the candidate voxels (see module docstring), as a mask on the grid."""
     if comp_labels is None:
-        comp_labels, n_comp = _components(candidate, params.connectivity, False)
+        comp_labels, n_comp = label_candidates(candidate, params.connectivity)
     sp = _spacing_kji(geometry)
     vox = geometry.voxel_volume_mm3
     bone = np.zeros(hu.shape, dtype=bool)
-    objs = ndimage.find_objects(comp_labels)
-    analysed = []
+    objs = objects if objects is not None else ndimage.find_objects(comp_labels)
     min_vox = params.min_bone_mm3 / vox
     big = [(k + 1, sl) for k, sl in enumerate(objs) if sl is not None
            and np.prod([s.stop - s.start for s in sl]) >= min_vox]
-    face = ndimage.generate_binary_structure(3, 1)
     rim_ball = _ball(sp, params.rim_mm) | ndimage.generate_binary_structure(3, 1)  # at least one voxel each way
+    full = np.ones((3, 3, 3), bool)
     for count, (lab_id, sl) in enumerate(big):
         report(progress, count / max(len(big), 1), "finding bone")
         sl = _grow_box(sl, (1, 1, 1), hu.shape)
@@ -254,35 +289,76 @@ def find_bone_ct(hu: np.ndarray, geometry: Geometry, candidate: np.ndarray, para
         dense = comp & (h >= params.cortical_hu)
         if not dense.any():
             continue
-        cavity = ndimage.binary_fill_holes(dense) & ~dense
-        for planar in _PLANAR:   # slice-wise too: a cavity open at a thin bone end is still enclosed in cross-section
-            cavity |= ndimage.binary_fill_holes(dense, structure=planar) & ~dense
-        if not cavity.any():
+        marrow = _marrow(dense, h, params, vox)
+        if marrow is None:
             continue
-        cav_lab, n_cav = ndimage.label(cavity, structure=face)
-        cav_size = np.bincount(cav_lab.ravel())[1:] * vox
-        # a marrow cavity is much less dense than the shell around it; noise holes inside a
-        # lesion whose density is near the cortical level are not
-        ring_lab = ndimage.grey_dilation(cav_lab, footprint=face) * (dense & (cav_lab == 0))
-        ids = np.arange(1, n_cav + 1)
-        inside_mean = np.asarray(ndimage.mean(h, cav_lab, ids))
-        ring_mean = np.asarray(ndimage.mean(h, ring_lab, ids))
-        good = ids[(cav_size >= params.min_marrow_mm3) & (ring_mean - inside_mean >= params.marrow_contrast_hu)]
-        if good.size == 0:
-            continue
-        marrow = np.isin(cav_lab, good)
         # dense voxels connected to the marrow (its cortex), not dense lesions beside it
-        dense_lab, _ = ndimage.label(dense, structure=np.ones((3, 3, 3), bool))
-        touching = np.unique(dense_lab[ndimage.binary_dilation(marrow, structure=np.ones((3, 3, 3), bool)) & dense])
+        dense_lab, _ = ndimage.label(dense, structure=full)
+        touching = np.unique(dense_lab[ndimage.binary_dilation(marrow, structure=full) & dense])
         touching = touching[touching > 0]
         shell = np.isin(dense_lab, touching)
         dist = ndimage.distance_transform_edt(~marrow, sampling=sp)
         core = marrow | (shell & (dist <= params.cortex_max_mm))
         rim = ndimage.binary_dilation(core, structure=rim_ball) & comp & ~dense
-        b = (core | rim) & comp
-        bone[sl] |= b
-        analysed.append((sl, lab_id))
-    return bone, analysed
+        bone[sl] |= (core | rim) & comp
+    return bone
+
+
+def _drop_bone_slivers(groups: list[np.ndarray], sources: list[str], bone: np.ndarray, geometry: Geometry,
+                       sliver_mm: float) -> tuple[list[np.ndarray], list[str]]:
+    """Drop candidates lying against bone that never get farther than ``sliver_mm`` from
+    it: the partial-volume edge of a bone, not a deposit (a real deposit touching bone
+    reaches beyond that; one thinner than it cannot be told from bone in the image)."""
+    if sliver_mm <= 0:
+        return groups, sources
+    sp = _spacing_kji(geometry)
+    shape = bone.shape
+    flat = bone.reshape(-1)
+    pad = tuple(int(v) for v in np.ceil(sliver_mm / sp) + 2)
+    keep_g, keep_s = [], []
+    for g, src in zip(groups, sources):
+        kji = np.unravel_index(g, shape)
+        near = np.zeros(g.size, bool)
+        for axis in range(3):
+            for step in (-1, 1):
+                nb = list(kji)
+                nb[axis] = kji[axis] + step
+                ok = (nb[axis] >= 0) & (nb[axis] < shape[axis])
+                near |= ok & flat[np.ravel_multi_index(tuple(np.where(ok, c, 0) for c in nb), shape)]
+        if not near.any():
+            keep_g.append(g)
+            keep_s.append(src)
+            continue
+        sl = _grow_box(tuple(slice(int(c.min()), int(c.max()) + 1) for c in kji), pad, shape)
+        dist = ndimage.distance_transform_edt(~bone[sl], sampling=sp)
+        local = tuple(c - s_.start for c, s_ in zip(kji, sl))
+        if dist[local].max() > sliver_mm:
+            keep_g.append(g)
+            keep_s.append(src)
+    return keep_g, keep_s
+
+
+def _bounding_box(mask: np.ndarray, pad: tuple[int, int, int]) -> tuple[slice, slice, slice] | None:
+    pk = np.flatnonzero(mask.any(axis=(1, 2)))
+    if pk.size == 0:
+        return None
+    pj = np.flatnonzero(mask.any(axis=(0, 2)))
+    pi = np.flatnonzero(mask.any(axis=(0, 1)))
+    return _grow_box((slice(pk[0], pk[-1] + 1), slice(pj[0], pj[-1] + 1), slice(pi[0], pi[-1] + 1)), pad, mask.shape)
+
+
+def _sub_geometry(geometry: Geometry, box: tuple[slice, slice, slice]) -> Geometry:
+    off = np.array([box[2].start, box[1].start, box[0].start], float)
+    size = (box[2].stop - box[2].start, box[1].stop - box[1].start, box[0].stop - box[0].start)
+    return Geometry.create(size, geometry.spacing, geometry.ijk_to_ras(off), geometry.direction)
+
+
+def _to_full(groups: list[np.ndarray], box: tuple[slice, slice, slice], local_shape, full_shape) -> list[np.ndarray]:
+    out = []
+    for g in groups:
+        kk, jj, ii = np.unravel_index(g, local_shape)
+        out.append(np.ravel_multi_index((kk + box[0].start, jj + box[1].start, ii + box[2].start), full_shape))
+    return out
 
 
 def detect_ct(volume: Volume, params: DetectParams, region: np.ndarray | None = None,
@@ -292,30 +368,45 @@ def detect_ct(volume: Volume, params: DetectParams, region: np.ndarray | None = 
     if volume.is_2d:
         raise InputError("CT detection needs a 3D image; this image is 2D (a radiograph? use --modality xr)")
     geom = volume.geometry
-    hu = volume.array
     report(progress, 0.0, "thresholding")
-    cand = hu >= params.threshold
+    cand_full = volume.array >= params.threshold
     if region is not None:
-        cand &= region.astype(bool, copy=False)
+        cand_full &= region.astype(bool, copy=False)
     if exclude is not None:
-        cand &= ~exclude.astype(bool, copy=False)
-    struct = _structure(params.connectivity, False)
-    comp, n = ndimage.label(cand, structure=struct)
+        cand_full &= ~exclude.astype(bool, copy=False)
+    # everything below happens inside the candidates' bounding box (plus room for outlines)
+    sp = _spacing_kji(geom)
+    pad = tuple(int(v) for v in np.ceil(4.0 / sp) + 1)
+    box = _bounding_box(cand_full, pad)
+    bone_full = np.zeros(geom.shape, bool) if params.exclude_bone else None
+    if box is None:
+        lesions = build_lesion_set([], [], geom, params)
+        return Detection(lesions, "CT", _ct_param_dict(params), bone_full, np.zeros(0, bool))
+    hu = volume.array[box]
+    cand = cand_full[box]
+    del cand_full
+    sub = _sub_geometry(geom, box)
+    comp, n = label_candidates(cand, params.connectivity)
+    objs = ndimage.find_objects(comp)
     report(progress, 0.15, f"{n} candidate components")
     bone = np.zeros(hu.shape, bool)
     if params.exclude_bone and n:
-        bone, _ = find_bone_ct(hu, geom, cand, params, comp, n, progress.sub(0.15, 0.6) if progress else None)
+        bone = find_bone_ct(hu, sub, cand, params, comp, n, progress.sub(0.15, 0.6) if progress else None, objs)
     report(progress, 0.6, "separating lesions from bone")
-    lesion_mask_groups, sources = _lesion_groups_after_bone(comp, n, bone, params, geom)
-    notes = []
-    groups = lesion_mask_groups
+    groups, sources = _lesion_groups_after_bone(comp, n, bone, params, sub, objs)
+    del comp
     if params.boundary == "half-max":
         report(progress, 0.75, f"drawing {len(groups)} lesion outlines")
-        groups = refine_edges(hu, geom, groups, bone, params.edge_fraction, below=False,
+        groups = refine_edges(hu, sub, groups, bone, params.edge_fraction, below=False,
                               connectivity=params.connectivity)
-    lesions = build_lesion_set(groups, sources, geom, params, notes)
-    touches = _touches(lesions, bone)
-    det = Detection(lesions, "CT", _ct_param_dict(params), bone if params.exclude_bone else None, touches)
+    if params.exclude_bone and bone.any():
+        groups, sources = _drop_bone_slivers(groups, sources, bone, sub, params.bone_sliver_mm)
+    groups = _to_full(groups, box, hu.shape, geom.shape)
+    if bone_full is not None:
+        bone_full[box] = bone
+    lesions = build_lesion_set(groups, sources, geom, params)
+    touches = _touches(lesions, bone_full)
+    det = Detection(lesions, "CT", _ct_param_dict(params), bone_full, touches)
     report(progress, 1.0, f"{lesions.n} lesions")
     return det
 
@@ -331,7 +422,7 @@ def _ct_param_dict(params: DetectParams) -> dict:
 
 
 def _lesion_groups_after_bone(comp: np.ndarray, n: int, bone: np.ndarray, params: DetectParams,
-                              geom: Geometry) -> tuple[list[np.ndarray], list[str]]:
+                              geom: Geometry, objs: list | None = None) -> tuple[list[np.ndarray], list[str]]:
     """Flat voxel indices of each lesion: candidate components minus bone, split again
     where bone removal left separate pieces."""
     idx = np.flatnonzero(comp)
@@ -346,7 +437,7 @@ def _lesion_groups_after_bone(comp: np.ndarray, n: int, bone: np.ndarray, params
     ends = np.r_[starts[1:], lab.size]
     touched = set(np.unique(comp[bone]).tolist()) if bone.any() else set()
     touched.discard(0)
-    objs = ndimage.find_objects(comp)
+    objs = objs if objs is not None else ndimage.find_objects(comp)
     struct = _structure(params.connectivity, geom.is_2d)
     groups, sources = [], []
     for a, b in zip(starts, ends):

@@ -121,3 +121,17 @@ def test_threshold_volume_score_is_biased_as_physics_says(hand_data):
     table = measure_lesions(det.lesions, vol)
     dense = [(t, m) for t, m in matched(table, truth) if m is not None and t["ct_hu"] >= 600 and t["min_diameter_mm"] >= 3]
     assert dense and all(m["volume_mm3"] > t["volume_mm3"] for t, m in dense)
+
+
+def test_anisotropic_grid_like_a_clinical_hand_ct():
+    """Thin in-plane pixels and thicker slices (as the benchmark's 512x512x300 CT): bone
+    edges across slices must not turn into small 'lesions', lesions >= 2 mm are all found."""
+    P = ph.ct_phantom("L", 7, spacing=(0.35, 0.35, 0.8))
+    vol = Volume(P.array, P.geometry, {"modality": "CT", "intensity_unit": "HU"})
+    from CalcinosisQuantLib import landmarks as lmk
+    res = hand_pipeline.measure_hand(vol, "CT", hand_pipeline.detect_lesions(vol, "CT").lesions,
+                                     lmk.landmarks_from_points(P.landmarks))
+    pairs = matched(res.lesions_table, P.truth)
+    assert not [t["name"] for t, m in pairs if m is None and t["max_diameter_mm"] >= 2.0]
+    assert not unmatched_measured(res.lesions_table, P.truth)
+    assert all(t["digit"] == m["digit"] and t["side"] == m["side"] == "L" for t, m in pairs if m is not None)
