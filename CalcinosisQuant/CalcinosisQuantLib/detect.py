@@ -7,19 +7,25 @@ reviews and edits, and the command line writes it as ``lesions.seg.nrrd``.
 
 **CT.**  Candidates are voxels at or above the threshold (default 130 HU).  Bone is
 recognised by what makes it bone: a dense cortical shell (>= ``cortical_hu``) *enclosing*
-a less dense marrow cavity.  Per connected candidate component large enough to hold bone,
-the enclosed cavities of the dense voxels are found (3D and slice-wise hole filling),
-and bone = cavity + the dense voxels connected to it that lie within ``cortex_max_mm``
-of it + the partial-volume rim of those (``rim_mm``).  What is left is lesion, so a
+a marrow cavity at least ``marrow_contrast_hu`` less dense than the shell.  Per connected
+candidate component large enough to hold bone, the enclosed cavities of the dense voxels
+are found (3D, else slice-wise hole filling), and bone = cavity + the dense voxels
+connected to it that lie within ``cortex_max_mm`` of it + the partial-volume rim of those
+(``rim_mm``, at least one voxel).  Candidates against bone that never get farther than
+``bone_sliver_mm`` from it are bone edge, not deposits.  What is left is lesion, so a
 deposit touching bone stays a lesion and loses only the layer it shares with the bone's
 rim ("kept apart as far as the image allows").  A solid dense lesion has no enclosed
 cavity and is never taken for bone, whatever its size or density.
 
-**Radiograph.**  Seeds are pixels standing out of a white top-hat (an opening with a disc
-of ``tophat_radius_mm``) by more than a threshold (default: ``k`` times the image noise,
-estimated robustly); seeds that are long and thin (bone edges: their cortex projects as
-bright lines) are dropped; each seed then grows to its full outline against the local
-background (next paragraph), so lesions larger than the disc are measured whole.
+**Radiograph.**  Seeds are bright blobs (scale-normalised Hessian: the image curves down
+in every direction, so edges and lines do not respond) whose excess over a plane fitted on
+an annulus around them exceeds the threshold (default ``xr_noise_k`` times the image noise,
+estimated robustly); each is outlined where its excess reaches ``xr_edge_fraction`` of its
+peak, the annulus moving out when the outline reaches it (up to ``xr_max_lesion_mm``);
+long thin results (bone cortex seen edge-on) are dropped.  This is exact where the
+background around a lesion is smooth; over bone and at the skin edge it is not (the
+background of a projection is not known there): on a hand it is a review aid, and
+radiograph areas are best measured from outlines (``--mask``).
 
 **MRI.**  Calcinosis is a signal void: candidates are voxels at or below a threshold
 inside the region the user drew (required); default threshold = ``mri_void_fraction``
@@ -32,7 +38,8 @@ a shell around it, bone and other lesions excluded) and its plateau (mean of its
 by partial volume the way a fixed 130 HU threshold is.  For radiographs the edge is at
 ``xr_edge_fraction`` (0.2) of the peak above background: the shadow of a round lesion
 fades to zero at its outline, and an ellipsoid's shadow cut at a fraction f keeps
-1 - f² of its area (96% at 0.2).  ``boundary='threshold'`` keeps the plain threshold
+1 - f² of its area (96% at 0.2).  Small CT/MRI lesions that are thinner than one voxel
+keep their detected mask.  ``boundary='threshold'`` keeps the plain threshold
 mask (the classic calcium volume score).
 """
 
