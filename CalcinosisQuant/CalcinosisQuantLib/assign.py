@@ -45,7 +45,7 @@ from CalcinosisLib.geometry import Geometry
 from CalcinosisLib.lesions import LesionSet
 from CalcinosisLib.tables import Column, Table
 
-from .anatomy import DIGITS, LandmarkKey, ZONES, digit_points
+from .anatomy import DIGITS, LandmarkKey, digit_points
 from .landmarks import HandLandmarks, check_against_image
 
 #: typical metacarpal / proximal-phalanx length ratios (adult hands), to place a finger's
@@ -202,6 +202,8 @@ DETAIL_COLUMNS = [
     Column("proximal_to_base_mm", "double", "mm", "How far the centroid lies proximal to that ray's base (0 if not)"),
     Column("nearest_joint", "string", "", "Nearest joint centre (label), by the lesion's nearest voxel"),
     Column("distance_to_joint_mm", "double", "mm", "Distance from the lesion's nearest voxel to that joint centre"),
+    Column("touches_bone", "int", "", "CT detection: 1 if the lesion shares a face with the voxels taken for bone "
+                                      "(kept apart from it; check its outline), 0 if not; empty otherwise"),
 ]
 
 
@@ -372,10 +374,6 @@ def _sides(lm: HandLandmarks, lat: str | None, assigned: list | None = None) -> 
     for a in assigned or []:
         s.add(a)
     return sorted(s, key=lambda v: ("R", "L", "unknown").index(v))
-
-
-def zone_is_valid(z) -> bool:
-    return z is None or z in ZONES
 
 
 __all__ = ["AssignParams", "Assignment", "Ray", "build_rays", "assign_lesions", "lesion_points",

@@ -116,6 +116,9 @@ def measure_hand(volume: Volume, modality: str, lesions: LesionSet, landmarks: H
     else:
         cen = np.zeros((0, 3))
     assignment = assign_lesions(lesions, cen, landmarks, assign_params, volume.meta.get("laterality"))
+    if detection is not None and detection.touches_bone is not None and len(detection.touches_bone) == lesions.n:
+        for row in assignment.details.rows:
+            row["touches_bone"] = int(detection.touches_bone[row["lesion_id"] - 1])
     lt = hand_lesion_table(engine, assignment)
     dt = digit_table(lt, m, assignment, volume.is_2d)
     ht = hand_table(lt, m, assignment, volume.is_2d)

@@ -205,3 +205,15 @@ def test_landmark_template(tmp_path, hand_data, capsys):
     assert run_cli("hand", hand_data / "mri" / "mri", "--roi", hand_data / "mri" / "regions.seg.nrrd",
                    "--landmarks", tmp_path / "t.mrk.json", "-o", tmp_path / "o", "-q") == 0
     assert "no placed hand landmark" in _err(capsys)
+
+
+def test_assignment_details_flag_lesions_separated_from_bone(hand_results):
+    details = read(hand_results / "ct" / "lesion_assignment.csv")
+    lesions = read(hand_results / "ct" / "lesions.csv")
+    assert [r["lesion_id"] for r in details.rows] == [r["lesion_id"] for r in lesions.rows]
+    flags = {r["touches_bone"] for r in details.rows}
+    assert flags == {0, 1}
+    # only periarticular deposits sit against bone in the phantom
+    kinds = {r["lesion_id"]: r["kind"] for r in lesions.rows}
+    assert all(kinds[r["lesion_id"]] == "periarticular" for r in details.rows if r["touches_bone"] == 1)
+    assert {r["touches_bone"] for r in read(hand_results / "mri" / "lesion_assignment.csv").rows} == {None}
