@@ -1,4 +1,16 @@
 """CalcinosisQuantLib: hand calcinosis (radiograph, CT, MRI) - digits, joints, modality comparison.
 
-Slicer-free; built on CalcinosisLib.
+Slicer-free; built on CalcinosisLib.  What the CalcinosisQuant panel (and any script) calls:
+
+* landmarks: :func:`.anatomy.expected_landmark_labels` (the panel's *Create landmark list*),
+  :func:`.landmarks.landmarks_from_points` (from the bridge's ``points_from_markups``),
+  :func:`.landmarks.read_landmarks`, :func:`.landmarks.markups_json_text`;
+* *Detect*: :func:`.hand_pipeline.detect_lesions` (volume, modality, DetectParams, region)
+  -> :class:`.detect.Detection` whose ``lesions`` become the segmentation to edit;
+* *Measure*: :func:`.hand_pipeline.lesions_from_segmentation` (the edited segmentation)
+  and :func:`.hand_pipeline.measure_hand` -> :class:`.hand_pipeline.HandResult` with
+  ``lesions_table``, ``digits_table``, ``hand_table`` and segment names/colours;
+* *Export*: :func:`.hand_pipeline.write_hand_outputs` (the files of ``calcinosis hand``);
+* :mod:`.compare` (study 1 per-digit comparison), :mod:`.structural_form` (study 2 form),
+  :mod:`.phantom_hand` (the synthetic patient with exact truth).
 """
