@@ -238,23 +238,19 @@ def label_image_from_segmentation(segmentation_node, reference: Geometry) -> Lab
         if not ok:
             raise InputError(f"segmentation '{what}': cannot make a binary labelmap from its "
                              f"{segmentation.GetSourceRepresentationName()} representation")
+    # one label layer per distinct labelmap object (segments in a shared layer share it)
     layers: list[np.ndarray] = []
-    layer_index: dict[int, int] = {}
-    for L in range(work.GetNumberOfLayers()):
-        img = work.GetLayerDataObject(L)
-        arr = _layer_on_reference(img, to_world, reference, what) if img is not None else None
-        if arr is None:
-            continue
-        layer_index[L] = len(layers)
-        layers.append(arr)
+    layer_of_image: dict[str, int] = {}
     segments = []
     for sid in ids:
         seg = work.GetSegment(sid)
-        L = work.GetLayerIndex(sid)
-        if L not in layer_index:  # an empty segment
-            layers.append(np.zeros(reference.shape, np.uint8))
-            layer_index[L] = len(layers) - 1
-        segments.append(Segment(seg.GetName(), int(seg.GetLabelValue()), layer_index[L],
+        img = seg.GetRepresentation(BINARY_LABELMAP)
+        key = img.GetAddressAsString("") if img is not None else f"empty:{sid}"
+        if key not in layer_of_image:
+            arr = _layer_on_reference(img, to_world, reference, what) if img is not None else None
+            layers.append(arr if arr is not None else np.zeros(reference.shape, np.uint8))
+            layer_of_image[key] = len(layers) - 1
+        segments.append(Segment(seg.GetName(), int(seg.GetLabelValue()), layer_of_image[key],
                                 tuple(float(c) for c in seg.GetColor()), sid))
     return LabelImage(layers, reference, segments, source=what)
 
