@@ -20,6 +20,12 @@ from typing import Iterator, Sequence
 log = logging.getLogger("CalcinosisLib.mrml")
 
 
+#: A labelmap whose values exceed its colour table (any label image with more than ~256
+#: labels shown with Slicer's default table) makes vtkMRMLColorTableNode report every
+#: missing entry; harmless: the segments get generated colours.
+COLOR_TABLE_RANGE_NOISE = (r"GetColor: requested color entry \d+ is out of table range",)
+
+
 @dataclass(frozen=True)
 class VtkMessage:
     kind: str  # 'error', 'warning', 'text', 'debug'
