@@ -1,0 +1,167 @@
+"""The generic lesion workflow behind the Slicer panels: Detect -> review -> Measure -> Export.
+
+The module Logic classes (``CalcinosisQuant.py``, ``SpineCalcMap.py``) only delegate here,
+so everything is tested headless on ``slicer-core``:
+
+* :func:`detect` - threshold the volume (inside an optional region segmentation, outside an
+  optional exclusion segmentation), split connected lesions, drop those below the minimum
+  size (mm³, mm² for 2D) or present on fewer contiguous axial slices, and show them as a
+  segmentation node with one named, coloured segment per lesion, ready for review in the
+  Segment Editor;
+* :func:`measure` - measure the segmentation *as it is now* (after the user's edits): each
+  segment is one lesion by default (``split_islands=True`` makes each island one, like
+  ``calcinosis measure --mask``), into a lesion table node;
+* :func:`export` - the files ``calcinosis measure`` writes: ``lesions.csv`` (+ schema),
+  ``lesion_labels.nrrd``, ``lesions.seg.nrrd``, ``provenance.json``.
+
+Detection parameters travel with the segmentation node (attribute
+``Calcinosis.DetectionParameters``, JSON) into the provenance of the export.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .. import pipeline, provenance
+from ..errors import InputError
+from ..lesions import LesionParams, LesionSet
+from ..progress import Progress, report
+from ..volume import Volume
+from .segmentations import label_image_from_segmentation, segment_ids, segmentation_from_lesions
+from .tablenodes import table_node_from_table
+from .volumes import volume_from_node
+
+PARAMETERS_ATTRIBUTE = "Calcinosis.DetectionParameters"
+SOURCE_VOLUME_ROLE = "calcinosisSourceVolume"
+
+
+def lesion_params(threshold_low: float | None, threshold_high: float | None = None, below: bool = False,
+                  connectivity: str = "face", min_size: float = 1.0, min_slices: int = 1) -> LesionParams:
+    """Validated detection parameters (a clear :class:`InputError` otherwise)."""
+    if threshold_low is None:
+        raise InputError("threshold: a threshold is needed to detect lesions")
+    p = LesionParams(float(threshold_low), None if threshold_high is None else float(threshold_high), bool(below),
+                     str(connectivity), float(min_size), int(min_slices))
+    p.validate()
+    return p
+
+
+def region_mask(segmentation_node, volume: Volume, what: str = "region") -> np.ndarray | None:
+    """Union of a segmentation's segments on the volume grid (None without a node)."""
+    if segmentation_node is None:
+        return None
+    lab = label_image_from_segmentation(segmentation_node, volume.geometry)
+    if not lab.segments:
+        raise InputError(f"{what} segmentation '{segmentation_node.GetName()}' holds no segment")
+    mask = lab.union()
+    if not mask.any():
+        raise InputError(f"{what} segmentation '{segmentation_node.GetName()}' does not overlap the volume")
+    return mask
+
+
+@dataclass
+class Detection:
+    segmentation_node: object
+    lesions: LesionSet
+    params: LesionParams
+    warnings: list[str] = field(default_factory=list)
+
+
+def detect(volume_node, params: LesionParams, region_node=None, exclude_node=None, segmentation_node=None,
+           names: Sequence[str] | None = None, colors: Sequence[Sequence[float]] | None = None,
+           modality: str | None = None, progress: Progress | None = None, scene=None) -> Detection:
+    """Candidate lesions of a volume node as a segmentation node (one segment per lesion).
+    ``segmentation_node``: reuse this node (its segments are replaced)."""
+    params.validate()
+    report(progress, 0.0, "reading volume")
+    volume = volume_from_node(volume_node, modality=modality, copy=False)
+    region = region_mask(region_node, volume, "region")
+    exclude = region_mask(exclude_node, volume, "exclusion") if exclude_node is not None else None
+    lesions = pipeline.find_lesions(volume, params, region, exclude,
+                                    progress=progress.sub(0.05, 0.85) if progress else None)
+    report(progress, 0.85, f"building {lesions.n} segments")
+    if segmentation_node is None:
+        scene = scene or volume_node.GetScene()
+        segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{volume_node.GetName()} lesions")
+    segmentation_from_lesions(lesions, names, colors, node=segmentation_node, reference_volume_node=volume_node)
+    record = dict(params.to_dict())
+    record["min_size_unit"] = "mm2" if volume.is_2d else "mm3"
+    segmentation_node.SetAttribute(PARAMETERS_ATTRIBUTE, json.dumps(record, sort_keys=True))
+    segmentation_node.SetNodeReferenceID(SOURCE_VOLUME_ROLE, volume_node.GetID())
+    warnings = list(volume.meta.get("warnings", [])) + list(lesions.notes)
+    if lesions.n == 0:
+        warnings.append("no lesion found: lower the threshold or the minimum size, or check the region")
+    report(progress, 1.0, f"{lesions.n} lesions")
+    return Detection(segmentation_node, lesions, params, warnings)
+
+
+def detection_parameters(segmentation_node) -> dict | None:
+    """The parameters :func:`detect` recorded on a segmentation node (None when absent)."""
+    text = segmentation_node.GetAttribute(PARAMETERS_ATTRIBUTE) if segmentation_node is not None else None
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+@dataclass
+class Measurement:
+    table_node: object
+    result: pipeline.LesionResult
+
+
+def measure(volume_node, segmentation_node, table_node=None, split_islands: bool = False,
+            connectivity: str = "face", modality: str | None = None, progress: Progress | None = None,
+            scene=None) -> Measurement:
+    """Measure every segment of ``segmentation_node`` (as edited) on ``volume_node``'s
+    voxels into a lesion table node (``table_node`` is refilled when given)."""
+    if segmentation_node is None:
+        raise InputError("no lesion segmentation selected: run Detect first or choose a segmentation")
+    report(progress, 0.0, "reading volume")
+    volume = volume_from_node(volume_node, modality=modality, copy=True)
+    report(progress, 0.1, "reading segments")
+    labels = label_image_from_segmentation(segmentation_node, volume.geometry)
+    if not labels.segments:
+        volume.warn(f"segmentation '{segmentation_node.GetName()}' holds no segment: no lesions")
+    params = LesionParams(connectivity=connectivity, min_size=0.0, min_slices=1, split_islands=split_islands)
+    result = pipeline.measure_volume(volume, params, segmentation=labels,
+                                     progress=progress.sub(0.2, 0.9) if progress else None)
+    result.inputs = {
+        "image": provenance.describe_volume(volume),
+        "segmentation": {"segments": [s.name for s in labels.segments], "layers": len(labels.layers),
+                         "source": "Slicer segmentation node (as reviewed)"},
+    }
+    detection = detection_parameters(segmentation_node)
+    if detection is not None:
+        result.inputs["detection_parameters"] = detection
+    report(progress, 0.9, "filling table")
+    scene = scene or volume_node.GetScene()
+    table_node = table_node_from_table(result.table, scene=scene, node=table_node,
+                                       name=None if table_node is not None else f"{segmentation_node.GetName()} table")
+    report(progress, 1.0, f"{result.lesions.n} lesions measured")
+    return Measurement(table_node, result)
+
+
+def export(outdir: str | Path, measurement: Measurement | pipeline.LesionResult, force: bool = False,
+           command: str = "CalcinosisQuant (Slicer): measure", case_id: str | None = None,
+           progress: Progress | None = None) -> list[Path]:
+    """Write the files of ``calcinosis measure`` for a measurement.  Refuses to replace an
+    earlier result unless ``force``."""
+    result = measurement.result if isinstance(measurement, Measurement) else measurement
+    extra = {"measured_from": "reviewed segmentation: each segment one lesion"
+             if not result.params.split_islands else "reviewed segmentation: each island one lesion"}
+    if "detection_parameters" in result.inputs:
+        extra["detection"] = result.inputs["detection_parameters"]
+    return pipeline.write_measure_outputs(outdir, result, force=force, command=command, case_id=case_id,
+                                          extra_parameters=extra, progress=progress)
+
+
+__all__ = ["lesion_params", "region_mask", "detect", "Detection", "detection_parameters", "measure",
+           "Measurement", "export", "segment_ids"]
