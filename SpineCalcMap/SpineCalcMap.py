@@ -145,6 +145,11 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
+        self._lastMeasurement = None
+        # the scene is closing anyway: empty our lesion segmentations first, or Slicer spends
+        # minutes removing hundreds of segments from a large shared labelmap one by one
+        from CalcinosisLib.mrml import workflow
+        workflow.release_lesion_segmentations(slicer.mrmlScene)
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:

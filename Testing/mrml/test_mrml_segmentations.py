@@ -219,6 +219,8 @@ def test_closed_surface_segmentation_converted_on_a_copy(mrml_scene):
     ref = Geometry.create((40, 40, 40), (0.4, 0.4, 0.4), (-9.0, -8.0, -7.0))
     lab = mrml.label_image_from_segmentation(node, ref)
     assert not node.GetSegmentation().ContainsRepresentation("Binary labelmap")
+    assert node.GetSegmentation().ContainsRepresentation("Closed surface")  # the copy, not the node, was cleared
+    assert node.GetSegmentation().GetNumberOfSegments() == 1
     vol = lab.mask(lab.segments[0]).sum() * ref.voxel_volume_mm3
     truth = 4 / 3 * np.pi * 5.0 ** 3
     # 0.4 mm voxels on a 5 mm sphere: voxelisation error ~ surface x spacing / 10 ~ 2%; the
@@ -271,3 +273,32 @@ def test_replacing_segments_of_an_existing_node(mrml_scene, blob_lesions):
     assert node.GetSegmentation().GetNumberOfSegments() == 1
     with pytest.raises(ValueError, match="names"):
         mrml.segmentation_from_lesions(blob_lesions, names=["only one"])
+
+
+def test_fast_clear_skips_slicers_per_segment_separation(mrml_scene, blob_lesions):
+    """Slicer's RemoveSegment separates each segment from its shared layer first (two passes
+    over the layer per segment: minutes for 300 lesions on a full CT).  clear_segments_fast
+    must not: the shared image is left as it was (Slicer's path erases each label from it,
+    shown on a second node as the control)."""
+    from CalcinosisLib import mrml
+    from CalcinosisLib.mrml.segmentations import clear_segments_fast, image_array, remove_segmentation_node
+
+    ours = mrml.segmentation_from_lesions(blob_lesions)
+    control = mrml.segmentation_from_lesions(blob_lesions, name="control")
+    ours_layer = ours.GetSegmentation().GetLayerDataObject(0)
+    control_layer = control.GetSegmentation().GetLayerDataObject(0)
+    before = image_array(ours_layer).copy()
+    clear_segments_fast(ours.GetSegmentation())
+    assert ours.GetSegmentation().GetNumberOfSegments() == 0
+    assert np.array_equal(image_array(ours_layer), before)  # no per-segment erase ran
+    # the control: Slicer's own removal of a few segments erases them from the shared layer
+    seg = control.GetSegmentation()
+    for k in (1, 2, 3):
+        seg.RemoveSegment(f"lesion_{k}")
+    after = image_array(control_layer)
+    assert not np.isin(after, [1, 2, 3]).any() and np.isin(before, [1, 2, 3]).any()
+    # replacing the segments of a node goes through the fast path too
+    again = mrml.segmentation_from_lesions(blob_lesions, node=control)
+    assert again.GetSegmentation().GetNumberOfSegments() == blob_lesions.n
+    remove_segmentation_node(control)
+    assert mrml_scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 1

@@ -168,3 +168,14 @@ def test_parameter_errors(ct_node):
         workflow.lesion_params(130.0, min_size=-1)
     with pytest.raises(InputError, match="no lesion segmentation"):
         workflow.measure(ct_node, None)
+
+
+def test_release_lesion_segmentations_only_touches_ours(ct_node, mrml_scene):
+    from CalcinosisLib.mrml import workflow
+
+    det = workflow.detect(ct_node, workflow.lesion_params(130.0, min_size=1.0))
+    other = mrml_scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "user's own")
+    other.GetSegmentation().AddEmptySegment("kept")
+    assert workflow.release_lesion_segmentations(mrml_scene) == 1
+    assert det.segmentation_node.GetSegmentation().GetNumberOfSegments() == 0
+    assert other.GetSegmentation().GetNumberOfSegments() == 1

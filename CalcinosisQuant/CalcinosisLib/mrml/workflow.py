@@ -163,5 +163,25 @@ def export(outdir: str | Path, measurement: Measurement | pipeline.LesionResult,
                                           extra_parameters=extra, progress=progress)
 
 
-__all__ = ["lesion_params", "region_mask", "detect", "Detection", "detection_parameters", "measure",
+def release_lesion_segmentations(scene) -> int:
+    """Empty, quickly, the lesion segmentations :func:`detect` made (the panels call this when
+    the scene is about to close: Slicer would otherwise spend minutes separating hundreds
+    of segments from their shared labelmap one by one).  Returns how many were emptied."""
+    from .segmentations import clear_segments_fast
+
+    nodes = scene.GetNodesByClass("vtkMRMLSegmentationNode")
+    count = 0
+    for n in range(nodes.GetNumberOfItems()):
+        node = nodes.GetItemAsObject(n)
+        if node.GetAttribute(PARAMETERS_ATTRIBUTE):
+            was = node.StartModify()
+            try:
+                clear_segments_fast(node.GetSegmentation())
+            finally:
+                node.EndModify(was)
+            count += 1
+    return count
+
+
+__all__ = ["release_lesion_segmentations", "lesion_params", "region_mask", "detect", "Detection", "detection_parameters", "measure",
            "Measurement", "export", "segment_ids"]
