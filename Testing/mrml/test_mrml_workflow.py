@@ -179,3 +179,18 @@ def test_release_lesion_segmentations_only_touches_ours(ct_node, mrml_scene):
     assert workflow.release_lesion_segmentations(mrml_scene) == 1
     assert det.segmentation_node.GetSegmentation().GetNumberOfSegments() == 0
     assert other.GetSegmentation().GetNumberOfSegments() == 1
+
+
+def test_export_after_the_volume_node_is_gone(mrml_scene, phantom, tmp_path):
+    from CalcinosisLib import mrml
+    from CalcinosisLib.mrml import workflow
+
+    node = mrml.node_from_volume(phantom[0], "short-lived")
+    det = workflow.detect(node, workflow.lesion_params(130.0, min_size=1.0))
+    m = workflow.measure(node, det.segmentation_node)
+    assert m.result.volume.array.strides == (0, 0, 0)  # holds no view of the node's voxels
+    mrml_scene.RemoveNode(node)
+    del node
+    written = workflow.export(tmp_path / "out", m)
+    assert (tmp_path / "out" / "lesions.csv").read_text().count("\n") == det.lesions.n + 1
+    assert len(written) == 5

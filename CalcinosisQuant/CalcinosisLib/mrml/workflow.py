@@ -121,11 +121,14 @@ def measure(volume_node, segmentation_node, table_node=None, split_islands: bool
             connectivity: str = "face", modality: str | None = None, progress: Progress | None = None,
             scene=None) -> Measurement:
     """Measure every segment of ``segmentation_node`` (as edited) on ``volume_node``'s
-    voxels into a lesion table node (``table_node`` is refilled when given)."""
+    voxels into a lesion table node (``table_node`` is refilled when given).
+
+    The returned ``result.volume`` keeps the geometry and meta but no voxels (a zero
+    placeholder), so a measurement can be exported after the volume node is gone."""
     if segmentation_node is None:
         raise InputError("no lesion segmentation selected: run Detect first or choose a segmentation")
     report(progress, 0.0, "reading volume")
-    volume = volume_from_node(volume_node, modality=modality, copy=True)
+    volume = volume_from_node(volume_node, modality=modality, copy=False)  # a view: no second copy of the CT
     report(progress, 0.1, "reading segments")
     labels = label_image_from_segmentation(segmentation_node, volume.geometry)
     if not labels.segments:
@@ -138,6 +141,10 @@ def measure(volume_node, segmentation_node, table_node=None, split_islands: bool
         "segmentation": {"segments": [s.name for s in labels.segments], "layers": len(labels.layers),
                          "source": "Slicer segmentation node (as reviewed)"},
     }
+    # the result outlives this call (Export comes later) but must not keep a view of the
+    # node's voxels, which Slicer may free: keep the geometry and meta, drop the voxels
+    result.volume = Volume(np.broadcast_to(np.zeros((), volume.array.dtype), volume.geometry.shape),
+                           volume.geometry, volume.meta)
     detection = detection_parameters(segmentation_node)
     if detection is not None:
         result.inputs["detection_parameters"] = detection
