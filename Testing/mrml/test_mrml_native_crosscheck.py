@@ -75,8 +75,7 @@ def test_islands_match_vtkitk_island_math_with_more_than_255(oblique_geometry):
     """300 blobs (face-separated) plus diagonal-only contacts: counts and partitions equal
     vtkITKIslandMath's for both connectivities.  The mask is cast to 32 bits before
     vtkITKIslandMath (uint8 input with >255 islands aborts the process)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from conftest import blobs_labels
+    from mrml_helpers import blobs_labels
 
     geom = oblique_geometry
     mask = blobs_labels(geom.shape, 300, seed=2) > 0

@@ -92,3 +92,43 @@ def test_headless_setup_is_quiet():
         scene = mrml.headless_scene()
         mrml.close_headless_scene(scene)
     assert msgs.unexpected == [], [m.text for m in msgs]
+
+
+def test_console_logging_is_restored_after_a_block(capfd):
+    """Inside a block VTK's stderr printing is off (messages are captured instead); after it,
+    VTK errors reach stderr again - nothing stays silenced."""
+    import vtk
+    from CalcinosisLib.mrml import vtk_messages
+
+    def png_error():
+        reader = vtk.vtkPNGReader()
+        reader.SetFileName("/nonexistent/after.png")
+        reader.Update()
+
+    with vtk_messages(reemit=False):
+        png_error()
+    inside = capfd.readouterr().err
+    assert "after.png" not in inside
+    png_error()
+    assert "after.png" in capfd.readouterr().err
+
+
+def test_many_label_import_noise_is_filtered_not_hidden(mrml_scene, caplog):
+    """Importing a 300-label volume makes the default colour table report every entry past
+    256; those (and only those) are dropped."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import native_route
+    from CalcinosisLib.geometry import Geometry
+    from CalcinosisLib.mrml import vtk_messages
+    from mrml_helpers import blobs_labels
+
+    geom = Geometry.create((80, 60, 40), (0.5, 0.5, 0.5))
+    labels = blobs_labels(geom.shape, 300)
+    with caplog.at_level(logging.WARNING, logger="CalcinosisLib.mrml"):
+        with vtk_messages() as outer:
+            seg, _ = native_route.import_labelmap_as_segments(labels, geom, mrml_scene)
+    assert seg.GetSegmentation().GetNumberOfSegments() == 300
+    assert outer.unexpected == [] and not caplog.records
