@@ -72,8 +72,8 @@ def test_full_native_route_finds_the_same_lesions(mrml_scene, ct_phantom, connec
 
 
 def test_islands_match_vtkitk_island_math_with_more_than_255(oblique_geometry):
-    """300 blobs (face-separated) plus diagonal-only contacts: counts and partitions equal
-    vtkITKIslandMath's for both connectivities.  The mask is cast to 32 bits before
+    """300 blobs (never touching) plus diagonal-only contacts: counts and partitions equal
+    vtkITKIslandMath's for both connectivities.  The mask is cast to 16 bits before
     vtkITKIslandMath (uint8 input with >255 islands aborts the process)."""
     from mrml_helpers import blobs_labels
 
