@@ -49,9 +49,16 @@ WIDGET_TYPES = {
     "ctkColorPickerButton": {"color"},
 }
 
-#: Packages that live in a module folder and the module that ships them.
-PACKAGE_HOME = {"CalcinosisLib": "CalcinosisQuant", "CalcinosisQuantLib": "CalcinosisQuant",
-                "CalcinosisCLI": "CalcinosisQuant", "SpineCalcMapLib": "SpineCalcMap"}
+
+
+def package_homes(repo: Path, modules: list[str]) -> dict[str, str]:
+    """Python packages shipped inside a module folder -> that module (e.g. CalcinosisLib ->
+    CalcinosisQuant)."""
+    homes = {}
+    for m in modules:
+        for init in sorted((repo / m).glob("*/__init__.py")):
+            homes[init.parent.name] = m
+    return homes
 
 
 @dataclass
@@ -362,7 +369,7 @@ def check_top_cmake(repo: Path, modules: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- module file
-def check_module(repo: Path, module: str) -> list[str]:
+def check_module(repo: Path, module: str, homes: dict[str, str] | None = None) -> list[str]:
     folder = repo / module
     src = folder / f"{module}.py"
     where = f"{module}/{module}.py"
@@ -387,8 +394,9 @@ def check_module(repo: Path, module: str) -> list[str]:
     if "Quantification" not in assigned.get("categories", []):
         problems.append(f"{where}: self.parent.categories does not name Quantification")
     deps = assigned.get("dependencies", [])
+    homes = homes if homes is not None else package_homes(repo, module_folders(repo))
     for pkg in sorted(imported_top_packages(tree)):
-        home = PACKAGE_HOME.get(pkg)
+        home = homes.get(pkg)
         if home and home != module and home not in deps:
             problems.append(f"{where}: imports {pkg} (shipped by {home}) but does not list {home} in dependencies")
 
@@ -443,9 +451,10 @@ def check_python_files(repo: Path, module: str) -> list[str]:
 def check_repository(repo: Path, modules: list[str] | None = None) -> list[str]:
     repo = Path(repo)
     modules = modules if modules is not None else module_folders(repo)
+    homes = package_homes(repo, module_folders(repo))
     problems = []
     for m in modules:
-        problems += check_module(repo, m)
+        problems += check_module(repo, m, homes)
         problems += check_module_cmake(repo, m)
         problems += check_python_files(repo, m)
     problems += check_top_cmake(repo, module_folders(repo))
