@@ -249,7 +249,12 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._updateButtons()
 
     def onExportButton(self) -> None:
+        from CalcinosisLib.mrml import workflow
+
         p = self._parameterNode
+        if self._lastMeasurement is not None and not workflow.measurement_is_current(self._lastMeasurement):
+            # the lesions were edited after Measure: export what the user sees now
+            self.onMeasureButton()
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
             written = self._runWithProgress(_("Exporting"), lambda progress: self.logic.export(
                 p.outputDirectory, self._lastMeasurement, p.overwrite, progress))

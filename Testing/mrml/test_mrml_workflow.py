@@ -194,3 +194,26 @@ def test_export_after_the_volume_node_is_gone(mrml_scene, phantom, tmp_path):
     written = workflow.export(tmp_path / "out", m)
     assert (tmp_path / "out" / "lesions.csv").read_text().count("\n") == det.lesions.n + 1
     assert len(written) == 5
+
+
+def test_measurement_goes_stale_when_the_lesions_are_edited(ct_node):
+    import slicer.util
+    from CalcinosisLib.mrml import workflow
+
+    det = workflow.detect(ct_node, workflow.lesion_params(130.0, min_size=1.0))
+    node = det.segmentation_node
+    m = workflow.measure(ct_node, node)
+    assert workflow.measurement_is_current(m)
+    workflow.label_image_from_segmentation(node, m.result.volume.geometry)  # reading is not editing
+    assert workflow.measurement_is_current(m)
+    # an in-place voxel edit, as the Segment Editor's effects make
+    arr = slicer.util.arrayFromSegmentInternalBinaryLabelmap(node, "lesion_2")
+    arr[arr == 2] = 0
+    node.GetSegmentation().GetSegment("lesion_2").GetRepresentation("Binary labelmap").Modified()
+    assert not workflow.measurement_is_current(m)
+    m = workflow.measure(ct_node, node)
+    node.GetSegmentation().GetSegment("lesion_1").SetName("renamed")
+    assert not workflow.measurement_is_current(m)
+    m = workflow.measure(ct_node, node)
+    node.GetSegmentation().RemoveSegment("lesion_3")
+    assert not workflow.measurement_is_current(m)

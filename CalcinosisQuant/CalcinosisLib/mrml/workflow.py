@@ -32,7 +32,7 @@ from ..errors import InputError
 from ..lesions import LesionParams, LesionSet
 from ..progress import Progress, report
 from ..volume import Volume
-from .segmentations import label_image_from_segmentation, segment_ids, segmentation_from_lesions
+from .segmentations import label_image_from_segmentation, segment_ids, segmentation_from_lesions  # noqa: F401
 from .tablenodes import table_node_from_table
 from .volumes import volume_from_node
 
@@ -115,6 +115,28 @@ def detection_parameters(segmentation_node) -> dict | None:
 class Measurement:
     table_node: object
     result: pipeline.LesionResult
+    segmentation_node: object = None
+    segmentation_state: tuple = ()
+
+
+def segmentation_state(segmentation_node) -> tuple:
+    """A cheap signature of a segmentation's content: segment ids, and the modification times
+    of each segment and of its labelmap (edits, renames, additions and removals change it)."""
+    if segmentation_node is None:
+        return ()
+    seg = segmentation_node.GetSegmentation()
+    state = []
+    for sid in segment_ids(seg):
+        segment = seg.GetSegment(sid)
+        rep = segment.GetRepresentation(seg.GetSourceRepresentationName())
+        state.append((sid, segment.GetMTime(), rep.GetMTime() if rep is not None else 0))
+    return (seg.GetSourceRepresentationName(), tuple(state))
+
+
+def measurement_is_current(measurement: "Measurement") -> bool:
+    """False when the segmentation was edited after the measurement (measure again)."""
+    return measurement.segmentation_node is not None and \
+        segmentation_state(measurement.segmentation_node) == measurement.segmentation_state
 
 
 def measure(volume_node, segmentation_node, table_node=None, split_islands: bool = False,
@@ -153,7 +175,7 @@ def measure(volume_node, segmentation_node, table_node=None, split_islands: bool
     table_node = table_node_from_table(result.table, scene=scene, node=table_node,
                                        name=None if table_node is not None else f"{segmentation_node.GetName()} table")
     report(progress, 1.0, f"{result.lesions.n} lesions measured")
-    return Measurement(table_node, result)
+    return Measurement(table_node, result, segmentation_node, segmentation_state(segmentation_node))
 
 
 def export(outdir: str | Path, measurement: Measurement | pipeline.LesionResult, force: bool = False,
@@ -190,5 +212,5 @@ def release_lesion_segmentations(scene) -> int:
     return count
 
 
-__all__ = ["release_lesion_segmentations", "lesion_params", "region_mask", "detect", "Detection", "detection_parameters", "measure",
+__all__ = ["release_lesion_segmentations", "segmentation_state", "measurement_is_current", "lesion_params", "region_mask", "detect", "Detection", "detection_parameters", "measure",
            "Measurement", "export", "segment_ids"]
