@@ -157,7 +157,10 @@ class Table:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(SCHEMA_FIELDS)
         for c in self.columns:
-            w.writerow([c.name, c.unit, c.description, c.title or c.name, "", c.type, ""])
+            # Slicer fills an empty cell with the column's nullValue, 0 when none is given:
+            # "nan" keeps a missing double missing instead of showing a false 0.
+            w.writerow([c.name, c.unit, c.description, c.title or c.name, "nan" if c.type == "double" else "",
+                        c.type, ""])
         return buf.getvalue()
 
     def to_markdown(self, float_digits: int = 3) -> str:
