@@ -20,6 +20,11 @@ Within the box around the spine (see :mod:`.vertebrae`):
      away from the spine (rib, vessel, bowel, other bone), not a calcification; or is
      cut by the image's in-plane edge (it continues outside the field of view);
    * ``size`` - smaller than ``min_size_mm3``;
+   * ``bone`` - bone the label map missed: the candidate continues, above the threshold,
+     through the margin into labelled bone over at least ``bone_contact_mm2`` and a
+     ``bone_contact_fraction`` of its voxels, or over five times ``bone_contact_mm2``
+     (a process or rib head just outside a coarse label).  A calcification fused to bone
+     that broadly is dropped too;
    * ``study_rule`` - fails the rule of the study (switchable): present on at least
      ``study_min_slices`` contiguous axial slices *and* seen in another plane, defined
      as: in at least one sagittal or coronal plane of the grid the candidate's
@@ -45,7 +50,7 @@ from CalcinosisLib.volume import Volume
 
 from .vertebrae import CAT_AORTA, CAT_BONE, CAT_ORGAN, CAT_RIB, CAT_VESSEL, SpineLabels
 
-REJECT_REASONS = ("vessel", "vessel_lumen", "far", "leaves_region", "size", "study_rule")
+REJECT_REASONS = ("vessel", "vessel_lumen", "far", "leaves_region", "size", "bone", "study_rule")
 
 
 @dataclass
@@ -151,7 +156,8 @@ def aorta_like(lab: np.ndarray, idx: np.ndarray, n: int, geometry: Geometry, box
 def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.0, min_size_mm3: float = 1.0,
                     connectivity: str = "face", study_rule: bool = True, study_min_slices: int = 2,
                     search_margin_mm: float = 25.0, vertebra_margin_mm: float = 1.0, bone_margin_mm: float = 1.0,
-                    vessel_margin_mm: float = 3.0, detect_aorta: bool = True, ct_box: np.ndarray | None = None,
+                    vessel_margin_mm: float = 3.0, detect_aorta: bool = True, bone_contact_mm2: float = 6.0,
+                    bone_contact_fraction: float = 0.25, ct_box: np.ndarray | None = None,
                     progress: Progress | None = None) -> CandidateResult:
     """Candidate calcifications (a :class:`LesionSet` on the box grid) and the count of
     components rejected for each reason (see the module docstring)."""
@@ -181,7 +187,12 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
         sp_max = max(g.spacing)
         touch = near(idx, vessel_mask, neighbour_offsets(g, vessel_margin_mm + sp_max)) & ~in_zone
         drop |= in_zone
+    # above-threshold voxels of the margin around bone: bone continuing beyond its label
+    bone_rim = np.zeros(shape, dtype=bool)
+    bone_rim.ravel()[idx[drop & ~touch]] = True
     idx, touch = idx[~drop], touch[~drop]
+    face = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
+    contact = near(idx, bone_rim, face)
     report(progress, 0.35, "connected components")
     mask = np.zeros(shape, dtype=bool)
     mask.ravel()[idx] = True
@@ -226,6 +237,12 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
         reject(_touches_fov_edge(idx, clab, n, lab, volume.geometry), "leaves_region")
         counts = np.bincount(clab, minlength=n + 1)[1:]
         reject(counts * g.voxel_volume_mm3 < min_size_mm3 * (1 - 1e-9), "size")
+        if bone_contact_mm2 > 0:
+            face_area = min(g.spacing[0] * g.spacing[1], g.spacing[1] * g.spacing[2], g.spacing[0] * g.spacing[2])
+            touching = np.bincount(clab, weights=contact.astype(float), minlength=n + 1)[1:]
+            area = touching * face_area
+            reject((area >= bone_contact_mm2) & ((touching >= bone_contact_fraction * counts)
+                                                 | (area >= 5 * bone_contact_mm2)), "bone")
         if study_rule:
             report(progress, 0.7, "study rule (2 slices, seen in another plane)")
             ok = study_rule_ok(mask, idx, clab, n, g, study_min_slices)

@@ -42,6 +42,10 @@ class SpineParams:
                                  'Zone excluded around the aorta and other labelled vessels; candidates touching it are vessel wall.')
     detect_aorta: bool = _p(True,
                             'Without an aorta label, reject contrast-filled tubes (aorta, iliac arteries) found by shape and what touches them.')
+    bone_contact_mm2: float = _p(6.0,
+                                 "Candidates continuing into labelled bone over this area (mm², 0 = off) …")
+    bone_contact_fraction: float = _p(0.25,
+                                      "… with at least this share of their voxels touching it are unlabelled bone.")
     anterior_max_gap_mm: float = _p(10.0,
                                     'Anterior candidates further than this from the vertebral body/disc outline are not ligamentous (prevertebral).')
     # --- sub-sites
@@ -75,7 +79,7 @@ class SpineParams:
     def validate(self) -> None:
         positive = ("search_margin_mm", "foramen_depth_mm", "interspinous_half_width_mm",
                     "pseudotumoral_min_diameter_mm", "linear_min_elongation", "override_tolerance_mm")
-        nonneg = ("min_size_mm3", "vertebra_margin_mm", "bone_margin_mm", "vessel_margin_mm", "anterior_max_gap_mm",
+        nonneg = ("min_size_mm3", "bone_contact_mm2", "bone_contact_fraction", "vertebra_margin_mm", "bone_margin_mm", "vessel_margin_mm", "anterior_max_gap_mm",
                   "pll_front_mm", "pll_back_mm", "rib_near_mm", "linear_min_length_mm")
         for name in positive:
             v = getattr(self, name)

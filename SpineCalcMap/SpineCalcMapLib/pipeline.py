@@ -154,7 +154,8 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
     cand = find_candidates(volume, labels, params.threshold_hu, params.min_size_mm3, params.connectivity,
                            params.study_rule, params.study_min_slices, params.search_margin_mm,
                            params.vertebra_margin_mm, params.bone_margin_mm, params.vessel_margin_mm,
-                           params.detect_aorta, ct_box, progress.sub(0.1, 0.7) if progress else None)
+                           params.detect_aorta, params.bone_contact_mm2, params.bone_contact_fraction, ct_box,
+                           progress.sub(0.1, 0.7) if progress else None)
     report(progress, 0.7, f"measuring {cand.lesions.n} calcifications")
     box_vol = Volume(ct_box, g_box, dict(volume.meta, modality="CT"))
     table = measure_lesions(cand.lesions, box_vol)

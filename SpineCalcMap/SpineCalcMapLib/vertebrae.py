@@ -183,6 +183,8 @@ def _structure_of_segments(label_image: LabelImage, convention: str, source: str
 
 
 def _structure_from_segment_name(name: str) -> str | None:
+    if name.strip().lower() == "sacrum":  # the whole sacrum; it stands for S1 only when S1 is absent
+        return "sacrum"
     v = parse_vertebra_name(name)
     if v is not None:
         return v
@@ -259,6 +261,7 @@ def labels_from_label_image(label_image: LabelImage, volume: Volume, convention:
     lost = [n for n in vert_native if n not in lab.names]
     if lost:
         lab.warnings.append(f"{source}: vertebrae {', '.join(lost)} lie outside the CT's field of view")
+    check_vertebrae(lab, volume)
     report(progress, 1.0, f"{len(lab.names)} vertebrae")
     return lab
 
@@ -468,11 +471,13 @@ def labels_from_points(points: dict[str, np.ndarray], volume: Volume, bone_hu: f
                        warnings: list[str] | None = None) -> SpineLabels:
     """Vertebra masks made from the CT around one point per vertebral body.
 
-    Bone is the CT at or above ``bone_hu`` (holes in each axial slice filled, so the
-    trabecular core counts); it is cut into vertebrae by the planes half-way between
-    consecutive body points, perpendicular to the line joining them, and limited to
-    60 mm from that line.  Calcifications touching bone at that threshold become part of
-    the bone: a label map gives better results."""
+    Bone is the CT at or above ``bone_hu`` with its enclosed cavities filled (the
+    trabecular core of a body enclosed by its cortex; the canal, open along the spine,
+    stays empty); it is cut into vertebrae by the planes half-way between consecutive
+    body points, perpendicular to the line joining them, limited to 60 mm from that line,
+    and each vertebra is the bone connected to its body point.  Calcifications touching
+    bone at that threshold become part of it, and ribs fused to the vertebrae at that
+    threshold count as vertebra: a label map gives better results."""
     warnings = list(warnings or [])
     geom = volume.geometry
     inside = {n: p for n, p in points.items() if geom.contains_ras(p[None])[0]}
@@ -488,13 +493,7 @@ def labels_from_points(points: dict[str, np.ndarray], volume: Volume, bone_hu: f
     box = spine_box(flat, geom, margin_mm + 30.0)
     g = box.geometry(geom)
     ct = volume.array[box.slices]
-    bone = ct >= bone_hu
-    ax = g.axial_axis
-    filled = np.empty_like(bone)
-    for s in range(bone.shape[ax]):
-        idx = [slice(None)] * 3
-        idx[ax] = s
-        filled[tuple(idx)] = ndimage.binary_fill_holes(bone[tuple(idx)])
+    filled = fill_enclosed(ct >= bone_hu)
     bone_idx = np.flatnonzero(filled)
     ras = g.kji_to_ras(np.stack(np.unravel_index(bone_idx, filled.shape), axis=1))
     # axis through the points, planes half-way between consecutive points
@@ -534,14 +533,29 @@ def labels_from_points(points: dict[str, np.ndarray], volume: Volume, bone_hu: f
             if keep == 0:
                 keep = int(np.argmax(np.bincount(comp.ravel())[1:]) + 1)
             vert[m & (comp != keep)] = 0
-    category = np.where((vert == 0) & filled & (ct >= bone_hu + 100), CAT_BONE, CAT_NONE).astype(np.uint8)
+    category = np.zeros(vert.shape, dtype=np.uint8)
     lab = SpineLabels(geom, box, list(names), vert, category, None, source,
                       conv.ConventionChoice("points", "points"), warnings=warnings)
     for n in sorted(duplicated or []):
         lab.add_problem(n, "given by more than one point")
     lab.inputs["bone_threshold_hu"] = bone_hu
     _drop_absent(lab)
+    check_vertebrae(lab, volume)
     return lab
+
+
+def fill_enclosed(mask: np.ndarray) -> np.ndarray:
+    """The mask with every background region that does not reach the array's border
+    filled (3D enclosed cavities), via one labelling of the background."""
+    comp, n = ndimage.label(~mask)
+    if n == 0:
+        return mask
+    border = np.zeros(n + 1, dtype=bool)
+    for ax in range(3):
+        for end in (0, -1):
+            border[np.unique(np.take(comp, end, axis=ax))] = True
+    border[0] = True
+    return mask | ~border[comp]
 
 
 # ---------------------------------------------------------------------- loading
@@ -566,7 +580,6 @@ def load_spine_labels(volume: Volume, vertebrae: str | Path | None = None, conve
         lab = labels_from_points(found, volume, bone_hu, margin_mm, path.name, dup, warns)
     if aorta is not None:
         add_aorta_mask(lab, aorta)
-    check_vertebrae(lab, volume)
     return lab
 
 
