@@ -4,8 +4,9 @@ coordinates of any point relative to the spine at its height.
 Per vertebra (from its voxels only, in physical space, so any grid orientation works):
 
 * a cranio-caudal axis ``u`` from its neighbours (the curve of the spine), an
-  antero-posterior axis ``a`` from the canal centre to the body centre (so axial
-  rotation is followed) and ``r = a x u`` (towards the patient's right);
+  antero-posterior axis ``a`` along the vertebra's mid-sagittal line, from the tip of
+  its spinous process (or the canal centre) to the centre of its body, so axial rotation
+  is followed, and ``r = a x u`` (towards the patient's right);
 * the **canal centre**: the vertebral foramen, found as the hole in the vertebra's
   projection along ``u`` (body, pedicles and laminae close the ring; a small closing
   bridges gaps of a coarse segmentation).  Fall-backs, each recorded: a larger closing,
@@ -187,7 +188,14 @@ def vertebra_geometry(name: str, ras: np.ndarray, u: np.ndarray, bin_mm: float,
         if strip.sum() < 10:
             break
         bx, by = float(x[strip].mean()), float(y[strip].mean())
-        a_new = _perp((by - cy) * a + (bx - cx) * r, u)
+        # the line from the spinous process's tip to the body is the longest lever on the
+        # vertebra's mid-sagittal plane; without a posterior arch, the canal stands in
+        px, py = cx, cy
+        arch = (y < cy - chd - 1.0) & (np.abs(x - cx) <= max(8.0, chw))
+        if arch.sum() >= 20:
+            tip = arch & (y <= np.percentile(y[arch], 5))
+            px, py = float(x[tip].mean()), float(y[tip].mean())
+        a_new = _perp((by - py) * a + (bx - px) * r, u)
         a_patient = _perp(AXIS_A, u)
         if a_new @ a_patient < np.cos(np.radians(MAX_ROTATION_DEG)):
             notes.append(f"axial rotation above {MAX_ROTATION_DEG:g} degrees found and not used")
