@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from CalcinosisLib.geometry import AXIS_S, Geometry
-from CalcinosisLib.lesions import LesionParams, LesionSet, longest_slice_runs
+from CalcinosisLib.lesions import LesionParams, LesionSet, label_components, longest_slice_runs
 from CalcinosisLib.progress import Progress, report
 from CalcinosisLib.volume import Volume
 
@@ -59,6 +59,11 @@ class CandidateResult:
     rejected: dict[str, int]
     aorta_by_shape: int = 0             # tubes taken for the aorta/iliac lumen (no label)
     notes: list[str] = field(default_factory=list)
+
+
+def label_dtype(n: int):
+    """The smallest unsigned type that holds label values 0..n."""
+    return np.uint8 if n < 256 else (np.uint16 if n < 65536 else np.uint32)
 
 
 def neighbour_offsets(geometry: Geometry, radius_mm: float) -> np.ndarray:
@@ -196,8 +201,7 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
     report(progress, 0.35, "connected components")
     mask = np.zeros(shape, dtype=bool)
     mask.ravel()[idx] = True
-    structure = ndimage.generate_binary_structure(3, 1 if connectivity == "face" else 3)
-    comp, n = ndimage.label(mask, structure=structure)
+    comp, n = label_components(mask, connectivity)
     clab = comp.ravel()[idx].astype(np.int64)
     rejected = {r: 0 for r in REJECT_REASONS}
     keep = np.ones(n, dtype=bool)
@@ -256,7 +260,7 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
     remap[1:][keep] = np.arange(1, int(keep.sum()) + 1)
     new_lab = remap[clab] if n else clab
     sel = new_lab > 0
-    labels = np.zeros(shape, dtype=np.int32)
+    labels = np.zeros(shape, dtype=label_dtype(int(keep.sum())))
     labels.ravel()[idx[sel]] = new_lab[sel]
     lesions = LesionSet(labels, g, idx[sel], new_lab[sel], ["threshold"] * int(keep.sum()), params)
     res = CandidateResult(lesions, rejected, aorta_by_shape)

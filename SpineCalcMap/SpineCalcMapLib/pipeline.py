@@ -32,7 +32,7 @@ from CalcinosisLib.volume import Volume
 from . import overrides as ov
 from .anatomy import LEVELS, SEGMENTS, SUBSITES, subsite_color
 from .assign import assign_lesions
-from .candidates import REJECT_REASONS, find_candidates
+from .candidates import find_candidates, label_dtype
 from .frame import SpineFrame, build_frame
 from .params import SpineParams
 from .summary import lesion_table_columns, levels_table, patient_table
@@ -130,7 +130,7 @@ def _relabel(lesions: LesionSet, new_of_old: np.ndarray, n_new: int) -> LesionSe
     """A LesionSet with ids mapped old -> new (0 drops the lesion)."""
     lab = new_of_old[lesions.voxel_label]
     sel = lab > 0
-    labels = np.zeros(lesions.labels.shape, dtype=np.int32)
+    labels = np.zeros(lesions.labels.shape, dtype=label_dtype(n_new))
     labels.ravel()[lesions.voxel_index[sel]] = lab[sel]
     return LesionSet(labels, lesions.geometry, lesions.voxel_index[sel], lab[sel], ["threshold"] * n_new,
                      lesions.params, list(lesions.notes))
