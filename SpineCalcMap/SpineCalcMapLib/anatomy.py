@@ -86,33 +86,38 @@ def subsite_color(subsite: str) -> tuple[float, float, float]:
     return tuple(float(min(1.0, c * s + (1 - s) * 0.15)) for c in base)  # type: ignore[return-value]
 
 
-_VERT_RE = re.compile(r"^(?:vertebrae?[_\s-]*)?([CTLS])[_\s-]?(\d{1,2})$", re.IGNORECASE)
-_DISC_RE = re.compile(
-    r"^(?:(?:intervertebral[_\s-]*)?discs?[_\s-]*)?([CTLS])[_\s-]?(\d{1,2})[_\s-]+([CTLS])[_\s-]?(\d{1,2})"
-    r"(?:[_\s-]*(?:intervertebral[_\s-]*)?discs?)?$", re.IGNORECASE)
+_VERT_WORDS = re.compile(r"\b(vertebrae|vertebra|vertebral|body|bodies)\b")
+_DISC_WORDS = re.compile(r"\b(intervertebral|discs|disc|disks|disk)\b")
+_ONE = r"([ctls])\s*0?(\d{1,2})"
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[_\-/,.:;()]+", " ", str(text).strip().lower()).split())
 
 
 def parse_vertebra_name(text: str) -> str | None:
     """A vertebra name from a segment or point label: 'vertebrae_T8', 'T8', 't 8',
-    'Vertebra L1', 'sacrum' (-> S1).  None when the text names no vertebra."""
-    t = str(text).strip()
-    if t.lower() in ("sacrum", "vertebrae_s", "s"):
+    'T8 Vertebra' (Slicer's TotalSegmentator names), 'Vertebra L01', 'sacrum' (-> S1).
+    None when the text names no vertebra (or names a disc)."""
+    t = _normal(text)
+    if t in ("sacrum", "s"):
         return "S1"
-    m = _VERT_RE.match(t)
+    if _DISC_WORDS.search(t):
+        return None
+    t = " ".join(_VERT_WORDS.sub(" ", t).split())
+    m = re.fullmatch(_ONE, t)
     if not m:
         return None
     name = f"{m.group(1).upper()}{int(m.group(2))}"
-    if name in VERTEBRAE or name in TRANSITIONAL:
-        return name
-    return None
+    return name if (name in VERTEBRAE or name in TRANSITIONAL) else None
 
 
 def parse_disc_name(text: str) -> str | None:
-    """A level from a disc segment name: 'disc_T8_T9', 'T8-T9', 'intervertebral disc L5-S1'."""
-    m = _DISC_RE.match(str(text).strip())
+    """A level from a disc segment name: 'disc_T8_T9', 'T8-T9', 'T8-T9 intervertebral disc',
+    'intervertebral disc L5-S1'."""
+    t = " ".join(_DISC_WORDS.sub(" ", _normal(text)).split())
+    m = re.fullmatch(_ONE + r"\s*" + _ONE, t)
     if not m:
         return None
-    a = f"{m.group(1).upper()}{int(m.group(2))}"
-    b = f"{m.group(3).upper()}{int(m.group(4))}"
-    name = f"{a}-{b}"
+    name = f"{m.group(1).upper()}{int(m.group(2))}-{m.group(3).upper()}{int(m.group(4))}"
     return name if name in LEVELS else None

@@ -583,6 +583,35 @@ def load_spine_labels(volume: Volume, vertebrae: str | Path | None = None, conve
     return lab
 
 
+def spine_labels(volume: Volume, label_image: LabelImage | None = None, points: list | None = None,
+                 convention: str = "auto", aorta_mask: np.ndarray | None = None, bone_hu: float = 200.0,
+                 margin_mm: float = 40.0, source: str | None = None,
+                 progress: Progress | None = None) -> SpineLabels:
+    """One entry for every vertebra input, in the form the Slicer panel has them: a
+    :class:`~CalcinosisLib.image_io.LabelImage` on its own grid (a label map node, or
+    ``mrml.label_image_from_segmentation`` with the segment names kept), or a point list
+    ``[(label, ras or None)]`` (``mrml.points_from_markups``).  ``aorta_mask``: an optional
+    boolean array on the CT grid."""
+    from .points import vertebra_points
+    if (label_image is None) == (points is None):
+        raise InputError("give the vertebrae either as a label map/segmentation or as a point list, not both")
+    if label_image is not None:
+        lab = labels_from_label_image(label_image, volume, convention, margin_mm, source or "vertebra labels",
+                                      progress)
+    else:
+        name = source or "point list"
+        found, warns, dup = vertebra_points(points, name)
+        if not found and not dup:
+            raise InputError(f"{name}: no point names a vertebra (labels like T8, L1 expected)")
+        lab = labels_from_points(found, volume, bone_hu, margin_mm, name, dup, warns)
+    if aorta_mask is not None:
+        if aorta_mask.shape != volume.geometry.shape:
+            raise InputError("aorta mask: not on the CT grid")
+        m = aorta_mask[lab.box.slices].astype(bool)
+        lab.category[m & (lab.vert == 0)] = CAT_AORTA
+    return lab
+
+
 def read_label_map(path: str | Path) -> LabelImage:
     """A label map or segmentation on its own grid.  Plain label maps (NIfTI, NRRD, MHA)
     are read here without listing their values (a full-volume ``unique`` costs most of a

@@ -106,3 +106,14 @@ def test_without_contrast_and_aorta_label_the_limit_is_stated():
     res_c = mapped("lumbar", "verse", contrast=True)
     assert not any("no aorta label" in w for w in res_c.warnings)
     assert res_c.stats["aorta_found_by_shape"] >= 1
+
+
+@pytest.mark.parametrize("coverage,seed", [("tap", 1), ("chest", 2)])
+def test_accuracy_holds_for_other_patients(coverage, seed):
+    """Other seeds draw another spine (rotation, scoliosis, which sub-sites at which level,
+    shapes and densities): the thresholds are not met by one lucky phantom."""
+    r = get_phantom(coverage, seed=seed)
+    s = score(r, mapped(coverage, seed=seed))
+    assert s["level_rate"] >= 0.95 and s["segment_rate"] >= 0.90, s["wrong"]
+    assert s["subsite_rate"] >= 0.85 and s["pattern_rate"] >= 0.85, s["wrong"]
+    assert s["vascular_reported"] == []

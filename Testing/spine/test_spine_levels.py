@@ -279,3 +279,38 @@ def test_points_one_per_body_map_the_phantom():
     s = score(r, res)
     assert s["level_rate"] >= 0.95 and s["segment_rate"] >= 0.90 and s["subsite_rate"] >= 0.80, s["wrong"]
     assert s["vascular_reported"] == []
+
+
+def test_transitional_vertebra_warned_and_levels_beside_it_not_assessed():
+    """S1 labelled L6 in VerSe (a lumbarised S1): L5-L6 and L6-S1 are not levels of the map."""
+    r = get_phantom("lumbar", "verse")
+    lab_arr = r.labels.copy()
+    lab_arr[r.labels == 26] = 25   # VerSe sacrum (S1 and below) -> L6
+    lab = labels_of(r, lab_arr)
+    res = pipeline.map_spine(volume_of(r), lab)
+    assert any("transitional vertebra L6" in w for w in res.warnings)
+    assert "L5-S1" not in res.assessed and "L4-L5" in res.assessed
+
+
+def test_segment_names_as_slicer_totalsegmentator_writes_them():
+    from SpineCalcMapLib.anatomy import parse_disc_name, parse_vertebra_name
+    for text, want in (("T8 Vertebra", "T8"), ("vertebrae_T8", "T8"), ("T8", "T8"), ("Vertebra L01", "L1"),
+                       ("sacrum", "S1"), ("aorta", None), ("T8-T9 intervertebral disc", None)):
+        assert parse_vertebra_name(text) == want, text
+    assert parse_disc_name("T8-T9 intervertebral disc") == "T8-T9"
+    assert parse_disc_name("disc_L5_S1") == "L5-S1"
+
+
+def test_panel_entry_takes_points_or_labels():
+    from SpineCalcMapLib import phantom
+    r = get_phantom("lumbar")
+    vol = volume_of(r)
+    pts = [(n, p) for n, p in phantom.vertebra_body_points(r.phantom, r.geometry)] + [("L9", None)]
+    lab = vertebrae.spine_labels(vol, points=pts)
+    assert lab.convention.key == "points" and "L3" in lab.names
+    with pytest.raises(InputError, match="not both"):
+        vertebrae.spine_labels(vol, LabelImage([r.labels], r.geometry, []), pts)
+    aorta = r.labels == TS_VALUE["aorta"]
+    lab2 = vertebrae.spine_labels(vol, LabelImage([np.where(aorta, 0, r.labels).astype(np.uint8)], r.geometry, []),
+                                  aorta_mask=aorta)
+    assert lab2.has_aorta
