@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import ndimage
 
-from CalcinosisLib.geometry import AXIS_A, AXIS_S, Geometry
+from CalcinosisLib.geometry import AXIS_A, AXIS_S
 
 from .anatomy import LEVELS, VERTEBRAE, order_number
 from .vertebrae import CAT_CORD, SpineLabels

@@ -128,7 +128,8 @@ def read_overrides(path: str | Path) -> list[Override]:
         try:
             c = np.array([float(row["centroid_r_mm"]), float(row["centroid_a_mm"]), float(row["centroid_s_mm"])])
         except ValueError:
-            raise InputError(f"{where}: centroid_r_mm, centroid_a_mm, centroid_s_mm must be numbers (RAS, mm)") from None
+            raise InputError(f"{where}: centroid_r_mm, centroid_a_mm, centroid_s_mm must be numbers "
+                             "(RAS, mm)") from None
         lid = row.get("lesion_id") or None
         try:
             lid = int(float(lid)) if lid else None
@@ -176,8 +177,9 @@ RECORD_COLUMNS = [
     Column("centroid_a_mm", "double", "mm", "Centroid given by the override, A (RAS)"),
     Column("centroid_s_mm", "double", "mm", "Centroid given by the override, S (RAS)"),
     Column("distance_mm", "double", "mm", "Distance from the override's centroid to the matched calcification's"),
-] + [c for f in FIELDS for c in (Column(f"{f}_before", "string", "", f"{f} before the override"),
-                                 Column(f"{f}_after", "string", "", f"{f} after the override (empty when deleted)"))] + [
+] + [c for f in FIELDS for c in (
+    Column(f"{f}_before", "string", "", f"{f} before the override"),
+    Column(f"{f}_after", "string", "", f"{f} after the override (empty when deleted)"))] + [
     Column("note", "string", "", "Reader's note"),
     Column("message", "string", "", "Why an override was not applied"),
 ]

@@ -485,7 +485,8 @@ def _make_calc(ph, v: Vertebra, w: Vertebra, level: str, subsite: str, rng) -> C
             c = f.to_ras(rng.uniform(-2, 2), -d["cy"] * 0.25, 0.0)
             for k in range(4):
                 off = rng.normal(0, 1.0, 3) * np.array([2.5, 1.2, 3.0])
-                lobes.append(Ellipsoid(c + off[0] * f.r + off[1] * f.a + off[2] * f.u, eye, [rng.uniform(3.2, 4.2)] * 3))
+                lobes.append(Ellipsoid(c + off[0] * f.r + off[1] * f.a + off[2] * f.u, eye,
+                                       [rng.uniform(3.2, 4.2)] * 3))
         else:
             ang = rng.uniform(0, 2 * np.pi)
             rr = rng.uniform(0.25, 0.45)

@@ -31,7 +31,8 @@ def read_points(path: str | Path) -> list[Point]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file (a .mrk.json, .fcsv or .csv point list was expected)") from None
+        raise InputError(f"{path}: not a UTF-8 text file (a .mrk.json, .fcsv or .csv point list was "
+                         "expected)") from None
     if name.endswith(".json"):
         return _read_mrk_json(path, text)
     if name.endswith(".fcsv"):
@@ -130,7 +131,8 @@ def _read_csv(path: Path, text: str) -> list[Point]:
     return out
 
 
-def vertebra_points(points: list[Point], source: str = "point list") -> tuple[dict[str, np.ndarray], list[str], set[str]]:
+def vertebra_points(points: list[Point], source: str = "point list"
+                    ) -> tuple[dict[str, np.ndarray], list[str], set[str]]:
     """({vertebra: ras}, warnings, duplicated names) from labelled points.
 
     Points whose label names no vertebra are ignored with a warning; unplaced points
