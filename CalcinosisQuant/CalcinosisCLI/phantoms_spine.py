@@ -35,7 +35,7 @@ def register(kinds) -> None:
                     "truth_labels.nrrd (calcification number per voxel) and provenance.json.")
     p.add_argument("--coverage", choices=("chest", "tap", "lumbar"), default="tap",
                    help="chest (C7 to L1), tap (thoraco-abdomino-pelvic, C7 to S1) or lumbar (T12 to S1)")
-    p.add_argument("--convention", choices=("totalsegmentator", "totalspineseg", "verse"),
+    p.add_argument("--convention", choices=("totalsegmentator", "totalspineseg", "verse", "totalsegmentator_v1"),
                    default="totalsegmentator",
                    help="label convention of vertebrae.nii.gz (totalsegmentator also labels aorta, iliac "
                         "arteries, ribs, cord, lungs; totalspineseg adds discs, cord and canal; verse: vertebrae)")

@@ -146,14 +146,20 @@ def aorta_like(lab: np.ndarray, idx: np.ndarray, n: int, geometry: Geometry, box
     px = geometry.cross_section_area_mm2(ax, onto=AXIS_S)
     step = geometry.spacing_along_array_axis(ax) * abs(geometry.direction_of_array_axis(ax) @ AXIS_S)
     sel = np.isin(lab, big)
-    L, S, H = lab[sel], s_idx[sel], hu[sel]
-    for c in big:
-        m = L == c
-        slices, per_slice = np.unique(S[m], return_counts=True)
+    L, S = lab[sel].astype(np.int64), s_idx[sel].astype(np.int64)
+    mean_hu = np.bincount(L, weights=hu[sel], minlength=n + 1) / np.maximum(np.bincount(L, minlength=n + 1), 1)
+    # voxels per (component, slice), grouped by component: one sort for all components
+    stride = int(S.max()) + 1
+    keys, per_slice = np.unique(L * stride + S, return_counts=True)
+    comp = keys // stride
+    starts = np.flatnonzero(np.r_[True, comp[1:] != comp[:-1]])
+    ends = np.r_[starts[1:], comp.size]
+    for a, b in zip(starts, ends):
+        c = int(comp[a])
+        slices = keys[a:b] % stride
         length = (slices.max() - slices.min() + 1) * step
-        area = float(np.median(per_slice)) * px
-        if length >= min_length_mm and area_range_mm2[0] <= area <= area_range_mm2[1] \
-                and float(H[m].mean()) < max_mean_hu:
+        area = float(np.median(per_slice[a:b])) * px
+        if length >= min_length_mm and area_range_mm2[0] <= area <= area_range_mm2[1] and mean_hu[c] < max_mean_hu:
             out[c - 1] = True
     return out
 

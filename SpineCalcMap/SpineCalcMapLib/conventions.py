@@ -9,7 +9,10 @@ Three conventions are known (values from the tools' own documentation):
   C1-C7 = 11-17, T1-T12 = 21-32, L1-L5 = 41-45, sacrum 50, and the intervertebral discs
   (63-67 C2-C3…C6-C7, 71 C7-T1, 72-82 T1-T2…T11-T12, 91 T12-L1, 92-95 L1-L2…L4-L5,
   100 L5-S);
-* ``verse`` - VerSe: 1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6, 26 sacrum, 27 coccyx, 28 T13.
+* ``verse`` - VerSe: 1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6, 26 sacrum, 27 coccyx, 28 T13;
+* ``totalsegmentator_v1`` - TotalSegmentator before version 2 (104 classes: 18-41
+  vertebrae L5…C1, 7 aorta, 51-52 iliac arteries, 58-81 ribs, 92 sacrum), still found in
+  archives: read with the same numbers it would silently map to the wrong vertebrae.
 
 :func:`detect_convention` picks one from the label values and where they lie:
 a convention must know every value in the map; among those that do, the one whose
@@ -30,7 +33,7 @@ from CalcinosisLib.geometry import AXIS_S, Geometry
 
 from .anatomy import VERTEBRAE, order_number
 
-CONVENTIONS = ("totalsegmentator", "totalspineseg", "verse")
+CONVENTIONS = ("totalsegmentator", "totalspineseg", "verse", "totalsegmentator_v1")
 
 
 class ConventionError(InputError):
@@ -93,15 +96,39 @@ for _n in range(12):
 for _n in range(6):
     _VERSE_NAMES[20 + _n] = f"L{_n + 1}"
 
-TITLES = {"totalsegmentator": "TotalSegmentator total", "totalspineseg": "TotalSpineSeg", "verse": "VerSe"}
+# TotalSegmentator before version 2 (task total, 104 classes): still found in archives
+_TS1_NAMES = {1: "spleen", 2: "kidney_right", 3: "kidney_left", 4: "gallbladder", 5: "liver", 6: "stomach",
+              7: "aorta", 8: "inferior_vena_cava", 9: "portal_vein_and_splenic_vein", 10: "pancreas",
+              11: "adrenal_gland_right", 12: "adrenal_gland_left", 13: "lung_upper_lobe_left",
+              14: "lung_lower_lobe_left", 15: "lung_upper_lobe_right", 16: "lung_middle_lobe_right",
+              17: "lung_lower_lobe_right", 42: "esophagus", 43: "trachea", 44: "heart_myocardium",
+              45: "heart_atrium_left", 46: "heart_ventricle_left", 47: "heart_atrium_right",
+              48: "heart_ventricle_right", 49: "pulmonary_artery", 50: "brain", 51: "iliac_artery_left",
+              52: "iliac_artery_right", 53: "iliac_vena_left", 54: "iliac_vena_right", 55: "small_bowel",
+              56: "duodenum", 57: "colon", 82: "humerus_left", 83: "humerus_right", 84: "scapula_left",
+              85: "scapula_right", 86: "clavicula_left", 87: "clavicula_right", 88: "femur_left", 89: "femur_right",
+              90: "hip_left", 91: "hip_right", 92: "sacrum", 93: "face", 94: "gluteus_maximus_left",
+              95: "gluteus_maximus_right", 96: "gluteus_medius_left", 97: "gluteus_medius_right",
+              98: "gluteus_minimus_left", 99: "gluteus_minimus_right", 100: "autochthon_left",
+              101: "autochthon_right", 102: "iliopsoas_left", 103: "iliopsoas_right", 104: "urinary_bladder"}
+for _n, _v in enumerate(range(18, 42)):
+    _TS1_NAMES[_v] = (["L5", "L4", "L3", "L2", "L1"] + [f"T{12 - k}" for k in range(12)]
+                      + [f"C{7 - k}" for k in range(7)])[_n]
+for _n in range(12):
+    _TS1_NAMES[58 + _n] = f"rib_left_{_n + 1}"
+    _TS1_NAMES[70 + _n] = f"rib_right_{_n + 1}"
+
+TITLES = {"totalsegmentator": "TotalSegmentator total", "totalspineseg": "TotalSpineSeg", "verse": "VerSe",
+          "totalsegmentator_v1": "TotalSegmentator v1 total"}
 TABLES: dict[str, dict[int, str]] = {"totalsegmentator": _TS_NAMES, "totalspineseg": _TSS_NAMES,
-                                     "verse": _VERSE_NAMES}
+                                     "verse": _VERSE_NAMES, "totalsegmentator_v1": _TS1_NAMES}
 
 VESSELS = {"aorta", "pulmonary_vein", "brachiocephalic_trunk", "subclavian_artery_right", "subclavian_artery_left",
            "common_carotid_artery_right", "common_carotid_artery_left", "brachiocephalic_vein_left",
            "brachiocephalic_vein_right", "superior_vena_cava", "inferior_vena_cava", "portal_vein_and_splenic_vein",
            "iliac_artery_left", "iliac_artery_right", "iliac_vena_left", "iliac_vena_right", "heart",
-           "atrial_appendage_left"}
+           "atrial_appendage_left", "heart_myocardium", "heart_atrium_left", "heart_ventricle_left",
+           "heart_atrium_right", "heart_ventricle_right", "pulmonary_artery"}
 OTHER_BONES = {"sacrum", "coccyx", "humerus_left", "humerus_right", "scapula_left", "scapula_right",
                "clavicula_left", "clavicula_right", "femur_left", "femur_right", "hip_left", "hip_right", "skull",
                "sternum", "costal_cartilages"}
@@ -110,7 +137,7 @@ ORGANS = {"spleen", "kidney_right", "kidney_left", "gallbladder", "liver", "stom
           "adrenal_gland_right", "adrenal_gland_left", "lung_upper_lobe_left", "lung_lower_lobe_left",
           "lung_upper_lobe_right", "lung_middle_lobe_right", "lung_lower_lobe_right", "esophagus", "trachea",
           "thyroid_gland", "small_bowel", "duodenum", "colon", "urinary_bladder", "prostate", "kidney_cyst_left",
-          "kidney_cyst_right", "brain"}
+          "kidney_cyst_right", "brain", "face"}
 #: Kept as candidates' surroundings (calcifications can lie in or against them).
 NEUTRAL = {"spinal_cord", "spinal_canal", "gluteus_maximus_left", "gluteus_maximus_right", "gluteus_medius_left",
            "gluteus_medius_right", "gluteus_minimus_left", "gluteus_minimus_right", "autochthon_left",

@@ -117,3 +117,19 @@ def test_accuracy_holds_for_other_patients(coverage, seed):
     assert s["level_rate"] >= 0.95 and s["segment_rate"] >= 0.90, s["wrong"]
     assert s["subsite_rate"] >= 0.85 and s["pattern_rate"] >= 0.85, s["wrong"]
     assert s["vascular_reported"] == []
+
+
+def test_a_spine_without_calcifications(tmp_path):
+    """A healthy spine: every level assessed with 0, patient any_* = 0, all files written."""
+    from SpineCalcMapLib import phantom, pipeline
+    from spine_helpers import labels_of, volume_of
+    r = phantom.make_spine_phantom("lumbar", spacing=(1.0, 1.0, 1.25), size_xy=None, seed=0,
+                                   calcifications_per_level=0, vascular_calcifications=4)
+    res = pipeline.map_spine(volume_of(r), labels_of(r))
+    assert len(res.table) == 0
+    assert all(row["count_total"] == 0 for row in res.levels.rows if row["status"] == "assessed")
+    p = res.patient.rows[0]
+    assert p["any_calcification"] == 0 and p["calcification_count"] == 0 and p["levels_assessed"] >= 6
+    files = pipeline.write_spine_outputs(tmp_path / "out", res)
+    assert {f.name for f in files} >= {"lesions.csv", "levels.csv", "patient.csv", "lesions.seg.nrrd",
+                                       "level_chart.png", "provenance.json"}

@@ -31,7 +31,7 @@ def _stack(values, step_mm=25.0, top=500.0):
 
 def test_detects_each_convention_from_values_and_order():
     ts = [TS_VALUE[n] for n in ("T12", "L1", "L2", "L3", "L4", "L5", "S1")]   # 32 … 26: value falls caudally
-    assert conv.detect_convention({v: 1 for v in ts}, _stack(ts)).key == "totalsegmentator"
+    assert conv.detect_convention({v: 1 for v in ts}, _stack(ts, 35)).key == "totalsegmentator"
     verse = list(range(20, 25))  # L1..L5, value rises caudally: TotalSegmentator reads organs, TotalSpineSeg gaps
     assert conv.detect_convention({v: 1 for v in verse}, _stack(verse, 37)).key == "verse"
     tss = [21, 22, 23, 24, 25, 72, 73]   # T1..T5 with two discs
@@ -314,3 +314,18 @@ def test_panel_entry_takes_points_or_labels():
     lab2 = vertebrae.spine_labels(vol, LabelImage([np.where(aorta, 0, r.labels).astype(np.uint8)], r.geometry, []),
                                   aorta_mask=aorta)
     assert lab2.has_aorta
+
+
+def test_totalsegmentator_v1_maps_are_not_misread():
+    """TotalSegmentator before v2 numbered the vertebrae 18-41 (L5…C1): every one of its values
+    is also a v2 value, where 26-41 mean S1…T3 - eight vertebrae off.  Read through the
+    extra v1 table, the map picks v1 (more values read as vertebrae in order, adult spacing)
+    and maps the phantom with the issue's accuracy."""
+    r = get_phantom("lumbar", "totalsegmentator_v1")
+    assert set(np.unique(r.labels)) <= set(range(0, 105))
+    assert conv.unknown_values(np.unique(r.labels)[1:], "totalsegmentator") == []   # v2 knows them all too
+    res = mapped("lumbar", "totalsegmentator_v1")
+    assert res.labels.convention.key == "totalsegmentator_v1"
+    assert res.assessed == expected_assessed(r.labels, "totalsegmentator_v1")
+    s = score(r, res)
+    assert s["level_rate"] >= 0.95 and s["subsite_rate"] >= 0.85, s["wrong"]

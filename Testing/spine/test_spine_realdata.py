@@ -72,3 +72,7 @@ def test_real_dicom_with_flipped_header_labels_align(totalseg_example):
     assert raw.shape == res.volume.array.shape
     assert np.median(res.volume.array[(raw == 32) | (raw == 33)]) < 50   # index alignment: not bone
     assert not any("not bone" in "; ".join(p) for p in lab.problems.values())
+    seg = image_io.load_label_image(totalseg_example / "example_seg_dicom.nii.gz",
+                                    reference=res.volume.geometry).layers[0]
+    aorta = ndimage.binary_dilation(seg == 52, structure=np.ones((3, 3, 3), bool))
+    assert aorta.sum() > 1000 and not np.any(res.full_grid_labels()[aorta])
