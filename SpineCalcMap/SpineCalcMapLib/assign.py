@@ -81,10 +81,16 @@ def _posterior_levels(frame: SpineFrame, p: np.ndarray) -> tuple[np.ndarray, np.
             d[:, k] = cKDTree(pts).query(p)[0]
     n1 = np.argmin(d, axis=1)
     upper = np.empty(len(p), dtype=int)
+    first, last = frame.vertebrae[0], frame.vertebrae[-1]
     for row, k in enumerate(n1):
         above = d[row, k - 1] if k - 1 >= 0 else np.inf
         below = d[row, k + 1] if k + 1 < nv else np.inf
         upper[row] = k - 1 if above < below else k
+        # beyond the end vertebrae's posterior elements: a level the scan does not hold
+        if k == 0 and (p[row] - first.arch) @ first.u > 0:
+            upper[row] = -1
+        elif k == nv - 1 and (p[row] - last.arch) @ last.u < 0:
+            upper[row] = nv - 1
     return upper, n1
 
 
