@@ -44,6 +44,8 @@ ALL_VERTEBRAE = sorted(VERTEBRAE + list(TRANSITIONAL), key=order_number)
 #: When the only caudal neighbour of L5 is a sacrum label, the part of it within this
 #: distance (mm, along the spine) of its cranial end stands for S1.
 SACRUM_S1_HEIGHT_MM = 30.0
+#: A whole (not cut) vertebra smaller than this (mm³) is not a vertebra (C7 is about 15 cm³).
+MIN_VERTEBRA_MM3 = 3000.0
 #: A vertebra whose voxels (75th percentile) are below this on the CT does not look like bone.
 BONE_CHECK_HU = 120.0
 
@@ -434,6 +436,16 @@ def check_vertebrae(lab: SpineLabels, volume: Volume, min_fragment_mm3: float = 
         hu = volume.array[kji[0] + lab.box.lo[0], kji[1] + lab.box.lo[1], kji[2] + lab.box.lo[2]]
         if hu.size and float(np.percentile(hu, 75)) < BONE_CHECK_HU:
             bad_bone.append((name, float(np.percentile(hu, 75))))
+    small = [(n, idx.size * voxel_mm3 / 1000) for n, idx in vox.items()
+             if n not in lab.truncated and idx.size * voxel_mm3 < MIN_VERTEBRA_MM3]
+    if small and len(small) >= max(2, (len(vox) + 1) // 2):
+        raise InputError(f"{lab.source}: its 'vertebrae' are far too small for vertebrae ({len(small)} of {len(vox)} "
+                         f"under {MIN_VERTEBRA_MM3 / 1000:g} cm³, e.g. {small[0][0]} {small[0][1]:.2f} cm³): is this a "
+                         "vertebra label map?")
+    for name, cm3 in small:
+        lab.add_problem(name, f"too small for a vertebra ({cm3:.2f} cm³)")
+        lab.warnings.append(f"{lab.source}: vertebra {name} is too small for a vertebra ({cm3:.2f} cm³, not cut by "
+                            "the scan's edge); levels next to it are not assessed")
     if bad_bone and len(bad_bone) >= max(2, (len(vox) + 1) // 2):
         raise InputError(f"{lab.source}: the vertebra labels do not lie on bone in this CT (75th percentile "
                          f"{np.median([b for _, b in bad_bone]):.0f} HU inside {len(bad_bone)} of {len(vox)} "

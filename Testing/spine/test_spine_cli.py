@@ -247,6 +247,8 @@ def _bad_label_maps(phantom_dir, tmp):
     ("empty label map", ["--vertebrae", "{t}/empty.nii.gz"], "empty"),
     ("no vertebra labels", ["--vertebrae", "{t}/aorta_only.nii.gz"], "no vertebra"),
     ("CT without those vertebrae", ["--vertebrae", "{t}/elsewhere.nii.gz"], "field of view"),
+    ("not a vertebra label map", ["--vertebrae", "{d}/truth_labels.nrrd"], "too small for vertebrae"),
+    ("the CT given as labels", ["--vertebrae", "{d}/ct"], "label"),
     ("unknown parameter", ["--vertebrae", "{d}/vertebrae.nii.gz", "--param", "colour=red"], "unknown parameter"),
     ("bad parameter value", ["--vertebrae", "{d}/vertebrae.nii.gz", "--param", "study_rule=maybe"], "study_rule"),
     ("negative margin", ["--vertebrae", "{d}/vertebrae.nii.gz", "--param", "vessel_margin_mm=-1"],
