@@ -1,4 +1,4 @@
-"""Vertebra inputs on the CT grid: from a label map (three conventions), a segmentation
+"""Vertebra inputs on the CT grid: from a label map (TotalSegmentator, TotalSpineSeg, VerSe), a segmentation
 whose segment names carry the vertebra, or one point per vertebral body.
 
 Everything ends in a :class:`SpineLabels`: a box of the CT grid around the spine
@@ -38,9 +38,6 @@ CAT_NONE, CAT_AORTA, CAT_VESSEL, CAT_RIB, CAT_BONE, CAT_ORGAN, CAT_CORD = 0, 1, 
 CATEGORY_CODES = {"aorta": CAT_AORTA, "vessel": CAT_VESSEL, "rib": CAT_RIB, "bone": CAT_BONE,
                   "organ": CAT_ORGAN, "cord": CAT_CORD}
 
-#: Vertebra names known to the map, cranio-caudal (transitional ones in place).
-ALL_VERTEBRAE = sorted(VERTEBRAE + list(TRANSITIONAL), key=order_number)
-
 #: When the only caudal neighbour of L5 is a sacrum label, the part of it within this
 #: distance (mm, along the spine) of its cranial end stands for S1.
 SACRUM_S1_HEIGHT_MM = 30.0
@@ -69,10 +66,6 @@ class Box:
         """The box as a grid of its own (same spacing and axes, origin at its first voxel)."""
         origin = full.kji_to_ras(np.asarray(self.lo, float))
         return Geometry.create((self.shape[2], self.shape[1], self.shape[0]), full.spacing, origin, full.direction)
-
-    def to_full_flat(self, flat: np.ndarray, full_shape: tuple[int, int, int]) -> np.ndarray:
-        k, j, i = np.unravel_index(flat, self.shape)
-        return np.ravel_multi_index((k + self.lo[0], j + self.lo[1], i + self.lo[2]), full_shape)
 
 
 @dataclass
@@ -196,8 +189,6 @@ def _structure_from_segment_name(name: str) -> str | None:
     n = name.strip().lower().replace(" ", "_").replace("-", "_")
     if n in ("aorta", "aorta_abdominal", "aorta_thoracic"):
         return "aorta"
-    if n in ("sacrum",):
-        return "sacrum"
     if n in ("spinal_cord", "spinal_canal", "cord"):
         return n if n != "cord" else "spinal_cord"
     known = set(conv.structure_names("totalsegmentator").values())
