@@ -1,0 +1,135 @@
+"""Benchmark of the spine map: a 512 x 512 x 600 thoraco-abdomino-pelvic (TAP) CT
+phantom with its TotalSegmentator-style label map, end to end.
+
+* ``spine map, end to end``: ``run_spine`` (read the CT as NRRD and the labels as
+  NIfTI, find, measure and assign the calcifications) plus ``write_spine_outputs``
+  (tables, chart, label map, ``.seg.nrrd``, provenance) - what ``calcinosis spine``
+  does, without the interpreter's start-up;
+* ``spine map, in memory``: ``map_spine`` on an already loaded CT and label map (what
+  the Slicer panel runs after the nodes are converted).
+
+The native route is Slicer's own for the same lesions (import the lesion label map as
+segments, then per-segment statistics), timed by ``Testing/bench/native_route.py``'s
+``native_measure(labels, geometry, intensity)`` when that file exists (the MRML bridge
+provides it); otherwise the native column is empty and the notes say so.
+
+Target (issue 4): end to end <= 5 s median, >= 20x faster than the native route.
+Run through ``make bench`` or ``python Testing/bench/bench_spine.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+
+HERE = Path(__file__).resolve().parent
+
+# --------------------------------------------------------------------------------------
+# HOOK for the lead: when Testing/bench/native_route.py (the MRML bridge's
+# ``native_measure(labels, geometry, intensity)``) is present it is timed below on the
+# very lesions the spine map found.  Nothing else needs changing here.
+# --------------------------------------------------------------------------------------
+NATIVE_ROUTE = HERE / "native_route.py"
+
+
+def _native_measure():
+    if not NATIVE_ROUTE.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("native_route", NATIVE_ROUTE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return getattr(mod, "native_measure", None)
+
+
+def _make_case(folder: Path, quick: bool) -> tuple[Path, Path, int]:
+    from CalcinosisLib import image_io
+    from SpineCalcMapLib import phantom
+    if quick:
+        r = phantom.make_spine_phantom("tap", spacing=(1.4, 1.4, 2.5), size_xy=(256, 256), seed=0, n_slices=300)
+    else:
+        r = phantom.make_spine_phantom("tap", spacing=(0.7, 0.7, 1.25), size_xy=(512, 512), seed=0, n_slices=600)
+    ct, labels = folder / "ct.nrrd", folder / "labels.nii.gz"
+    image_io.write_image(r.ct, r.geometry, ct, compress=False)
+    image_io.write_image(r.labels, r.geometry, labels)
+    n = sum(row["kind"] == "spinal" for row in r.truth.rows)
+    return ct, labels, n
+
+
+def _timed(fn, repeats: int):
+    """Median wall time of ``repeats`` plain runs, then one more run under tracemalloc
+    for the peak memory (tracing slows numpy's allocations, so it is not timed)."""
+    times, out = [], None
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    gc.collect()
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+    tracemalloc.stop()
+    return statistics.median(times), peak, out
+
+
+def run(quick: bool = False) -> list[dict]:
+    from CalcinosisLib import image_io
+    from SpineCalcMapLib import pipeline, vertebrae
+    repeats = 1 if quick else 5
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-spine-") as tmp:
+        tmp = Path(tmp)
+        ct_path, lab_path, n_truth = _make_case(tmp, quick)
+        k = [0]
+
+        def end_to_end():
+            k[0] += 1
+            res = pipeline.run_spine(ct_path, vertebrae=lab_path)
+            pipeline.write_spine_outputs(tmp / f"out{k[0]}", res)
+            return res
+
+        med, peak, res = _timed(end_to_end, repeats)
+        shape = res.volume.array.shape
+        vol_mb = res.volume.array.nbytes / 2 ** 20
+        native = _native_measure()
+        native_med = None
+        note_native = "native route: Testing/bench/native_route.py not found - HOOK left for the lead"
+        if native is not None:
+            labels = res.full_grid_labels()
+            native_med, _, _ = _timed(lambda: native(labels, res.volume.geometry, res.volume.array),
+                                      1 if quick else 3)
+            note_native = f"native route: native_measure on the same {len(res.table)} lesions"
+        results.append({
+            "name": f"spine map, end to end ({'x'.join(map(str, shape[::-1]))} TAP CT + labels)",
+            "our_median_s": med, "native_median_s": native_med,
+            "ratio": (native_med / med) if native_med else None, "peak_mem_mb": peak,
+            "notes": f"{len(res.table)} calcifications found of {n_truth} placed; {len(res.assessed)} levels; "
+                     f"CT {vol_mb:.0f} MB (NRRD raw), labels NIfTI gz; {note_native}",
+        })
+        volume = image_io.load_image(ct_path)
+        volume.meta["modality"] = "CT"
+        li = image_io.load_label_image(lab_path)
+        med2, peak2, res2 = _timed(
+            lambda: pipeline.map_spine(volume, vertebrae.labels_from_label_image(li, volume)), repeats)
+        results.append({
+            "name": "spine map, in memory (loaded CT and labels -> tables)",
+            "our_median_s": med2, "native_median_s": None, "ratio": None, "peak_mem_mb": peak2,
+            "notes": f"{len(res2.table)} calcifications; no file reading or writing",
+        })
+    return results
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    for r in run(quick):
+        ratio = f"{r['ratio']:.1f}x" if r["ratio"] else "n/a"
+        nat = f"{r['native_median_s']:.2f} s" if r["native_median_s"] else "n/a"
+        print(f"{r['name']}: ours {r['our_median_s']:.2f} s, native {nat}, ratio {ratio}, "
+              f"peak {r['peak_mem_mb']:.0f} MB above baseline; {r['notes']}")

@@ -1,0 +1,116 @@
+"""Shared helpers of the spine tests: phantoms made once per session, the map run on
+them in memory, and the score against the phantom's ground truth.
+
+The score is independent of the map's own bookkeeping: each true calcification is
+found in the map by the voxels it covers (the phantom's truth voxels, coverage >= 0.5),
+and its level, segment, sub-site and pattern are compared with the truth.  A true
+calcification the map missed counts as wrong for every field.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from CalcinosisLib.geometry import Geometry
+from CalcinosisLib.image_io import LabelImage
+from CalcinosisLib.phantoms import rotation_matrix
+from CalcinosisLib.volume import Volume
+from SpineCalcMapLib import phantom, pipeline, vertebrae
+from SpineCalcMapLib.anatomy import LEVELS
+from SpineCalcMapLib.conventions import category, structure_names
+from SpineCalcMapLib.params import SpineParams
+
+#: Test phantoms: 1 mm in-plane over a field of view fitted to the spine, 1.25 mm slices.
+TEST_SPACING = (1.0, 1.0, 1.25)
+FIELDS = ("level", "segment", "subsite", "pattern")
+
+
+@functools.lru_cache(maxsize=None)
+def get_phantom(coverage: str = "tap", convention: str = "totalsegmentator", seed: int = 0, grid: str = "axial",
+                contrast: bool = True) -> phantom.RenderedPhantom:
+    spec = phantom.PhantomSpec(coverage=coverage, spacing=TEST_SPACING, size_xy=None, seed=seed,
+                               convention=convention, contrast=contrast)
+    ph = phantom.build_phantom(spec)
+    g0 = phantom.default_geometry(ph)
+    if grid == "axial":
+        return phantom.render_phantom(ph, g0)
+    if grid == "oblique":
+        d, sp = rotation_matrix((1, 1, 0.3), 14) @ g0.direction, g0.spacing
+    elif grid == "pir":  # i -> posterior, j -> inferior, k -> right, as the VerSe sample
+        d, sp = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], float), (1.0, 1.25, 1.0)
+    else:
+        raise ValueError(grid)
+    corners = g0.corners_ras()
+    c = corners.mean(axis=0)
+    size = np.ceil((np.abs((corners - c) @ d).max(axis=0) * 2) / np.asarray(sp)).astype(int) + 2
+    g = Geometry.create(size, sp, c - d @ ((size - 1) * np.asarray(sp) / 2), d)
+    return phantom.render_phantom(ph, g)
+
+
+def volume_of(r: phantom.RenderedPhantom) -> Volume:
+    return Volume(r.ct, r.geometry, {"modality": "CT", "intensity_unit": "HU"})
+
+
+def labels_of(r: phantom.RenderedPhantom, labels: np.ndarray | None = None, geometry: Geometry | None = None,
+              convention: str = "auto") -> vertebrae.SpineLabels:
+    vol = volume_of(r)
+    li = LabelImage([r.labels if labels is None else labels], geometry or r.geometry, [])
+    lab = vertebrae.labels_from_label_image(li, vol, convention)
+    return lab
+
+
+@functools.lru_cache(maxsize=None)
+def mapped(coverage: str = "tap", convention: str = "totalsegmentator", seed: int = 0, grid: str = "axial",
+           contrast: bool = True) -> pipeline.SpineResult:
+    r = get_phantom(coverage, convention, seed, grid, contrast)
+    return pipeline.map_spine(volume_of(r), labels_of(r), SpineParams())
+
+
+def score(r: phantom.RenderedPhantom, res: pipeline.SpineResult) -> dict:
+    full = res.full_grid_labels()
+    out = {"n": 0, "found": 0, "vascular_reported": [], "matched": set(), "wrong": []}
+    for f in FIELDS:
+        out[f] = 0
+    for row, vox in zip(r.truth.rows, r.truth_voxels):
+        ids = full.ravel()[vox]
+        ids = ids[ids > 0]
+        if row["kind"] == "vascular":
+            if ids.size:
+                out["vascular_reported"].append(row["name"])
+            continue
+        out["n"] += 1
+        if ids.size == 0:
+            out["wrong"].append((row["name"], "missed"))
+            continue
+        lid = int(np.bincount(ids).argmax())
+        out["matched"].add(lid)
+        out["found"] += 1
+        det = res.table.rows[lid - 1]
+        assert det["lesion_id"] == lid
+        for f in FIELDS:
+            if det[f] == row[f]:
+                out[f] += 1
+            else:
+                out["wrong"].append((row["name"], f, det[f]))
+    out["false_positives"] = [row for row in res.table.rows if row["lesion_id"] not in out["matched"]]
+    for f in ("found",) + FIELDS:
+        out[f"{f}_rate"] = out[f] / out["n"] if out["n"] else float("nan")
+    return out
+
+
+def expected_assessed(labels: np.ndarray, convention: str) -> list[str]:
+    """Levels whose two vertebrae both have voxels in the label map (straight from the
+    label values, not through the map's code)."""
+    names = structure_names(convention)
+    present = set()
+    for v in np.unique(labels):
+        n = names.get(int(v))
+        if n is None:
+            continue
+        if category(n) == "vertebra":
+            present.add(n)
+        if n == "sacrum" and convention != "totalsegmentator":
+            present.add("S1")
+    return [lv for lv in LEVELS if all(x in present for x in lv.split("-"))]
