@@ -143,7 +143,7 @@ def aorta_like(lab: np.ndarray, idx: np.ndarray, n: int, geometry: Geometry, box
     big = np.flatnonzero(counts * geometry.voxel_volume_mm3 >= 1500.0) + 1
     if big.size == 0:
         return out
-    px = geometry.cross_section_area_mm2(ax, onto=AXIS_S)
+    px = geometry.cross_section_area_mm2(ax) * abs(geometry.direction_of_array_axis(ax) @ AXIS_S)
     step = geometry.spacing_along_array_axis(ax) * abs(geometry.direction_of_array_axis(ax) @ AXIS_S)
     sel = np.isin(lab, big)
     L, S = lab[sel].astype(np.int64), s_idx[sel].astype(np.int64)
