@@ -54,38 +54,67 @@ def _find(folder: Path, patterns) -> Path | None:
     return None
 
 
+#: Second and third readings differ the way readers differ: in the smallest deposit they
+#: count, and (spine) in the density they call calcified.  Same images, other choices.
+READINGS = {
+    "xr": (("R1", 1, {}), ("R1", 2, {"min_size": "2"}), ("R2", 1, {"min_size": "4"})),
+    "spine": (("R1", 1, {}), ("R1", 2, {"min_size": "2"}), ("R2", 1, {"threshold": "200"})),
+}
+#: Coarser phantoms than the defaults keep the demo quick; the tests use the defaults.
+PHANTOM_SPACING = {"hand-ct": "0.7", "hand-mri": "0.7", "hand-xr": "0.25", "spine-ct": "1.0,1.0,1.25"}
+#: Spinal calcifications per level, per patient: from none to many, as in a real cohort.
+SPINE_PER_LEVEL = (0.0, 0.2, 0.5, 1.0, 0.1, 2.0)
+
+
 def _real_cases(data: Path, n_patients: int, hand: bool, spine: bool) -> list[dict]:
     """Hand and spine phantom cases run through their own commands (when installed)."""
-    rows = []
+    rows, phantom_calls = [], []
     for p in range(1, n_patients + 1):
         pid = f"P{p:02d}"
-        jobs = []
-        if hand:
-            jobs += [("hand-xr", "hand", "xr"), ("hand-ct", "hand", "ct"), ("hand-mri", "hand", "mri")]
-        if spine:
-            jobs += [("spine-ct", "spine", None)]
-        for kind, task, mod in jobs:
+        kinds = (["hand-xr", "hand-ct", "hand-mri"] if hand else []) + (["spine-ct"] if spine else [])
+        for kind in kinds:
             folder = data / "phantoms" / f"{pid}-{kind}"
             opts = _phantom_options(kind)
             argv = ["phantom", kind, "-o", str(folder), "--force", "-q"]
             if "--seed" in opts:
                 argv += ["--seed", str(p)]
+            if "--spacing" in opts and kind in PHANTOM_SPACING:
+                argv += ["--spacing", PHANTOM_SPACING[kind]]
             if kind == "spine-ct" and "--coverage" in opts:
                 argv += ["--coverage", "tap" if p % 2 else "chest"]
-            _call(argv)
-            image = _find_image(folder)
-            row = {"patient_id": pid, "task": task, "image": str(image), "time_point": "baseline"}
-            if task == "hand":
-                row["modality"] = mod
-                lm = _find(folder, ["*.mrk.json", "*landmark*.csv"])
-                if lm:
-                    row["landmarks"] = str(lm)
-            else:
-                row["labels"] = str(_find(folder, ["*vertebra*", "*label*", "*seg*.nii.gz", "*seg*.nrrd"]))
-            readings = (("R1", 1), ("R1", 2), ("R2", 1)) if mod in (None, "xr") else (("R1", 1),)
-            for reader, read in readings:
-                rows.append(dict(row, case_id=f"{pid}-{kind}-{reader}-{read}", reader=reader, read=read))
+            if kind == "spine-ct" and "--per-level" in opts:
+                argv += ["--per-level", str(SPINE_PER_LEVEL[(p - 1) % len(SPINE_PER_LEVEL)]), "--fit"]
+            phantom_calls.append((argv, folder))
+    _make_phantoms([argv for argv, _ in phantom_calls])
+    for argv, folder in phantom_calls:
+        kind, pid = argv[1], folder.name.split("-")[0]
+        task, mod = ("spine", None) if kind == "spine-ct" else ("hand", kind.split("-")[1])
+        image = _find_image(folder)
+        row = {"patient_id": pid, "task": task, "image": str(image), "time_point": "baseline"}
+        if task == "hand":
+            row["modality"] = mod
+            lm = _find(folder, ["*.mrk.json", "*landmark*.csv"])
+            if lm:
+                row["landmarks"] = str(lm)
+            roi = _find(folder, ["regions.seg.nrrd"]) if mod == "mri" else None
+            if roi:
+                row["region"] = str(roi)
+        else:
+            row["labels"] = str(_find(folder, ["*vertebra*", "*label*", "*seg*.nii.gz", "*seg*.nrrd"]))
+        readings = READINGS["spine" if task == "spine" else mod] if (task == "spine" or mod == "xr") \
+            else (("R1", 1, {}),)
+        for reader, read, extra in readings:
+            rows.append(dict(row, case_id=f"{pid}-{kind}-{reader}-{read}", reader=reader, read=read, **extra))
     return rows
+
+
+def _make_phantoms(calls: list[list[str]]) -> None:
+    """Phantoms in two worker processes (each phantom is independent)."""
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        for code in pool.map(cli, calls):
+            if code != 0:
+                raise SystemExit(code)
 
 
 def run(outdir: Path, force: bool) -> list[str]:
@@ -101,7 +130,7 @@ def run(outdir: Path, force: bool) -> list[str]:
         extra = _real_cases(data, 6, real_hand, real_spine)
         with open(manifest, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
-        cols = list(dict.fromkeys(list(rows[0].keys()) + ["landmarks", "labels"]))
+        cols = list(dict.fromkeys(list(rows[0].keys()) + ["landmarks", "labels", "region", "threshold", "min_size"]))
         with open(manifest, "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, cols)
             w.writeheader()

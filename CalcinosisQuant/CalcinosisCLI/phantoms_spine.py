@@ -10,7 +10,7 @@ import numpy as np
 from CalcinosisLib import dicom_write, image_io, provenance
 from CalcinosisLib.output import OutputTransaction, check_output_free
 
-from .common import add_output_args, positive_int, say, spacing_arg
+from .common import nonneg_float, add_output_args, positive_int, say, spacing_arg
 
 
 def _size_arg(text: str) -> tuple[int, int]:
@@ -48,6 +48,8 @@ def register(kinds) -> None:
                    help="at least N slices (the scan goes on below the spine's coverage, into the pelvis)")
     p.add_argument("--no-contrast", action="store_true", help="aorta not enhanced (no contrast medium)")
     p.add_argument("--noise", type=float, default=12.0, help="noise SD in HU (default 12)")
+    p.add_argument("--per-level", type=nonneg_float, default=2.5, metavar="N",
+                   help="spinal calcifications per disco-vertebral level, on average (default 2.5; 0 = none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("dicom", "nrrd", "nifti"), default="dicom",
                    help="CT format (default dicom: a series in OUTDIR/ct/)")
@@ -62,7 +64,7 @@ def run_spine_ct(args) -> int:
     size = None if args.fit else (args.size or (512, 512))
     r = phantom.make_spine_phantom(args.coverage, spacing=sp[:3], size_xy=size, seed=args.seed,
                                    convention=args.convention, contrast=not args.no_contrast, noise_sd=args.noise,
-                                   n_slices=args.slices)
+                                   n_slices=args.slices, calcifications_per_level=args.per_level)
     g = r.geometry
     truth_labels = np.zeros(g.shape, dtype=np.uint16)
     for n, vox in enumerate(r.truth_voxels, start=1):
