@@ -71,7 +71,7 @@ def parse_value(text: str, type_: str, where: str = "") -> Any:
             f = float(text)
         except ValueError:
             raise InputError(f"{where}: {text!r} is not an integer") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise InputError(f"{where}: {text!r} is not an integer")
         return int(f)
     return text
@@ -246,7 +246,7 @@ def _infer_type(values: list[str]) -> str:
         fl = [float(v) for v in vals]
     except ValueError:
         return "string"
-    if all(f == int(f) and "." not in v and "e" not in v.lower() for f, v in zip(fl, vals) if math.isfinite(f)):
+    if all(math.isfinite(f) and f == int(f) and "." not in v and "e" not in v.lower() for f, v in zip(fl, vals)):
         return "int"
     return "double"
 

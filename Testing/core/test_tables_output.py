@@ -61,10 +61,11 @@ def test_read_csv_errors_name_the_row(tmp_path):
 
 def test_read_csv_infers_types_without_schema(tmp_path):
     p = tmp_path / "x.csv"
-    p.write_text("n,x,s\n1,2.5,a\n2,,b\n", encoding="utf-8")
+    p.write_text("n,x,s,m\n1,2.5,a,nan\n2,,b,3\n", encoding="utf-8")
     t = Table.read_csv(p)
-    assert [c.type for c in t.columns] == ["int", "double", "string"]
+    assert [c.type for c in t.columns] == ["int", "double", "string", "double"]
     assert t.column("x") == [2.5, None]
+    assert math.isnan(t.column("m")[0]) and t.column("m")[1] == 3.0
 
 
 def test_transaction_writes_all_at_once(tmp_path):

@@ -10,7 +10,7 @@ image          image path (DICOM folder/file, NRRD, NIfTI, MHA, PNG/TIFF), relat
                manifest's folder; required unless ``result`` is given
 result         instead of running: a folder already holding this task's outputs (e.g. the
                Slicer module's *Export*), copied into the batch and joined
-modality       ``xr`` | ``ct`` | ``mri`` (required for hand; measure: optional override)
+modality       ``xr`` | ``ct`` | ``mri`` (hand: empty = read from the DICOM header; measure: optional override)
 landmarks      hand: landmark file (``--landmarks``)
 labels         spine: vertebra labels (``--vertebrae``); measure: lesion segmentation (``--mask``)
 region         hand: region to search (``--roi``); measure: ``--region``
@@ -230,8 +230,6 @@ def _parse_row(raw: dict, lineno: int, base: Path, errs: list[str]) -> CaseSpec 
         if mk is None:
             errs.append(f"column modality: {mod!r} is not xr, ct or mri")
         spec.modality = mk
-    if task == "hand" and get("result") is None and spec.modality is None:
-        errs.append("column modality: empty (hand cases need xr, ct or mri)")
     if task == "spine" and get("result") is None and get("labels") is None:
         errs.append("column labels: empty (spine cases need the vertebra labels)")
     conv = get("convention")
@@ -345,7 +343,8 @@ def command_items(spec: CaseSpec) -> list[tuple[str, str | None, str]]:
     t = spec.task
     items: list[tuple[str, str | None, str]] = []
     if t == "hand":
-        items.append(("--modality", spec.modality or "", "modality"))
+        if spec.modality:
+            items.append(("--modality", spec.modality, "modality"))
         if spec.landmarks:
             items.append(("--landmarks", spec.landmarks, "landmarks"))
         if spec.region:
