@@ -417,8 +417,8 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return measurement
 
     def onMeasureButton(self) -> None:
+        self._offerPatientSpacing(self._parameterNode.inputVolume)
         with slicer.util.tryWithErrorDisplay(_("Measurement failed."), waitCursor=True):
-            self._offerPatientSpacing(self._parameterNode.inputVolume)
             self._measure()
             self._updateGUI()
 

@@ -362,6 +362,7 @@ class HandDetection:
     volume_node_id: str
     names: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    state: tuple = ()   # the segmentation's content signature right after Detect
 
     @property
     def lesions(self) -> LesionSet:
@@ -430,7 +431,8 @@ def detect(volume_node, modality: str | None = "auto", params: DetectParams = DE
     except BaseException:
         _remove_nodes(scene, _track_new(scene, before))
         raise
-    return HandDetection(segmentation_node, detection, m, volume_node.GetID(), names, warnings)
+    return HandDetection(segmentation_node, detection, m, volume_node.GetID(), names, warnings,
+                         workflow.segmentation_state(segmentation_node))
 
 
 # ---------------------------------------------------------------------- Measure
@@ -567,23 +569,30 @@ def measure(volume_node, segmentation_node, modality: str | None = "auto", landm
     volume, m = read_image(volume_node, modality)
     landmarks = landmarks_from_node(landmarks_node, ignore_unknown_landmarks)
     state = _state(segmentation_node, landmarks_node)
-    report(progress, 0.05, "reading the segmentation")
-    labels = mrml.label_image_from_segmentation(segmentation_node, volume.geometry)
-    if not labels.segments:
-        volume.warn(f"segmentation '{segmentation_node.GetName()}' holds no segment: no lesions")
-    lesions = hand_pipeline.lesions_from_segmentation(labels, volume, params.connectivity, params.min_size,
-                                                      split_islands, progress.sub(0.1, 0.5) if progress else None)
-    nonempty = _segments_with_voxels(labels)
-    if not split_islands and lesions.n < nonempty:
-        unit = "mm²" if volume.is_2d else "mm³"
-        volume.warn(f"{nonempty - lesions.n} segment(s) smaller than the minimum size ({params.min_size:g} {unit}) "
-                    "were not measured")
-    used = None
-    if (detection is not None and detection.segmentation_node is segmentation_node
-            and detection.volume_node_id == volume_node.GetID() and detection.modality == m
-            and _same_lesions(lesions, detection.lesions)):
-        used = detection.detection
-        lesions = detection.lesions
+    mine = (detection is not None and detection.segmentation_node is segmentation_node
+            and detection.volume_node_id == volume_node.GetID() and detection.modality == m)
+    same_rules = (mine and not split_islands and params.connectivity == detection.detection.parameters.get("connectivity")
+                  and float(params.min_size) == float(detection.detection.parameters.get("min_size", -1)))
+    used, labels = None, None
+    if same_rules and state[0] == detection.state:
+        # untouched since Detect (same segments, same voxels): the detection itself, no re-reading
+        used, lesions = detection.detection, detection.lesions
+        report(progress, 0.5, "segmentation unchanged since Detect")
+    else:
+        report(progress, 0.05, "reading the segmentation")
+        labels = mrml.label_image_from_segmentation(segmentation_node, volume.geometry)
+        if not labels.segments:
+            volume.warn(f"segmentation '{segmentation_node.GetName()}' holds no segment: no lesions")
+        lesions = hand_pipeline.lesions_from_segmentation(labels, volume, params.connectivity, params.min_size,
+                                                          split_islands, progress.sub(0.1, 0.5) if progress else None)
+        nonempty = _segments_with_voxels(labels)
+        if not split_islands and lesions.n < nonempty:
+            unit = "mm²" if volume.is_2d else "mm³"
+            volume.warn(f"{nonempty - lesions.n} segment(s) smaller than the minimum size ({params.min_size:g} {unit}) "
+                        "were not measured")
+        if mine and _same_lesions(lesions, detection.lesions):
+            # touched (e.g. renamed, or a representation added for 3D display) but the same voxels
+            used, lesions = detection.detection, detection.lesions
     result = hand_pipeline.measure_hand(volume, m, lesions, landmarks, assign, used,
                                         progress.sub(0.5, 0.9) if progress else None)
     result.inputs = {"image": provenance.describe_volume(volume)}

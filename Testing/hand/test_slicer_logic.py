@@ -83,8 +83,10 @@ def test_detect_measure_export_equal_calcinosis_hand(ct, hand_results, tmp_path)
     assert names == [s.name for s in cli_seg.segments]
     assert names[0].split()[:2] == ["1", "R"]
 
-    m = sl.measure(node, det.segmentation_node, "auto", landmarks, det)
+    messages = []
+    m = sl.measure(node, det.segmentation_node, "auto", landmarks, det, progress=Progress(lambda f, t: messages.append(t)))
     assert m.from_detection and sl.measurement_is_current(m)
+    assert "segmentation unchanged since Detect" in messages  # not read back: nothing changed
     # the tables shown: one row per lesion / digit / hand, units on the columns
     assert _lesion_rows(m.lesion_table_node) == len(cli_lesions)
     assert m.lesion_table_node.GetColumnUnitLabel("volume_mm3") == "mm3"
@@ -114,13 +116,23 @@ def test_detect_measure_export_equal_calcinosis_hand(ct, hand_results, tmp_path)
     # `calcinosis hand-compare` takes the panel's export like the command line's
     assert run_cli("hand-compare", tmp_path / "panel", hand_results / "mri", "-o", tmp_path / "cmp", "-q") == 0
 
+    # a segment renamed (or given a 3D surface): touched, same voxels -> still the detection, same files
+    seg.GetNthSegment(0).SetName("checked")
+    messages = []
+    touched = sl.measure(node, det.segmentation_node, "auto", landmarks, det,
+                         progress=Progress(lambda f, t: messages.append(t)))
+    assert touched.from_detection and "reading the segmentation" in messages
+    sl.export(tmp_path / "touched", touched)
+    _same_files(tmp_path / "touched", cli)
+
     # measuring again refills the same nodes (no second chart series, no second table)
     tables_before = node.GetScene().GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems()
+    series_before = node.GetScene().GetNodesByClass("vtkMRMLPlotSeriesNode").GetNumberOfItems()
     again = sl.measure(node, det.segmentation_node, "auto", landmarks, det, lesion_table_node=m.lesion_table_node,
                        digit_table_node=m.digit_table_node, hand_table_node=m.hand_table_node, chart_node=m.chart_node)
     assert node.GetScene().GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems() == tables_before
     assert again.chart_node.GetNumberOfPlotSeriesNodes() == 1
-    assert node.GetScene().GetNodesByClass("vtkMRMLPlotSeriesNode").GetNumberOfItems() == 1
+    assert node.GetScene().GetNodesByClass("vtkMRMLPlotSeriesNode").GetNumberOfItems() == series_before
 
 
 def test_measure_follows_the_users_edits_like_hand_mask(ct, hand_data, ct_volume, tmp_path):
@@ -325,13 +337,18 @@ def test_landmark_list_with_every_label_unplaced(mrml_scene):
     assert node.GetNumberOfUndefinedControlPoints() == 40 and not node.GetControlPointPlacementComplete()
     lm = sl.landmarks_from_node(node)
     assert len(lm) == 0 and any("no hand landmark placed" in w for w in lm.warnings)
+    assert sl.landmark_progress(node) == (0, 40, "R_thumb_CMC")
     node.SetNthControlPointPositionWorld(0, 10.0, 20.0, 30.0)
     node.SetNthControlPointPositionWorld(1, 12.0, 40.0, 30.0)
+    assert sl.landmark_progress(node) == (2, 40, "R_thumb_IP")
+    node.UnsetNthControlPointPosition(0)   # the user clears a point: the next click places it again
+    assert sl.landmark_progress(node) == (1, 40, "R_thumb_CMC")
+    node.SetNthControlPointPositionWorld(0, 10.0, 20.0, 30.0)
     lm = sl.landmarks_from_node(node)
     assert len(lm) == 2 and np.allclose(lm.get("R", "thumb", "MCP"), [12.0, 40.0, 30.0])
     for n in range(2, 40):
         node.SetNthControlPointPositionWorld(n, float(n), 0.0, 0.0)
-    assert node.GetControlPointPlacementComplete()
+    assert node.GetControlPointPlacementComplete() and sl.landmark_progress(node) == (40, 40, None)
     # recreated on the same node, for one hand
     again = sl.create_landmark_list("L", node=node)
     assert again is node and [lab for lab, _ in mrml.points_from_markups(node)] == expected_landmark_labels("L")
