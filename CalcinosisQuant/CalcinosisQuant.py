@@ -83,7 +83,7 @@ class CalcinosisQuantParameterNode:
     minSize (mm³ on CT/MRI, mm² on radiographs), connectivity, minSlices, boundary,
     removeBone (CT), lesionSegmentation (Detect's output, reviewed, Measure's input).
     Assignment distances (mm): maxRayDistance, jointRadius, periarticularDistance,
-    wristReach, sideReach; thumbIpZone; ignoreUnknownLandmarks.
+    wristReach, wristWidth, sideReach, landmarkMargin; thumbIpZone; ignoreUnknownLandmarks.
     Measure: splitIslands; outputs lesionTable, digitTable, handTable, digitChart.
     structuralForm: the study-2 form table. Export: outputDirectory, caseId.
     Defaults are the core's (DetectParams, AssignParams), never repeated here.
@@ -107,6 +107,8 @@ class CalcinosisQuantParameterNode:
     periarticularDistance: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.periarticular_mm
     wristReach: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.wrist_reach_mm
     sideReach: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.side_reach_mm
+    wristWidth: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.wrist_width_mm
+    landmarkMargin: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.landmark_margin_mm
     thumbIpZone: Annotated[str, Choice(list(hand.THUMB_IP_ZONES))] = hand.ASSIGN_DEFAULTS.thumb_ip_zone
     ignoreUnknownLandmarks: bool = False
     splitIslands: bool = False
@@ -130,7 +132,8 @@ def assignParamsFrom(p):
     """Core assignment parameters (distances in mm) from the parameter node (validated)."""
     return hand.assign_params(max_ray_distance_mm=p.maxRayDistance, joint_radius_mm=p.jointRadius,
                               periarticular_mm=p.periarticularDistance, wrist_reach_mm=p.wristReach,
-                              side_reach_mm=p.sideReach, thumb_ip_zone=p.thumbIpZone)
+                              side_reach_mm=p.sideReach, thumb_ip_zone=p.thumbIpZone, wrist_width_mm=p.wristWidth,
+                              landmark_margin_mm=p.landmarkMargin)
 
 
 #

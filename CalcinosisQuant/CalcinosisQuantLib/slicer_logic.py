@@ -94,11 +94,14 @@ def assign_params(max_ray_distance_mm: float = ASSIGN_DEFAULTS.max_ray_distance_
                   periarticular_mm: float = ASSIGN_DEFAULTS.periarticular_mm,
                   wrist_reach_mm: float = ASSIGN_DEFAULTS.wrist_reach_mm,
                   side_reach_mm: float = ASSIGN_DEFAULTS.side_reach_mm,
-                  thumb_ip_zone: str = ASSIGN_DEFAULTS.thumb_ip_zone) -> AssignParams:
+                  thumb_ip_zone: str = ASSIGN_DEFAULTS.thumb_ip_zone,
+                  wrist_width_mm: float = ASSIGN_DEFAULTS.wrist_width_mm,
+                  landmark_margin_mm: float = ASSIGN_DEFAULTS.landmark_margin_mm) -> AssignParams:
     """Assignment distances (mm) from the panel's values, validated."""
     p = replace(ASSIGN_DEFAULTS, max_ray_distance_mm=float(max_ray_distance_mm), joint_radius_mm=float(joint_radius_mm),
                 periarticular_mm=float(periarticular_mm), wrist_reach_mm=float(wrist_reach_mm),
-                side_reach_mm=float(side_reach_mm), thumb_ip_zone=str(thumb_ip_zone))
+                side_reach_mm=float(side_reach_mm), thumb_ip_zone=str(thumb_ip_zone),
+                wrist_width_mm=float(wrist_width_mm), landmark_margin_mm=float(landmark_margin_mm))
     p.validate()
     return p
 
@@ -283,6 +286,10 @@ def read_image(volume_node, modality: str | None = "auto") -> tuple[Volume, str]
             volume.warn(advice.text(name) + "; use the spacing at the patient (the panel offers it) and measure again")
         elif volume_node.GetAttribute("Calcinosis.SpacingSource"):
             volume.meta["spacing_source"] = volume_node.GetAttribute("Calcinosis.SpacingSource")
+        if ds is not None and str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":
+            volume.warn(f"'{name}': the file is MONOCHROME1 (dense structures stored dark) and the radiograph "
+                        "detector looks for bright deposits: if bone looks dark in Slicer, outline the lesions "
+                        "by hand or invert the image first")
     hand_pipeline.resolve_modality(volume, None, name)  # the core's own check (passes: checked above)
     return volume, m
 

@@ -135,6 +135,34 @@ def test_detect_measure_export_equal_calcinosis_hand(ct, hand_results, tmp_path)
     assert node.GetScene().GetNodesByClass("vtkMRMLPlotSeriesNode").GetNumberOfItems() == series_before
 
 
+def test_every_panel_setting_reaches_the_core_like_the_command_line_options(ct, hand_data, tmp_path):
+    """Non-default detection and assignment settings: the panel and `calcinosis hand` with the
+    matching options write the same files (so each setting is passed on, and to the right place)."""
+    from CalcinosisQuantLib import slicer_logic as sl
+
+    node, landmarks = ct
+    params = sl.detect_params(threshold=150.0, min_size=2.0, connectivity="full", min_slices=2, boundary="threshold",
+                              remove_bone=True)
+    assign = sl.assign_params(max_ray_distance_mm=12.0, joint_radius_mm=4.0, periarticular_mm=5.0,
+                              wrist_reach_mm=25.0, side_reach_mm=50.0, thumb_ip_zone="PIP", wrist_width_mm=10.0,
+                              landmark_margin_mm=5.0)
+    det = sl.detect(node, "CT", params, landmarks_node=landmarks, assign=assign)
+    m = sl.measure(node, det.segmentation_node, "CT", landmarks, det, params, assign=assign)
+    assert m.from_detection
+    sl.export(tmp_path / "panel", m)
+    assert run_cli("hand", hand_data / "ct" / "ct", "--landmarks", hand_data / "ct" / "landmarks.mrk.json",
+                   "--threshold", "150", "--min-size", "2", "--connectivity", "full", "--min-slices", "2",
+                   "--boundary", "threshold", "--max-ray-distance", "12", "--joint-radius", "4",
+                   "--periarticular-distance", "5", "--wrist-reach", "25", "--side-reach", "50", "--thumb-ip-zone", "PIP",
+                   "--wrist-width", "10", "--landmark-margin", "5", "-o", tmp_path / "cli", "-q") == 0
+    _same_files(tmp_path / "panel", tmp_path / "cli")
+    prov = _provenance(tmp_path / "panel")
+    assert prov["parameters"] == _provenance(tmp_path / "cli")["parameters"]
+    assert prov["parameters"]["assignment"]["wrist_width_mm"] == 10.0
+    assert prov["parameters"]["assignment"]["landmark_margin_mm"] == 5.0
+    assert prov["parameters"]["detection"]["boundary"] == "threshold"
+
+
 def test_measure_follows_the_users_edits_like_hand_mask(ct, hand_data, ct_volume, tmp_path):
     import slicer.util
     from CalcinosisLib import mrml
@@ -270,6 +298,22 @@ def test_radiograph_spacing_at_the_patient_and_outlines_equal_hand_mask(xr, hand
     assert meas.chart_node.GetNthPlotSeriesNode(0).GetYColumnName() == "total_area_mm2"
     sl.export(tmp_path / "panel", meas)
     _same_files(tmp_path / "panel", hand_results / "xr_outlines")  # with the blank structural form
+
+
+def test_monochrome1_radiograph_is_flagged(xr, hand_data, tmp_path):
+    import slicer
+    from CalcinosisLib import dicom_write
+    from CalcinosisQuantLib import slicer_logic as sl
+
+    node, vol = xr
+    dicom_write.write_dicom_radiograph(vol.array[0].max() - vol.array[0], tmp_path / "m1.dcm", (0.2, 0.2), "pixel",
+                                       monochrome1=True)
+    slicer.dicomDatabase.files["1.2.3.4"] = tmp_path / "m1.dcm"
+    volume, _ = sl.read_image(node)
+    assert any("MONOCHROME1" in w for w in volume.meta["warnings"])
+    slicer.dicomDatabase.files["1.2.3.4"] = hand_data / "xr" / "xr.dcm"
+    volume, _ = sl.read_image(node)
+    assert not any("MONOCHROME1" in w for w in volume.meta.get("warnings", []))
 
 
 def test_structural_form_round_trip(xr, hand_data, tmp_path):
