@@ -413,7 +413,7 @@ def _cancel_at_last_chance(after: float):
     return Progress(lambda f, msg: seen.append(f), cancel_requested=lambda: bool(seen) and seen[-1] >= after), seen
 
 
-def test_cancel_leaves_no_half_made_nodes(ct):
+def test_cancel_leaves_no_half_made_nodes(ct, tmp_path):
     from CalcinosisQuantLib import slicer_logic as sl
 
     node, landmarks = ct
@@ -440,8 +440,13 @@ def test_cancel_leaves_no_half_made_nodes(ct):
     assert seen[-1] == pytest.approx(0.9)
     # progress is reported to the end when not cancelled
     seen = []
-    sl.measure(node, det.segmentation_node, "CT", landmarks, det, progress=Progress(lambda f, m: seen.append(f)))
+    m = sl.measure(node, det.segmentation_node, "CT", landmarks, det, progress=Progress(lambda f, m: seen.append(f)))
     assert seen[0] == 0.0 and max(seen) == pytest.approx(0.95) and seen == sorted(seen)
+    # a cancelled export writes nothing (and leaves an earlier result as it was)
+    for n in (0, 1, 2):
+        with pytest.raises(Cancelled):
+            sl.export(tmp_path / "out", m, progress=_cancel_after(n)[0])
+        assert not (tmp_path / "out").exists()
 
 
 def test_bad_inputs_give_the_clear_errors(ct, ct_volume, hand_data, tmp_path):
