@@ -58,7 +58,7 @@ from .structural_form import FINDINGS, LOCATIONS, blank_form, validate_form
 # ---------------------------------------------------------------------- panel choices and defaults
 #: Modality combo box: ``auto`` reads it from the image.
 MODALITY_CHOICES = ("auto", "XR", "CT", "MRI")
-#: Sides offered by *Create landmark list*.
+#: Sides offered by the panel's *Create and place* (landmark list).
 LANDMARK_SIDES = ("both", "R", "L")
 CONNECTIVITY_CHOICES = tuple(CONNECTIVITIES)
 BOUNDARY_CHOICES = tuple(BOUNDARIES)
