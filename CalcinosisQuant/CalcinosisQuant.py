@@ -1,13 +1,14 @@
-"""CalcinosisQuant: calcinosis lesions on hand radiographs, CT and MRI.
+"""CalcinosisQuant: calcinosis of the hand on radiographs, CT and MRI, in 3D Slicer.
 
-Slicer GUI layer only: the Widget wires the panel to the parameter node, the Logic
-delegates to ``CalcinosisLib.mrml.workflow`` (tested headless on slicer-core), and the
-science lives in ``CalcinosisLib`` / ``CalcinosisQuantLib`` (no Slicer needed).
+Slicer GUI layer only: the Widget wires the panel to the parameter node and shows
+results; the Logic delegates to ``CalcinosisQuantLib.slicer_logic`` (plain Python on
+MRML nodes, tested headless on slicer-core), which runs the hand pipeline of
+``CalcinosisQuantLib.hand_pipeline`` - the same steps ``calcinosis hand`` chains:
 
-The panel offers the generic lesion workflow for now: Detect (threshold, minimum size,
-connectivity, slice rule, optional region) -> review in the Segment Editor -> Measure
-(lesion table) -> Export (the files ``calcinosis measure`` writes).  The hand-specific
-steps (digits, joints, modality comparison) come with the hand issue.
+Inputs (image, modality, landmarks, optional region) -> *Detect* (a segmentation, one
+named segment per lesion) -> review in the Segment Editor -> *Measure* (lesion, digit and
+hand tables, a per-digit chart; a lesion row click centres the views on it) -> *Export*
+(the files of ``calcinosis hand``, with the structural-lesion form when filled).
 """
 
 import logging
@@ -28,8 +29,15 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
+from slicer import (
+    vtkMRMLMarkupsFiducialNode,
+    vtkMRMLPlotChartNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+    vtkMRMLTableNode,
+)
 
+from CalcinosisQuantLib import slicer_logic as hand
 
 #
 # CalcinosisQuant
@@ -41,15 +49,17 @@ class CalcinosisQuant(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Calcinosis Quant")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Quantification")]
-        self.parent.dependencies = ["Segmentations", "SegmentEditor"]
+        self.parent.dependencies = ["Segmentations", "SegmentEditor", "Markups", "Tables", "Plots"]
         self.parent.contributors = ["SlicerCalcinosis contributors"]
         self.parent.helpText = _("""
-Calcinosis in systemic sclerosis on hand radiographs (area, mm²), CT and MRI (volume, mm³).
-<b>Detect</b> finds candidate lesions by intensity (above the threshold for CT and radiographs,
-below it for MRI signal voids), splits them into connected lesions and drops those smaller than
-the minimum size; review and correct them in the Segment Editor, then <b>Measure</b> fills a
-lesion table with physical measurements and <b>Export</b> writes the same files as the
-<code>calcinosis measure</code> command.
+Calcinosis of the hand in systemic sclerosis, on a PA radiograph (area, mm²), CT or MRI (volume, mm³).
+Select the image (its modality is read from DICOM; override it if needed) and the hand landmarks
+(<b>Create and place</b> makes a point list with every label to place in order).
+<b>Detect</b> finds candidate lesions (CT: bone removed; MRI: inside the region you draw; radiograph:
+bright blobs) as a segmentation, one named segment per lesion; review and edit it in the Segment Editor.
+<b>Measure</b> measures the segmentation as it is now and assigns each lesion to side, digit, zone and
+kind: lesion, digit and hand tables and a per-digit chart; click a lesion row to centre the views on it.
+<b>Export</b> writes the same files as <code>calcinosis hand</code>, with the structural-lesion form.
 See the <a href="https://github.com/slicer-calcinosis/SlicerCalcinosis#readme">documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
@@ -66,32 +76,64 @@ imaging studies cited in the documentation.
 @parameterNodeWrapper
 class CalcinosisQuantParameterNode:
     """
-    inputVolume - image to search (CT, MRI, radiograph).
-    regionSegmentation - optional: search only inside its segments.
-    thresholdLow, useThresholdHigh, thresholdHigh, below - the intensity window.
-    minSize - smallest lesion kept, mm³ (3D) or mm² (2D).
-    connectivity - 'face' (Slicer's Islands default) or 'full'.
-    minSlices - contiguous axial slices a lesion must span.
-    lesionSegmentation - Detect's output, reviewed by the user, Measure's input.
-    splitIslands - Measure: each island of a segment is one lesion.
-    lesionTable - Measure's output.
-    outputDirectory, overwrite - Export.
+    Inputs: inputVolume (the hand image), modality ('auto': read from the image),
+    landmarks (point list, labels like R_index_PIP), landmarkSides (for a new list),
+    regionSegmentation (optional search region; required for MRI).
+    Detection: customThreshold/threshold (else the modality's automatic threshold),
+    minSize (mm³ on CT/MRI, mm² on radiographs), connectivity, minSlices, boundary,
+    removeBone (CT), lesionSegmentation (Detect's output, reviewed, Measure's input).
+    Assignment distances (mm): maxRayDistance, jointRadius, periarticularDistance,
+    wristReach, wristWidth, sideReach, landmarkMargin; thumbIpZone; ignoreUnknownLandmarks.
+    Measure: splitIslands; outputs lesionTable, digitTable, handTable, digitChart.
+    structuralForm: the study-2 form table. Export: outputDirectory, caseId.
+    Defaults are the core's (DetectParams, AssignParams), never repeated here.
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
+    modality: Annotated[str, Choice(list(hand.MODALITY_CHOICES))] = "auto"
+    landmarks: vtkMRMLMarkupsFiducialNode
+    landmarkSides: Annotated[str, Choice(list(hand.LANDMARK_SIDES))] = "both"
     regionSegmentation: vtkMRMLSegmentationNode
-    thresholdLow: Annotated[float, WithinRange(-100000, 100000)] = 130.0
-    useThresholdHigh: bool = False
-    thresholdHigh: Annotated[float, WithinRange(-100000, 100000)] = 3000.0
-    below: bool = False
-    minSize: Annotated[float, WithinRange(0, 1000000)] = 1.0
-    connectivity: Annotated[str, Choice(["face", "full"])] = "face"
-    minSlices: Annotated[int, WithinRange(1, 1000)] = 1
+    customThreshold: bool = False
+    threshold: Annotated[float, WithinRange(-100000, 100000)] = hand.CT_THRESHOLD_DEFAULT
+    minSize: Annotated[float, WithinRange(0, 1000000)] = hand.DETECT_DEFAULTS.min_size
+    connectivity: Annotated[str, Choice(list(hand.CONNECTIVITY_CHOICES))] = hand.DETECT_DEFAULTS.connectivity
+    minSlices: Annotated[int, WithinRange(1, 1000)] = hand.DETECT_DEFAULTS.min_slices
+    boundary: Annotated[str, Choice(list(hand.BOUNDARY_CHOICES))] = hand.DETECT_DEFAULTS.boundary
+    removeBone: bool = hand.DETECT_DEFAULTS.exclude_bone
     lesionSegmentation: vtkMRMLSegmentationNode
+    maxRayDistance: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.max_ray_distance_mm
+    jointRadius: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.joint_radius_mm
+    periarticularDistance: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.periarticular_mm
+    wristReach: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.wrist_reach_mm
+    sideReach: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.side_reach_mm
+    wristWidth: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.wrist_width_mm
+    landmarkMargin: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.landmark_margin_mm
+    thumbIpZone: Annotated[str, Choice(list(hand.THUMB_IP_ZONES))] = hand.ASSIGN_DEFAULTS.thumb_ip_zone
+    ignoreUnknownLandmarks: bool = False
     splitIslands: bool = False
     lesionTable: vtkMRMLTableNode
+    digitTable: vtkMRMLTableNode
+    handTable: vtkMRMLTableNode
+    digitChart: vtkMRMLPlotChartNode
+    structuralForm: vtkMRMLTableNode
     outputDirectory: pathlib.Path
-    overwrite: bool = False
+    caseId: str = ""
+
+
+def detectParamsFrom(p):
+    """Core detection parameters from the parameter node (validated)."""
+    return hand.detect_params(threshold=p.threshold if p.customThreshold else None, min_size=p.minSize,
+                              connectivity=p.connectivity, min_slices=p.minSlices, boundary=p.boundary,
+                              remove_bone=p.removeBone)
+
+
+def assignParamsFrom(p):
+    """Core assignment parameters (distances in mm) from the parameter node (validated)."""
+    return hand.assign_params(max_ray_distance_mm=p.maxRayDistance, joint_radius_mm=p.jointRadius,
+                              periarticular_mm=p.periarticularDistance, wrist_reach_mm=p.wristReach,
+                              side_reach_mm=p.sideReach, thumb_ip_zone=p.thumbIpZone, wrist_width_mm=p.wristWidth,
+                              landmark_margin_mm=p.landmarkMargin)
 
 
 #
@@ -106,7 +148,10 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._lastMeasurement = None
+        self._measurement = None
+        self._observedLandmarks = None
+        self._summaryCache = (None, None)
+        self._spacingDeclined = set()
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -120,9 +165,14 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
+        self.ui.createLandmarksButton.connect("clicked(bool)", self.onCreateLandmarksButton)
         self.ui.detectButton.connect("clicked(bool)", self.onDetectButton)
         self.ui.editSegmentsButton.connect("clicked(bool)", self.onEditSegmentsButton)
         self.ui.measureButton.connect("clicked(bool)", self.onMeasureButton)
+        self.ui.lesionTableView.connect("clicked(QModelIndex)", self.onLesionRowClicked)
+        self.ui.createFormButton.connect("clicked(bool)", self.onCreateFormButton)
+        self.ui.showFormButton.connect("clicked(bool)", self.onShowFormButton)
+        self.ui.checkFormButton.connect("clicked(bool)", self.onCheckFormButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
 
         self.initializeParameterNode()
@@ -137,11 +187,13 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGUI)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
-        self._lastMeasurement = None
+        self._measurement = None
+        self._observeLandmarks(None)
+        self.logic.forgetDetections()
         # the scene is closing anyway: empty our lesion segmentations first, or Slicer spends
         # minutes removing hundreds of segments from a large shared labelmap one by one
         from CalcinosisLib.mrml import workflow
@@ -161,25 +213,96 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, inputParameterNode: Optional[CalcinosisQuantParameterNode]) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGUI)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-            self._updateButtons()
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGUI)
+            self._updateGUI()
 
-    def _updateButtons(self, caller=None, event=None) -> None:
+    # ------------------------------------------------------------------ panel state
+    def _imageSummary(self):
+        """The image's modality and dimensionality (cached until the node or the override changes)."""
         p = self._parameterNode
-        hasInput = bool(p and p.inputVolume)
-        hasLesions = bool(hasInput and p.lesionSegmentation)
-        self.ui.detectButton.enabled = hasInput
-        self.ui.thresholdHighSpinBox.enabled = bool(p and p.useThresholdHigh)
-        self.ui.editSegmentsButton.enabled = bool(p and p.lesionSegmentation)
-        self.ui.measureButton.enabled = hasLesions
-        self.ui.exportButton.enabled = self._lastMeasurement is not None and _directoryGiven(p)
-        self.ui.detectButton.toolTip = (_("Find candidate lesions and show them as a segmentation.") if hasInput
-                                        else _("Select an input volume."))
+        volume = p.inputVolume if p else None
+        if volume is None:
+            return None
+        key = (volume.GetID(), volume.GetMTime(), p.modality)
+        if self._summaryCache[0] != key:
+            self._summaryCache = (key, hand.image_summary(volume, p.modality))
+        return self._summaryCache[1]
 
+    def _updateGUI(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        if p is None:
+            return
+        summary = self._imageSummary()
+        hasInput = summary is not None and summary.problem is None
+        modality = summary.modality if hasInput else None
+        hasLesions = bool(p.lesionSegmentation)
+
+        self.ui.imageInfoLabel.text = summary.text() if summary is not None else _("Select the hand image.")
+        unit = "mm²" if summary is not None and summary.is_2d else "mm³"
+        self.ui.minSizeLabel.text = _("Minimum size ({unit}):").format(unit=unit)
+        self.ui.thresholdSpinBox.enabled = p.customThreshold
+        self.ui.thresholdSpinBox.suffix = " HU" if modality == "CT" else ""
+        self.ui.thresholdHintLabel.text = self._thresholdHint(modality, p.customThreshold)
+        self.ui.removeBoneCheckBox.enabled = modality in (None, "CT")
+        self.ui.minSlicesSpinBox.enabled = not (summary is not None and summary.is_2d)
+
+        self.ui.detectButton.enabled = hasInput
+        self.ui.detectButton.toolTip = (_("Find candidate lesions and show them as a segmentation.") if hasInput
+                                        else (summary.problem if summary is not None else _("Select the hand image.")))
+        self.ui.editSegmentsButton.enabled = hasLesions
+        self.ui.measureButton.enabled = hasInput and hasLesions
+        self.ui.exportButton.enabled = hasInput and hasLesions and _directoryGiven(p)
+        self.ui.showFormButton.enabled = bool(p.structuralForm)
+        self.ui.checkFormButton.enabled = bool(p.structuralForm)
+        self._observeLandmarks(p.landmarks)
+
+    @staticmethod
+    def _thresholdHint(modality, custom) -> str:
+        if custom:
+            return {"CT": _("Voxels at or above this many HU are candidates."),
+                    "MR": _("Voxels at or below this value (inside the region) are candidates."),
+                    "XR": _("Blobs whose peak stands this much above the local background (image units).")}.get(
+                modality, _("In the image's units: HU on CT."))
+        return {"CT": _("Automatic: {t:g} HU.").format(t=hand.CT_THRESHOLD_DEFAULT),
+                "MR": _("Automatic: {f:g} x the median signal on the region's border.").format(
+                    f=hand.DETECT_DEFAULTS.mri_void_fraction),
+                "XR": _("Automatic: {k:g} x the image noise above the local background.").format(
+                    k=hand.DETECT_DEFAULTS.xr_noise_k)}.get(
+            modality, _("Automatic: depends on the modality (CT {t:g} HU).").format(t=hand.CT_THRESHOLD_DEFAULT))
+
+    _LANDMARK_EVENTS = (vtk.vtkCommand.ModifiedEvent, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,
+                        slicer.vtkMRMLMarkupsNode.PointPositionUndefinedEvent)
+
+    def _observeLandmarks(self, node) -> None:
+        """Show which landmark the next click places (and how many are placed)."""
+        if node is self._observedLandmarks:
+            self._updateLandmarkStatus()
+            return
+        if self._observedLandmarks is not None:
+            for event in self._LANDMARK_EVENTS:
+                self.removeObserver(self._observedLandmarks, event, self._updateLandmarkStatus)
+        self._observedLandmarks = node
+        if node is not None:
+            for event in self._LANDMARK_EVENTS:
+                self.addObserver(node, event, self._updateLandmarkStatus)
+        self._updateLandmarkStatus()
+
+    def _updateLandmarkStatus(self, caller=None, event=None) -> None:
+        node = self._observedLandmarks
+        if node is None:
+            self.ui.landmarkStatusLabel.text = _("No landmarks: lesions get no digit, zone or kind.")
+            return
+        placed, total, nextLabel = self.logic.landmarkProgress(node)
+        text = _("{placed} of {total} landmarks placed.").format(placed=placed, total=total)
+        if nextLabel:
+            text += " " + _("Next click places {label}.").format(label=nextLabel)
+        self.ui.landmarkStatusLabel.text = text
+
+    # ------------------------------------------------------------------ long steps
     def _runWithProgress(self, title, work):
         """Run ``work(progress)`` with a progress dialog whose Cancel stops it (None when cancelled)."""
         from CalcinosisLib.errors import Cancelled
@@ -195,65 +318,163 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             return work(Progress(update, lambda: dialog.wasCanceled))
         except Cancelled:
-            self.ui.statusLabel.text = _("{title}: cancelled.").format(title=title)
+            self.ui.statusLabel.text = _("{title}: cancelled; nothing was changed.").format(title=title)
             return None
         finally:
             dialog.close()
 
-    def _showWarnings(self, summary, warnings):
+    def _showStatus(self, summary, warnings=()) -> None:
         text = summary
         if warnings:
             text += "\n" + "\n".join(_("Warning: {w}").format(w=w) for w in warnings)
         self.ui.statusLabel.text = text
 
+    def _offerPatientSpacing(self, volumeNode) -> None:
+        """A radiograph shown with the detector's pixel spacing: offer the spacing at the patient."""
+        if volumeNode is None or volumeNode.GetID() in self._spacingDeclined:
+            return
+        advice = self.logic.spacingAdvice(volumeNode)
+        if advice is None:
+            return
+        if slicer.util.confirmYesNoDisplay(advice.text(volumeNode.GetName()) + "\n\n"
+                                           + _("Set the image to the spacing at the patient? (Recommended. Draw "
+                                               "landmarks and outlines after this change.)")):
+            self.logic.applyPatientSpacing(volumeNode, advice)
+        else:
+            self._spacingDeclined.add(volumeNode.GetID())
+
+    # ------------------------------------------------------------------ buttons
+    def onCreateLandmarksButton(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Cannot create the landmark list."), waitCursor=True):
+            name = slicer.mrmlScene.GenerateUniqueName(
+                f"{p.inputVolume.GetName()} landmarks" if p.inputVolume else "HandLandmarks")
+            node = self.logic.createLandmarkList(p.landmarkSides, name)
+            p.landmarks = node
+            # each click in a view now places the next unplaced label, in order
+            markupsLogic = slicer.modules.markups.logic()
+            markupsLogic.SetActiveList(node)
+            markupsLogic.StartPlaceMode(True)
+            placed, total, nextLabel = self.logic.landmarkProgress(node)
+            self._showStatus(_("Place the {n} landmarks in order, joints at the centre of the joint space, tips on the "
+                               "tuft: the next click places {label}. Right-click or Esc stops placing; points you "
+                               "skip stay unplaced (a partial set works for the digits it covers).").format(
+                n=total, label=nextLabel))
+
     def onDetectButton(self) -> None:
         p = self._parameterNode
+        self._offerPatientSpacing(p.inputVolume)
+        segmentation = p.lesionSegmentation
+        if segmentation is not None and segmentation.GetSegmentation().GetNumberOfSegments() > 0:
+            if not slicer.util.confirmYesNoDisplay(_("Detect again? The {n} segments of '{name}', with your edits, "
+                                                     "will be replaced. (Choose '(new segmentation)' to keep them.)")
+                                                   .format(n=segmentation.GetSegmentation().GetNumberOfSegments(),
+                                                           name=segmentation.GetName())):
+                return
         with slicer.util.tryWithErrorDisplay(_("Lesion detection failed."), waitCursor=True):
+            params, assign = detectParamsFrom(p), assignParamsFrom(p)
             detection = self._runWithProgress(_("Detecting lesions"), lambda progress: self.logic.detect(
-                p.inputVolume, p.thresholdLow, p.thresholdHigh if p.useThresholdHigh else None, p.below,
-                p.connectivity, p.minSize, p.minSlices, p.regionSegmentation, p.lesionSegmentation, progress))
+                p.inputVolume, p.modality, params, p.regionSegmentation, p.landmarks, assign, segmentation,
+                p.ignoreUnknownLandmarks, progress))
             if detection is None:
                 return
             p.lesionSegmentation = detection.segmentation_node
-            self._lastMeasurement = None
-            slicer.util.setSliceViewerLayers(background=p.inputVolume)
-            self._showWarnings(_("{n} lesions found: review them in the Segment Editor, then Measure.").format(
-                n=detection.lesions.n), detection.warnings)
-            self._updateButtons()
+            self._measurement = None
+            detection.segmentation_node.SetDisplayVisibility(True)
+            slicer.util.setSliceViewerLayers(background=p.inputVolume, fit=True)
+            self._showStatus(_("{n} lesions found ({modality}): review them in the Segment Editor, then Measure.")
+                             .format(n=detection.lesions.n, modality=detection.modality), detection.warnings)
+            self._updateGUI()
 
     def onEditSegmentsButton(self) -> None:
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Cannot open the Segment Editor."), waitCursor=True):
             slicer.util.selectModule("SegmentEditor")
-            editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+            editor = slicer.util.getModuleWidget("SegmentEditor").editor
             editor.setSegmentationNode(p.lesionSegmentation)
             if p.inputVolume:
                 editor.setSourceVolumeNode(p.inputVolume)
 
-    def onMeasureButton(self) -> None:
+    def _measure(self):
+        """Measure and show the results; the measurement, or None (cancelled)."""
         p = self._parameterNode
+        params, assign = detectParamsFrom(p), assignParamsFrom(p)
+        measurement = self._runWithProgress(_("Measuring lesions"), lambda progress: self.logic.measure(
+            p.inputVolume, p.lesionSegmentation, p.modality, p.landmarks, params, p.splitIslands, assign,
+            p.ignoreUnknownLandmarks, p.lesionTable, p.digitTable, p.handTable, p.digitChart, progress))
+        if measurement is None:
+            return None
+        p.lesionTable = measurement.lesion_table_node
+        p.digitTable = measurement.digit_table_node
+        p.handTable = measurement.hand_table_node
+        p.digitChart = measurement.chart_node
+        self._measurement = measurement
+        self.ui.resultsTabWidget.currentIndex = 0
+        slicer.modules.plots.logic().ShowChartInLayout(measurement.chart_node)
+        result = measurement.result
+        unit, column = ("mm²", "total_area_mm2") if result.volume.is_2d else ("mm³", "total_volume_mm3")
+        hands = "; ".join(_("{side} hand: {n} lesions, total {total:.1f} {unit}").format(
+            side=r["side"], n=r["lesion_count"], total=r[column] or 0.0, unit=unit) for r in result.hand_table.rows)
+        self._showStatus(_("Measured ({modality}) - {hands}. Click a lesion row to centre the views on it.").format(
+            modality=result.modality, hands=hands), result.warnings)
+        return measurement
+
+    def onMeasureButton(self) -> None:
+        self._offerPatientSpacing(self._parameterNode.inputVolume)
         with slicer.util.tryWithErrorDisplay(_("Measurement failed."), waitCursor=True):
-            measurement = self._runWithProgress(_("Measuring lesions"), lambda progress: self.logic.measure(
-                p.inputVolume, p.lesionSegmentation, p.lesionTable, p.splitIslands, p.connectivity, progress))
-            if measurement is None:
-                return
-            p.lesionTable = measurement.table_node
-            self._lastMeasurement = measurement
-            _showTable(measurement.table_node)
-            self._showWarnings(_("{n} lesions measured.").format(n=measurement.result.lesions.n),
-                               measurement.result.warnings)
-            self._updateButtons()
+            self._measure()
+            self._updateGUI()
+
+    def onLesionRowClicked(self, index) -> None:
+        """Centre the slice views on the lesion of the clicked row (sorting allowed)."""
+        view = self.ui.lesionTableView
+        tableNode = view.mrmlTableNode()
+        if tableNode is None or not index.isValid():
+            return
+        sourceIndex = view.sortFilterProxyModel().mapToSource(index)
+        row = self.logic.tableRow(tableNode, sourceIndex.row())
+        ras = self.logic.lesionPosition(tableNode, row)
+        if ras is not None:
+            self.logic.centerViewsOn(ras)
+
+    def onCreateFormButton(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Cannot create the structural-lesion form."), waitCursor=True):
+            sides = self.logic.formSides(p.landmarks, p.inputVolume, self._measurement)
+            name = slicer.mrmlScene.GenerateUniqueName(
+                f"{p.inputVolume.GetName()} structural lesions" if p.inputVolume else "Structural lesions")
+            p.structuralForm = self.logic.createStructuralForm(sides, name)
+            _showTable(p.structuralForm)
+            self._showStatus(_("Form for the {sides} hand(s): type 1 (present) or 0 (absent), leave empty when not "
+                               "assessed. Export saves it.").format(sides=" and ".join(sides)))
+
+    def onShowFormButton(self) -> None:
+        if self._parameterNode.structuralForm:
+            _showTable(self._parameterNode.structuralForm)
+
+    def onCheckFormButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("The structural-lesion form has a problem."), waitCursor=True):
+            self._showStatus(self.logic.checkStructuralForm(self._parameterNode.structuralForm))
 
     def onExportButton(self) -> None:
-        from CalcinosisLib.mrml import workflow
-
         p = self._parameterNode
-        if self._lastMeasurement is not None and not workflow.measurement_is_current(self._lastMeasurement):
-            # the lesions were edited after Measure: export what the user sees now
-            self.onMeasureButton()
+        with slicer.util.tryWithErrorDisplay(_("Measurement failed."), waitCursor=True):
+            settings = self.logic.measurementSettings(p.inputVolume, p.modality, detectParamsFrom(p), assignParamsFrom(p),
+                                                      p.splitIslands, p.landmarks, p.ignoreUnknownLandmarks)
+            if not self.logic.measurementIsCurrent(self._measurement, settings):
+                # lesions edited, landmarks moved or settings changed since Measure: export what is there now
+                if self._measure() is None:
+                    return
+        force = False
+        if self.logic.outputHoldsResult(p.outputDirectory):
+            if not slicer.util.confirmYesNoDisplay(_("'{folder}' holds an earlier result. Replace it?").format(
+                    folder=p.outputDirectory)):
+                self.ui.statusLabel.text = _("Export cancelled: the earlier result was kept.")
+                return
+            force = True
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
             written = self._runWithProgress(_("Exporting"), lambda progress: self.logic.export(
-                p.outputDirectory, self._lastMeasurement, p.overwrite, progress))
+                p.outputDirectory, self._measurement, p.structuralForm, force, p.caseId, progress))
             if written is None:
                 return
             self.ui.statusLabel.text = _("{n} files written to {folder}").format(n=len(written), folder=p.outputDirectory)
@@ -268,7 +489,8 @@ def _showTable(tableNode) -> None:
     layoutManager = slicer.app.layoutManager()
     if layoutManager is None:
         return
-    if layoutManager.layout != slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView:
+    if layoutManager.layout not in (slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView,
+                                    slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView):
         layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
     selectionNode = slicer.app.applicationLogic().GetSelectionNode()
     selectionNode.SetActiveTableID(tableNode.GetID())
@@ -281,44 +503,88 @@ def _showTable(tableNode) -> None:
 
 
 class CalcinosisQuantLogic(ScriptedLoadableModuleLogic):
-    """Delegates to ``CalcinosisLib.mrml.workflow``; usable without the widget (batch, tests)."""
+    """Delegates to ``CalcinosisQuantLib.slicer_logic``; usable without the widget (scripts, tests).
+
+    Keeps the last detection per segmentation node, so that *Measure* on an unedited
+    detection measures it exactly as ``calcinosis hand`` does (bone contact kept)."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self._detections = {}
 
     def getParameterNode(self):
         return CalcinosisQuantParameterNode(super().getParameterNode())
 
-    def detect(self, inputVolume, thresholdLow, thresholdHigh=None, below=False, connectivity="face", minSize=1.0,
-               minSlices=1, regionSegmentation=None, lesionSegmentation=None, progress=None):
-        """Candidate lesions as a segmentation node; returns a ``workflow.Detection``."""
-        from CalcinosisLib.mrml import workflow
+    def forgetDetections(self) -> None:
+        self._detections = {}
 
-        params = workflow.lesion_params(thresholdLow, thresholdHigh, below, connectivity, minSize, minSlices)
-        detection = workflow.detect(inputVolume, params, region_node=regionSegmentation,
-                                    segmentation_node=lesionSegmentation, progress=progress)
-        logging.info(f"CalcinosisQuant: {detection.lesions.n} lesions detected")
+    def imageSummary(self, inputVolume, modality="auto"):
+        return hand.image_summary(inputVolume, modality)
+
+    def spacingAdvice(self, inputVolume):
+        return hand.radiograph_spacing_advice(inputVolume)
+
+    def applyPatientSpacing(self, inputVolume, advice) -> None:
+        hand.apply_patient_spacing(inputVolume, advice)
+
+    def createLandmarkList(self, sides="both", name="HandLandmarks"):
+        """A point list with every expected label unplaced, placed in order by clicks."""
+        return hand.create_landmark_list(sides, name)
+
+    def landmarkProgress(self, landmarks):
+        return hand.landmark_progress(landmarks)
+
+    def detect(self, inputVolume, modality="auto", detectParams=None, regionSegmentation=None, landmarks=None,
+               assignParams=None, lesionSegmentation=None, ignoreUnknownLandmarks=False, progress=None):
+        """Candidate lesions as a segmentation node; returns a ``slicer_logic.HandDetection``."""
+        detection = hand.detect(inputVolume, modality, detectParams or hand.DETECT_DEFAULTS, regionSegmentation,
+                                landmarks, assignParams or hand.ASSIGN_DEFAULTS, lesionSegmentation,
+                                ignoreUnknownLandmarks, progress)
+        self._detections[detection.segmentation_node.GetID()] = detection
+        logging.info(f"CalcinosisQuant: {detection.lesions.n} lesions detected ({detection.modality})")
         return detection
 
-    def measure(self, inputVolume, lesionSegmentation, lesionTable=None, splitIslands=False, connectivity="face",
-                progress=None):
-        """Measure the (reviewed) segmentation into a table node; returns a ``workflow.Measurement``."""
-        from CalcinosisLib.mrml import workflow
+    def measure(self, inputVolume, lesionSegmentation, modality="auto", landmarks=None, detectParams=None,
+                splitIslands=False, assignParams=None, ignoreUnknownLandmarks=False, lesionTable=None,
+                digitTable=None, handTable=None, digitChart=None, progress=None):
+        """Measure the (reviewed) segmentation with the landmarks; returns a ``slicer_logic.HandMeasurement``."""
+        detection = self._detections.get(lesionSegmentation.GetID()) if lesionSegmentation is not None else None
+        return hand.measure(inputVolume, lesionSegmentation, modality, landmarks, detection,
+                            detectParams or hand.DETECT_DEFAULTS, splitIslands, assignParams or hand.ASSIGN_DEFAULTS,
+                            ignoreUnknownLandmarks, lesionTable, digitTable, handTable, digitChart, progress)
 
-        return workflow.measure(inputVolume, lesionSegmentation, table_node=lesionTable, split_islands=splitIslands,
-                                connectivity=connectivity, progress=progress)
+    def measurementSettings(self, inputVolume, modality, detectParams, assignParams, splitIslands, landmarks,
+                            ignoreUnknownLandmarks):
+        return hand.settings_key(inputVolume, modality, detectParams, assignParams, splitIslands, landmarks,
+                                 ignoreUnknownLandmarks)
 
-    def export(self, outputDirectory, measurement, overwrite=False, progress=None):
-        """Write lesions.csv (+ schema), lesion_labels.nrrd, lesions.seg.nrrd, provenance.json."""
-        from CalcinosisLib.errors import InputError
-        from CalcinosisLib.mrml import workflow
+    def measurementIsCurrent(self, measurement, settings=None) -> bool:
+        return hand.measurement_is_current(measurement, settings)
 
-        if measurement is None:
-            raise InputError("nothing to export: press Measure first")
-        if not outputDirectory or str(outputDirectory) in ("", "."):
-            raise InputError("choose an output folder")
-        return workflow.export(outputDirectory, measurement, force=overwrite,
-                               command="CalcinosisQuant (Slicer): measure", progress=progress)
+    def tableRow(self, tableNode, modelRow):
+        return hand.table_row(tableNode, modelRow)
+
+    def lesionPosition(self, tableNode, row):
+        return hand.lesion_position(tableNode, row)
+
+    def centerViewsOn(self, ras) -> None:
+        hand.center_views_on(ras)
+
+    def formSides(self, landmarks=None, inputVolume=None, measurement=None):
+        return hand.form_sides(landmarks, inputVolume, measurement)
+
+    def createStructuralForm(self, sides=("R", "L"), name="Structural lesions"):
+        return hand.create_structural_form(sides, name)
+
+    def checkStructuralForm(self, structuralForm) -> str:
+        return hand.form_summary_text(hand.form_from_node(structuralForm))
+
+    def outputHoldsResult(self, outputDirectory) -> bool:
+        return hand.output_holds_result(outputDirectory)
+
+    def export(self, outputDirectory, measurement, structuralForm=None, overwrite=False, caseId=None, progress=None):
+        """The files of ``calcinosis hand`` (+ the filled form); an earlier result only with ``overwrite``."""
+        return hand.export(outputDirectory, measurement, structuralForm, overwrite, caseId, progress)
 
 
 #
@@ -327,70 +593,162 @@ class CalcinosisQuantLogic(ScriptedLoadableModuleLogic):
 
 
 class CalcinosisQuantTest(ScriptedLoadableModuleTest):
-    """Runs the lesion workflow on a phantom with known lesions, inside Slicer."""
+    """The whole hand workflow on the synthetic patient's CT, against its analytic truth."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
-        self.test_LesionWorkflowOnPhantom()
+        self.test_HandWorkflowOnPhantom()
         self.setUp()
-        self.test_PanelDetectButton()
+        self.test_PanelWorkflow()
 
-    def _phantom(self):
-        import numpy as np
-        from CalcinosisLib import mrml, phantoms
-        from CalcinosisLib.volume import Volume
+    def _loadPhantom(self, folder):
+        """Write the hand CT phantom (0.5 mm voxels) and its landmarks with the core, then load
+        them as a user would (in Slicer with its readers; headless through the bridge)."""
+        from CalcinosisLib import image_io, mrml
+        from CalcinosisQuantLib import landmarks as lmk
+        from CalcinosisQuantLib import phantom_hand
 
-        arr, geom, ellipsoids = phantoms.spheres_phantom(diameters_mm=(2, 3, 4, 6), spacing=(0.5, 0.5, 0.6))
-        volume = Volume(np.round(arr).astype(np.int16), geom, {"modality": "CT"})
-        return volume, ellipsoids, mrml.node_from_volume(volume, "calcinosis phantom")
+        phantom = phantom_hand.ct_phantom("R", seed=0)
+        image_io.write_image(phantom.array, phantom.geometry, folder / "hand_ct.nrrd")
+        (folder / "landmarks.mrk.json").write_text(lmk.markups_json_text(phantom.landmarks, name="HandLandmarks"),
+                                                   encoding="utf-8")
+        if mrml.in_slicer():
+            volumeNode = slicer.util.loadVolume(str(folder / "hand_ct.nrrd"))
+            landmarksNode = slicer.util.loadMarkups(str(folder / "landmarks.mrk.json"))
+        else:
+            volumeNode = mrml.node_from_volume(image_io.load_image(folder / "hand_ct.nrrd"), "hand_ct")
+            landmarksNode = mrml.markups_from_points(lmk.read_landmarks(folder / "landmarks.mrk.json").as_points(),
+                                                     "HandLandmarks")
+        return phantom, volumeNode, landmarksNode
 
-    def test_LesionWorkflowOnPhantom(self):
+    def test_HandWorkflowOnPhantom(self):
         import tempfile
 
-        from CalcinosisLib import pipeline
-        from CalcinosisLib.lesions import LesionParams
+        import numpy as np
+        from CalcinosisLib.phantoms import match_by_centroid
 
-        self.delayDisplay("Lesion workflow on a phantom")
-        volume, ellipsoids, volumeNode = self._phantom()
-        logic = CalcinosisQuantLogic()
-        detection = logic.detect(volumeNode, 130.0, minSize=1.0)
-        self.assertEqual(detection.lesions.n, len(ellipsoids))
-        self.assertEqual(detection.segmentation_node.GetSegmentation().GetNumberOfSegments(), len(ellipsoids))
+        self.delayDisplay("Hand workflow on the CT phantom")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = pathlib.Path(tmp)
+            phantom, volumeNode, landmarksNode = self._loadPhantom(folder)
+            truth = phantom.truth
+            logic = CalcinosisQuantLogic()
+            # an NRRD says nothing about its modality: the panel's override says CT
+            self.assertIsNotNone(logic.imageSummary(volumeNode, "auto").problem)
+            detection = logic.detect(volumeNode, "CT", landmarks=landmarksNode)
+            segmentation = detection.segmentation_node
+            self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), detection.lesions.n)
 
-        measurement = logic.measure(volumeNode, detection.segmentation_node)
-        reference = pipeline.measure_volume(volume, LesionParams(130.0, min_size=1.0))
-        self.assertEqual(measurement.result.table.column("voxel_count"), reference.table.column("voxel_count"))
-        self.assertEqual(measurement.table_node.GetTable().GetNumberOfRows(), len(ellipsoids))
-        self.assertEqual(measurement.table_node.GetColumnUnitLabel("volume_mm3"), "mm3")
+            measurement = logic.measure(volumeNode, segmentation, "CT", landmarksNode)
+            lesions = measurement.result.lesions_table
+            self.assertTrue(measurement.from_detection)
+            self.assertEqual(measurement.lesion_table_node.GetTable().GetNumberOfRows(), len(lesions))
+            self.assertEqual(measurement.lesion_table_node.GetColumnUnitLabel("volume_mm3"), "mm3")
+            # against the truth: every lesion >= 2 mm found, nothing else reported (no bone)
+            pairs = match_by_centroid(lesions, truth, 4.0)
+            found = {t: m for t, m in pairs if m is not None}
+            missed = [truth.rows[t]["name"] for t, m in pairs if m is None and truth.rows[t]["max_diameter_mm"] >= 2.0]
+            self.assertEqual(missed, [])
+            self.assertEqual(len(found), len(lesions))
+            # digits as the truth says (all landmarks placed); zones >= 95 %
+            for t, m in found.items():
+                self.assertEqual(lesions.rows[m]["digit"], truth.rows[t]["digit"], truth.rows[t]["name"])
+                self.assertEqual(lesions.rows[m]["side"], "R")
+            zoneOk = np.mean([lesions.rows[m]["zone"] == truth.rows[t]["zone"] for t, m in found.items()])
+            self.assertGreaterEqual(zoneOk, 0.95)
+            # volumes of lesions >= 3 mm across within 10 % (partial-volume tolerance, Testing/hand/test_hand_ct.py)
+            for t, m in found.items():
+                if truth.rows[t]["min_diameter_mm"] >= 3.0:
+                    ratio = lesions.rows[m]["volume_mm3"] / truth.rows[t]["volume_mm3"]
+                    self.assertAlmostEqual(ratio, 1.0, delta=0.10, msg=truth.rows[t]["name"])
+            # the digit table counts the found truth lesions of each digit
+            digitsNode = measurement.digit_table_node.GetTable()
+            for r in range(digitsNode.GetNumberOfRows()):
+                digit = digitsNode.GetValueByName(r, "digit").ToString()
+                count = digitsNode.GetValueByName(r, "lesion_count").ToInt()
+                self.assertEqual(count, sum(1 for t in found if truth.rows[t]["digit"] == digit), digit)
+            self.assertEqual(measurement.chart_node.GetNumberOfPlotSeriesNodes(), 1)
 
-        # the user deletes one lesion in the Segment Editor: one row fewer
-        detection.segmentation_node.GetSegmentation().RemoveSegment("lesion_1")
-        edited = logic.measure(volumeNode, detection.segmentation_node, measurement.table_node)
-        self.assertEqual(edited.table_node.GetTable().GetNumberOfRows(), len(ellipsoids) - 1)
+            # a lesion row gives its centroid (the panel centres the views there)
+            ras = logic.lesionPosition(measurement.lesion_table_node, 0)
+            self.assertTrue(np.allclose(ras, [lesions.rows[0][f"centroid_{a}_mm"] for a in "ras"]))
 
-        with tempfile.TemporaryDirectory() as folder:
-            out = pathlib.Path(folder) / "result"
-            written = logic.export(out, edited)
-            self.assertEqual(sorted(p.name for p in written), ["lesion_labels.nrrd", "lesions.csv",
-                                                               "lesions.schema.csv", "lesions.seg.nrrd",
-                                                               "provenance.json"])
+            # the reviewer deletes a lesion: one row fewer, its digit one fewer
+            gone = lesions.rows[0]
+            segmentation.GetSegmentation().RemoveSegment(segmentation.GetSegmentation().GetNthSegmentID(0))
+            self.assertFalse(logic.measurementIsCurrent(measurement))
+            edited = logic.measure(volumeNode, segmentation, "CT", landmarksNode, lesionTable=measurement.lesion_table_node,
+                                   digitTable=measurement.digit_table_node, handTable=measurement.hand_table_node,
+                                   digitChart=measurement.chart_node)
+            self.assertFalse(edited.from_detection)
+            self.assertEqual(edited.lesion_table_node.GetTable().GetNumberOfRows(), len(lesions) - 1)
+            before = {r["digit"]: r["lesion_count"] for r in measurement.result.digits_table.rows}
+            after = {r["digit"]: r["lesion_count"] for r in edited.result.digits_table.rows}
+            self.assertEqual(after[gone["digit"]], before[gone["digit"]] - 1)
+
+            written = logic.export(folder / "result", edited, caseId="phantom-0")
+            self.assertEqual(sorted(p.name for p in written), [
+                "digits.csv", "digits.schema.csv", "hand.csv", "hand.schema.csv", "lesion_assignment.csv",
+                "lesion_assignment.schema.csv", "lesion_labels.nrrd", "lesions.csv", "lesions.schema.csv",
+                "lesions.seg.nrrd", "provenance.json"])
+            self.assertTrue(logic.outputHoldsResult(folder / "result"))
+
+            # the landmark list for a new image: every label, unplaced
+            blank = logic.createLandmarkList("R", "new landmarks")
+            self.assertEqual(blank.GetNumberOfControlPoints(), 20)
+            self.assertEqual(logic.landmarkProgress(blank), (0, 20, "R_thumb_CMC"))
         self.delayDisplay("Test passed")
 
-    def test_PanelDetectButton(self):
-        self.delayDisplay("Detect from the panel")
-        volume, ellipsoids, volumeNode = self._phantom()
-        widget = slicer.util.getModuleWidget("CalcinosisQuant")
-        widget._parameterNode.inputVolume = volumeNode
-        widget._parameterNode.thresholdLow = 130.0
-        widget._parameterNode.minSize = 1.0
-        widget._parameterNode.lesionSegmentation = None
-        widget.ui.detectButton.click()
-        segmentationNode = widget._parameterNode.lesionSegmentation
-        self.assertIsNotNone(segmentationNode)
-        self.assertEqual(segmentationNode.GetSegmentation().GetNumberOfSegments(), len(ellipsoids))
-        widget.ui.measureButton.click()
-        self.assertEqual(widget._parameterNode.lesionTable.GetTable().GetNumberOfRows(), len(ellipsoids))
+    def test_PanelWorkflow(self):
+        """The panel's buttons (needs Qt: inside Slicer only)."""
+        import tempfile
+
+        import numpy as np
+
+        self.delayDisplay("Panel: detect, measure, row click, form, export")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = pathlib.Path(tmp)
+            phantom, volumeNode, landmarksNode = self._loadPhantom(folder)
+            slicer.util.selectModule("CalcinosisQuant")
+            widget = slicer.util.getModuleWidget("CalcinosisQuant")
+            p = widget._parameterNode
+            p.inputVolume = volumeNode
+            p.modality = "CT"
+            p.landmarks = landmarksNode
+            p.lesionSegmentation = None
+            self.assertTrue(widget.ui.detectButton.enabled)
+            widget.ui.detectButton.click()
+            segmentation = p.lesionSegmentation
+            self.assertIsNotNone(segmentation)
+            n = segmentation.GetSegmentation().GetNumberOfSegments()
+            self.assertGreater(n, 0)
+
+            widget.ui.measureButton.click()
+            self.assertEqual(p.lesionTable.GetTable().GetNumberOfRows(), n)
+            self.assertEqual(widget.ui.lesionTableView.mrmlTableNode().GetID(), p.lesionTable.GetID())
+            self.assertIsNotNone(p.digitChart)
+
+            # clicking the third lesion row centres the red view on that lesion
+            view = widget.ui.lesionTableView
+            widget.onLesionRowClicked(view.model().index(2, 0))
+            row = widget.logic.tableRow(p.lesionTable, view.sortFilterProxyModel().mapToSource(view.model().index(2, 0)).row())
+            ras = widget.logic.lesionPosition(p.lesionTable, row)
+            red = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceNode()
+            centre = [red.GetSliceToRAS().GetElement(i, 3) for i in range(3)]
+            self.assertTrue(np.allclose(centre, ras, atol=1e-3))
+
+            widget.ui.createFormButton.click()
+            self.assertEqual(p.structuralForm.GetTable().GetNumberOfRows(), 8)
+
+            p.outputDirectory = folder / "panel result"
+            widget.ui.exportButton.click()
+            self.assertTrue((folder / "panel result" / "lesions.csv").is_file())
+            self.assertTrue((folder / "panel result" / "structural_form.csv").is_file())
+
+            widget.ui.createLandmarksButton.click()
+            self.assertEqual(p.landmarks.GetNumberOfControlPoints(), 40)
+            slicer.app.applicationLogic().GetInteractionNode().SwitchToViewTransformMode()
         self.delayDisplay("Test passed")

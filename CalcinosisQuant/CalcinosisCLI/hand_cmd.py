@@ -94,6 +94,12 @@ def register(sub) -> None:
                    help=f"how far proximal to the metacarpal bases the wrist zone reaches (default {a.wrist_reach_mm:g})")
     g.add_argument("--side-reach", type=nonneg_float, default=a.side_reach_mm, metavar="MM",
                    help=f"farthest a lesion may lie from a hand's landmarks to take its side (default {a.side_reach_mm:g})")
+    g.add_argument("--wrist-width", type=nonneg_float, default=a.wrist_width_mm, metavar="MM",
+                   help=f"how far from a ray's line a lesion proximal to the metacarpal bases may lie and still be "
+                        f"wrist (default {a.wrist_width_mm:g})")
+    g.add_argument("--landmark-margin", type=nonneg_float, default=a.landmark_margin_mm, metavar="MM",
+                   help=f"landmarks farther than this outside the image are ignored, with a warning "
+                        f"(default {a.landmark_margin_mm:g})")
     g.add_argument("--thumb-ip-zone", choices=("DIP", "PIP"), default=a.thumb_ip_zone,
                    help="zone of the thumb's interphalangeal joint (default DIP, its homologue)")
     g = p.add_argument_group("image")
@@ -150,7 +156,8 @@ def _params(args) -> tuple[DetectParams, AssignParams]:
     d.validate()
     a = AssignParams(max_ray_distance_mm=args.max_ray_distance, joint_radius_mm=args.joint_radius,
                      periarticular_mm=args.periarticular_distance, wrist_reach_mm=args.wrist_reach,
-                     side_reach_mm=args.side_reach, thumb_ip_zone=args.thumb_ip_zone)
+                     side_reach_mm=args.side_reach, wrist_width_mm=args.wrist_width,
+                     landmark_margin_mm=args.landmark_margin, thumb_ip_zone=args.thumb_ip_zone)
     a.validate()
     return d, a
 

@@ -189,5 +189,7 @@ def write_measure_outputs(outdir: str | Path, result: LesionResult, *, force: bo
             result.warnings, outputs=out.written + ["provenance.json"], case_id=case_id)
         out.write_json(record, "provenance.json")
         written = [Path(outdir) / n for n in out.written]
-    report(progress, 1.0, "done")
+        # the last progress report (where Cancel can still stop) comes before the files are moved
+        # into place: a cancel after it would report "cancelled" with the result written
+        report(progress, 1.0, "done")
     return written

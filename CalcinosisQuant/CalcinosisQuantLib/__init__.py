@@ -2,7 +2,7 @@
 
 Slicer-free; built on CalcinosisLib.  What the CalcinosisQuant panel (and any script) calls:
 
-* landmarks: :func:`.anatomy.expected_landmark_labels` (the panel's *Create landmark list*),
+* landmarks: :func:`.anatomy.expected_landmark_labels` (the panel's *Create and place*),
   :func:`.landmarks.landmarks_from_points` (from the bridge's ``points_from_markups``),
   :func:`.landmarks.read_landmarks`, :func:`.landmarks.markups_json_text`;
 * *Detect*: :func:`.hand_pipeline.detect_lesions` (volume, modality, DetectParams, region)
@@ -12,5 +12,8 @@ Slicer-free; built on CalcinosisLib.  What the CalcinosisQuant panel (and any sc
   ``lesions_table``, ``digits_table``, ``hand_table`` and segment names/colours;
 * *Export*: :func:`.hand_pipeline.write_hand_outputs` (the files of ``calcinosis hand``);
 * :mod:`.compare` (study 1 per-digit comparison), :mod:`.structural_form` (study 2 form),
-  :mod:`.phantom_hand` (the synthetic patient with exact truth).
+  :mod:`.phantom_hand` (the synthetic patient with exact truth);
+* :mod:`.slicer_logic`: the panel's steps on MRML nodes (Detect, Measure, Export, the
+  landmark list, the structural form) - the one module here that needs Slicer or the
+  ``slicer-core`` wheel (it uses the MRML bridge); import it explicitly.
 """

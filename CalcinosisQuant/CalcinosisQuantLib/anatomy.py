@@ -65,7 +65,7 @@ def expected_landmark_labels(sides: str | tuple[str, ...] | list[str] = ("R", "L
     """Every landmark label, in placement order (per side: thumb CMC..tip, index MCP..tip, ...).
 
     ``sides`` is ``"R"``, ``"L"``, ``"both"`` or a sequence of them.  This is the list the
-    Slicer panel's *Create landmark list* button puts in an unplaced point list."""
+    Slicer panel's *Create and place* button puts in an unplaced point list."""
     if isinstance(sides, str):
         sides = SIDES if sides.lower() in ("both", "all", "") else (sides,)
     out = []

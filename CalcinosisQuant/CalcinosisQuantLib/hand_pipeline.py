@@ -32,7 +32,7 @@ from CalcinosisLib.volume import Volume, normalise_modality
 from .assign import AssignParams, Assignment, assign_lesions
 from .detect import Detection, DetectParams, detect
 from .landmarks import HandLandmarks, read_landmarks
-from .structural_form import blank_form
+from .structural_form import LOCATIONS, blank_form, summarise_form, validate_form
 from .summary import digit_table, hand_lesion_table, hand_table
 
 MODALITY_CHOICES = {"xr": "XR", "cr": "XR", "dx": "XR", "radiograph": "XR", "ct": "CT", "mri": "MR", "mr": "MR"}
@@ -177,28 +177,45 @@ def segment_colors(lesions_table: Table) -> list[tuple[float, float, float]]:
 # ---------------------------------------------------------------------- step 3
 def write_hand_outputs(outdir: str | Path, result: HandResult, *, force: bool = False, command: str = "hand",
                        case_id: str | None = None, write_images: bool = True, form_sides: list[str] | None = None,
-                       progress: Progress | None = None) -> list[Path]:
+                       form: Table | None = None, progress: Progress | None = None) -> list[Path]:
     """``lesions.csv``, ``digits.csv``, ``hand.csv`` (+ schemas), ``lesion_assignment.csv``,
     ``structural_form.csv`` (blank, radiographs only), ``lesion_labels.nrrd``,
-    ``lesions.seg.nrrd`` and ``provenance.json`` - all at once, nothing half-written."""
+    ``lesions.seg.nrrd`` and ``provenance.json`` - all at once, nothing half-written.
+
+    ``form``: a structural-lesion form the reader filled (the Slicer panel's table), checked
+    with :func:`~.structural_form.validate_form` before anything is written, and written as
+    ``structural_form.csv`` (any modality) with its per-hand ``structural_summary.csv``."""
+    if form is not None:
+        form = validate_form(form)
     with OutputTransaction(outdir, force=force) as out:
         report(progress, 0.0, "writing tables")
         out.write_table(result.lesions_table, "lesions.csv")
         out.write_table(result.digits_table, "digits.csv")
         out.write_table(result.hand_table, "hand.csv")
         out.write_table(result.assignment.details, "lesion_assignment.csv")
-        if result.modality == "XR":
+        if form is not None:
+            out.write_table(form, "structural_form.csv")
+            out.write_table(summarise_form(form), "structural_summary.csv")
+        elif result.modality == "XR":
             sides = form_sides or [s for s in ("R", "L") if s in {r["side"] for r in result.hand_table.rows}] or ["R", "L"]
             out.write_table(blank_form(sides), "structural_form.csv")
         if write_images:
             report(progress, 0.3, "writing label map and segmentation")
             write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors())
+        results = _results(result)
+        if form is not None:
+            results["structural_form"] = {"hands": sorted({r["side"] for r in form.rows}),
+                                          "cells_filled": sum(1 for r in form.rows for loc in LOCATIONS
+                                                              if r[loc] is not None),
+                                          "cells": len(form.rows) * len(LOCATIONS)}
         record = provenance.build_record(
-            command, result.inputs, _parameters(result), _results(result), result.warnings,
+            command, result.inputs, _parameters(result), results, result.warnings,
             outputs=out.written + ["provenance.json"], case_id=case_id)
         out.write_json(record, "provenance.json")
         written = [Path(outdir) / n for n in out.written]
-    report(progress, 1.0, "done")
+        # the last progress report (where Cancel can still stop) comes before the files are moved
+        # into place: a cancel after it would report "cancelled" with the result written
+        report(progress, 1.0, "done")
     return written
 
 

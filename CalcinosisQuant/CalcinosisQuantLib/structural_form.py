@@ -55,8 +55,10 @@ def blank_form(sides=("R", "L")) -> Table:
     return t
 
 
-def validate_form(table: Table, where: str = "structural form") -> Table:
-    """Check a filled form; returns it with typed values.  Errors name row and column."""
+def validate_form(table: Table, where: str = "structural form", first_row: int = 2) -> Table:
+    """Check a filled form; returns it with typed values.  Errors name row and column
+    (``first_row``: the number of the first data row - 2 in a CSV file under its header,
+    1 in Slicer's table view)."""
     names = table.column_names
     expected = [c.name for c in FORM_COLUMNS]
     missing = [c for c in expected if c not in names]
@@ -68,7 +70,7 @@ def validate_form(table: Table, where: str = "structural form") -> Table:
     out = Table(FORM_COLUMNS, name="structural_form", description=blank_form(()).description)
     seen = set()
     findings = dict(FINDINGS)
-    for n, row in enumerate(table.rows, start=2):
+    for n, row in enumerate(table.rows, start=first_row):
         side = str(row["side"] or "").strip().upper()
         finding = str(row["finding"] or "").strip().lower()
         if side not in ("L", "R"):

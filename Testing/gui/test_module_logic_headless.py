@@ -6,7 +6,8 @@ three are replaced by minimal stand-ins (plain base classes, an identity transla
 parameter-node wrapper that only keeps the node); everything else - the MRML scene,
 nodes, the bridge, the engine - is the real thing from slicer-core.  So the Logic's
 delegation and the in-Slicer test's assertions are exercised before anyone opens Slicer.
-The panel test (``test_PanelDetectButton``) needs Qt and runs only inside Slicer.
+The panel tests (``test_PanelWorkflow``, ``test_PanelDetectButton``) need Qt and run only
+inside Slicer.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def slicer_gui_stand_ins(monkeypatch, mrml_scene):
         class Wrapped:
             def __init__(self, node):
                 self.parameterNode = node
+                # each field starts at the class's default (no validation, no storage in the node)
+                for field in getattr(cls, "__annotations__", {}):
+                    setattr(self, field, getattr(cls, field, None))
         Wrapped.__name__ = cls.__name__
         Wrapped.__annotations__ = getattr(cls, "__annotations__", {})
         return Wrapped
@@ -90,6 +94,10 @@ def _load_module(name: str):
     return module
 
 
+#: the logic part of each module's own test (the rest clicks the panel: Qt, in Slicer only)
+LOGIC_TESTS = {"CalcinosisQuant": "test_HandWorkflowOnPhantom", "SpineCalcMap": "test_LesionWorkflowOnPhantom"}
+
+
 @pytest.mark.parametrize("name", ["CalcinosisQuant", "SpineCalcMap"])
 def test_module_test_logic_part_runs_headless(slicer_gui_stand_ins, name):
     module = _load_module(name)
@@ -98,8 +106,8 @@ def test_module_test_logic_part_runs_headless(slicer_gui_stand_ins, name):
     assert "Quantification" in parent.categories
     test = getattr(module, f"{name}Test")()
     test.setUp()
-    # the in-Slicer test's own assertions (lesion count, table, edit, export) run here
-    test.test_LesionWorkflowOnPhantom()
+    # the in-Slicer test's own assertions (detection, tables against the truth, edit, export) run here
+    getattr(test, LOGIC_TESTS[name])()
 
 
 @pytest.mark.parametrize("name", ["CalcinosisQuant", "SpineCalcMap"])
@@ -110,3 +118,98 @@ def test_logic_refuses_export_without_measurement(slicer_gui_stand_ins, name, tm
     with pytest.raises(InputError, match="Measure first"):
         logic.export(tmp_path / "out", None)
     assert logic.getParameterNode().parameterNode.IsA("vtkMRMLScriptedModuleNode")
+
+
+class _FakeWidget(types.SimpleNamespace):
+    """Stands for a Qt widget: properties are plain attributes."""
+
+
+def test_calcinosisquant_panel_flow_headless(slicer_gui_stand_ins, monkeypatch, tmp_path):
+    """The hand panel's Widget code (button handlers, enabling, labels, re-measure before
+    export, overwrite confirmation) on fake widgets with the real logic and scene: catches
+    wrong names and broken flows before anyone opens Slicer (Qt itself is not exercised)."""
+    import slicer
+    import slicer.util
+    from CalcinosisLib import mrml
+    from CalcinosisLib.volume import Volume
+    from CalcinosisQuantLib import phantom_hand
+
+    module = _load_module("CalcinosisQuant")
+    dialogs, confirmations, charts = [], [], []
+
+    class Dialog(types.SimpleNamespace):
+        wasCanceled = False
+
+        def close(self):
+            pass
+
+    def confirm(text, *args, **kwargs):
+        confirmations.append(text)
+        return True
+
+    monkeypatch.setattr(slicer.util, "createProgressDialog", lambda **kw: dialogs.append(kw) or Dialog(), raising=False)
+    monkeypatch.setattr(slicer.util, "confirmYesNoDisplay", confirm, raising=False)
+    monkeypatch.setattr(slicer.util, "setSliceViewerLayers", lambda **kw: None, raising=False)
+    import contextlib
+
+    @contextlib.contextmanager
+    def tryWithErrorDisplay(message=None, show=True, waitCursor=False):
+        yield
+
+    monkeypatch.setattr(slicer.util, "tryWithErrorDisplay", tryWithErrorDisplay, raising=False)
+    # the module sees an application object (slicer.app.processEvents); the bridge must not (it would
+    # think it runs inside Slicer), so the module gets its own view of the slicer package
+    monkeypatch.setattr(module, "slicer", types.SimpleNamespace(**{**vars(slicer),
+                                                                   "app": types.SimpleNamespace(processEvents=lambda: None)}))
+    monkeypatch.setattr(slicer.modules, "plots",
+                        types.SimpleNamespace(logic=lambda: types.SimpleNamespace(ShowChartInLayout=charts.append)),
+                        raising=False)
+    monkeypatch.setattr(module, "_showTable", lambda node: None)
+
+    widget = module.CalcinosisQuantWidget()
+    names = ["imageInfoLabel", "minSizeLabel", "thresholdSpinBox", "thresholdHintLabel", "removeBoneCheckBox",
+             "minSlicesSpinBox", "detectButton", "editSegmentsButton", "measureButton", "exportButton",
+             "showFormButton", "checkFormButton", "landmarkStatusLabel", "statusLabel", "resultsTabWidget"]
+    widget.ui = types.SimpleNamespace(**{n: _FakeWidget() for n in names})
+    widget.logic = module.CalcinosisQuantLogic()
+    p = widget.logic.getParameterNode()
+    widget._parameterNode = p
+
+    phantom = phantom_hand.ct_phantom("R", seed=0, spacing=(0.7, 0.7, 0.7))
+    p.inputVolume = mrml.node_from_volume(Volume(phantom.array, phantom.geometry, {}), "hand")
+    p.landmarks = mrml.markups_from_points(phantom.landmarks, "landmarks")
+    p.outputDirectory = tmp_path / "out"
+    widget._updateGUI()
+    assert not widget.ui.detectButton.enabled and "choose XR, CT or MRI" in widget.ui.imageInfoLabel.text
+    assert widget.ui.landmarkStatusLabel.text == "20 of 20 landmarks placed."
+    p.modality = "CT"
+    widget._updateGUI()
+    assert widget.ui.detectButton.enabled and widget.ui.minSizeLabel.text == "Minimum size (mm³):"
+    assert widget.ui.thresholdHintLabel.text == "Automatic: 130 HU." and not widget.ui.thresholdSpinBox.enabled
+
+    widget.onDetectButton()
+    segmentation = p.lesionSegmentation
+    n = segmentation.GetSegmentation().GetNumberOfSegments()
+    assert n > 0 and f"{n} lesions found (CT)" in widget.ui.statusLabel.text
+    widget._updateGUI()
+    assert widget.ui.measureButton.enabled and widget.ui.exportButton.enabled
+    widget.onMeasureButton()
+    assert p.lesionTable.GetTable().GetNumberOfRows() == n and charts == [p.digitChart]
+    assert "R hand: " in widget.ui.statusLabel.text
+
+    widget.onCreateFormButton()
+    assert p.structuralForm.GetTable().GetNumberOfRows() == 8
+    widget.onCheckFormButton()
+    assert widget.ui.statusLabel.text.startswith("form valid: 0 of 40 cells filled")
+
+    widget.onExportButton()
+    assert (tmp_path / "out" / "structural_form.csv").is_file() and not confirmations
+    # an edit after Measure: Export measures again first; the earlier result is replaced after asking
+    segmentation.GetSegmentation().RemoveSegment(segmentation.GetSegmentation().GetNthSegmentID(0))
+    widget.onExportButton()
+    assert len(confirmations) == 1 and "holds an earlier result" in confirmations[0]
+    assert (tmp_path / "out" / "lesions.csv").read_text(encoding="utf-8").count("\n") == n  # header + n - 1 rows
+    # detecting again into the edited segmentation asks first
+    widget.onDetectButton()
+    assert len(confirmations) == 2 and "will be replaced" in confirmations[1]
+    assert all(d["maximum"] == 100 for d in dialogs)

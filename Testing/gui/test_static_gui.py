@@ -64,8 +64,8 @@ def _only(problems, pattern):
 
 
 def test_catches_ui_name_missing_from_ui(copy):
-    _edit(copy / "CalcinosisQuant" / "CalcinosisQuant.py", "self.ui.measureButton.enabled = hasLesions",
-          "self.ui.measureButon.enabled = hasLesions")
+    _edit(copy / "CalcinosisQuant" / "CalcinosisQuant.py", "self.ui.measureButton.enabled = hasInput and hasLesions",
+          "self.ui.measureButon.enabled = hasInput and hasLesions")
     _only(gui_checks.check_repository(copy), r"CalcinosisQuant.py:\d+: self.ui.measureButon is not a widget")
 
 
@@ -81,11 +81,15 @@ def test_catches_parameter_name_not_a_field(copy):
 
 
 @pytest.mark.parametrize("old,new,pattern", [
-    ("    below: bool = False", "    below: float = 0.0", r"QCheckBox.*cannot show parameter 'below'"),
-    ('    connectivity: Annotated[str, Choice(["face", "full"])] = "face"', '    connectivity: str = "face"',
-     r"QComboBox.*cannot show parameter 'connectivity'"),
-    ("    minSlices: Annotated[int, WithinRange(1, 1000)] = 1", "    minSlices: str = '1'",
+    ("    removeBone: bool = hand.DETECT_DEFAULTS.exclude_bone", "    removeBone: float = 0.0",
+     r"QCheckBox.*cannot show parameter 'removeBone'"),
+    ("    connectivity: Annotated[str, Choice(list(hand.CONNECTIVITY_CHOICES))] = hand.DETECT_DEFAULTS.connectivity",
+     '    connectivity: str = "face"', r"QComboBox.*cannot show parameter 'connectivity'"),
+    ("    minSlices: Annotated[int, WithinRange(1, 1000)] = hand.DETECT_DEFAULTS.min_slices", "    minSlices: str = '1'",
      r"QSpinBox.*cannot show parameter 'minSlices'"),
+    ("    caseId: str = \"\"", "    caseId: bool = False", r"QLineEdit.*cannot show parameter 'caseId'"),
+    ("    landmarks: vtkMRMLMarkupsFiducialNode", "    landmarks: vtkMRMLTableNode",
+     r"landmarksSelector lists node types \['vtkMRMLMarkupsFiducialNode'\]"),
     ("    outputDirectory: pathlib.Path", "    outputDirectory: str", r"ctkPathLineEdit.*'outputDirectory'"),
     ("    lesionTable: vtkMRMLTableNode", "    lesionTable: vtkMRMLSegmentationNode",
      r"lesionTableSelector lists node types \['vtkMRMLTableNode'\]"),
