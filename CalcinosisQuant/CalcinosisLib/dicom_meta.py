@@ -152,3 +152,10 @@ def file_content_id(paths: list[Path], max_bytes_per_file: int | None = None) ->
                     remaining -= len(chunk)
         h.update(b"\0")
     return "sha256:" + h.hexdigest()[:16]
+
+
+def path_content_id(path: str | Path) -> str:
+    """Pseudonymous id of a file or of a folder's files (first 16 MiB of each), by content."""
+    p = Path(path)
+    files = sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p]
+    return file_content_id(files, max_bytes_per_file=1 << 24)

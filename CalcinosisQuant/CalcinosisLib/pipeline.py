@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from . import image_io, provenance
+from .dicom_meta import path_content_id
 from .errors import InputError
 from .lesions import LesionParams, LesionSet, candidate_mask, lesions_from_segmentation, split_lesions
 from .measure import measure_lesions
@@ -110,24 +111,17 @@ def run_measure(image: str | Path, *, mask: str | Path | None = None, region: st
             volume.warn(f"segmentation {Path(mask).name} holds no segment: no lesions")
     if region is not None:
         region_mask = load_mask(region, volume, "region")
-        inputs["region"] = {"input_id": _file_id(region), **({"path": str(region)} if record_paths else {})}
+        inputs["region"] = {"input_id": path_content_id(region), **({"path": str(region)} if record_paths else {})}
     if exclude is not None:
         exclude_mask = load_mask(exclude, volume, "exclusion mask")
-        inputs["exclude"] = {"input_id": _file_id(exclude), **({"path": str(exclude)} if record_paths else {})}
+        inputs["exclude"] = {"input_id": path_content_id(exclude), **({"path": str(exclude)} if record_paths else {})}
     result = measure_volume(volume, params, region_mask, exclude_mask, seg, progress.sub(0.2, 1.0) if progress else None)
     result.inputs = inputs
     return result
 
 
-def _file_id(path: str | Path) -> str:
-    from .dicom_meta import file_content_id
-    p = Path(path)
-    files = sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p]
-    return file_content_id(files, max_bytes_per_file=1 << 24)
-
-
 def _describe_label_input(path, seg, record_paths: bool) -> dict:
-    d = {"input_id": _file_id(path), "segments": [s.name for s in seg.segments], "layers": len(seg.layers)}
+    d = {"input_id": path_content_id(path), "segments": [s.name for s in seg.segments], "layers": len(seg.layers)}
     if record_paths:
         d["path"] = str(path)
     return d

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from CalcinosisLib import image_io, provenance
+from CalcinosisLib.dicom_meta import path_content_id
 from CalcinosisLib.errors import InputError
 from CalcinosisLib.lesions import LesionParams, LesionSet
 from CalcinosisLib.lesions import lesions_from_segmentation as _engine_from_segmentation
@@ -276,18 +277,18 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
     region = excl = None
     if roi is not None:
         region = load_region(roi, volume)
-        inputs["roi"] = {"input_id": _file_id(roi), "voxels": int(region.sum()),
+        inputs["roi"] = {"input_id": path_content_id(roi), "voxels": int(region.sum()),
                          **({"path": str(roi)} if record_paths else {})}
     if exclude is not None:
         excl = load_region(exclude, volume, "--exclude")
-        inputs["exclude"] = {"input_id": _file_id(exclude), **({"path": str(exclude)} if record_paths else {})}
+        inputs["exclude"] = {"input_id": path_content_id(exclude), **({"path": str(exclude)} if record_paths else {})}
     detection = None
     if mask is not None:
         if roi is not None:
             raise InputError("--mask gives the lesions already segmented; --roi is for detection (give one of them)")
         report(progress, 0.1, "reading the segmentation")
         seg = image_io.load_label_image(mask, reference=volume.geometry)
-        inputs["segmentation"] = {"input_id": _file_id(mask), "segments": [s.name for s in seg.segments],
+        inputs["segmentation"] = {"input_id": path_content_id(mask), "segments": [s.name for s in seg.segments],
                                   **({"path": str(mask)} if record_paths else {})}
         if not seg.segments:
             volume.warn(f"segmentation {Path(mask).name} holds no segment: no lesions")
@@ -307,13 +308,6 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
                                              "min_size_unit": "mm2" if volume.is_2d else "mm3"}
     result.inputs = inputs
     return result
-
-
-def _file_id(path: str | Path) -> str:
-    from CalcinosisLib.dicom_meta import file_content_id
-    p = Path(path)
-    files = sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p]
-    return file_content_id(files, max_bytes_per_file=1 << 24)
 
 
 __all__ = ["HandResult", "resolve_modality", "detect_lesions", "lesions_from_segmentation", "measure_hand",

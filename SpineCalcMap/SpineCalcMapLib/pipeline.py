@@ -269,8 +269,8 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
 
 
 def _describe_file(path, record_paths: bool, kind: str) -> dict:
-    from CalcinosisLib.pipeline import _file_id
-    d = {"kind": kind, "input_id": _file_id(path)}
+    from CalcinosisLib.dicom_meta import path_content_id
+    d = {"kind": kind, "input_id": path_content_id(path)}
     if record_paths:
         d["path"] = str(path)
     return d

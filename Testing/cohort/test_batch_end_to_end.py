@@ -6,8 +6,6 @@ nothing), and levels a scan does not cover must not enter prevalence denominator
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 
 from CalcinosisLib.tables import Table
@@ -33,18 +31,7 @@ def phantom_cases(tmp_path_factory):
     return d
 
 
-def _manifest(path, rows):
-    cols = ["case_id", "patient_id", "task", "image", "modality", "landmarks", "region", "labels", "convention",
-            "reader", "read", "time_point"]
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
-    return path
-
-
-def test_hand_and_spine_cases_through_batch_and_cohort_statistics(phantom_cases, tmp_path, cli):
+def test_hand_and_spine_cases_through_batch_and_cohort_statistics(phantom_cases, tmp_path, cli, manifest_writer):
     d = phantom_cases
     rows = [
         {"case_id": "P1-xr", "patient_id": "P1", "task": "hand", "image": d / "hand-xr" / "xr.dcm",
@@ -59,7 +46,8 @@ def test_hand_and_spine_cases_through_batch_and_cohort_statistics(phantom_cases,
          "labels": d / "spine-none" / "vertebrae.nii.gz", "convention": "totalsegmentator"},
     ]
     out = tmp_path / "batch"
-    code, _, err = cli("batch", _manifest(tmp_path / "m.csv", rows), "-o", out, "--workers", "2", "-q")
+    rows = [{k: str(v) for k, v in r.items()} for r in rows]
+    code, _, err = cli("batch", manifest_writer(tmp_path / "m.csv", rows), "-o", out, "--workers", "2", "-q")
     assert code == 0, err
     cases = {r["case_id"]: r for r in Table.read_csv(out / "cases.csv").rows}
     assert {c: r["status"] for c, r in cases.items()} == {r["case_id"]: "ok" for r in rows}
