@@ -6,7 +6,8 @@ three are replaced by minimal stand-ins (plain base classes, an identity transla
 parameter-node wrapper that only keeps the node); everything else - the MRML scene,
 nodes, the bridge, the engine - is the real thing from slicer-core.  So the Logic's
 delegation and the in-Slicer test's assertions are exercised before anyone opens Slicer.
-The panel test (``test_PanelDetectButton``) needs Qt and runs only inside Slicer.
+The panel tests (``test_PanelDetectButton``, ``test_PanelMapAndCorrect``) need Qt and run
+only inside Slicer.
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ def _load_module(name: str):
     return module
 
 
+#: the logic part of each module's own test (the rest clicks the panel: Qt, in Slicer only)
+LOGIC_TESTS = {"CalcinosisQuant": "test_LesionWorkflowOnPhantom", "SpineCalcMap": "test_SpineMapOnPhantom"}
+#: what each Logic says when asked to export before its main step
+EXPORT_REFUSALS = {"CalcinosisQuant": "Measure first", "SpineCalcMap": "Map first"}
+
+
 @pytest.mark.parametrize("name", ["CalcinosisQuant", "SpineCalcMap"])
 def test_module_test_logic_part_runs_headless(slicer_gui_stand_ins, name):
     module = _load_module(name)
@@ -98,8 +105,8 @@ def test_module_test_logic_part_runs_headless(slicer_gui_stand_ins, name):
     assert "Quantification" in parent.categories
     test = getattr(module, f"{name}Test")()
     test.setUp()
-    # the in-Slicer test's own assertions (lesion count, table, edit, export) run here
-    test.test_LesionWorkflowOnPhantom()
+    # the in-Slicer test's own assertions (lesions or the spine map against the phantom, edits, export) run here
+    getattr(test, LOGIC_TESTS[name])()
 
 
 @pytest.mark.parametrize("name", ["CalcinosisQuant", "SpineCalcMap"])
@@ -107,6 +114,6 @@ def test_logic_refuses_export_without_measurement(slicer_gui_stand_ins, name, tm
     from CalcinosisLib.errors import InputError
 
     logic = getattr(_load_module(name), f"{name}Logic")()
-    with pytest.raises(InputError, match="Measure first"):
+    with pytest.raises(InputError, match=EXPORT_REFUSALS[name]):
         logic.export(tmp_path / "out", None)
     assert logic.getParameterNode().parameterNode.IsA("vtkMRMLScriptedModuleNode")
