@@ -160,6 +160,7 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._reviewRows = []
         self._updatingEditor = False
+        self._matplotlibOffered = False
 
     def setup(self) -> None:
         import qt
@@ -318,7 +319,8 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         isSegmentation = node is not None and node.IsA("vtkMRMLSegmentationNode")
         self.ui.aortaSegmentSelector.visible = isSegmentation
         self.ui.aortaSegmentLabel.visible = isSegmentation
-        if not isSegmentation or self.ui.aortaSegmentSelector.currentNode() is node:
+        current = self.ui.aortaSegmentSelector.currentNode()
+        if not isSegmentation or (current is not None and current.GetID() == node.GetID()):
             return
         self.ui.aortaSegmentSelector.setCurrentNode(node)
         from SpineCalcMapLib import slicer_logic
@@ -466,11 +468,9 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     table.setItem(r, c, item)
             table.resizeColumnsToContents()
             if keepSelection:
-                model = table.selectionModel()
                 for r, row in enumerate(rows):
                     if row.auto_id in keepSelection:
-                        model.select(table.model().index(r, 0),
-                                     qt.QItemSelectionModel.Select | qt.QItemSelectionModel.Rows)
+                        table.setRangeSelected(qt.QTableWidgetSelectionRange(r, 0, r, len(REVIEW_COLUMNS) - 1), True)
         finally:
             self._updatingEditor = False
         # the editor offers only the levels assessed in this scan
@@ -621,12 +621,33 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                         _("'{folder}' holds an earlier result. Replace it?").format(folder=p.outputDirectory)):
                     return
                 force = True
+            self._offerMatplotlib()
             written = self._runWithProgress(_("Exporting"), lambda progress: self.logic.export(
                 p.outputDirectory, force, p.caseId, progress))
             if written is None:
                 return
             self.ui.statusLabel.text = _("{n} files written to {folder}").format(n=len(written),
                                                                                 folder=p.outputDirectory)
+
+    def _offerMatplotlib(self) -> None:
+        """level_chart.png needs matplotlib, which Slicer does not bundle: offer it once."""
+        from SpineCalcMapLib.chart import chart_available
+
+        if chart_available() or self._matplotlibOffered:
+            return
+        self._matplotlibOffered = True
+        if not slicer.util.confirmYesNoDisplay(
+                _("level_chart.png (the level x segment figure) needs the matplotlib Python package, which is not "
+                  "installed in Slicer. Install it now? (No: the export goes on without the PNG; the chart node in "
+                  "the scene shows the same counts.)")):
+            return
+        packaging = getattr(slicer, "packaging", None)
+        if packaging is not None and hasattr(packaging, "pip_ensure"):
+            packaging.pip_ensure("matplotlib", prompt_install=False, requester="SpineCalcMap")
+        else:
+            slicer.util.pip_install("matplotlib")
+        import importlib
+        importlib.invalidate_caches()
 
 
 def _setComboText(combo, text) -> None:

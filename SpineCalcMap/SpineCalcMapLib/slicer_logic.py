@@ -412,13 +412,14 @@ class SpineSession:
         # the result outlives this call but must not keep a view of the node's voxels
         result.volume = Volume(np.broadcast_to(np.zeros((), volume.array.dtype), volume.geometry.shape),
                                volume.geometry, volume.meta)
-        # from here on nothing can be cancelled: the scene is changed in one go
-        report(progress, 0.97, "making the nodes")
+        # the last chance to cancel: after it the scene is changed in one go, with no
+        # progress report (a report may raise Cancelled)
+        report(progress, 0.97, f"{len(result.table)} calcifications on {len(result.assessed)} levels: making the "
+                               "nodes")
         self.ct_node = ct_node
         self.nodes = nodes
         self.pending = {}
         self._set_result(result, decisions_node_wanted=decisions_node is not None or bool(decisions))
-        report(progress, 1.0, f"{len(result.table)} calcifications on {len(result.assessed)} levels")
         return self.result
 
     def _set_result(self, result: pipeline.SpineResult, decisions_node_wanted: bool = True) -> None:
