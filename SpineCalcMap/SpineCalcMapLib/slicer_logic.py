@@ -439,6 +439,7 @@ class SpineSession:
 
     def _fill_nodes(self, decisions_node_wanted: bool = True) -> None:
         r, n, scene = self.result, self.nodes, self.scene
+        n.adopt_references(scene)   # the user may have deleted some since the last map
         ct = self.ct_node if self.ct_node is not None and self.ct_node.GetScene() is scene else None
         if n.segmentation is None:
             n.segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", self._name("calcifications"))

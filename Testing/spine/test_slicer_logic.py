@@ -487,6 +487,20 @@ def test_remapping_reuses_the_nodes(session, ct_node, label_node, mrml_scene):
     assert fresh.nodes.vertebrae is session.nodes.vertebrae and fresh.nodes.chart_table is session.nodes.chart_table
 
 
+def test_nodes_deleted_by_the_user_are_made_again(session, ct_node, label_node, mrml_scene):
+    session.map(ct_node, label_node)
+    old_table, old_chart = session.nodes.lesions, session.nodes.chart
+    mrml_scene.RemoveNode(old_table)
+    mrml_scene.RemoveNode(old_chart)
+    session.stage(session.review_rows()[0].auto_id, "delete")
+    result = session.apply_corrections()
+    for node in (session.nodes.lesions, session.nodes.chart, session.nodes.vertebrae):
+        assert node.GetScene() is mrml_scene
+    assert session.nodes.lesions is not old_table and session.nodes.chart is not old_chart
+    assert session.nodes.lesions.GetTable().GetNumberOfRows() == len(result.table)
+    assert session.nodes.lesions.GetNodeReference("SpineCalcMap.vertebrae") is session.nodes.vertebrae
+
+
 def test_bad_inputs_get_the_cores_clear_errors(session, ct_node, label_node, mrml_scene):
     from CalcinosisLib import mrml
 
