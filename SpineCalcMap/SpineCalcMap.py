@@ -41,6 +41,7 @@ from slicer import (
     vtkMRMLTableNode,
 )
 
+from CalcinosisLib.lesions import CONNECTIVITIES
 from SpineCalcMapLib.params import CONVENTION_CHOICES, SpineParams
 
 #: Every default of the spine map comes from SpineParams (the command line's defaults).
@@ -109,7 +110,7 @@ class SpineCalcMapParameterNode:
     # --- the spine map's parameters (SpineParams names and defaults)
     threshold_hu: Annotated[float, WithinRange(-1024, 3071)] = SPINE_DEFAULTS.threshold_hu
     min_size_mm3: Annotated[float, WithinRange(0, 100000)] = SPINE_DEFAULTS.min_size_mm3
-    connectivity: Annotated[str, Choice(["face", "full"])] = SPINE_DEFAULTS.connectivity
+    connectivity: Annotated[str, Choice(list(CONNECTIVITIES))] = SPINE_DEFAULTS.connectivity
     study_rule: bool = SPINE_DEFAULTS.study_rule
     study_min_slices: Annotated[int, WithinRange(1, 100)] = SPINE_DEFAULTS.study_min_slices
     search_margin_mm: Annotated[float, WithinRange(0.1, 500)] = SPINE_DEFAULTS.search_margin_mm

@@ -734,3 +734,29 @@ def test_totalsegmentator_older_signature_and_absence(fake_totalsegmentator, ct_
     assert not sl.totalsegmentator_available()
     with pytest.raises(InputError, match="Extensions Manager"):
         sl.run_totalsegmentator(ct_node)
+
+
+# ---------------------------------------------------------------------- real data
+@pytest.mark.realdata
+@pytest.mark.parametrize("as_segmentation", [False, True])
+def test_real_ct_through_the_panel_matches_the_command_line(totalseg_example, session, as_segmentation):
+    """The real abdominal CT with its TotalSegmentator labels, as a label map node or as the
+    segmentation the extension would make (class-named segments): the same map as
+    ``calcinosis spine`` on the files (levels T11-T12 ... L5-S1 assessed, the rest not)."""
+    from CalcinosisLib import mrml
+    from SpineCalcMapLib import pipeline
+
+    ct_path = totalseg_example / "example_ct.nii.gz"
+    labels_path = totalseg_example / "example_seg_fast_force_split.nii.gz"
+    ct = mrml.node_from_volume(image_io.load_image(ct_path), "abdomen")
+    li = read_label_map(labels_path)
+    if as_segmentation:
+        vertebrae = segmentation_node_from_labels(li.layers[0], li.geometry, totalsegmentator_names("class"), "ts")
+    else:
+        vertebrae = mrml.node_from_volume(Volume(li.layers[0], li.geometry, {}), "ts", labelmap=True)
+    result = session.map(ct, vertebrae)
+    ref = pipeline.run_spine(ct_path, vertebrae=labels_path)
+    assert result.assessed == ref.assessed == LEVELS[LEVELS.index("T11-T12"):]
+    got = node_tables(session.nodes)
+    for t, want in (("lesions", ref.table), ("levels", ref.levels), ("patient", ref.patient)):
+        assert_tables_equal(got[t], want, t)
