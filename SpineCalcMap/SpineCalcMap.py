@@ -127,7 +127,8 @@ class SpineCalcMapParameterNode:
     interspinous_half_width_mm: Annotated[float, WithinRange(0.1, 100)] = SPINE_DEFAULTS.interspinous_half_width_mm
     costotransverse_fraction: Annotated[float, WithinRange(0.01, 1)] = SPINE_DEFAULTS.costotransverse_fraction
     rib_near_mm: Annotated[float, WithinRange(0, 100)] = SPINE_DEFAULTS.rib_near_mm
-    pseudotumoral_min_diameter_mm: Annotated[float, WithinRange(0.1, 200)] = SPINE_DEFAULTS.pseudotumoral_min_diameter_mm
+    pseudotumoral_min_diameter_mm: Annotated[float, WithinRange(0.1, 200)] = (
+        SPINE_DEFAULTS.pseudotumoral_min_diameter_mm)
     linear_min_elongation: Annotated[float, WithinRange(0.1, 100)] = SPINE_DEFAULTS.linear_min_elongation
     linear_min_length_mm: Annotated[float, WithinRange(0, 200)] = SPINE_DEFAULTS.linear_min_length_mm
     points_bone_hu: Annotated[float, WithinRange(-1024, 3071)] = SPINE_DEFAULTS.points_bone_hu
@@ -408,9 +409,9 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         mode = _("fast mode: a few minutes on a CPU") if p.totalSegmentatorFast else _(
             "full resolution: up to an hour on a CPU, minutes with a GPU")
-        if not slicer.util.confirmOkCancelDisplay(
-                _("Run TotalSegmentator (task 'total', {mode}) on '{ct}'? It cannot be interrupted once started.").format(
-                    mode=mode, ct=p.inputVolume.GetName())):
+        question = _("Run TotalSegmentator (task 'total', {mode}) on '{ct}'? It cannot be interrupted once "
+                     "started.").format(mode=mode, ct=p.inputVolume.GetName())
+        if not slicer.util.confirmOkCancelDisplay(question):
             return
         with slicer.util.tryWithErrorDisplay(_("TotalSegmentator failed."), waitCursor=True):
             try:

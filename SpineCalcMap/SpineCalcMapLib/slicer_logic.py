@@ -407,8 +407,8 @@ class SpineSession:
         result = pipeline.map_spine(volume, lab, params, decisions, progress.sub(0.25, 0.97) if progress else None)
         result.inputs = {"ct": provenance.describe_volume(volume), "vertebrae": described}
         if aorta_node is not None:
-            result.inputs["aorta"] = {"kind": "Slicer segmentation segment" if _is(aorta_node, "vtkMRMLSegmentationNode")
-                                      else "Slicer label map node"}
+            kind = "segmentation segment" if _is(aorta_node, "vtkMRMLSegmentationNode") else "label map node"
+            result.inputs["aorta"] = {"kind": f"Slicer {kind}"}
         # the result outlives this call but must not keep a view of the node's voxels
         result.volume = Volume(np.broadcast_to(np.zeros((), volume.array.dtype), volume.geometry.shape),
                                volume.geometry, volume.meta)
@@ -775,7 +775,8 @@ def run_totalsegmentator(volume_node, fast: bool = True, segmentation_node=None,
 
 
 __all__ = ["SPINE_PARAMETER_NAMES", "spine_params", "ct_volume_from_node", "vertebra_input_kind",
-           "aorta_mask_from_node", "guess_aorta_segment", "labels_from_nodes", "overrides_from_table", "overrides_from_table_node",
+           "aorta_mask_from_node", "guess_aorta_segment", "labels_from_nodes", "overrides_from_table",
+           "overrides_from_table_node",
            "SpineNodes", "ReviewRow", "Edit", "SpineSession", "chart_table", "level_chart_axis_title",
            "jump_slices_to", "totalsegmentator_available", "totalsegmentator_packages_installed",
            "totalsegmentator_process_arguments", "run_totalsegmentator", "TOTALSEGMENTATOR_INSTALL_HINT"]

@@ -54,7 +54,8 @@ def files(tmp_path_factory):
     image_io.write_image(r.ct, r.geometry, d / "ct.nrrd")
     image_io.write_image(r.labels, r.geometry, d / "vertebrae.nii.gz")
     pts = vertebra_body_points(r.phantom, r.geometry)
-    (d / "points.csv").write_text("label,r,a,s\n" + "".join(f"{n},{float(p[0])!r},{float(p[1])!r},{float(p[2])!r}\n" for n, p in pts))
+    lines = [f"{n},{float(p[0])!r},{float(p[1])!r},{float(p[2])!r}\n" for n, p in pts]
+    (d / "points.csv").write_text("label,r,a,s\n" + "".join(lines))
     return d
 
 
