@@ -1,20 +1,22 @@
 """SpineCalcMap: calcifications on spine CT, mapped to disco-vertebral levels and segments.
 
-Slicer GUI layer only: the Widget wires the panel to the parameter node, the Logic
-delegates to ``CalcinosisLib.mrml.workflow`` (tested headless on slicer-core), and the
-science lives in ``CalcinosisLib`` / ``SpineCalcMapLib`` (no Slicer needed).
+Slicer GUI layer only.  The Widget wires the panel to the parameter node; the Logic
+delegates to ``SpineCalcMapLib.slicer_logic`` (tested headless on slicer-core), which runs
+the same ``SpineCalcMapLib`` code as the ``calcinosis spine`` command line.
 ``CalcinosisLib`` ships in the CalcinosisQuant module folder; this module declares
 CalcinosisQuant as a dependency so that it is importable here (as SlicerHeart shares
 HeartValveLib).
 
-The panel offers the generic lesion workflow for now: Detect -> review in the Segment
-Editor -> Measure -> Export.  Levels, segments, sub-sites and patterns come with the
-spine issue.
+Panel: Inputs (CT, vertebrae as segmentation / label map / point list, convention,
+optional aorta; TotalSegmentator when installed) -> Map (segmentation, lesion / levels /
+patient tables, level chart) -> review (click a row: the views centre on it) and reader
+correction (delete, change level / segment / sub-site / pattern; Apply corrections) ->
+Export (the command line's files).
 """
 
 import logging
 import pathlib
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Union
 
 import vtk
 
@@ -30,7 +32,22 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
+from slicer import (
+    vtkMRMLLabelMapVolumeNode,
+    vtkMRMLMarkupsFiducialNode,
+    vtkMRMLPlotChartNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+    vtkMRMLTableNode,
+)
+
+from CalcinosisLib.lesions import CONNECTIVITIES
+from SpineCalcMapLib.params import CONVENTION_CHOICES, SpineParams
+
+#: Every default of the spine map comes from SpineParams (the command line's defaults).
+SPINE_DEFAULTS = SpineParams()
+#: Raw parameter (not a wrapper field) holding the chosen segment of the aorta segmentation.
+AORTA_SEGMENT_PARAMETER = "aortaSegmentID"
 
 
 #
@@ -47,18 +64,20 @@ class SpineCalcMap(ScriptedLoadableModule):
         self.parent.dependencies = ["CalcinosisQuant", "Segmentations", "SegmentEditor"]
         self.parent.contributors = ["SlicerCalcinosis contributors"]
         self.parent.helpText = _("""
-Calcifications on spine CT in systemic sclerosis, to be mapped to disco-vertebral levels
-(C7-T1 ... L5-S1) and to the anterior, intracanal and posterior segments.
-<b>Detect</b> finds candidate calcifications by a CT threshold inside an optional region,
-splits them into connected lesions and drops those smaller than the minimum size or present
-on fewer contiguous axial slices; review them in the Segment Editor (remove vessel-wall
-calcifications), then <b>Measure</b> fills a lesion table and <b>Export</b> writes the same
-files as the <code>calcinosis measure</code> command.
+Calcifications on a spine CT (chest, thoraco-abdomino-pelvic or lumbar) in systemic sclerosis,
+mapped to the disco-vertebral levels C7-T1 ... L5-S1, to the anterior, intracanal and posterior
+segments, their sub-sites and a pattern (linear, punctate, pseudo-tumoral), as the calcinosis
+spine study scored them. Choose the CT and the vertebrae (a segmentation or label map, e.g. from
+TotalSegmentator, or one point per vertebral body), press <b>Map</b>; levels the scan does not
+cover are <i>not assessed</i>, never 0. Click a calcification in the list to centre the views on
+it; delete it or change its level, segment, sub-site or pattern, then <b>Apply corrections</b>:
+the decisions are kept (matched by position) when you Map again. <b>Export</b> writes the same
+files as the <code>calcinosis spine</code> command.
 See the <a href="https://github.com/slicer-calcinosis/SlicerCalcinosis#readme">documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
-Built on 3D Slicer's scripted module template. Measurement methods follow the calcinosis
-imaging studies cited in the documentation.
+Built on 3D Slicer's scripted module template. The map follows Bauer et al., Medicine 2020
+(spine CT calcifications in systemic sclerosis).
 """)
 
 
@@ -70,32 +89,63 @@ imaging studies cited in the documentation.
 @parameterNodeWrapper
 class SpineCalcMapParameterNode:
     """
-    inputVolume - image to search (CT, MRI, radiograph).
-    regionSegmentation - optional: search only inside its segments.
-    thresholdLow, useThresholdHigh, thresholdHigh, below - the intensity window.
-    minSize - smallest lesion kept, mm³ (3D) or mm² (2D).
-    connectivity - 'face' (Slicer's Islands default) or 'full'.
-    minSlices - contiguous axial slices a lesion must span.
-    lesionSegmentation - Detect's output, reviewed by the user, Measure's input.
-    splitIslands - Measure: each island of a segment is one lesion.
-    lesionTable - Measure's output.
-    outputDirectory, overwrite - Export.
+    inputVolume - the spine CT.
+    vertebrae - segmentation (segment names carry the vertebra), label map (values in a
+        convention) or point list (one point per vertebral body, labelled T8 ...).
+    convention - how to read the vertebra labels (auto, names, totalsegmentator ...).
+    aorta - optional aorta: a segmentation (segment chosen in the panel) or a label map.
+    totalSegmentatorFast - TotalSegmentator's fast mode when the panel runs it.
+    threshold_hu ... override_tolerance_mm - the spine map's parameters: the fields of
+        SpineCalcMapLib.params.SpineParams under the same names, with its defaults.
+    lesionSegmentation, lesionTable, levelsTable, patientTable, levelChart - Map's outputs.
+    readerDecisions - the reader's decisions (overrides.csv format), re-applied by Map.
+    outputDirectory, caseId - Export.
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
-    regionSegmentation: vtkMRMLSegmentationNode
-    thresholdLow: Annotated[float, WithinRange(-100000, 100000)] = 130.0
-    useThresholdHigh: bool = False
-    thresholdHigh: Annotated[float, WithinRange(-100000, 100000)] = 3000.0
-    below: bool = False
-    minSize: Annotated[float, WithinRange(0, 1000000)] = 1.0
-    connectivity: Annotated[str, Choice(["face", "full"])] = "face"
-    minSlices: Annotated[int, WithinRange(1, 1000)] = 1
+    vertebrae: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode, vtkMRMLMarkupsFiducialNode, None]
+    convention: Annotated[str, Choice(list(CONVENTION_CHOICES))] = SPINE_DEFAULTS.convention
+    aorta: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode, None]
+    totalSegmentatorFast: bool = True
+    # --- the spine map's parameters (SpineParams names and defaults)
+    threshold_hu: Annotated[float, WithinRange(-1024, 3071)] = SPINE_DEFAULTS.threshold_hu
+    min_size_mm3: Annotated[float, WithinRange(0, 100000)] = SPINE_DEFAULTS.min_size_mm3
+    connectivity: Annotated[str, Choice(list(CONNECTIVITIES))] = SPINE_DEFAULTS.connectivity
+    study_rule: bool = SPINE_DEFAULTS.study_rule
+    study_min_slices: Annotated[int, WithinRange(1, 100)] = SPINE_DEFAULTS.study_min_slices
+    search_margin_mm: Annotated[float, WithinRange(0.1, 500)] = SPINE_DEFAULTS.search_margin_mm
+    vertebra_margin_mm: Annotated[float, WithinRange(0, 20)] = SPINE_DEFAULTS.vertebra_margin_mm
+    bone_margin_mm: Annotated[float, WithinRange(0, 20)] = SPINE_DEFAULTS.bone_margin_mm
+    vessel_margin_mm: Annotated[float, WithinRange(0, 100)] = SPINE_DEFAULTS.vessel_margin_mm
+    detect_aorta: bool = SPINE_DEFAULTS.detect_aorta
+    bone_contact_mm2: Annotated[float, WithinRange(0, 1000)] = SPINE_DEFAULTS.bone_contact_mm2
+    bone_contact_fraction: Annotated[float, WithinRange(0, 1)] = SPINE_DEFAULTS.bone_contact_fraction
+    anterior_max_gap_mm: Annotated[float, WithinRange(0, 100)] = SPINE_DEFAULTS.anterior_max_gap_mm
+    pll_front_mm: Annotated[float, WithinRange(0, 50)] = SPINE_DEFAULTS.pll_front_mm
+    pll_back_mm: Annotated[float, WithinRange(0, 50)] = SPINE_DEFAULTS.pll_back_mm
+    foramen_depth_mm: Annotated[float, WithinRange(0.1, 100)] = SPINE_DEFAULTS.foramen_depth_mm
+    interspinous_half_width_mm: Annotated[float, WithinRange(0.1, 100)] = SPINE_DEFAULTS.interspinous_half_width_mm
+    costotransverse_fraction: Annotated[float, WithinRange(0.01, 1)] = SPINE_DEFAULTS.costotransverse_fraction
+    rib_near_mm: Annotated[float, WithinRange(0, 100)] = SPINE_DEFAULTS.rib_near_mm
+    pseudotumoral_min_diameter_mm: Annotated[float, WithinRange(0.1, 200)] = (
+        SPINE_DEFAULTS.pseudotumoral_min_diameter_mm)
+    linear_min_elongation: Annotated[float, WithinRange(0.1, 100)] = SPINE_DEFAULTS.linear_min_elongation
+    linear_min_length_mm: Annotated[float, WithinRange(0, 200)] = SPINE_DEFAULTS.linear_min_length_mm
+    points_bone_hu: Annotated[float, WithinRange(-1024, 3071)] = SPINE_DEFAULTS.points_bone_hu
+    override_tolerance_mm: Annotated[float, WithinRange(0.1, 50)] = SPINE_DEFAULTS.override_tolerance_mm
+    # --- outputs
     lesionSegmentation: vtkMRMLSegmentationNode
-    splitIslands: bool = False
     lesionTable: vtkMRMLTableNode
+    levelsTable: vtkMRMLTableNode
+    patientTable: vtkMRMLTableNode
+    levelChart: vtkMRMLPlotChartNode
+    readerDecisions: vtkMRMLTableNode
     outputDirectory: pathlib.Path
-    overwrite: bool = False
+    caseId: str = ""
+
+
+#: Columns of the review list in the panel.
+REVIEW_COLUMNS = ["#", "level", "segment", "sub-site", "pattern", "mm³", "reader"]
 
 
 #
@@ -110,9 +160,15 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._lastMeasurement = None
+        self._reviewRows = []
+        self._updatingEditor = False
+        self._matplotlibOffered = False
 
     def setup(self) -> None:
+        import qt
+
+        from SpineCalcMapLib.anatomy import PATTERNS, SEGMENTS
+
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/SpineCalcMap.ui"))
         self.layout.addWidget(uiWidget)
@@ -121,15 +177,40 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.logic = SpineCalcMapLogic()
 
+        # parameter help texts come from SpineParams (one source for the CLI, README and panel)
+        helpTexts = SpineParams.describe()
+        for child in uiWidget.findChildren(qt.QWidget):
+            name = child.property("SlicerParameterName")
+            if name and name in helpTexts and helpTexts[name]:
+                child.toolTip = helpTexts[name]
+
+        self.ui.reviewTable.setColumnCount(len(REVIEW_COLUMNS))
+        self.ui.reviewTable.setHorizontalHeaderLabels(REVIEW_COLUMNS)
+        self.ui.segmentComboBox.addItems(list(SEGMENTS))
+        self.ui.patternComboBox.addItems(list(PATTERNS))
+        self._fillSubsites(SEGMENTS[0])
+
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
-        self.ui.detectButton.connect("clicked(bool)", self.onDetectButton)
-        self.ui.editSegmentsButton.connect("clicked(bool)", self.onEditSegmentsButton)
-        self.ui.measureButton.connect("clicked(bool)", self.onMeasureButton)
+        self.ui.mapButton.connect("clicked(bool)", self.onMapButton)
+        self.ui.runTotalSegmentatorButton.connect("clicked(bool)", self.onRunTotalSegmentator)
+        self.ui.resetParametersButton.connect("clicked(bool)", self.onResetParameters)
+        self.ui.aortaSegmentSelector.connect("currentSegmentChanged(QString)", self.onAortaSegmentChanged)
+        self.ui.reviewTable.connect("itemSelectionChanged()", self.onReviewSelectionChanged)
+        self.ui.reviewTable.connect("cellClicked(int,int)", self.onReviewCellClicked)
+        self.ui.reviewTable.connect("currentCellChanged(int,int,int,int)", self.onReviewCurrentCellChanged)
+        self.ui.segmentComboBox.connect("currentIndexChanged(int)", self.onSegmentChanged)
+        self.ui.setButton.connect("clicked(bool)", self.onSetButton)
+        self.ui.deleteButton.connect("clicked(bool)", self.onDeleteButton)
+        self.ui.undoButton.connect("clicked(bool)", self.onUndoButton)
+        self.ui.applyCorrectionsButton.connect("clicked(bool)", self.onApplyCorrections)
+        self.ui.loadOverridesButton.connect("clicked(bool)", self.onLoadOverrides)
+        self.ui.clearDecisionsButton.connect("clicked(bool)", self.onClearDecisions)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
 
         self.initializeParameterNode()
+        self._refreshReview()
 
     def cleanup(self) -> None:
         self.removeObservers()
@@ -141,13 +222,14 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGUI)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
-        self._lastMeasurement = None
-        # the scene is closing anyway: empty our lesion segmentations first, or Slicer spends
-        # minutes removing hundreds of segments from a large shared labelmap one by one
+        self.logic.resetSession()
+        self._refreshReview()
+        # the scene is closing anyway: empty the calcification segmentations first (Slicer
+        # removes many segments of a shared labelmap one by one otherwise)
         from CalcinosisLib.mrml import workflow
         workflow.release_lesion_segmentations(slicer.mrmlScene)
 
@@ -159,31 +241,109 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
             firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            if firstVolumeNode:
+            if firstVolumeNode and not firstVolumeNode.IsA("vtkMRMLLabelMapVolumeNode"):
                 self._parameterNode.inputVolume = firstVolumeNode
 
     def setParameterNode(self, inputParameterNode: Optional[SpineCalcMapParameterNode]) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGUI)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
-            self._updateButtons()
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGUI)
+            self._updateGUI()
 
-    def _updateButtons(self, caller=None, event=None) -> None:
+    # ------------------------------------------------------------------ state of the panel
+    def _updateGUI(self, caller=None, event=None) -> None:
+        from SpineCalcMapLib import slicer_logic
+
         p = self._parameterNode
-        hasInput = bool(p and p.inputVolume)
-        hasLesions = bool(hasInput and p.lesionSegmentation)
-        self.ui.detectButton.enabled = hasInput
-        self.ui.thresholdHighSpinBox.enabled = bool(p and p.useThresholdHigh)
-        self.ui.editSegmentsButton.enabled = bool(p and p.lesionSegmentation)
-        self.ui.measureButton.enabled = hasLesions
-        self.ui.exportButton.enabled = self._lastMeasurement is not None and _directoryGiven(p)
-        self.ui.detectButton.toolTip = (_("Find candidate lesions and show them as a segmentation.") if hasInput
-                                        else _("Select an input volume."))
+        hasCT = bool(p and p.inputVolume)
+        hasVertebrae = bool(p and p.vertebrae)
+        self.ui.mapButton.enabled = hasCT and hasVertebrae
+        self.ui.mapButton.toolTip = (
+            _("Find the calcifications and map them to levels, segments, sub-sites and patterns.")
+            if hasCT and hasVertebrae else _("Choose the CT and the vertebrae first."))
+        self.ui.studyMinSlicesSpinBox.enabled = bool(p and p.study_rule)
+        # convention: label maps only (segmentations are read by segment names, points need none)
+        vertebraKind = ""
+        if hasVertebrae:
+            vertebraKind = slicer_logic.vertebra_input_kind(p.vertebrae)
+        self.ui.conventionComboBox.enabled = vertebraKind != "point list"
+        self.ui.pointsBoneSpinBox.enabled = vertebraKind in ("", "point list")
+        self.ui.inputStatusLabel.text = {
+            "": _("Vertebrae: a segmentation or label map with the vertebrae, or a point list with one point per "
+                  "vertebral body labelled T8, L1 ..."),
+            "segmentation": _("Vertebrae from segment names (vertebrae_T8, T8, T8 vertebra ...); aorta, ribs and "
+                              "discs are used when named."),
+            "label map": _("Vertebrae from label values: convention 'auto' detects TotalSegmentator, TotalSpineSeg "
+                           "or VerSe."),
+            "point list": _("Vertebrae segmented from the CT around each body point (bone threshold under Advanced "
+                            "parameters); a label map gives better results."),
+        }[vertebraKind]
+        # TotalSegmentator: only when the extension is installed
+        tsAvailable = slicer_logic.totalsegmentator_available()
+        self.ui.runTotalSegmentatorButton.enabled = tsAvailable and hasCT
+        self.ui.totalSegmentatorFastCheckBox.enabled = tsAvailable
+        self.ui.runTotalSegmentatorButton.toolTip = (
+            _("Run the TotalSegmentator extension (task 'total') on the CT and use its segmentation as the "
+              "vertebrae.") if tsAvailable else slicer_logic.TOTALSEGMENTATOR_INSTALL_HINT)
+        self._syncAortaSegmentSelector()
+        session = self.logic.session
+        hasResult = session.result is not None
+        self.ui.exportButton.enabled = hasResult and _directoryGiven(p)
+        self.ui.exportButton.toolTip = (
+            _("Write the same files as 'calcinosis spine'; an earlier result in the folder is replaced only after "
+              "you confirm.") if hasResult else _("Press Map first."))
+        self.ui.clearDecisionsButton.enabled = bool(p and p.readerDecisions) or bool(hasResult and
+                                                                                    session.result.overrides)
+        self._updateCorrectionButtons()
 
+    def _updateCorrectionButtons(self) -> None:
+        session = self.logic.session
+        selected = self._selectedRows()
+        live = [r for r in selected if r.lesion_id is not None]
+        self.ui.setButton.enabled = bool(live)
+        self.ui.deleteButton.enabled = bool(live)
+        self.ui.undoButton.enabled = any(r.pending or r.reader for r in selected)
+        for combo in (self.ui.levelComboBox, self.ui.segmentComboBox, self.ui.subsiteComboBox,
+                      self.ui.patternComboBox):
+            combo.enabled = bool(live)
+        n = len(session.pending)
+        self.ui.applyCorrectionsButton.enabled = n > 0
+        self.ui.pendingLabel.text = (_("{n} correction(s) staged: press Apply corrections.").format(n=n) if n
+                                     else "")
+
+    def _syncAortaSegmentSelector(self) -> None:
+        p = self._parameterNode
+        node = p.aorta if p else None
+        isSegmentation = node is not None and node.IsA("vtkMRMLSegmentationNode")
+        self.ui.aortaSegmentSelector.visible = isSegmentation
+        self.ui.aortaSegmentLabel.visible = isSegmentation
+        current = self.ui.aortaSegmentSelector.currentNode()
+        if not isSegmentation or (current is not None and current.GetID() == node.GetID()):
+            return
+        self.ui.aortaSegmentSelector.setCurrentNode(node)
+        from SpineCalcMapLib import slicer_logic
+        wanted = p.parameterNode.GetParameter(AORTA_SEGMENT_PARAMETER)
+        if not wanted or node.GetSegmentation().GetSegment(wanted) is None:
+            wanted = slicer_logic.guess_aorta_segment(node)
+        if wanted:
+            self.ui.aortaSegmentSelector.setCurrentSegmentID(wanted)
+
+    def onAortaSegmentChanged(self, segmentID) -> None:
+        p = self._parameterNode
+        if p and p.parameterNode.GetParameter(AORTA_SEGMENT_PARAMETER) != (segmentID or ""):
+            p.parameterNode.SetParameter(AORTA_SEGMENT_PARAMETER, segmentID or "")
+
+    def _aortaSegmentID(self):
+        p = self._parameterNode
+        if not p or not p.aorta or not p.aorta.IsA("vtkMRMLSegmentationNode"):
+            return None
+        return self.ui.aortaSegmentSelector.currentSegmentID() or p.parameterNode.GetParameter(AORTA_SEGMENT_PARAMETER)
+
+    # ------------------------------------------------------------------ long work
     def _runWithProgress(self, title, work):
         """Run ``work(progress)`` with a progress dialog whose Cancel stops it (None when cancelled)."""
         from CalcinosisLib.errors import Cancelled
@@ -199,84 +359,321 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             return work(Progress(update, lambda: dialog.wasCanceled))
         except Cancelled:
-            self.ui.statusLabel.text = _("{title}: cancelled.").format(title=title)
+            self.ui.statusLabel.text = _("{title}: cancelled; nothing was changed.").format(title=title)
             return None
         finally:
             dialog.close()
 
-    def _showWarnings(self, summary, warnings):
+    def _showWarnings(self, summary, warnings) -> None:
         text = summary
         if warnings:
             text += "\n" + "\n".join(_("Warning: {w}").format(w=w) for w in warnings)
         self.ui.statusLabel.text = text
 
-    def onDetectButton(self) -> None:
+    # ------------------------------------------------------------------ Map
+    def onMapButton(self) -> None:
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Lesion detection failed."), waitCursor=True):
-            detection = self._runWithProgress(_("Detecting lesions"), lambda progress: self.logic.detect(
-                p.inputVolume, p.thresholdLow, p.thresholdHigh if p.useThresholdHigh else None, p.below,
-                p.connectivity, p.minSize, p.minSlices, p.regionSegmentation, p.lesionSegmentation, progress))
-            if detection is None:
+        with slicer.util.tryWithErrorDisplay(_("Spine map failed."), waitCursor=True):
+            aortaSegmentID = self._aortaSegmentID()
+            result = self._runWithProgress(_("Mapping the spine"), lambda progress: self.logic.mapFromParameterNode(
+                p, aortaSegmentID, progress))
+            if result is None:
                 return
-            p.lesionSegmentation = detection.segmentation_node
-            self._lastMeasurement = None
+            self._storeOutputNodes()
             slicer.util.setSliceViewerLayers(background=p.inputVolume)
-            self._showWarnings(_("{n} lesions found: review them in the Segment Editor, then Measure.").format(
-                n=detection.lesions.n), detection.warnings)
-            self._updateButtons()
+            _showResults(self.logic.session.nodes)
+            self._refreshReview()
+            self._showWarnings(self.logic.session.summary(), result.warnings)
 
-    def onEditSegmentsButton(self) -> None:
+    def _storeOutputNodes(self) -> None:
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Cannot open the Segment Editor."), waitCursor=True):
-            slicer.util.selectModule("SegmentEditor")
-            editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
-            editor.setSegmentationNode(p.lesionSegmentation)
-            if p.inputVolume:
-                editor.setSourceVolumeNode(p.inputVolume)
+        nodes = self.logic.session.nodes
+        with slicer.util.NodeModify(p.parameterNode):
+            p.lesionSegmentation = nodes.segmentation
+            p.lesionTable = nodes.lesions
+            p.levelsTable = nodes.levels
+            p.patientTable = nodes.patient
+            p.levelChart = nodes.chart
+            p.readerDecisions = nodes.decisions
 
-    def onMeasureButton(self) -> None:
+    def onRunTotalSegmentator(self) -> None:
+        from SpineCalcMapLib import slicer_logic
+
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Measurement failed."), waitCursor=True):
-            measurement = self._runWithProgress(_("Measuring lesions"), lambda progress: self.logic.measure(
-                p.inputVolume, p.lesionSegmentation, p.lesionTable, p.splitIslands, p.connectivity, progress))
-            if measurement is None:
+        if not slicer_logic.totalsegmentator_available():
+            slicer.util.infoDisplay(slicer_logic.TOTALSEGMENTATOR_INSTALL_HINT)
+            return
+        if not slicer_logic.totalsegmentator_packages_installed() and not slicer.util.confirmOkCancelDisplay(
+                _("TotalSegmentator's Python packages (PyTorch and TotalSegmentator, several GB) are not installed "
+                  "yet. Install them now? This can take a long time and may ask to restart Slicer.")):
+            return
+        mode = _("fast mode: a few minutes on a CPU") if p.totalSegmentatorFast else _(
+            "full resolution: up to an hour on a CPU, minutes with a GPU")
+        question = _("Run TotalSegmentator (task 'total', {mode}) on '{ct}'? It cannot be interrupted once "
+                     "started.").format(mode=mode, ct=p.inputVolume.GetName())
+        if not slicer.util.confirmOkCancelDisplay(question):
+            return
+        with slicer.util.tryWithErrorDisplay(_("TotalSegmentator failed."), waitCursor=True):
+            try:
+                segmentation = self.logic.runTotalSegmentator(p.inputVolume, p.totalSegmentatorFast, self._logStatus)
+            except Exception as e:
+                if getattr(e, "restartRequired", False):
+                    if slicer.util.confirmOkCancelDisplay(_("Slicer must restart to finish installing "
+                                                            "TotalSegmentator. Restart now?")):
+                        slicer.util.restart()
+                    return
+                raise
+            with slicer.util.NodeModify(p.parameterNode):
+                p.vertebrae = segmentation
+                p.convention = "auto"   # read by segment names; its own aorta segment is used
+            self.ui.statusLabel.text = _("TotalSegmentator: {n} segments in '{name}', selected as the vertebrae. "
+                                         "Press Map.").format(
+                n=segmentation.GetSegmentation().GetNumberOfSegments(), name=segmentation.GetName())
+
+    def _logStatus(self, text) -> None:
+        if text:
+            self.ui.statusLabel.text = text
+            slicer.app.processEvents()
+
+    def onResetParameters(self) -> None:
+        from SpineCalcMapLib.slicer_logic import SPINE_PARAMETER_NAMES
+
+        p = self._parameterNode
+        with slicer.util.NodeModify(p.parameterNode):
+            for name in SPINE_PARAMETER_NAMES:
+                setattr(p, name, getattr(SPINE_DEFAULTS, name))
+
+    # ------------------------------------------------------------------ review and correction
+    def _refreshReview(self, keepSelection=None) -> None:
+        import qt
+
+        session = self.logic.session
+        table = self.ui.reviewTable
+        rows = session.review_rows() if session.result is not None else []
+        self._reviewRows = rows
+        self._updatingEditor = True
+        try:
+            table.clearSelection()
+            table.setRowCount(len(rows))
+            for r, row in enumerate(rows):
+                values = [str(row.lesion_id) if row.lesion_id is not None else "-", row.level, row.segment,
+                          row.subsite, row.pattern, "" if row.volume_mm3 is None else f"{row.volume_mm3:.1f}",
+                          (_("pending: {p}").format(p=row.pending) if row.pending else row.reader)]
+                for c, value in enumerate(values):
+                    item = qt.QTableWidgetItem(value)
+                    if row.lesion_id is None:
+                        item.setForeground(qt.QBrush(qt.QColor("gray")))
+                    if row.pending:
+                        font = item.font()
+                        font.setItalic(True)
+                        item.setFont(font)
+                    table.setItem(r, c, item)
+            table.resizeColumnsToContents()
+            if keepSelection:
+                for r, row in enumerate(rows):
+                    if row.auto_id in keepSelection:
+                        table.setRangeSelected(qt.QTableWidgetSelectionRange(r, 0, r, len(REVIEW_COLUMNS) - 1), True)
+        finally:
+            self._updatingEditor = False
+        # the editor offers only the levels assessed in this scan
+        self.ui.levelComboBox.clear()
+        if session.result is not None:
+            self.ui.levelComboBox.addItems(list(session.result.assessed))
+            self.ui.summaryLabel.text = session.summary()
+        else:
+            self.ui.summaryLabel.text = _("Press Map: the calcifications are listed here.")
+        self.onReviewSelectionChanged()
+        self._updateGUI()
+
+    def _selectedRows(self):
+        table = self.ui.reviewTable
+        indices = sorted({index.row() for index in table.selectionModel().selectedRows()})
+        return [self._reviewRows[i] for i in indices if i < len(self._reviewRows)]
+
+    def onReviewSelectionChanged(self) -> None:
+        if self._updatingEditor:
+            return
+        selected = self._selectedRows()
+        if selected:
+            row = selected[0]
+            self._updatingEditor = True
+            try:
+                _setComboText(self.ui.levelComboBox, row.level)
+                _setComboText(self.ui.segmentComboBox, row.segment)
+                self._fillSubsites(row.segment)
+                _setComboText(self.ui.subsiteComboBox, row.subsite)
+                _setComboText(self.ui.patternComboBox, row.pattern)
+            finally:
+                self._updatingEditor = False
+        self._updateCorrectionButtons()
+
+    def onReviewCellClicked(self, row, column) -> None:
+        self._jumpToRow(row)
+
+    def onReviewCurrentCellChanged(self, row, column, previousRow, previousColumn) -> None:
+        if row != previousRow:
+            self._jumpToRow(row)
+
+    def _jumpToRow(self, row) -> None:
+        if self._updatingEditor or row is None or not 0 <= row < len(self._reviewRows):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Cannot show the calcification."), waitCursor=False):
+            self.logic.session.jump_to(self._reviewRows[row].auto_id)
+
+    def _fillSubsites(self, segment) -> None:
+        from SpineCalcMapLib.anatomy import SUBSITE_SEGMENT, SUBSITES
+
+        combo = self.ui.subsiteComboBox
+        wasBlocked = combo.blockSignals(True)
+        combo.clear()
+        combo.addItems([s for s in SUBSITES if SUBSITE_SEGMENT[s] == segment])
+        combo.blockSignals(wasBlocked)
+
+    def onSegmentChanged(self, index) -> None:
+        if not self._updatingEditor:
+            self._fillSubsites(self.ui.segmentComboBox.currentText)
+
+    def _stage(self, action) -> None:
+        rows = self._selectedRows()
+        problems = []
+        with slicer.util.tryWithErrorDisplay(_("Cannot stage the correction."), waitCursor=False):
+            for row in rows:
+                try:
+                    if action == "undo":
+                        if not self.logic.session.unstage(row.auto_id):
+                            self.logic.session.stage(row.auto_id, "revert")
+                    elif action == "change":
+                        self.logic.session.stage(row.auto_id, "change", level=self.ui.levelComboBox.currentText,
+                                                 segment=self.ui.segmentComboBox.currentText,
+                                                 subsite=self.ui.subsiteComboBox.currentText,
+                                                 pattern=self.ui.patternComboBox.currentText)
+                    elif row.lesion_id is not None:
+                        self.logic.session.stage(row.auto_id, action)
+                except ValueError as e:   # InputError: one calcification, the others go on
+                    problems.append(str(e))
+            self._refreshReview(keepSelection={row.auto_id for row in rows})
+            if problems:
+                self.ui.statusLabel.text = "\n".join(problems)
+
+    def onSetButton(self) -> None:
+        self._stage("change")
+
+    def onDeleteButton(self) -> None:
+        self._stage("delete")
+
+    def onUndoButton(self) -> None:
+        self._stage("undo")
+
+    def onApplyCorrections(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Applying the corrections failed."), waitCursor=True):
+            result = self.logic.session.apply_corrections()
+            self._storeOutputNodes()
+            self._refreshReview()
+            self._showWarnings(self.logic.session.summary(), [w for w in result.warnings
+                                                              if w.startswith("reader override")])
+
+    def onLoadOverrides(self) -> None:
+        import qt
+
+        path = qt.QFileDialog.getOpenFileName(slicer.util.mainWindow(), _("Load reader overrides"), "",
+                                              _("CSV files (*.csv);;All files (*)"))
+        if not path:
+            return
+        session = self.logic.session
+        with slicer.util.tryWithErrorDisplay(_("Cannot load the overrides."), waitCursor=True):
+            if self._parameterNode.readerDecisions is not None and session.nodes.decisions is None:
+                session.nodes.decisions = self._parameterNode.readerDecisions
+            if session.decisions() and not slicer.util.confirmOkCancelDisplay(
+                    _("Replace the {n} current reader decisions by those of the file?").format(
+                        n=len(session.decisions()))):
                 return
-            p.lesionTable = measurement.table_node
-            self._lastMeasurement = measurement
-            _showTable(measurement.table_node)
-            self._showWarnings(_("{n} lesions measured.").format(n=measurement.result.lesions.n),
-                               measurement.result.warnings)
-            self._updateButtons()
+            decisions = session.load_overrides(path)
+            self._storeOutputNodes()
+            self._refreshReview()
+            if session.result is None:
+                self.ui.statusLabel.text = _("{n} reader decisions loaded: Map applies them.").format(n=len(decisions))
+            else:
+                self._showWarnings(session.summary(), [w for w in session.result.warnings
+                                                       if w.startswith("reader override")])
 
+    def onClearDecisions(self) -> None:
+        session = self.logic.session
+        if not slicer.util.confirmOkCancelDisplay(_("Forget every reader decision and go back to the automatic "
+                                                    "map?")):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Cannot clear the decisions."), waitCursor=True):
+            if self._parameterNode.readerDecisions is not None and session.nodes.decisions is None:
+                session.nodes.decisions = self._parameterNode.readerDecisions
+            session.set_decisions([])
+            self._storeOutputNodes()
+            self._refreshReview()
+
+    # ------------------------------------------------------------------ Export
     def onExportButton(self) -> None:
-        from CalcinosisLib.mrml import workflow
+        from CalcinosisLib.errors import OutputExistsError
+        from CalcinosisLib.output import check_output_free
 
         p = self._parameterNode
-        if self._lastMeasurement is not None and not workflow.measurement_is_current(self._lastMeasurement):
-            # the lesions were edited after Measure: export what the user sees now
-            self.onMeasureButton()
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
+            force = False
+            try:
+                check_output_free(p.outputDirectory, force=False)
+            except OutputExistsError:
+                if not slicer.util.confirmYesNoDisplay(
+                        _("'{folder}' holds an earlier result. Replace it?").format(folder=p.outputDirectory)):
+                    return
+                force = True
+            self._offerMatplotlib()
             written = self._runWithProgress(_("Exporting"), lambda progress: self.logic.export(
-                p.outputDirectory, self._lastMeasurement, p.overwrite, progress))
+                p.outputDirectory, force, p.caseId, progress))
             if written is None:
                 return
-            self.ui.statusLabel.text = _("{n} files written to {folder}").format(n=len(written), folder=p.outputDirectory)
+            self.ui.statusLabel.text = _("{n} files written to {folder}").format(n=len(written),
+                                                                                folder=p.outputDirectory)
+
+    def _offerMatplotlib(self) -> None:
+        """level_chart.png needs matplotlib, which Slicer does not bundle: offer it once."""
+        from SpineCalcMapLib.chart import chart_available
+
+        if chart_available() or self._matplotlibOffered:
+            return
+        self._matplotlibOffered = True
+        if not slicer.util.confirmYesNoDisplay(
+                _("level_chart.png (the level x segment figure) needs the matplotlib Python package, which is not "
+                  "installed in Slicer. Install it now? (No: the export goes on without the PNG; the chart node in "
+                  "the scene shows the same counts.)")):
+            return
+        packaging = getattr(slicer, "packaging", None)
+        if packaging is not None and hasattr(packaging, "pip_ensure"):
+            packaging.pip_ensure("matplotlib", prompt_install=False, requester="SpineCalcMap")
+        else:
+            slicer.util.pip_install("matplotlib")
+        import importlib
+        importlib.invalidate_caches()
+
+
+def _setComboText(combo, text) -> None:
+    index = combo.findText(text)
+    if index >= 0:
+        combo.currentIndex = index
 
 
 def _directoryGiven(p) -> bool:
     return bool(p) and str(p.outputDirectory) not in ("", ".")
 
 
-def _showTable(tableNode) -> None:
-    """Show a table node in a layout that has a table view."""
+def _showResults(nodes) -> None:
+    """Slice views, the lesion table and the level chart in one layout."""
     layoutManager = slicer.app.layoutManager()
     if layoutManager is None:
         return
-    if layoutManager.layout != slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView:
-        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
-    selectionNode = slicer.app.applicationLogic().GetSelectionNode()
-    selectionNode.SetActiveTableID(tableNode.GetID())
-    slicer.app.applicationLogic().PropagateTableSelection()
+    layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpPlotTableView)
+    appLogic = slicer.app.applicationLogic()
+    selectionNode = appLogic.GetSelectionNode()
+    selectionNode.SetActiveTableID(nodes.lesions.GetID())
+    appLogic.PropagateTableSelection()
+    selectionNode.SetActivePlotChartID(nodes.chart.GetID())
+    appLogic.PropagatePlotChartSelection()
 
 
 #
@@ -285,44 +682,62 @@ def _showTable(tableNode) -> None:
 
 
 class SpineCalcMapLogic(ScriptedLoadableModuleLogic):
-    """Delegates to ``CalcinosisLib.mrml.workflow``; usable without the widget (batch, tests)."""
+    """Delegates to ``SpineCalcMapLib.slicer_logic``; usable without the widget (batch, tests).
+
+    ``self.session`` (a ``slicer_logic.SpineSession``) holds the current map and the
+    reader's corrections: ``session.review_rows()``, ``session.stage(...)``,
+    ``session.apply_corrections()``, ``session.load_overrides(csv)``, ``session.jump_to(...)``."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self.resetSession()
+
+    def resetSession(self) -> None:
+        from SpineCalcMapLib.slicer_logic import SpineSession
+
+        self.session = SpineSession()
 
     def getParameterNode(self):
         return SpineCalcMapParameterNode(super().getParameterNode())
 
-    def detect(self, inputVolume, thresholdLow, thresholdHigh=None, below=False, connectivity="face", minSize=1.0,
-               minSlices=1, regionSegmentation=None, lesionSegmentation=None, progress=None):
-        """Candidate lesions as a segmentation node; returns a ``workflow.Detection``."""
-        from CalcinosisLib.mrml import workflow
+    def map(self, inputVolume, vertebrae, params=None, aorta=None, aortaSegmentID=None, outputs=None,
+            progress=None):
+        """Map the calcifications of ``inputVolume`` (CT) with ``vertebrae`` (segmentation, label
+        map or point list node) and fill the output nodes; returns the ``SpineResult``.
+        ``params``: a ``SpineParams`` (defaults when None); ``outputs``: a
+        ``slicer_logic.SpineNodes`` of nodes to refill (its ``decisions`` are re-applied)."""
+        result = self.session.map(inputVolume, vertebrae, params, aorta, aortaSegmentID, nodes=outputs,
+                                  progress=progress)
+        logging.info(f"SpineCalcMap: {self.session.summary()}")
+        return result
 
-        params = workflow.lesion_params(thresholdLow, thresholdHigh, below, connectivity, minSize, minSlices)
-        detection = workflow.detect(inputVolume, params, region_node=regionSegmentation,
-                                    segmentation_node=lesionSegmentation, progress=progress)
-        logging.info(f"SpineCalcMap: {detection.lesions.n} lesions detected")
-        return detection
+    def mapFromParameterNode(self, parameterNode, aortaSegmentID=None, progress=None):
+        """``map`` with the inputs, parameters and output nodes of the panel's parameter node."""
+        from SpineCalcMapLib import slicer_logic
 
-    def measure(self, inputVolume, lesionSegmentation, lesionTable=None, splitIslands=False, connectivity="face",
-                progress=None):
-        """Measure the (reviewed) segmentation into a table node; returns a ``workflow.Measurement``."""
-        from CalcinosisLib.mrml import workflow
+        p = parameterNode
+        outputs = slicer_logic.SpineNodes(p.lesionSegmentation, p.lesionTable, p.levelsTable, p.patientTable,
+                                          p.levelChart, p.readerDecisions)
+        return self.map(p.inputVolume, p.vertebrae, slicer_logic.spine_params(p), p.aorta, aortaSegmentID, outputs,
+                        progress)
 
-        return workflow.measure(inputVolume, lesionSegmentation, table_node=lesionTable, split_islands=splitIslands,
-                                connectivity=connectivity, progress=progress)
+    def applyCorrections(self):
+        return self.session.apply_corrections()
 
-    def export(self, outputDirectory, measurement, overwrite=False, progress=None):
-        """Write lesions.csv (+ schema), lesion_labels.nrrd, lesions.seg.nrrd, provenance.json."""
+    def export(self, outputDirectory, overwrite=False, caseId=None, progress=None):
+        """Write the files of ``calcinosis spine`` (tables, chart, label map, segmentation,
+        reader overrides, provenance); refuses to replace an earlier result unless ``overwrite``."""
         from CalcinosisLib.errors import InputError
-        from CalcinosisLib.mrml import workflow
 
-        if measurement is None:
-            raise InputError("nothing to export: press Measure first")
-        if not outputDirectory or str(outputDirectory) in ("", "."):
-            raise InputError("choose an output folder")
-        return workflow.export(outputDirectory, measurement, force=overwrite,
-                               command="SpineCalcMap (Slicer): measure", progress=progress)
+        if self.session.result is None:
+            raise InputError("nothing to export: press Map first")
+        return self.session.export(outputDirectory, force=overwrite, case_id=caseId or None, progress=progress)
+
+    def runTotalSegmentator(self, inputVolume, fast=True, log=None):
+        """Vertebra labels by the TotalSegmentator extension (task 'total'), as a new segmentation node."""
+        from SpineCalcMapLib import slicer_logic
+
+        return slicer_logic.run_totalsegmentator(inputVolume, fast=fast, log=log)
 
 
 #
@@ -331,72 +746,141 @@ class SpineCalcMapLogic(ScriptedLoadableModuleLogic):
 
 
 class SpineCalcMapTest(ScriptedLoadableModuleTest):
-    """Runs the calcification workflow on a phantom with known lesions, inside Slicer."""
+    """The whole flow on the spine phantom (lumbar, known calcifications), inside Slicer."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
         self.setUp()
-        self.test_LesionWorkflowOnPhantom()
+        self.test_SpineMapOnPhantom()
         self.setUp()
-        self.test_PanelDetectButton()
+        self.test_PanelMapAndCorrect()
 
     def _phantom(self):
-        import numpy as np
-        from CalcinosisLib import mrml, phantoms
+        """A small lumbar spine CT (1 mm in-plane, 1.25 mm slices) with its TotalSegmentator-convention
+        label map, as nodes; and the phantom's truth."""
+        from CalcinosisLib import mrml
         from CalcinosisLib.volume import Volume
+        from SpineCalcMapLib.phantom import make_spine_phantom
 
-        # spine CT-like sampling: fine in-plane, 1.25 mm slices; calcifications 3-8 mm
-        arr, geom, ellipsoids = phantoms.spheres_phantom(diameters_mm=(3, 5, 8), spacing=(0.6, 0.6, 1.25))
-        volume = Volume(np.round(arr).astype(np.int16), geom, {"modality": "CT"})
-        return volume, ellipsoids, mrml.node_from_volume(volume, "spine phantom")
+        rendered = make_spine_phantom("lumbar", spacing=(1.0, 1.0, 1.25), size_xy=None, seed=0)
+        ct = mrml.node_from_volume(Volume(rendered.ct, rendered.geometry, {"modality": "CT"}), "spine phantom")
+        labels = mrml.node_from_volume(Volume(rendered.labels, rendered.geometry, {}), "spine phantom vertebrae",
+                                       labelmap=True)
+        return rendered, ct, labels
 
-    def test_LesionWorkflowOnPhantom(self):
+    def _score(self, rendered, nodes):
+        """Each true calcification found in the segmentation node by the voxels it covers; its
+        row in the lesion table node compared with the truth."""
+        import numpy as np
+
+        from CalcinosisLib import mrml
+
+        lab = mrml.label_image_from_segmentation(nodes.segmentation, rendered.geometry)
+        ids = np.zeros(rendered.geometry.shape, np.int32)
+        for s in lab.segments:
+            lesionId = int(s.name.rsplit("#", 1)[1])   # named '<level> <segment> <subsite> #<id>'
+            ids[lab.mask(s)] = lesionId
+        rows = {r["lesion_id"]: r for r in mrml.table_from_table_node(nodes.lesions).rows}
+        score = {"n": 0, "vascular": 0, "level": 0, "segment": 0, "subsite": 0, "pattern": 0}
+        for truth, voxels in zip(rendered.truth.rows, rendered.truth_voxels):
+            found = ids.ravel()[voxels]
+            found = found[found > 0]
+            if truth["kind"] == "vascular":
+                score["vascular"] += int(found.size > 0)
+                continue
+            score["n"] += 1
+            if found.size:
+                row = rows[int(np.bincount(found).argmax())]
+                for field in ("level", "segment", "subsite", "pattern"):
+                    score[field] += int(row[field] == truth[field])
+        return score
+
+    def test_SpineMapOnPhantom(self):
         import tempfile
 
-        from CalcinosisLib import pipeline
-        from CalcinosisLib.lesions import LesionParams
+        from CalcinosisLib import mrml
+        from SpineCalcMapLib.anatomy import LEVELS
 
-        self.delayDisplay("Calcification workflow on a phantom")
-        volume, ellipsoids, volumeNode = self._phantom()
+        self.delayDisplay("Spine map on the lumbar phantom")
+        rendered, ct, labels = self._phantom()
         logic = SpineCalcMapLogic()
-        # the spine rule: present on at least 2 contiguous axial slices
-        detection = logic.detect(volumeNode, 130.0, minSize=1.0, minSlices=2)
-        self.assertEqual(detection.lesions.n, len(ellipsoids))
-        self.assertEqual(detection.segmentation_node.GetSegmentation().GetNumberOfSegments(), len(ellipsoids))
+        result = logic.map(ct, labels)
+        nodes = logic.session.nodes
 
-        measurement = logic.measure(volumeNode, detection.segmentation_node)
-        reference = pipeline.measure_volume(volume, LesionParams(130.0, min_size=1.0, min_slices=2))
-        self.assertEqual(measurement.result.table.column("voxel_count"), reference.table.column("voxel_count"))
-        self.assertEqual(measurement.table_node.GetTable().GetNumberOfRows(), len(ellipsoids))
-        self.assertEqual(measurement.table_node.GetColumnUnitLabel("volume_mm3"), "mm3")
+        # the scan covers T11 (cut) to S1: exactly T11-T12 ... L5-S1 assessed, the rest not, with empty counts
+        expected = LEVELS[LEVELS.index("T11-T12"):]
+        levels = mrml.table_from_table_node(nodes.levels).rows
+        self.assertEqual([r["level"] for r in levels if r["status"] == "assessed"], expected)
+        self.assertTrue(all(r["count_total"] is None for r in levels if r["status"] == "not_assessed"))
+        self.assertEqual(nodes.lesions.GetColumnUnitLabel("volume_mm3"), "mm3")
 
-        # the user deletes one lesion in the Segment Editor: one row fewer
-        detection.segmentation_node.GetSegmentation().RemoveSegment("lesion_1")
-        edited = logic.measure(volumeNode, detection.segmentation_node, measurement.table_node)
-        self.assertEqual(edited.table_node.GetTable().GetNumberOfRows(), len(ellipsoids) - 1)
+        # against the phantom's truth: the issue's accuracy thresholds, no aortic calcification
+        score = self._score(rendered, nodes)
+        self.assertGreater(score["n"], 10)
+        self.assertGreaterEqual(score["level"], 0.95 * score["n"])
+        self.assertGreaterEqual(score["segment"], 0.90 * score["n"])
+        self.assertGreaterEqual(score["subsite"], 0.85 * score["n"])
+        self.assertGreaterEqual(score["pattern"], 0.85 * score["n"])
+        self.assertEqual(score["vascular"], 0)
+
+        # the level chart: one series per segment over the assessed levels only
+        self.assertEqual(nodes.chart.GetNumberOfPlotSeriesNodes(), 3)
+        self.assertEqual(nodes.chart_table.GetTable().GetNumberOfRows(), len(expected))
+
+        # reader correction: delete the first calcification, make the second pseudo-tumoral
+        n = len(result.table)
+        rows = logic.session.review_rows()
+        logic.session.stage(rows[0].auto_id, "delete")
+        newPattern = "pseudotumoral" if rows[1].pattern != "pseudotumoral" else "punctate"
+        logic.session.stage(rows[1].auto_id, "change", pattern=newPattern)
+        corrected = logic.applyCorrections()
+        self.assertEqual(nodes.lesions.GetTable().GetNumberOfRows(), n - 1)
+        self.assertEqual(mrml.table_from_table_node(nodes.patient).rows[0]["calcification_count"], n - 1)
+        self.assertEqual(corrected.table.rows[0]["pattern"], newPattern)
+        self.assertEqual(nodes.segmentation.GetSegmentation().GetNumberOfSegments(), n - 1)
+        self.assertEqual(nodes.decisions.GetTable().GetNumberOfRows(), 2)
+
+        # Map again at another threshold: the decisions are kept (matched by centroid)
+        from SpineCalcMapLib.params import SpineParams
+        again = logic.map(ct, labels, SpineParams(threshold_hu=150.0), outputs=nodes)
+        self.assertEqual([a.status for a in again.applied], ["applied", "applied"])
+        self.assertEqual(len(again.table), len(again.auto_rows) - 1)
 
         with tempfile.TemporaryDirectory() as folder:
             out = pathlib.Path(folder) / "result"
-            written = logic.export(out, edited)
-            self.assertEqual(sorted(p.name for p in written), ["lesion_labels.nrrd", "lesions.csv",
-                                                               "lesions.schema.csv", "lesions.seg.nrrd",
-                                                               "provenance.json"])
+            written = {p.name for p in logic.export(out)}
+            for name in ("lesions.csv", "levels.csv", "patient.csv", "vertebrae.csv", "reader_overrides.csv",
+                         "overrides.csv", "lesion_labels.nrrd", "lesions.seg.nrrd", "provenance.json"):
+                self.assertIn(name, written)
         self.delayDisplay("Test passed")
 
-    def test_PanelDetectButton(self):
-        self.delayDisplay("Detect from the panel")
-        volume, ellipsoids, volumeNode = self._phantom()
+    def test_PanelMapAndCorrect(self):
+        self.delayDisplay("Map, review and correct from the panel")
+        rendered, ct, labels = self._phantom()
         widget = slicer.util.getModuleWidget("SpineCalcMap")
-        widget._parameterNode.inputVolume = volumeNode
-        widget._parameterNode.thresholdLow = 130.0
-        widget._parameterNode.minSize = 1.0
-        widget._parameterNode.lesionSegmentation = None
-        widget.ui.detectButton.click()
-        segmentationNode = widget._parameterNode.lesionSegmentation
-        self.assertIsNotNone(segmentationNode)
-        self.assertEqual(segmentationNode.GetSegmentation().GetNumberOfSegments(), len(ellipsoids))
-        widget.ui.measureButton.click()
-        self.assertEqual(widget._parameterNode.lesionTable.GetTable().GetNumberOfRows(), len(ellipsoids))
+        p = widget._parameterNode
+        p.inputVolume = ct
+        p.vertebrae = labels
+        p.threshold_hu = SPINE_DEFAULTS.threshold_hu
+        p.lesionTable = None
+        p.readerDecisions = None
+        widget.ui.mapButton.click()
+        n = p.lesionTable.GetTable().GetNumberOfRows()
+        self.assertGreater(n, 10)
+        self.assertEqual(widget.ui.reviewTable.rowCount, n)
+        # selecting a row centres the slice views on the calcification
+        widget.ui.reviewTable.selectRow(2)
+        centroid = widget.logic.session.lesion_centroid(widget._reviewRows[2].auto_id)
+        sliceToRAS = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceNode().GetSliceToRAS()
+        for axis in range(3):
+            self.assertAlmostEqual(sliceToRAS.GetElement(axis, 3), centroid[axis], places=3)
+        # delete it, apply: one row fewer everywhere, the decision kept
+        widget.ui.deleteButton.click()
+        self.assertTrue(widget.ui.applyCorrectionsButton.enabled)
+        widget.ui.applyCorrectionsButton.click()
+        self.assertEqual(p.lesionTable.GetTable().GetNumberOfRows(), n - 1)
+        self.assertEqual(p.readerDecisions.GetTable().GetNumberOfRows(), 1)
+        self.assertEqual(widget.ui.reviewTable.rowCount, n)   # the deleted one is listed, greyed, to restore
         self.delayDisplay("Test passed")

@@ -38,6 +38,13 @@ Parameters
     ``params.SpineParams`` (every threshold, recorded in provenance) and
     ``SpineParams.describe()`` (name -> help text).
 
+Slicer panel (MRML nodes; imports ``slicer``, runs headless on slicer-core)
+    ``slicer_logic.SpineSession`` - ``map(ct_node, vertebrae_node, params, aorta_node,
+    aorta_segment_id)`` (segmentation, table and chart nodes), ``review_rows()``,
+    ``stage(...)`` / ``apply_corrections()`` (reader corrections as overrides),
+    ``load_overrides(csv)``, ``jump_to(...)``, ``export(outdir)``;
+    ``slicer_logic.run_totalsegmentator(ct_node)`` (the TotalSegmentator extension).
+
 Phantom
     ``phantom.make_spine_phantom(coverage, spacing, size_xy, seed, convention, ...) ->
     RenderedPhantom`` (CT, labels, truth table, truth voxels).

@@ -6,7 +6,7 @@ three are replaced by minimal stand-ins (plain base classes, an identity transla
 parameter-node wrapper that only keeps the node); everything else - the MRML scene,
 nodes, the bridge, the engine - is the real thing from slicer-core.  So the Logic's
 delegation and the in-Slicer test's assertions are exercised before anyone opens Slicer.
-The panel tests (``test_PanelWorkflow``, ``test_PanelDetectButton``) need Qt and run only
+The panel tests (``test_PanelWorkflow``, ``test_PanelMapAndCorrect``) need Qt and run only
 inside Slicer.
 """
 
@@ -95,7 +95,9 @@ def _load_module(name: str):
 
 
 #: the logic part of each module's own test (the rest clicks the panel: Qt, in Slicer only)
-LOGIC_TESTS = {"CalcinosisQuant": "test_HandWorkflowOnPhantom", "SpineCalcMap": "test_LesionWorkflowOnPhantom"}
+LOGIC_TESTS = {"CalcinosisQuant": "test_HandWorkflowOnPhantom", "SpineCalcMap": "test_SpineMapOnPhantom"}
+#: what each Logic says when asked to export before its main step
+EXPORT_REFUSALS = {"CalcinosisQuant": "Measure first", "SpineCalcMap": "Map first"}
 
 
 @pytest.mark.parametrize("name", ["CalcinosisQuant", "SpineCalcMap"])
@@ -106,7 +108,7 @@ def test_module_test_logic_part_runs_headless(slicer_gui_stand_ins, name):
     assert "Quantification" in parent.categories
     test = getattr(module, f"{name}Test")()
     test.setUp()
-    # the in-Slicer test's own assertions (detection, tables against the truth, edit, export) run here
+    # the in-Slicer test's own assertions (hand tables or the spine map against the phantom, edits, export) run here
     getattr(test, LOGIC_TESTS[name])()
 
 
@@ -115,7 +117,7 @@ def test_logic_refuses_export_without_measurement(slicer_gui_stand_ins, name, tm
     from CalcinosisLib.errors import InputError
 
     logic = getattr(_load_module(name), f"{name}Logic")()
-    with pytest.raises(InputError, match="Measure first"):
+    with pytest.raises(InputError, match=EXPORT_REFUSALS[name]):
         logic.export(tmp_path / "out", None)
     assert logic.getParameterNode().parameterNode.IsA("vtkMRMLScriptedModuleNode")
 
