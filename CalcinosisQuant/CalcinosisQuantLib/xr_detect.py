@@ -10,8 +10,11 @@ works in four steps (every parameter is in :class:`~.detect.DetectParams` and re
    openings with line segments ``xr_background_mm`` long: bones and skin edges are long
    in one direction and survive such an opening, a deposit is compact in every direction
    and does not - is searched for bright blobs (scale-normalised Hessian, both
-   curvatures negative), and so is the image itself (a deposit on the slope of a finger
-   edge is hidden from the opening by the slope, not from the Hessian).
+   curvatures negative; on a 0.4 mm grid), and so is the image itself (a deposit on the
+   slope of a finger edge is hidden from the opening by the slope, not from the Hessian).
+   A seed needs a blob response of ``SEED_BLOB_FRACTION`` of the contrast threshold and
+   half the threshold against a ring around it; with landmarks, seeds clearly symmetric
+   about a digit's axis (step 4 with half its margins) are skipped.
 2. **Outline against a directional background.**  Around each seed the background
    under the candidate is interpolated linearly across it, along the direction that
    best predicts a ring of known pixels just outside it (cross-validation over 12
@@ -24,16 +27,19 @@ works in four steps (every parameter is in :class:`~.detect.DetectParams` and re
 3. **Dense core.**  A deposit in the skin raises a soft-tissue nodule around it, and
    the nodule's shadow is a second, wider dome.  The azimuthal profile of the excess
    (in the ellipse coordinates of the outline) is fitted with one dome and with two
-   nested domes (each ``sqrt(1 - r²/R²)``, on a plane); the inner dome's extent starts
-   the final outline, drawn again as in step 2.
+   nested domes (each ``sqrt(1 - r²/R²)``, on a plane); the inner dome's extent (plus two
+   pixels) starts the final outline, drawn again as in step 2.  No second candidate is
+   seeded within ``NODULE_MM`` of a kept one (its nodule).
 4. **Bone is not calcinosis.**  Candidates whose core is elongated (aspect ratio >
    ``xr_max_aspect``: cortex seen edge-on, end plates) are dropped.  With landmarks,
    the digits' axes are known: a bone end, a tuft or a shaft is mirror-symmetric about
    its digit's axis and a deposit beside it is not, so a candidate within
    ``xr_axis_reach_mm`` of an axis whose excess over its mirror image is below
-   ``xr_mirror_min`` of its peak is dropped; at the carpus (proximal to the digits'
-   bases) only candidates wider than a carpal bone (``xr_carpal_min_mm``) are kept.
-   Without landmarks these two tests cannot run (a warning says so).
+   ``xr_mirror_min`` of its peak (or below twice the noise) is dropped; at the carpus
+   (proximal to the digits' bases + ``xr_carpal_margin_mm``) only candidates wider than
+   a carpal bone (``xr_carpal_min_mm``) and brighter than ``xr_carpal_contrast`` x the
+   median of everything examined there are kept.  Without landmarks these tests cannot
+   run (a warning says so) and every compact bright candidate is returned.
 
 What a single projection cannot tell is listed in the README (hand section): deposits
 superimposed on the middle of a joint or a tuft (as symmetric as the bone), small deposits
@@ -659,9 +665,10 @@ def find_candidates(img: np.ndarray, pixel_mm: float, params, region: np.ndarray
                         reason = REASON_SYMMETRIC
         cands.append(XRCandidate(patch, final.peak, float(patch.count() * pixel_mm ** 2), asp, reason, details,
                                  carpal))
-        if reason is None:
+        if reason is None and bones is not None:
             # the soft-tissue nodule around a deposit seeds nothing more: its bump and a disk
-            # reaching NODULE_MM beyond it
+            # reaching NODULE_MM beyond it (without landmarks a kept candidate may be a bone
+            # end, which must not hide a deposit next to it)
             ys, xs = bump.patch.coords()
             rad_n = np.sqrt(bump.patch.count() / np.pi) + NODULE_MM / pixel_mm
             disk = _disk_patch(ys.mean(), xs.mean(), rad_n, s.shape)
