@@ -612,8 +612,10 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
     a_reg = xd.block_mean(reg2.astype(np.float32), k) >= 0.5 if reg2 is not None else None
     a_exc = xd.block_mean(exc2.astype(np.float32), k) >= 0.5 if exc2 is not None else None
     bones = xd.BoneModel.from_landmarks(landmarks, geom, k, apx)
-    cands, info = xd.find_candidates(a_img, apx, params, a_reg, a_exc, bones, params.threshold,
-                                     progress.sub(0.02, 0.95) if progress else None)
+    # inside a region the user drew, the user has pointed at the deposits: the landmark bone
+    # tests (symmetry, carpus) are not applied there
+    cands, info = xd.find_candidates(a_img, apx, params, a_reg, a_exc, bones if reg2 is None else None,
+                                     params.threshold, progress.sub(0.02, 0.95) if progress else None)
     groups, sources = [], []
     full_shape = img.shape
     for c in cands:
@@ -641,12 +643,13 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
     d.update({"threshold_unit": "image units (minimum peak contrast above the local background)",
               "threshold_used": info["threshold_used"], "noise_sd_estimate": info["noise_sd_estimate"],
               "min_size_unit": "mm2", "analysis_pixel_mm": apx, "blob_scales_mm": list(xd.SEED_SCALES_MM),
-              "bone_model": "landmarks" if bones is not None else "none",
+              "bone_model": ("none" if bones is None else
+                             "landmarks" if reg2 is None else "landmarks (not applied inside the drawn region)"),
               "seeds": info["n_seeds"], "seeds_skipped": info["seeds_skipped"],
               "candidates_examined": len(cands), "candidates_rejected": rejected,
               "carpal_contrast_level": info["carpal_contrast_level"]})
     det = Detection(lesions, "XR", d, warnings=warnings)
-    if bones is None:
+    if bones is None and reg2 is None:
         det.warnings.append("radiograph searched without landmarks: bone ends, tufts and carpal bones cannot be told "
                             "from deposits (the symmetry and carpus tests need the digits' axes); review the "
                             "segmentation, give --landmarks or draw a region")

@@ -435,7 +435,11 @@ class BoneModel:
     @classmethod
     def from_landmarks(cls, landmarks, geometry: Geometry, k: int, pixel_mm: float) -> "BoneModel | None":
         from .assign import build_rays
+        from .landmarks import check_against_image
         if landmarks is None or not getattr(landmarks, "points", None):
+            return None
+        landmarks, _ = check_against_image(landmarks, geometry)   # points placed on another image: dropped
+        if not landmarks.points:
             return None
         rays, _ = build_rays(landmarks, geometry)
         out = []
