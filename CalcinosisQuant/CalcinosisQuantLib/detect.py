@@ -642,7 +642,7 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
         d.pop(key)
     d.update({"threshold_unit": "image units (minimum peak contrast above the local background)",
               "threshold_used": info["threshold_used"], "noise_sd_estimate": info["noise_sd_estimate"],
-              "min_size_unit": "mm2", "analysis_pixel_mm": apx, "blob_scales_mm": list(xd.SEED_SCALES_MM),
+              "min_size_unit": "mm2", "analysis_pixel_mm": round(apx, 6), "blob_scales_mm": list(xd.SEED_SCALES_MM),
               "bone_model": ("none" if bones is None else
                              "landmarks" if reg2 is None else "landmarks (not applied inside the drawn region)"),
               "seeds": info["n_seeds"], "seeds_skipped": info["seeds_skipped"],
