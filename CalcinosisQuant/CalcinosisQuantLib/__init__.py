@@ -5,8 +5,9 @@ Slicer-free; built on CalcinosisLib.  What the CalcinosisQuant panel (and any sc
 * landmarks: :func:`.anatomy.expected_landmark_labels` (the panel's *Create and place*),
   :func:`.landmarks.landmarks_from_points` (from the bridge's ``points_from_markups``),
   :func:`.landmarks.read_landmarks`, :func:`.landmarks.markups_json_text`;
-* *Detect*: :func:`.hand_pipeline.detect_lesions` (volume, modality, DetectParams, region)
-  -> :class:`.detect.Detection` whose ``lesions`` become the segmentation to edit;
+* *Detect*: :func:`.hand_pipeline.detect_lesions` (volume, modality, DetectParams, region,
+  landmarks=...) -> :class:`.detect.Detection` whose ``lesions`` become the segmentation to
+  edit (on radiographs the landmarks let :mod:`.xr_detect` tell bone ends from deposits);
 * *Measure*: :func:`.hand_pipeline.lesions_from_segmentation` (the edited segmentation)
   and :func:`.hand_pipeline.measure_hand` -> :class:`.hand_pipeline.HandResult` with
   ``lesions_table``, ``digits_table``, ``hand_table`` and segment names/colours;

@@ -17,15 +17,15 @@ deposit touching bone stays a lesion and loses only the layer it shares with the
 rim ("kept apart as far as the image allows").  A solid dense lesion has no enclosed
 cavity and is never taken for bone, whatever its size or density.
 
-**Radiograph.**  Seeds are bright blobs (scale-normalised Hessian: the image curves down
-in every direction, so edges and lines do not respond) whose excess over a plane fitted on
-an annulus around them exceeds the threshold (default ``xr_noise_k`` times the image noise,
-estimated robustly); each is outlined where its excess reaches ``xr_edge_fraction`` of its
-peak, the annulus moving out when the outline reaches it (up to ``xr_max_lesion_mm``);
-long thin results (bone cortex seen edge-on) are dropped.  This is exact where the
-background around a lesion is smooth; over bone and at the skin edge it is not (the
-background of a projection is not known there): on a hand it is a review aid, and
-radiograph areas are best measured from outlines (``--mask``).
+**Radiograph** (:mod:`.xr_detect`).  Seeds are bright blobs of the image and of the
+image minus a line-opening background (bones and skin edges are long in one direction,
+deposits compact in every direction); each is outlined where its excess over a background
+interpolated across it - along the direction that best predicts the pixels around it -
+reaches ``xr_edge_fraction`` of its peak, the dense core of a deposit is separated from
+the soft-tissue nodule around it by a two-dome fit of its profile, elongated candidates
+are dropped, and with landmarks candidates mirror-symmetric about a digit's axis (bone
+ends, tufts) and small ones at the carpus are dropped too.  The threshold is the minimum
+peak contrast over that background (default ``xr_noise_k`` x the image noise).
 
 **MRI.**  Calcinosis is a signal void: candidates are voxels at or below a threshold
 inside the region the user drew (required); default threshold = ``mri_void_fraction``
@@ -36,9 +36,9 @@ where the image is half-way (``edge_fraction``) between its local background (me
 a shell around it, bone and other lesions excluded) and its plateau (mean of its top
 10% of voxels): that edge does not move with lesion density, so volumes are not biased
 by partial volume the way a fixed 130 HU threshold is.  For radiographs the edge is at
-``xr_edge_fraction`` (0.2) of the peak above background: the shadow of a round lesion
-fades to zero at its outline, and an ellipsoid's shadow cut at a fraction f keeps
-1 - f² of its area (96% at 0.2).  Small CT/MRI lesions that are thinner than one voxel
+``xr_edge_fraction`` (0.2) of the peak above its local background: the shadow of a round
+lesion fades to zero at its outline as the square root of the distance to it, and an
+ellipsoid's shadow cut at a fraction f keeps 1 - f² of its area (96% at 0.2).  Small CT/MRI lesions that are thinner than one voxel
 keep their detected mask.  ``boundary='threshold'`` keeps the plain threshold
 mask (the classic calcium volume score).
 """
@@ -57,6 +57,9 @@ from CalcinosisLib.progress import Progress, report
 from CalcinosisLib.volume import Volume
 
 BOUNDARIES = ("half-max", "threshold")
+XR_PARAMS = ("xr_max_lesion_mm", "xr_noise_k", "xr_edge_fraction", "xr_background_mm", "xr_max_aspect",
+             "xr_axis_reach_mm", "xr_mirror_min", "xr_carpal_min_mm", "xr_carpal_contrast", "xr_carpal_margin_mm",
+             "xr_carpal_reach_mm")
 DEFAULT_CT_THRESHOLD_HU = 130.0
 
 
@@ -81,12 +84,18 @@ class DetectParams:
     cortex_max_mm: float = 2.0
     rim_mm: float = 0.5
     bone_sliver_mm: float = 1.0
-    # radiograph
-    xr_max_lesion_mm: float = 15.0
-    xr_noise_k: float = 5.0
-    xr_edge_fraction: float = 0.2
-    xr_bone_edge_elongation: float = 4.0
-    xr_bone_edge_length_mm: float = 8.0
+    # radiograph (see xr_detect)
+    xr_max_lesion_mm: float = 25.0           # largest deposit outlined (mm across)
+    xr_noise_k: float = 5.0                  # default threshold: k x the image noise SD
+    xr_edge_fraction: float = 0.2            # outline level, fraction of the peak excess
+    xr_background_mm: float = 24.0           # line-opening length for the seeding background
+    xr_max_aspect: float = 2.2               # longer/shorter axis above which a candidate is bone edge
+    xr_axis_reach_mm: float = 12.0           # symmetry test for candidates this close to a digit's axis
+    xr_mirror_min: float = 0.12              # excess over the mirror image below which a candidate is bone
+    xr_carpal_min_mm: float = 14.0           # at the carpus keep only candidates wider than this
+    xr_carpal_contrast: float = 1.3          # ... and brighter than this x the median of what is found there
+    xr_carpal_margin_mm: float = 12.0        # 'carpus' = proximal to a digit's base + this margin
+    xr_carpal_reach_mm: float = 50.0         # ... and within this distance of the base (wrist, distal forearm)
     # MRI
     mri_void_fraction: float = 0.5
 
@@ -96,11 +105,12 @@ class DetectParams:
         if self.boundary not in BOUNDARIES:
             raise InputError(f"--boundary: expected one of {', '.join(BOUNDARIES)}, got {self.boundary!r}")
         for name in ("min_size", "cortex_max_mm", "rim_mm", "min_bone_mm3", "min_marrow_mm3", "marrow_contrast_hu",
-                     "bone_sliver_mm"):
+                     "bone_sliver_mm", "xr_axis_reach_mm", "xr_mirror_min", "xr_carpal_min_mm", "xr_carpal_contrast",
+                     "xr_carpal_margin_mm", "xr_carpal_reach_mm"):
             v = getattr(self, name)
             if not (v >= 0) or not np.isfinite(v):
                 raise InputError(f"--{name.replace('_', '-')}: expected a number >= 0, got {v!r}")
-        for name in ("xr_max_lesion_mm", "xr_noise_k"):
+        for name in ("xr_max_lesion_mm", "xr_noise_k", "xr_background_mm", "xr_max_aspect"):
             v = getattr(self, name)
             if not (v > 0) or not np.isfinite(v):
                 raise InputError(f"--{name.replace('_', '-')}: expected a positive number, got {v!r}")
@@ -420,8 +430,7 @@ def detect_ct(volume: Volume, params: DetectParams, region: np.ndarray | None = 
 
 def _ct_param_dict(params: DetectParams) -> dict:
     d = params.to_dict()
-    for k in ("xr_max_lesion_mm", "xr_noise_k", "xr_edge_fraction", "xr_bone_edge_elongation",
-              "xr_bone_edge_length_mm", "mri_void_fraction"):
+    for k in XR_PARAMS + ("mri_void_fraction",):
         d.pop(k)
     d["threshold_unit"] = "HU"
     d["min_size_unit"] = "mm3"
@@ -575,218 +584,81 @@ def refine_edges(image: np.ndarray, geometry: Geometry, groups: list[np.ndarray]
 
 
 # ---------------------------------------------------------------------- radiograph
-XR_SCALES_MM = (0.35, 0.6, 1.0, 1.6, 2.5, 4.0)
-
-
-def noise_sigma(image2d: np.ndarray) -> float:
-    """Pixel noise SD from horizontal neighbour differences (MAD, robust to edges)."""
-    d = np.diff(image2d.astype(np.float64), axis=1).ravel()
-    if d.size < 10:
-        return 0.0
-    mad = np.median(np.abs(d - np.median(d)))
-    return float(mad / 0.6745 / np.sqrt(2.0))
-
-
-def blobness(image2d: np.ndarray, spacing_xy: tuple[float, float], scales_mm=XR_SCALES_MM) -> tuple[np.ndarray, np.ndarray]:
-    """Scale-normalised bright-blob response: sigma² x (-(larger Hessian eigenvalue)),
-    positive only where the image curves down in every direction (a blob, not an
-    edge or a line).  Returns (best response, scale in mm of the best response)."""
-    img = image2d.astype(np.float32)
-    best = np.zeros(img.shape, np.float32)
-    best_scale = np.zeros(img.shape, np.float32)
-    sx, sy = spacing_xy
-    for s in scales_mm:
-        sig = (s / sy, s / sx)  # (rows, cols) in pixels
-        hyy = ndimage.gaussian_filter(img, sig, order=(2, 0)) / (sy * sy)
-        hxx = ndimage.gaussian_filter(img, sig, order=(0, 2)) / (sx * sx)
-        hxy = ndimage.gaussian_filter(img, sig, order=(1, 1)) / (sx * sy)
-        tr = hxx + hyy
-        disc = np.sqrt(np.maximum((hxx - hyy) ** 2 / 4 + hxy * hxy, 0))
-        lam_max = tr / 2 + disc
-        r = (-(s * s) * lam_max).astype(np.float32)
-        better = r > best
-        best[better] = r[better]
-        best_scale[better] = s
-    return best, best_scale
-
-
-def _disk(radius_px_rc: tuple[float, float]) -> np.ndarray:
-    ry, rx = max(radius_px_rc[0], 0.5), max(radius_px_rc[1], 0.5)
-    ny, nx = int(np.floor(ry)), int(np.floor(rx))
-    yy, xx = np.mgrid[-ny:ny + 1, -nx:nx + 1]
-    return (yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0 + 1e-9
-
-
-def _fit_background(win: np.ndarray, ring: np.ndarray, quadratic: bool) -> np.ndarray | None:
-    """Robust (twice re-weighted) plane or quadratic fit of the ring pixels, evaluated on the window."""
-    yy, xx = np.nonzero(ring)
-    if yy.size < (8 if quadratic else 4):
-        return None
-    v = win[ring].astype(np.float64)
-    y0, x0 = yy.mean(), xx.mean()
-    X, Y = xx - x0, yy - y0
-    cols = [np.ones_like(X, float), X, Y] + ([X * X, X * Y, Y * Y] if quadratic else [])
-    A = np.stack(cols, axis=1)
-    keep = np.ones(v.size, bool)
-    c = None
-    for _ in range(3):
-        if keep.sum() < A.shape[1] + 2:
-            break
-        c, *_ = np.linalg.lstsq(A[keep], v[keep], rcond=None)
-        r = v - A @ c
-        mad = np.median(np.abs(r[keep])) / 0.6745 + 1e-9
-        keep = np.abs(r) <= 2.5 * mad
-    if c is None:
-        return None
-    Yg, Xg = np.mgrid[0:win.shape[0], 0:win.shape[1]]
-    Xg = Xg - x0
-    Yg = Yg - y0
-    out = c[0] + c[1] * Xg + c[2] * Yg
-    if quadratic:
-        out = out + c[3] * Xg * Xg + c[4] * Xg * Yg + c[5] * Yg * Yg
-    return out
-
-
-def _outline_2d(img: np.ndarray, seed_rc: tuple[int, int], scale_mm: float, spacing_xy, taken: np.ndarray,
-                region: np.ndarray | None, fraction: float, min_contrast: float, sigma: float,
-                max_diameter_mm: float = 15.0) -> tuple[np.ndarray, float] | None:
-    """One lesion's outline around a seed pixel (a blob of scale ``scale_mm``).
-
-    The background is a robust plane fitted on an annulus around the seed, beyond the
-    lesion's expected radius (2x the blob radius + 0.5 mm, 1 mm wide); the outline is
-    where the excess over that plane reaches ``fraction`` of the lesion's peak excess
-    (never below 2.5 noise SD), inside the annulus and connected to the seed.  When
-    the outline reaches the annulus, the lesion is bigger than the blob suggested: the
-    annulus is moved out and the step repeated, up to ``max_diameter_mm``; a structure
-    still reaching it then is not a compact lesion (a bone, a skin fold) and is dropped."""
-    sx, sy = spacing_xy
-    r0, c0 = seed_rc
-    r_blob = max(scale_mm * np.sqrt(2.0), 1.0 * max(sx, sy))
-    r_limit = max_diameter_mm / 2.0
-    while True:
-        r_in = min(2.0 * r_blob + 0.5, r_limit + 0.5)
-        r_out = r_in + 1.0
-        ry, rx = int(np.ceil(r_out / sy)) + 1, int(np.ceil(r_out / sx)) + 1
-        rs = slice(max(r0 - ry, 0), min(r0 + ry + 1, img.shape[0]))
-        cs = slice(max(c0 - rx, 0), min(c0 + rx + 1, img.shape[1]))
-        win = img[rs, cs].astype(np.float64)
-        tk = taken[rs, cs]
-        lr, lc = r0 - rs.start, c0 - cs.start
-        yy, xx = np.mgrid[0:win.shape[0], 0:win.shape[1]]
-        dist = np.sqrt(((yy - lr) * sy) ** 2 + ((xx - lc) * sx) ** 2)
-        ring = (dist >= r_in) & (dist <= r_out) & ~tk
-        bg = _fit_background(win, ring, quadratic=False)
-        if bg is None:
-            return None
-        res = win - bg
-        near = dist <= max(r_blob, 1.5 * max(sx, sy))
-        vals = res[near]
-        k = max(1, int(np.ceil(0.1 * vals.size)))
-        peak = float(np.mean(np.partition(vals, vals.size - k)[vals.size - k:]))
-        if peak < min_contrast:
-            return None
-        cand = (res >= max(fraction * peak, 2.5 * sigma)) & (dist < r_in) & ~tk
-        if region is not None:
-            cand &= region[rs, cs]
-        lab, n = ndimage.label(cand)
-        if n == 0:
-            return None
-        ids = np.unique(lab[near & cand])
-        ids = ids[ids > 0]
-        if ids.size == 0:
-            return None
-        mask = np.isin(lab, ids)
-        reach = dist[mask].max()
-        if reach < r_in - 1.5 * max(sx, sy):
-            break
-        if r_in >= r_limit + 0.5:
-            return None
-        r_blob *= 1.6
-    out = np.zeros(img.shape, bool)
-    out[rs, cs] = mask
-    return out, peak
-
-
 def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = None,
-              exclude: np.ndarray | None = None, progress: Progress | None = None) -> Detection:
-    """Radiograph lesions (see module docstring)."""
+              exclude: np.ndarray | None = None, progress: Progress | None = None,
+              landmarks=None) -> Detection:
+    """Radiograph deposits (see :mod:`.xr_detect`).  ``landmarks`` (a
+    :class:`~.landmarks.HandLandmarks`, optional) enables the bone-symmetry and carpus tests."""
+    from . import xr_detect as xd
     params.validate()
     if not volume.is_2d:
         raise InputError(f"radiograph detection needs a 2D image; this image has {volume.geometry.size_ijk[2]} slices "
                          "(a CT or MRI? use --modality ct or mri)")
+    if params.boundary == "threshold" and params.threshold is None:
+        raise InputError("--boundary threshold on a radiograph needs --threshold (image units)")
     geom = volume.geometry
-    img = volume.array[0].astype(np.float32)
-    sx, sy = geom.spacing[0], geom.spacing[1]
-    report(progress, 0.0, "estimating noise")
-    sigma = noise_sigma(img)
-    min_contrast = params.threshold if params.threshold is not None else params.xr_noise_k * max(sigma, 1e-6)
+    img = volume.array[0]
+    sx, sy = float(geom.spacing[0]), float(geom.spacing[1])
+    warnings = []
+    if abs(sx - sy) > 0.02 * max(sx, sy):
+        warnings.append(f"radiograph pixels are not square ({sx:g} x {sy:g} mm): detection uses their mean size")
+    pix = float(np.sqrt(sx * sy))
+    k = max(1, int(np.floor(xd.ANALYSIS_SPACING_MM / pix + 0.25)))
+    apx = pix * k
+    report(progress, 0.0, "preparing the image")
+    a_img = xd.block_mean(img, k)
     reg2 = region[0].astype(bool) if region is not None else None
     exc2 = exclude[0].astype(bool) if exclude is not None else None
-    report(progress, 0.1, "looking for blobs")
-    blob, scale = blobness(img, (sx, sy))
-    # seeds: local maxima of the blob response that stand out of its noise level
-    noise_b = float(np.median(np.abs(blob))) / 0.6745 if blob.size else 0.0
-    peaks = (blob == ndimage.maximum_filter(blob, size=5)) & (blob > max(3.0 * noise_b, 0.25 * min_contrast))
-    if reg2 is not None:
-        peaks &= reg2
-    if exc2 is not None:
-        peaks &= ~exc2
-    rr, cc = np.nonzero(peaks)
-    order = np.argsort(-blob[rr, cc])
-    rr, cc = rr[order], cc[order]
-    taken = np.zeros(img.shape, bool) if exc2 is None else exc2.copy()
+    a_reg = xd.block_mean(reg2.astype(np.float32), k) >= 0.5 if reg2 is not None else None
+    a_exc = xd.block_mean(exc2.astype(np.float32), k) >= 0.5 if exc2 is not None else None
+    bones = xd.BoneModel.from_landmarks(landmarks, geom, k, apx)
+    # inside a region the user drew, the user has pointed at the deposits: the landmark bone
+    # tests (symmetry, carpus) are not applied there
+    cands, info = xd.find_candidates(a_img, apx, params, a_reg, a_exc, bones if reg2 is None else None,
+                                     params.threshold, progress.sub(0.02, 0.95) if progress else None)
     groups, sources = [], []
-    fraction = params.xr_edge_fraction if params.boundary == "half-max" else None
-    report(progress, 0.3, f"outlining {rr.size} candidates")
-    for n, (r, c) in enumerate(zip(rr, cc)):
-        if n % 50 == 0:
-            report(progress, 0.3 + 0.6 * n / max(rr.size, 1), "outlining candidates")
-        if taken[r, c]:
+    full_shape = img.shape
+    for c in cands:
+        if c.reason is not None:
             continue
-        got = _outline_2d(img, (int(r), int(c)), float(scale[r, c]), (sx, sy), taken, reg2,
-                          fraction if fraction is not None else 0.5, min_contrast, sigma, params.xr_max_lesion_mm)
-        if got is None:
-            continue
-        mask, peak = got
+        m = np.repeat(np.repeat(c.patch.full(a_img.shape), k, axis=0), k, axis=1)[:full_shape[0], :full_shape[1]]
+        if reg2 is not None:
+            m &= reg2
+        if exc2 is not None:
+            m &= ~exc2
         if params.boundary == "threshold":
-            # plain threshold on the image inside the support (the user's threshold, in image units)
-            if params.threshold is None:
-                raise InputError("--boundary threshold on a radiograph needs --threshold (image units)")
-            mask &= img >= params.threshold
-            if not mask.any():
-                continue
-        if _is_line(mask, sx, sy, params):
-            taken |= mask
-            continue
-        taken |= mask
-        groups.append(np.flatnonzero(mask.ravel()))
-        sources.append("radiograph")
+            m &= img >= params.threshold
+        if m.any():
+            groups.append(np.flatnonzero(m.ravel()))
+            sources.append("radiograph")
     lesions = build_lesion_set(groups, sources, geom, params)
+    rejected: dict = {}
+    for c in cands:
+        if c.reason is not None:
+            rejected[c.reason] = rejected.get(c.reason, 0) + 1
     d = params.to_dict()
-    for k in ("cortical_hu", "min_bone_mm3", "min_marrow_mm3", "marrow_contrast_hu", "cortex_max_mm", "rim_mm",
-              "exclude_bone", "edge_fraction"):
-        d.pop(k)
-    d.update({"threshold_unit": "image units (minimum peak contrast above local background)",
-              "threshold_used": min_contrast, "noise_sd_estimate": sigma, "min_size_unit": "mm2",
-              "blob_scales_mm": list(XR_SCALES_MM)})
-    det = Detection(lesions, "XR", d)
+    for key in ("cortical_hu", "min_bone_mm3", "min_marrow_mm3", "marrow_contrast_hu", "cortex_max_mm", "rim_mm",
+                "exclude_bone", "edge_fraction", "bone_sliver_mm", "mri_void_fraction"):
+        d.pop(key)
+    d.update({"threshold_unit": "image units (minimum peak contrast above the local background)",
+              "threshold_used": info["threshold_used"], "noise_sd_estimate": info["noise_sd_estimate"],
+              "min_size_unit": "mm2", "analysis_pixel_mm": round(apx, 6), "blob_scales_mm": list(xd.SEED_SCALES_MM),
+              "bone_model": ("none" if bones is None else
+                             "landmarks" if reg2 is None else "landmarks (not applied inside the drawn region)"),
+              "seeds": info["n_seeds"], "seeds_skipped": info["seeds_skipped"],
+              "candidates_examined": len(cands), "candidates_rejected": rejected,
+              "carpal_contrast_level": info["carpal_contrast_level"]})
+    det = Detection(lesions, "XR", d, warnings=warnings)
+    if bones is None and reg2 is None:
+        det.warnings.append("radiograph searched without landmarks: bone ends, tufts and carpal bones cannot be told "
+                            "from deposits (the symmetry and carpus tests need the digits' axes); review the "
+                            "segmentation, give --landmarks or draw a region")
     if reg2 is None:
-        det.warnings.append("radiograph searched without a region: bone ends, tufts and carpal outlines can look like "
-                            "lesions on a projection; review the segmentation (or draw a region around the lesions)")
+        det.warnings.append("radiograph searched without a region: deposits superimposed on a joint or a tuft, or small "
+                            "ones over the carpal bones, can be missed and a bone end can remain; review the "
+                            "segmentation (or draw a region around the lesions)")
     report(progress, 1.0, f"{lesions.n} lesions")
     return det
-
-
-def _is_line(mask: np.ndarray, sx: float, sy: float, params: DetectParams) -> bool:
-    """Long thin bright structures (the cortex of a bone seen edge-on) are not lesions."""
-    yy, xx = np.nonzero(mask)
-    if yy.size < 3:
-        return False
-    pts = np.stack([xx * sx, yy * sy], axis=1)
-    cov = np.cov(pts.T) + np.diag([sx * sx, sy * sy]) / 12.0
-    ev = np.sort(np.linalg.eigvalsh(cov))[::-1]
-    major, minor = 4 * np.sqrt(ev[0]), 4 * np.sqrt(max(ev[1], 1e-12))
-    return major >= params.xr_bone_edge_length_mm and major / minor >= params.xr_bone_edge_elongation
 
 
 # ---------------------------------------------------------------------- MRI
@@ -837,7 +709,7 @@ def detect_mri(volume: Volume, params: DetectParams, region: np.ndarray | None,
     lesions = build_lesion_set(groups, ["mri void"] * len(groups), geom, params)
     d = params.to_dict()
     for k in ("cortical_hu", "min_bone_mm3", "min_marrow_mm3", "marrow_contrast_hu", "cortex_max_mm", "rim_mm",
-              "exclude_bone", "xr_max_lesion_mm", "xr_noise_k", "xr_edge_fraction", "xr_bone_edge_elongation", "xr_bone_edge_length_mm"):
+              "exclude_bone") + XR_PARAMS:
         d.pop(k)
     d.update({"threshold_unit": "image units (voxels at or below are candidates)", "threshold_used": thr,
               "region_border_median": border, "min_size_unit": "mm3", "region_voxels": int(reg.sum())})
@@ -847,13 +719,13 @@ def detect_mri(volume: Volume, params: DetectParams, region: np.ndarray | None,
 
 
 def detect(volume: Volume, modality: str, params: DetectParams, region: np.ndarray | None = None,
-           exclude: np.ndarray | None = None, progress: Progress | None = None) -> Detection:
-    """Dispatch on modality ('CT', 'MR', 'XR')."""
+           exclude: np.ndarray | None = None, progress: Progress | None = None, landmarks=None) -> Detection:
+    """Dispatch on modality ('CT', 'MR', 'XR'); ``landmarks`` are used by the radiograph detector."""
     m = (modality or "").upper()
     if m == "CT":
         return detect_ct(volume, params, region, exclude, progress)
     if m in ("MR", "MRI"):
         return detect_mri(volume, params, region, exclude, progress)
     if m in ("XR", "CR", "DX"):
-        return detect_xr(volume, params, region, exclude, progress)
+        return detect_xr(volume, params, region, exclude, progress, landmarks)
     raise InputError(f"--modality: expected xr, ct or mri, got {modality!r}")

@@ -86,12 +86,13 @@ def resolve_modality(volume: Volume, requested: str | None, source: str = "image
 # ---------------------------------------------------------------------- step 1
 def detect_lesions(volume: Volume, modality: str, params: DetectParams = DetectParams(),
                    region: np.ndarray | None = None, exclude: np.ndarray | None = None,
-                   progress: Progress | None = None) -> Detection:
-    """Candidate lesions on the image (the panel's *Detect*)."""
+                   progress: Progress | None = None, landmarks: HandLandmarks | None = None) -> Detection:
+    """Candidate lesions on the image (the panel's *Detect*).  On radiographs the
+    landmarks (optional) let the detector tell bone ends and carpal bones from deposits."""
     m = resolve_modality(volume, modality)
     if m == "CT" and volume.intensity_unit != "HU":
         volume.warn("CT values are not marked as Hounsfield units; the HU thresholds may not apply")
-    return detect(volume, m, params, region, exclude, progress)
+    return detect(volume, m, params, region, exclude, progress, landmarks)
 
 
 def lesions_from_segmentation(label_image, volume: Volume, connectivity: str = "face", min_size: float = 0.0,
@@ -298,7 +299,8 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
             volume.warn("--exclude is ignored with --mask (the segmentation is measured as it is)")
     else:
         report(progress, 0.1, "detecting lesions")
-        detection = detect_lesions(volume, m, detect_params, region, excl, progress.sub(0.1, 0.7) if progress else None)
+        detection = detect_lesions(volume, m, detect_params, region, excl, progress.sub(0.1, 0.7) if progress else None,
+                                   landmarks=lm)
         lesions = detection.lesions
     result = measure_hand(volume, m, lesions, lm, assign_params, detection,
                           progress.sub(0.7, 1.0) if progress else None)

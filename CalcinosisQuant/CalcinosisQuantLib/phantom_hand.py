@@ -692,6 +692,19 @@ def render_radiograph(patient: HandPatient, spacing: float = 0.2, dz: float = 0.
         mu = MU_WATER_PER_MM * (1.0 + hu / 1000.0)
         image[r0:r0 + nr] = mu.sum(axis=0) * dz
     # lesions: exact chords (the lesion displaces soft tissue of its bulge), 4x4 sub-pixel
+    image += lesion_line_integrals(patient, r_max, s_max, lo[1], spacing, image.shape)
+    rng = np.random.default_rng(seed + 23)
+    img = XR_OFFSET + XR_GAIN * image + rng.normal(0.0, noise_sd, size=image.shape)
+    geom = Geometry.create((cols, rows, 1), (spacing, spacing, 1.0), (0.0, 0.0, 0.0), np.diag([-1.0, -1.0, 1.0]))
+    return Radiograph(img, geom, spacing, r_max, s_max)
+
+
+def lesion_line_integrals(patient: HandPatient, r_max: float, s_max: float, a_start: float, spacing: float,
+                          shape) -> np.ndarray:
+    """The lesions' own contribution to the line integral of mu (relative to the soft
+    tissue they displace), exact chords averaged over 4 x 4 points per pixel."""
+    rows, cols = shape
+    out = np.zeros(shape, dtype=np.float64)
     mu_t = MU_WATER_PER_MM * (1.0 + CT_HU["tissue"] / 1000.0)
     offs = (np.arange(4) + 0.5) / 4 - 0.5
     for les in patient.lesions:
@@ -701,19 +714,26 @@ def render_radiograph(patient: HandPatient, spacing: float = 0.2, dz: float = 0.
         c1 = min(int(np.ceil((r_max - (les.center[0] - e[0])) / spacing)) + 1, cols - 1)
         q0 = max(int(np.floor((s_max - (les.center[2] + e[2])) / spacing)) - 1, 0)
         q1 = min(int(np.ceil((s_max - (les.center[2] - e[2])) / spacing)) + 1, rows - 1)
+        if c1 < c0 or q1 < q0:
+            continue
         cc, qq = np.meshgrid(np.arange(c0, c1 + 1), np.arange(q0, q1 + 1))
         acc = np.zeros(cc.shape)
         for du in offs:
             for dv in offs:
                 R = r_max - (cc + du) * spacing
                 S = s_max - (qq + dv) * spacing
-                o = np.stack([R, np.full(R.shape, lo[1]), S], axis=-1)
+                o = np.stack([R, np.full(R.shape, a_start), S], axis=-1)
                 acc += ellipsoid_chord(les.center, np.asarray(les.semi), les.R, o, np.array([0.0, 1.0, 0.0]))
-        image[q0:q1 + 1, c0:c1 + 1] += dmu * acc / offs.size ** 2
-    rng = np.random.default_rng(seed + 23)
-    img = XR_OFFSET + XR_GAIN * image + rng.normal(0.0, noise_sd, size=image.shape)
-    geom = Geometry.create((cols, rows, 1), (spacing, spacing, 1.0), (0.0, 0.0, 0.0), np.diag([-1.0, -1.0, 1.0]))
-    return Radiograph(img, geom, spacing, r_max, s_max)
+        out[q0:q1 + 1, c0:c1 + 1] += dmu * acc / offs.size ** 2
+    return out
+
+
+def radiograph_lesion_image(patient: HandPatient, xr: Radiograph) -> np.ndarray:
+    """The part of a rendered radiograph's pixel values due to the lesions themselves
+    (image units, no noise): the radiograph minus this is the anatomy under them,
+    soft-tissue nodules included - the exact background an outline should be drawn on."""
+    lo, _ = hand_bounds(patient)
+    return XR_GAIN * lesion_line_integrals(patient, xr.r_max, xr.s_max, lo[1], xr.spacing, xr.image.shape)
 
 
 def projected_bone_mask(patient: HandPatient, xr: Radiograph) -> np.ndarray:
