@@ -415,7 +415,7 @@ def detect(volume_node, modality: str | None = "auto", params: DetectParams = DE
     landmarks = landmarks_from_node(landmarks_node, ignore_unknown_landmarks)
     region = workflow.region_mask(region_node, volume, "region") if region_node is not None else None
     detection = hand_pipeline.detect_lesions(volume, m, params, region, None,
-                                             progress.sub(0.05, 0.85) if progress else None)
+                                             progress.sub(0.05, 0.85) if progress else None, landmarks=landmarks)
     report(progress, 0.85, f"naming {detection.lesions.n} lesions")
     first = hand_pipeline.measure_hand(volume, m, detection.lesions, landmarks, assign, detection)
     names, colors = first.segment_names(), first.segment_colors()

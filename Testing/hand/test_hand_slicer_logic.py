@@ -300,6 +300,26 @@ def test_radiograph_spacing_at_the_patient_and_outlines_equal_hand_mask(xr, hand
     _same_files(tmp_path / "panel", hand_results / "xr_outlines")  # with the blank structural form
 
 
+def test_radiograph_detect_uses_the_landmarks_like_calcinosis_hand(xr, hand_data):
+    """On radiographs the landmarks tell bone ends and carpal bones from deposits: the panel's
+    Detect must hand them to the detector, giving the command line's candidates."""
+    from CalcinosisLib import mrml
+    from CalcinosisQuantLib import hand_pipeline
+    from CalcinosisQuantLib import slicer_logic as sl
+
+    node, vol = xr
+    sl.apply_patient_spacing(node, sl.radiograph_spacing_advice(node))
+    hand_lm = lmk.read_landmarks(hand_data / "xr" / "landmarks.csv")
+    landmarks = mrml.markups_from_points(hand_lm.as_points(), "lm")
+    det = sl.detect(node, "auto", landmarks_node=landmarks)
+    volume, _ = sl.read_image(node)
+    core = hand_pipeline.detect_lesions(volume, "XR", landmarks=hand_lm)
+    without = hand_pipeline.detect_lesions(volume, "XR")
+    assert det.detection.lesions.n == core.lesions.n
+    np.testing.assert_array_equal(np.sort(det.detection.lesions.voxel_index), np.sort(core.lesions.voxel_index))
+    assert core.lesions.n < without.lesions.n  # the bone tests need the landmarks
+
+
 def test_monochrome1_radiograph_is_flagged(xr, hand_data, tmp_path):
     import slicer
     from CalcinosisLib import dicom_write
