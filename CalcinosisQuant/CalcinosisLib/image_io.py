@@ -312,10 +312,14 @@ def check_ct_units(vol: Volume, name: str) -> None:
 # ---------------------------------------------------------------------- other formats
 def _load_itk_file(path: Path, user_spacing) -> Volume:
     import SimpleITK as sitk
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as e:
-        raise InputError(f"{path}: cannot read ({str(e).strip().splitlines()[-1][:120]})") from None
+    from concurrent.futures import ThreadPoolExecutor
+    # the content id (a hash of the whole file) is computed while SimpleITK reads it
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        input_id = pool.submit(dicom_meta.file_content_id, [path])
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as e:
+            raise InputError(f"{path}: cannot read ({str(e).strip().splitlines()[-1][:120]})") from None
     if image.GetDimension() > 3 or (image.GetDimension() == 3 and image.GetNumberOfComponentsPerPixel() != 1):
         raise InputError(f"{path}: {image.GetDimension()}D / {image.GetNumberOfComponentsPerPixel()}-component image; "
                          "a scalar 2D or 3D image is needed")
@@ -324,7 +328,7 @@ def _load_itk_file(path: Path, user_spacing) -> Volume:
     except InputError as e:
         raise InputError(f"{path}: {e}") from None
     meta = {"source_format": _suffix(path).lstrip(".").upper(), "spacing_source": dicom_meta.SPACING_HEADER,
-            "input_id": dicom_meta.file_content_id([path])}
+            "input_id": input_id.result()}
     if user_spacing is not None:
         if not geom.is_2d:
             raise InputError(f"{path}: --spacing is only for 2D images; this 3D image has its spacing in the header")

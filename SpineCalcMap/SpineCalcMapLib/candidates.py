@@ -176,12 +176,11 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
     shape = lab.box.shape
     ct = np.ascontiguousarray(volume.array[lab.box.slices]) if ct_box is None else ct_box
     report(progress, 0.0, "thresholding near the spine")
-    cand = ct >= threshold_hu
-    cand &= lab.vert == 0
+    # one pass over the box; the label tests only on the (few) voxels above the threshold
+    idx = np.flatnonzero(ct >= threshold_hu)
     cat_excluded = np.zeros(256, dtype=bool)
     cat_excluded[[CAT_AORTA, CAT_VESSEL, CAT_RIB, CAT_BONE, CAT_ORGAN]] = True
-    cand &= ~cat_excluded[lab.category]
-    idx = np.flatnonzero(cand)
+    idx = idx[(lab.vert.ravel()[idx] == 0) & ~cat_excluded[lab.category.ravel()[idx]]]
     report(progress, 0.15, f"{idx.size} voxels above {threshold_hu:g} HU")
     # margins around bone and vessels (sparse neighbourhood look-ups)
     vert_mask = lab.vert > 0

@@ -293,19 +293,16 @@ def _build(layers: list[np.ndarray], mapping: dict[tuple[int, int], str], target
         luts_vert.append(lv)
         luts_cat.append(lc)
         luts_disc.append(ld)
-    # where the vertebrae are on the full grid: one pass per layer (a value-range test when
-    # the vertebra values form a range holding nothing else, else a look-up table)
-    present = None
+    # where the vertebrae are on the full grid: one pass per layer, slab by slab
+    hits = [np.zeros(n, dtype=bool) for n in target.shape]
     for layer_no, (layer, lv) in enumerate(zip(layers, luts_vert)):
-        if layer.size == 0:
-            continue
-        m = _vertebra_mask(layer, lv, mapping, layer_no)
-        present = m if present is None else (present | m)
-    if present is None or not present.any():
+        if layer.size:
+            for axis, h in enumerate(_vertebra_extent(layer, lv, mapping, layer_no)):
+                hits[axis] |= h
+    if not hits[0].any():
         raise InputError(f"{source}: none of its vertebrae lies inside the CT's field of view (the label map does "
                          "not belong to this CT, or covers another region)")
-    box = box_from_mask(present, target, margin_mm)
-    del present
+    box = box_from_hits(hits, target, margin_mm)
     sl = box.slices
     vert = category = disc = None
     for layer, lv, lc, ld in zip(layers, luts_vert, luts_cat, luts_disc):
@@ -336,6 +333,8 @@ def _build(layers: list[np.ndarray], mapping: dict[tuple[int, int], str], target
 
 
 def _vertebra_mask(layer: np.ndarray, lut: np.ndarray, mapping: dict, layer_no: int) -> np.ndarray:
+    """Where ``layer`` holds a vertebra value (``lut[value] > 0``): a value-range test when
+    the vertebra values form a range holding nothing else, else a look-up table."""
     vals = np.flatnonzero(lut)
     if vals.size == 0:
         return np.zeros(layer.shape, dtype=bool)
@@ -348,12 +347,30 @@ def _vertebra_mask(layer: np.ndarray, lut: np.ndarray, mapping: dict, layer_no: 
     return lut[np.clip(layer, 0, lut.size - 1)] > 0
 
 
-def box_from_mask(mask: np.ndarray, geometry: Geometry, margin_mm: float) -> Box:
-    """Index box around the True voxels of a full-grid mask, grown by ``margin_mm``."""
+#: Axial slabs of this many voxels bound the temporaries of :func:`_vertebra_extent`.
+SLAB_VOXELS = 1 << 22
+
+
+def _vertebra_extent(layer: np.ndarray, lut: np.ndarray, mapping: dict, layer_no: int) -> list[np.ndarray]:
+    """Per array axis, which indices hold a vertebra voxel.  Computed slab by slab: a
+    full-volume mask would be allocated afresh on every run, which costs more than the
+    test itself on a large CT."""
+    step = max(1, SLAB_VOXELS // max(1, layer[0].size))
+    hits = [np.zeros(n, dtype=bool) for n in layer.shape]
+    for k0 in range(0, layer.shape[0], step):
+        m = _vertebra_mask(layer[k0:k0 + step], lut, mapping, layer_no)
+        rows = m.any(axis=2)
+        hits[0][k0:k0 + step] = rows.any(axis=1)
+        hits[1] |= rows.any(axis=0)
+        hits[2] |= m.any(axis=1).any(axis=0)
+    return hits
+
+
+def box_from_hits(hits: list[np.ndarray], geometry: Geometry, margin_mm: float) -> Box:
+    """Index box around the indices marked on each array axis, grown by ``margin_mm``."""
     lo, hi = [], []
-    for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=others))
+    for axis, h in enumerate(hits):
+        hit = np.flatnonzero(h)
         grow = int(np.ceil(margin_mm / geometry.spacing_along_array_axis(axis)))
         lo.append(max(0, int(hit[0]) - grow))
         hi.append(min(geometry.shape[axis], int(hit[-1]) + 1 + grow))
