@@ -48,12 +48,13 @@ def spine_case(folder: Path) -> dict:
 
 
 def _phantom_cases(data: Path, n_patients: int) -> list[dict]:
-    """Hand and spine phantom cases, with the readings of :data:`READINGS`."""
+    """Hand and spine phantom cases, with the readings of :data:`READINGS` (paths relative
+    to ``data``, the manifest's folder, as the batch reads them)."""
     rows, calls = [], []
     for p in range(1, n_patients + 1):
         for kind in ("hand-xr", "hand-ct", "hand-mri", "spine-ct"):
-            folder = data / "phantoms" / f"P{p:02d}-{kind}"
-            calls.append((phantom_argv(kind, folder, p), folder, p, kind))
+            folder = Path("phantoms") / f"P{p:02d}-{kind}"   # relative to the manifest
+            calls.append((phantom_argv(kind, data / folder, p), folder, p, kind))
     make_phantoms([argv for argv, *_ in calls])
     for _, folder, p, kind in calls:
         pid = f"P{p:02d}"
