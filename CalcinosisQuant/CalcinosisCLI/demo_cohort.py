@@ -83,6 +83,7 @@ def make_phantoms(calls: list[list[str]]) -> None:
 
 
 def run(outdir: Path, force: bool) -> list[str]:
+    from CalcinosisLib.cohort.manifest import write_manifest
     from CalcinosisLib.cohort.synthetic import write_synthetic_cohort
     f = ["--force"] if force else []
     base = outdir / "cohort"
@@ -91,12 +92,7 @@ def run(outdir: Path, force: bool) -> list[str]:
     manifest = Path(made["manifest"])
     with open(manifest, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh)) + _phantom_cases(data, 6)
-    cols = list(dict.fromkeys(c for r in rows for c in r))
-    with open(manifest, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
+    write_manifest(manifest, rows)
     batch = base / "batch"
     code = cli(["batch", str(manifest), "-o", str(batch), "--clinical", str(made["clinical"]), "--workers", "2", "-q"] + f)
     if code not in (0, 3):

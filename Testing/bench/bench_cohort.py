@@ -9,7 +9,6 @@ ratio, peak_mem_mb, notes); ``python Testing/bench/bench_cohort.py [--quick]`` p
 
 from __future__ import annotations
 
-import csv
 import shutil
 import statistics
 import sys
@@ -20,16 +19,12 @@ from pathlib import Path
 
 def _make_cases(folder: Path, n: int) -> Path:
     from CalcinosisCLI.demo_cohort import make_phantoms, spine_case
+    from CalcinosisLib.cohort.manifest import write_manifest
     dirs = [folder / f"spine{k:02d}" for k in range(n)]
     make_phantoms([["phantom", "spine-ct", "-o", str(d), "-q", "--seed", str(k), "--coverage", "tap"]
                    for k, d in enumerate(dirs)])
     rows = [dict(spine_case(d), case_id=f"s{k:02d}", patient_id=f"P{k:02d}") for k, d in enumerate(dirs)]
-    m = folder / "manifest.csv"
-    with open(m, "w", newline="") as f:
-        w = csv.DictWriter(f, list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return m
+    return write_manifest(folder / "manifest.csv", rows)
 
 
 def run(quick: bool = False) -> list[dict]:

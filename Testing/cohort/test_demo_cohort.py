@@ -3,12 +3,11 @@ the manifest's folder, wherever the demo's output folder is)."""
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 from CalcinosisCLI import demo_cohort
-from CalcinosisLib.cohort.manifest import read_manifest
+from CalcinosisLib.cohort.manifest import read_manifest, write_manifest
 
 
 def test_phantom_cases_resolve_from_the_manifest_folder(tmp_path, monkeypatch):
@@ -19,13 +18,7 @@ def test_phantom_cases_resolve_from_the_manifest_folder(tmp_path, monkeypatch):
     assert kinds == {("hand", "xr"), ("hand", "ct"), ("hand", "mri"), ("spine", "")}
     # radiograph and spine read three times (two readers, R1 twice), CT and MRI once
     assert len(rows) == 3 + 1 + 1 + 3
-    cols = list(dict.fromkeys(c for r in rows for c in r))
-    manifest = data / "manifest.csv"
-    with open(manifest, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
+    manifest = write_manifest(data / "manifest.csv", rows)
     os.chdir(tmp_path / "out")           # the batch does not depend on the working folder
     specs = read_manifest(manifest.resolve())
     assert len(specs) == len(rows)

@@ -113,6 +113,20 @@ class CaseSpec:
         return p
 
 
+def write_manifest(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> Path:
+    """Write manifest rows (dicts) as CSV: ``columns`` (default: every key, in order of first
+    appearance), an empty cell where a row has no value.  Paths are written as given:
+    relative ones are read relative to the manifest's folder."""
+    path = Path(path)
+    cols = columns or list(dict.fromkeys(c for r in rows for c in r))
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in cols})
+    return path
+
+
 def _norm_header(h: str) -> str:
     return re.sub(r"\s+", "_", h.strip().lower())
 

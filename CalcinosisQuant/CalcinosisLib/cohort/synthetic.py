@@ -305,13 +305,8 @@ def write_synthetic_cohort(folder: str | Path, n_patients: int = 6, seed: int = 
                                  "time_point": tp, "threshold": thr, "min_size": 2})
     cols = ["case_id", "patient_id", "task", "image", "result", "modality", "reader", "read", "time_point", "threshold",
             "min_size"]
-    import csv
-    manifest = folder / "manifest.csv"
-    with open(manifest, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
+    from .manifest import write_manifest
+    manifest = write_manifest(folder / "manifest.csv", rows, cols)
     ct = Table([Column("patient_id", _STR), Column("subset", _STR, "", "lcSSc | dcSSc"),
                 Column("age_years", _DBL, "years"), Column("pah", _INT, "", "pulmonary arterial hypertension 0/1"),
                 Column("digital_ulcers", _INT, "", "0/1")], clinical, "clinical")
