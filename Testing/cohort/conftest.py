@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from CalcinosisLib import image_io, phantoms
-
-
-def write_manifest(path: Path, rows: list[dict], columns: list[str] | None = None) -> Path:
-    cols = columns or sorted({k for r in rows for k in r}, key=lambda c: ["case_id", "patient_id", "task"].index(c)
-                             if c in ("case_id", "patient_id", "task") else 10)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow({c: r.get(c, "") for c in cols})
-    return path
+from CalcinosisLib.cohort.manifest import write_manifest
 
 
 @pytest.fixture

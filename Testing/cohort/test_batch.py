@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 
@@ -10,9 +9,6 @@ import pytest
 
 from CalcinosisLib.cohort.batch import run_batch
 from CalcinosisLib.tables import Table
-
-HAS_HAND = importlib.util.find_spec("CalcinosisCLI.hand_cmd") is not None
-HAS_SPINE = importlib.util.find_spec("CalcinosisCLI.spine_cmd") is not None
 
 
 def _rows(ph, broken=False):
@@ -106,20 +102,6 @@ def test_refuses_folder_holding_another_result(tmp_path, tiny_phantoms, manifest
     assert code == 0
     code, _, err = cli("batch", m, "-o", tmp_path / "out", "-q")
     assert code == 2 and "not a batch" in err
-
-
-@pytest.mark.skipif(HAS_HAND and HAS_SPINE, reason="hand and spine commands installed: end-to-end tests cover them")
-def test_hand_and_spine_rows_fail_clearly_without_their_commands(tmp_path, tiny_phantoms, manifest_writer):
-    img = tiny_phantoms["a"][0]
-    rows = [{"case_id": "h1", "patient_id": "P1", "task": "hand", "image": str(img), "modality": "ct"},
-            {"case_id": "s1", "patient_id": "P1", "task": "spine", "image": str(img), "labels": str(img)}]
-    s = run_batch(manifest_writer(tmp_path / "m.csv", rows), tmp_path / "out", workers=0)
-    for cid, task in (("h1", "hand"), ("s1", "spine")):
-        if (task == "hand" and HAS_HAND) or (task == "spine" and HAS_SPINE):
-            continue
-        st = s.states[cid]
-        assert st.status == "failed"
-        assert f"'calcinosis {task}' command is not installed" in st.reason
 
 
 def test_command_options_mapped_from_manifest_columns(tmp_path):
