@@ -114,9 +114,9 @@ def run(outdir: Path, force: bool) -> list[str]:
            "--where", "read=1", "-o", str(stats / "change"), "-q"] + f)
     _call(["report", str(batch), "--manifest", str(manifest), "--by", "subset", "-o", str(base / "report"), "-q"] + f)
     return [f"manifest:             {manifest}",
-              f"cohort tables:        {batch}/patients.csv (one row per patient x reader x read x time point)",
-              f"statistics:           {stats}/<analysis>/<analysis>.md|.csv|.html",
-              f"cohort report:        {base / 'report' / 'cohort.html'} (case reports in report/cases/)"]
+            f"cohort tables:        {batch}/patients.csv (one row per patient x reader x read x time point)",
+            f"statistics:           {stats}/<analysis>/<analysis>.md|.csv|.html",
+            f"cohort report:        {base / 'report' / 'cohort.html'} (case reports in report/cases/)"]
 
 
 def _call(argv: list[str]) -> None:

@@ -329,3 +329,28 @@ def test_totalsegmentator_v1_maps_are_not_misread():
     assert res.assessed == expected_assessed(r.labels, "totalsegmentator_v1")
     s = score(r, res)
     assert s["level_rate"] >= 0.95 and s["subsite_rate"] >= 0.85, s["wrong"]
+
+
+@pytest.mark.parametrize("with_other_value_inside_range", [False, True])
+def test_vertebra_extent_slab_by_slab_equals_the_whole_volume_mask(monkeypatch, with_other_value_inside_range):
+    """The spine box comes from per-axis extents computed in axial slabs; they must equal
+    the extents of the whole-volume mask whatever the slab size (range test and look-up
+    table paths)."""
+    rng = np.random.default_rng(4)
+    layer = np.zeros((37, 23, 29), dtype=np.uint8)
+    for v, (k, j, i) in zip((26, 27, 30), ((3, 4, 5), (20, 11, 2), (36, 22, 28))):
+        layer[k, j, i] = v
+    layer[rng.integers(0, 37, 40), rng.integers(0, 23, 40), rng.integers(0, 29, 40)] = 90   # not a vertebra
+    lut = np.zeros(91, dtype=np.int16)
+    lut[[26, 27, 30]] = [1, 2, 3]
+    mapping = {(0, 26): "L5", (0, 27): "L4", (0, 30): "L1", (0, 90): "aorta"}
+    if with_other_value_inside_range:
+        mapping[(0, 28)] = "aorta"
+        layer[10, 10, 10] = 28
+    whole = lut[layer] > 0
+    expected = [whole.any(axis=tuple(a for a in range(3) if a != axis)) for axis in range(3)]
+    for slab_voxels in (1, 23 * 29 * 5, 1 << 22):
+        monkeypatch.setattr(vertebrae, "SLAB_VOXELS", slab_voxels)
+        got = vertebrae._vertebra_extent(layer, lut, mapping, 0)
+        for axis in range(3):
+            np.testing.assert_array_equal(got[axis], expected[axis])
