@@ -44,11 +44,28 @@ def _suffix(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------- SimpleITK glue
-def sitk_to_array_and_geometry(image) -> tuple[np.ndarray, Geometry]:
+class _ImageBuffer:
+    """Holds a SimpleITK image while numpy arrays use its pixel buffer (their ``base``)."""
+
+    def __init__(self, image, view: np.ndarray):
+        self.image = image
+        interface = dict(view.__array_interface__)
+        interface["data"] = (interface["data"][0], False)   # the buffer is the image's own (made unique): writable
+        self.__array_interface__ = interface
+
+
+def array_from_sitk(image) -> np.ndarray:
+    """The image's pixels as a numpy array (k, j, i) *sharing* the image's buffer: no copy
+    (a copy of a 300 MB CT costs about 0.15 s).  The array keeps the image alive."""
     import SimpleITK as sitk
+    view = sitk.GetArrayViewFromImage(image)      # makes the buffer unique (writable, not shared)
+    return np.asarray(_ImageBuffer(image, view))
+
+
+def sitk_to_array_and_geometry(image) -> tuple[np.ndarray, Geometry]:
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError("image has several components per pixel (colour or vector); a scalar image is needed")
-    arr = sitk.GetArrayFromImage(image)
+    arr = array_from_sitk(image)
     geom = Geometry.from_sitk(image)
     if arr.ndim == 2:
         arr = arr[np.newaxis]
@@ -442,7 +459,7 @@ def resample_labels(labels: np.ndarray, source: Geometry, target: Geometry) -> n
     ref.SetOrigin(origin)
     ref.SetDirection(direction)
     out = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, src.GetPixelID())
-    return sitk.GetArrayFromImage(out).reshape(target.shape)
+    return array_from_sitk(out).reshape(target.shape)
 
 
 def _axis_permutation(source: Geometry, target: Geometry):

@@ -165,6 +165,50 @@ def label_components(mask: np.ndarray, connectivity: str, is_2d: bool = False) -
     return out, int(n)
 
 
+def label_sparse_components(flat: np.ndarray, shape: tuple[int, ...], connectivity: str) -> tuple[np.ndarray, int]:
+    """Connected components of the voxels at the flat indices ``flat`` (sorted, unique)
+    of an array of ``shape``, without a pass over that array: (label of each voxel,
+    1..n; count).  Labels are numbered as :func:`label_components` numbers them (in
+    raster order of each component's first voxel), so the two agree voxel for voxel;
+    for a few thousand voxels in a large box this costs milliseconds instead of a
+    labelling of the whole box."""
+    flat = np.asarray(flat, dtype=np.int64)
+    n = flat.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    if np.any(flat[1:] <= flat[:-1]):
+        raise ValueError("label_sparse_components: flat indices must be sorted and unique")
+    shape = tuple(int(s) for s in shape)
+    coords = np.stack(np.unravel_index(flat, shape), axis=1)
+    strides = np.array([int(np.prod(shape[a + 1:])) for a in range(len(shape))], dtype=np.int64)
+    if len(shape) != 3:
+        raise ValueError("label_sparse_components: a 3D shape (k, j, i) is needed")
+    structure = _structure(connectivity, False)   # a (1, rows, cols) image has no neighbours along k
+    centre = np.array(structure.shape) // 2
+    # half of the neighbourhood (offsets after the centre in raster order): each edge once
+    offsets = [o - centre for o in np.argwhere(structure) if tuple(o - centre) > (0,) * len(shape)]
+    src, dst = [], []
+    for off in offsets:
+        nb = coords + off
+        inside = np.all((nb >= 0) & (nb < np.array(shape)), axis=1)
+        a = np.flatnonzero(inside)
+        target = flat[a] + int(off @ strides)
+        pos = np.minimum(np.searchsorted(flat, target), n - 1)
+        hit = flat[pos] == target
+        src.append(a[hit])
+        dst.append(pos[hit])
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    src_all, dst_all = np.concatenate(src), np.concatenate(dst)
+    graph = coo_matrix((np.ones(src_all.size, dtype=np.int8), (src_all, dst_all)), shape=(n, n))
+    count, comp = connected_components(graph, directed=False)
+    # renumber in order of each component's first voxel (``flat`` is sorted)
+    _, first = np.unique(comp, return_index=True)
+    rank = np.empty(count, dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(1, count + 1)
+    return rank[comp], int(count)
+
+
 def split_lesions(mask: np.ndarray, geometry: Geometry, params: LesionParams,
                   progress: Progress | None = None) -> LesionSet:
     """Connected lesions of a candidate mask, filtered by physical size and slice span."""

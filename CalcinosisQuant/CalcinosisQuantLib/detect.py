@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from scipy import ndimage
 
+from CalcinosisLib import image_io
 from CalcinosisLib.errors import InputError
 from CalcinosisLib.geometry import Geometry
 from CalcinosisLib.lesions import CONNECTIVITIES, LesionParams, LesionSet, longest_slice_runs
@@ -252,7 +253,7 @@ def label_candidates(mask: np.ndarray, connectivity: str) -> tuple[np.ndarray, i
     f = sitk.ConnectedComponentImageFilter()
     f.SetFullyConnected(connectivity == "full")
     out = f.Execute(img)
-    return sitk.GetArrayFromImage(out), int(f.GetObjectCount())
+    return image_io.array_from_sitk(out), int(f.GetObjectCount())
 
 
 def _marrow(dense: np.ndarray, h: np.ndarray, params: DetectParams, vox: float) -> np.ndarray | None:

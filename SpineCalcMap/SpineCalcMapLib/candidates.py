@@ -42,9 +42,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from CalcinosisLib.geometry import AXIS_S, Geometry
-from CalcinosisLib.lesions import LesionParams, LesionSet, label_components, longest_slice_runs
+from CalcinosisLib.lesions import (LesionParams, LesionSet, label_components, label_sparse_components,
+                                   longest_slice_runs)
 from CalcinosisLib.progress import Progress, report
 from CalcinosisLib.volume import Volume
 
@@ -96,30 +98,42 @@ def near(flat: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 class CoarseDistance:
-    """Distance (mm) to a mask, looked up for any voxel, from a Euclidean distance map on
-    a coarse copy of the grid (block maximum)."""
+    """Distance (mm) to a mask, looked up for any voxel, on a coarse copy of the grid
+    (block maximum): the Euclidean distance between coarse cell centres, found with a
+    k-d tree of the mask's cells for just the cells looked up (a distance map of the
+    whole coarse grid costs more than all the look-ups of a case)."""
 
     def __init__(self, flat: np.ndarray, shape: tuple[int, int, int], geometry: Geometry, cell_mm: float = 2.5):
         """``flat``: flat indices of the mask's voxels in an array of ``shape``."""
         sp = np.array([geometry.spacing_along_array_axis(a) for a in range(3)])
         self.f = np.maximum(np.round(cell_mm / sp).astype(int), 1)
-        sh = [-(-s // f) for s, f in zip(shape, self.f)]
-        coarse = np.zeros(sh, dtype=bool)
+        self.coarse_shape = tuple(-(-s // f) for s, f in zip(shape, self.f))
+        coarse = np.zeros(self.coarse_shape, dtype=bool)
         k, j, i = np.unravel_index(flat, shape)
         coarse[k // self.f[0], j // self.f[1], i // self.f[2]] = True
         self.cell = sp * self.f
-        mask = coarse
-        if coarse.any():
-            self.dist = ndimage.distance_transform_edt(~coarse, sampling=self.cell).astype(np.float32)
-        else:
-            self.dist = np.full(coarse.shape, np.inf, np.float32)
+        self.coarse = coarse
+        cells = np.argwhere(coarse)
+        self.tree = cKDTree(cells * self.cell) if cells.size else None
         self.shape = shape
         #: half the coarse cell diagonal: how far the lookup may be off
         self.error_mm = float(np.linalg.norm(self.cell) / 2)
 
-    def lookup(self, flat: np.ndarray) -> np.ndarray:
+    def lookup(self, flat: np.ndarray, beyond_mm: float = np.inf) -> np.ndarray:
+        """Distances of the voxels ``flat``; those further than ``beyond_mm`` are ``inf``
+        (a bounded search is much faster for voxels far from the mask)."""
+        if self.tree is None:
+            return np.full(np.shape(flat), np.inf, np.float32)
         k, j, i = np.unravel_index(flat, self.shape)
-        return self.dist[k // self.f[0], j // self.f[1], i // self.f[2]]
+        code = np.ravel_multi_index((k // self.f[0], j // self.f[1], i // self.f[2]), self.coarse_shape)
+        cells, inverse = np.unique(code, return_inverse=True)
+        if cells.size * 200 > self.coarse.size:
+            # many cells: one distance map of the coarse grid is cheaper (same distances)
+            dist = ndimage.distance_transform_edt(~self.coarse, sampling=self.cell).ravel()[cells]
+        else:
+            dist, _ = self.tree.query(np.stack(np.unravel_index(cells, self.coarse_shape), axis=1) * self.cell,
+                                      distance_upper_bound=beyond_mm)
+        return dist.astype(np.float32)[inverse.reshape(-1)]
 
 
 def _component_reduce(lab: np.ndarray, values: np.ndarray, n: int, how: str) -> np.ndarray:
@@ -186,28 +200,46 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
     vert_mask = lab.vert > 0
     bone_mask = (lab.category == CAT_RIB) | (lab.category == CAT_BONE)
     if bone_margin_mm == vertebra_margin_mm:
-        drop = near(idx, vert_mask | bone_mask, neighbour_offsets(g, vertebra_margin_mm))
+        near_bone = near(idx, vert_mask | bone_mask, neighbour_offsets(g, vertebra_margin_mm))
     else:
-        drop = near(idx, vert_mask, neighbour_offsets(g, vertebra_margin_mm))
-        drop |= near(idx, bone_mask, neighbour_offsets(g, bone_margin_mm))
+        near_bone = near(idx, vert_mask, neighbour_offsets(g, vertebra_margin_mm))
+        near_bone |= near(idx, bone_mask, neighbour_offsets(g, bone_margin_mm))
     vessel_mask = (lab.category == CAT_AORTA) | (lab.category == CAT_VESSEL)
-    touch = np.zeros(idx.size, dtype=bool)
-    if vessel_mask.any():
-        in_zone = near(idx, vessel_mask, neighbour_offsets(g, vessel_margin_mm))
-        sp_max = max(g.spacing)
-        touch = near(idx, vessel_mask, neighbour_offsets(g, vessel_margin_mm + sp_max)) & ~in_zone
-        drop |= in_zone
-    # above-threshold voxels of the margin around bone: bone continuing beyond its label
-    bone_rim = np.zeros(shape, dtype=bool)
-    bone_rim.ravel()[idx[drop & ~touch]] = True
-    idx, touch = idx[~drop], touch[~drop]
+    has_vessel = bool(vessel_mask.any())
+    # in_zone: within vessel_margin_mm of a vessel (dropped); shell: beyond that but within
+    # one more voxel (a candidate there touches the zone).  Tested only where the answer
+    # matters: voxels not already dropped next to bone, and (below) the dropped voxels
+    # that border a kept one - most voxels above the threshold are the rim of the bones.
+    in_zone = np.zeros(idx.size, dtype=bool)
+    shell = np.zeros(idx.size, dtype=bool)
+    if has_vessel:
+        off_zone = neighbour_offsets(g, vessel_margin_mm)
+        off_reach = neighbour_offsets(g, vessel_margin_mm + max(g.spacing))
+
+        def vessel_tests(sel: np.ndarray) -> None:
+            zone = near(idx[sel], vessel_mask, off_zone)
+            in_zone[sel] = zone
+            shell[sel] = near(idx[sel], vessel_mask, off_reach) & ~zone
+
+        vessel_tests(np.flatnonzero(~near_bone))
+    drop = near_bone | in_zone
+    kept = ~drop
+    mask = np.zeros(shape, dtype=bool)
+    mask.ravel()[idx[kept]] = True
     face = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
+    if has_vessel:
+        # dropped voxels next to bone that border a kept voxel (a superset): their vessel
+        # shell decides whether they count as bone rim for the contact test below
+        border = near_bone & (near(idx, mask, face) | (idx == 0) | (idx == mask.size - 1))  # ends: clamped look-ups
+        vessel_tests(np.flatnonzero(border))
+    # above-threshold voxels of the margin around bone (outside the vessel shell): bone
+    # continuing beyond its label
+    bone_rim = np.zeros(shape, dtype=bool)
+    bone_rim.ravel()[idx[drop & ~shell]] = True
+    idx, touch = idx[kept], shell[kept]
     contact = near(idx, bone_rim, face)
     report(progress, 0.35, "connected components")
-    mask = np.zeros(shape, dtype=bool)
-    mask.ravel()[idx] = True
-    comp, n = label_components(mask, connectivity)
-    clab = comp.ravel()[idx].astype(np.int64)
+    clab, n = _components(mask, idx, connectivity)
     rejected = {r: 0 for r in REJECT_REASONS}
     keep = np.ones(n, dtype=bool)
     reason = np.array([""] * n, dtype=object)
@@ -226,7 +258,7 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
         aorta_by_shape = 0
         report(progress, 0.5, "distances to the vertebrae")
         dist = CoarseDistance(np.flatnonzero(vert_mask), shape, g)
-        d = dist.lookup(idx)
+        d = dist.lookup(idx, beyond_mm=search_margin_mm + dist.error_mm + 1.0)   # only compared with these
         dmin = _component_reduce(clab, d, n, "min")
         dmax = _component_reduce(clab, d, n, "max")
         if detect_aorta and not lab.has_aorta:
@@ -270,6 +302,17 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
     lesions = LesionSet(labels, g, idx[sel], new_lab[sel], ["threshold"] * int(keep.sum()), params)
     res = CandidateResult(lesions, rejected, aorta_by_shape)
     return res
+
+
+def _components(mask: np.ndarray, idx: np.ndarray, connectivity: str) -> tuple[np.ndarray, int]:
+    """Connected components of ``mask`` (whose voxels are the sorted flat indices ``idx``),
+    as the label of each voxel: from the voxels themselves when they are few in the box
+    (the usual case: a few thousand voxels in tens of millions), else by labelling the box."""
+    per_voxel = 3 if connectivity == "face" else 13      # neighbour look-ups per voxel
+    if idx.size * per_voxel * 8 < mask.size:
+        return label_sparse_components(idx, mask.shape, connectivity)
+    comp, n = label_components(mask, connectivity)
+    return comp.ravel()[idx].astype(np.int64), n
 
 
 def _touches_fov_edge(idx: np.ndarray, clab: np.ndarray, n: int, lab: SpineLabels, full: Geometry) -> np.ndarray:

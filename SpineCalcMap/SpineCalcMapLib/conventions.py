@@ -312,15 +312,29 @@ def _fmt_values(values) -> str:
 def value_histogram_along_axis(labels: np.ndarray, axis: int, max_value: int | None = None) -> np.ndarray:
     """Voxel count per (slice along ``axis``, label value): shape (n_slices, max_value + 1).
 
-    One pass over the array, one ``bincount`` per slice (never a pass per label)."""
+    One pass over the array in slabs along ``axis`` (never a pass per label): only the
+    labelled voxels - a small share of a label map - are counted, background is the rest."""
     if max_value is None:
         max_value = int(labels.max()) if labels.size else 0
-    n = labels.shape[axis]
-    out = np.zeros((n, max_value + 1), dtype=np.int64)
-    for s in range(n):
-        sl = np.take(labels, s, axis=axis)
-        out[s] = np.bincount(sl.ravel(), minlength=max_value + 1)[: max_value + 1]
+    nv = max_value + 1
+    moved = np.moveaxis(labels, axis, 0)
+    n = moved.shape[0]
+    plane = int(np.prod(moved.shape[1:]))
+    out = np.zeros((n, nv), dtype=np.int64)
+    step = max(1, SLAB_VOXELS // max(plane, 1))
+    for s0 in range(0, n, step):
+        slab = moved[s0:s0 + step].reshape(-1)        # a copy only when ``axis`` is not the first
+        labelled = slab != 0
+        per_slice = labelled.reshape(-1, plane).sum(axis=1)
+        # code = slice * nv + value for each labelled voxel (they come slice by slice)
+        codes = np.repeat(np.arange(per_slice.size, dtype=np.int64) * nv, per_slice) + slab[labelled]
+        out[s0:s0 + step] = np.bincount(codes, minlength=per_slice.size * nv).reshape(-1, nv)
+    out[:, 0] = plane - out[:, 1:].sum(axis=1)
     return out
+
+
+#: voxels per slab of :func:`value_histogram_along_axis` (bounds its temporaries)
+SLAB_VOXELS = 1 << 22
 
 
 def value_s_positions(hist: np.ndarray, geometry: Geometry, axis: int) -> dict[int, float]:

@@ -14,6 +14,7 @@ Three calls serve the command line, batch runs and the Slicer panel alike:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from .candidates import find_candidates, label_dtype
 from .frame import SpineFrame, build_frame
 from .params import SpineParams
 from .summary import lesion_table_columns, levels_table, patient_table
-from .vertebrae import SpineLabels, load_spine_labels
+from .vertebrae import SpineLabels, load_spine_labels, read_label_map
 
 DROP_REASONS = ("prevertebral", "outside_levels")
 INDEX_COLUMNS = {"bbox_k_min": 0, "bbox_k_max": 0, "bbox_j_min": 1, "bbox_j_max": 1, "bbox_i_min": 2,
@@ -242,17 +243,21 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
     params.validate()
     over = ov.read_overrides(overrides) if overrides is not None else []
     report(progress, 0.0, "loading CT")
-    volume = image_io.load_image(ct, series=series)
-    if volume.is_2d:
-        raise InputError(f"{ct}: a 2D image; the spine map needs a CT volume")
-    if volume.modality not in (None, "CT"):
-        raise InputError(f"{ct}: modality {volume.modality}; the spine map needs a CT (HU)")
-    volume.meta["modality"] = "CT"
-    volume.meta["intensity_unit"] = "HU"
-    report(progress, 0.15, "loading vertebrae")
+    # the label map is read (decompressed) on the other core while the CT is read
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        label_map = pool.submit(read_label_map, vertebrae) if vertebrae is not None and points is None else None
+        volume = image_io.load_image(ct, series=series)
+        if volume.is_2d:
+            raise InputError(f"{ct}: a 2D image; the spine map needs a CT volume")
+        if volume.modality not in (None, "CT"):
+            raise InputError(f"{ct}: modality {volume.modality}; the spine map needs a CT (HU)")
+        volume.meta["modality"] = "CT"
+        volume.meta["intensity_unit"] = "HU"
+        report(progress, 0.15, "loading vertebrae")
+        label_image = label_map.result() if label_map is not None else None
     lab = load_spine_labels(volume, vertebrae, params.convention, points, aorta=aorta,
                             bone_hu=params.points_bone_hu,
-                            progress=progress.sub(0.15, 0.3) if progress else None)
+                            progress=progress.sub(0.15, 0.3) if progress else None, label_image=label_image)
     result = map_spine(volume, lab, params, over, progress.sub(0.3, 1.0) if progress else None)
     inputs = {"ct": provenance.describe_volume(volume, str(ct), record_paths),
               "vertebrae": _describe_file(vertebrae if vertebrae is not None else points, record_paths,

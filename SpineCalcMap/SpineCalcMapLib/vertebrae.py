@@ -35,6 +35,7 @@ from .anatomy import LEVELS, TRANSITIONAL, VERTEBRAE, order_number, parse_disc_n
 
 # category codes inside the box
 CAT_NONE, CAT_AORTA, CAT_VESSEL, CAT_RIB, CAT_BONE, CAT_ORGAN, CAT_CORD = 0, 1, 2, 3, 4, 5, 6
+#: category codes fit in 3 bits (the box look-up packs them beside the vertebra code)
 CATEGORY_CODES = {"aorta": CAT_AORTA, "vessel": CAT_VESSEL, "rib": CAT_RIB, "bone": CAT_BONE,
                   "organ": CAT_ORGAN, "cord": CAT_CORD}
 
@@ -88,6 +89,7 @@ class SpineLabels:
     truncated: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
     inputs: dict = field(default_factory=dict)
+    voxels_cache: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def box_geometry(self) -> Geometry:
@@ -106,14 +108,18 @@ class SpineLabels:
         return self.disc is not None and bool(np.any(self.disc))
 
     def vertebra_voxels(self) -> dict[str, np.ndarray]:
-        """{name: sorted flat indices into the box} for every vertebra present."""
-        idx = np.flatnonzero(self.vert)
-        codes = self.vert.ravel()[idx]
-        order = np.argsort(codes, kind="stable")
-        idx, codes = idx[order], codes[order]
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if codes.size else np.zeros(0, int)
-        ends = np.r_[starts[1:], codes.size]
-        return {self.names[int(codes[s]) - 1]: idx[s:e] for s, e in zip(starts, ends)}
+        """{name: sorted flat indices into the box} for every vertebra present (computed
+        once: ``vert`` is final when the labels are built; code that changes it afterwards
+        must set ``voxels_cache = None``)."""
+        if self.voxels_cache is None:
+            idx = np.flatnonzero(self.vert)
+            codes = self.vert.ravel()[idx]
+            order = np.argsort(codes, kind="stable")
+            idx, codes = idx[order], codes[order]
+            starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if codes.size else np.zeros(0, int)
+            ends = np.r_[starts[1:], codes.size]
+            self.voxels_cache = {self.names[int(codes[s]) - 1]: idx[s:e] for s, e in zip(starts, ends)}
+        return self.voxels_cache
 
     def usable(self, name: str) -> bool:
         return name not in self.problems
@@ -309,7 +315,10 @@ def _build(layers: list[np.ndarray], mapping: dict[tuple[int, int], str], target
         sub = layer[sl]
         if sub.dtype.kind == "i" and sub.size and sub.min() < 0:
             sub = np.clip(sub, 0, None)
-        v, c = lv[sub], lc[sub]
+        # one look-up for both tables (vertebra code x 8 + category), then split: a gather
+        # over the box costs several times the arithmetic
+        both = (lv * 8 + lc)[sub]
+        v, c = both >> 3, (both & 7).astype(np.uint8)
         d = ld[sub] if ld.any() else None
         if vert is None:
             vert, category, disc = v, c, d
@@ -318,7 +327,8 @@ def _build(layers: list[np.ndarray], mapping: dict[tuple[int, int], str], target
         category = np.where(category == 0, c, category)
         if d is not None:
             disc = d if disc is None else np.maximum(disc, d)
-    category[vert > 0] = CAT_NONE
+    if len(layers) > 1:   # a vertebra in one layer is not also another structure
+        category[vert > 0] = CAT_NONE
     lab = SpineLabels(target, box, vert_names, vert, category, disc if disc is not None and disc.any() else None,
                       source, choice,
                       warnings=list(warnings))
@@ -378,17 +388,21 @@ def box_from_hits(hits: list[np.ndarray], geometry: Geometry, margin_mm: float) 
 
 
 def _drop_absent(lab: SpineLabels) -> None:
-    counts = np.bincount(lab.vert[lab.vert > 0], minlength=len(lab.names) + 1)
-    present = np.flatnonzero(counts[1:]) + 1
-    if present.size == 0:
+    """Keep only the vertebrae that have voxels in the box (renumbering ``vert``)."""
+    lab.voxels_cache = None
+    present = lab.vertebra_voxels()
+    if not present:
         raise InputError(f"{lab.source}: none of its vertebrae lies inside the CT's field of view")
+    if len(present) == len(lab.names):
+        return
     old = lab.names
-    keep = [old[c - 1] for c in present]
+    keep = [n for n in old if n in present]
     remap = np.zeros(len(old) + 1, dtype=np.int16)
     for new_code, name in enumerate(keep, start=1):
         remap[old.index(name) + 1] = new_code
     lab.vert = remap[lab.vert]
     lab.names = keep
+    lab.voxels_cache = None
 
 
 def _trim_sacrum_to_s1(lab: SpineLabels, code: int) -> None:
@@ -581,15 +595,17 @@ def fill_enclosed(mask: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- loading
 def load_spine_labels(volume: Volume, vertebrae: str | Path | None = None, convention: str = "auto",
                       points: str | Path | None = None, margin_mm: float = 40.0, aorta: str | Path | None = None,
-                      bone_hu: float = 200.0, progress: Progress | None = None) -> SpineLabels:
-    """Read the vertebra input (label map / segmentation, or point list) for a CT."""
+                      bone_hu: float = 200.0, progress: Progress | None = None,
+                      label_image: LabelImage | None = None) -> SpineLabels:
+    """Read the vertebra input (label map / segmentation, or point list) for a CT.
+    ``label_image``: the label map ``vertebrae`` already read (:func:`read_label_map`)."""
     from .points import read_points, vertebra_points
     if (vertebrae is None) == (points is None):
         raise InputError("give the vertebrae either as a label map/segmentation (--vertebrae) or as a point list "
                          "(--points), not both")
     if vertebrae is not None:
         path = Path(vertebrae)
-        li = read_label_map(path)
+        li = label_image if label_image is not None else read_label_map(path)
         lab = labels_from_label_image(li, volume, convention, margin_mm, source=path.name, progress=progress)
     else:
         path = Path(points)
