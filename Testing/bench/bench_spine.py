@@ -12,9 +12,11 @@ phantom with its TotalSegmentator-style label map, end to end.
 * ``spine map, in memory``: ``map_spine`` on an already loaded CT and label map (what
   the Slicer panel runs after the nodes are converted).
 
-The native route is Slicer's own for the same lesions (import the lesion label map as
-segments, then per-segment statistics), timed by ``Testing/bench/native_route.py``'s
-``native_measure(labels, geometry, intensity)``.
+The native route is Slicer's own for the same lesions, from file to file as ours:
+Slicer's storage node reads the CT, the lesion label map is imported as segments,
+Segment Statistics measures each, Slicer's storage nodes write the ``.seg.nrrd`` and the
+table (``Testing/bench/native_route.py``'s ``native_end_to_end``); the notes give the
+time of each step.
 
 Target (issue 4): end to end <= 5 s median, >= 20x faster than the native route.
 Run through ``make bench`` or ``python Testing/bench/bench_spine.py [--quick]``.
@@ -37,13 +39,13 @@ HERE = Path(__file__).resolve().parent
 NATIVE_ROUTE = HERE / "native_route.py"
 
 
-def _native_measure():
+def _native_end_to_end():
     if not NATIVE_ROUTE.exists():
         return None
     spec = importlib.util.spec_from_file_location("native_route", NATIVE_ROUTE)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return getattr(mod, "native_measure", None)
+    return getattr(mod, "native_end_to_end", None)
 
 
 def _make_case(folder: Path, quick: bool, per_level: float = 2.5) -> tuple[Path, Path, int]:
@@ -63,9 +65,9 @@ def _make_case(folder: Path, quick: bool, per_level: float = 2.5) -> tuple[Path,
     return ct, labels, n
 
 
-def _timed(fn, repeats: int):
-    """Median wall time of ``repeats`` plain runs, then one more run under tracemalloc
-    for the peak memory (tracing slows numpy's allocations, so it is not timed)."""
+def _timed(fn, repeats: int, trace: bool = True):
+    """Median wall time of ``repeats`` plain runs, then (``trace``) one more run under
+    tracemalloc for the peak memory (tracing slows numpy's allocations, so it is not timed)."""
     times, out = [], None
     for _ in range(repeats):
         gc.collect()
@@ -73,6 +75,8 @@ def _timed(fn, repeats: int):
         out = fn()
         times.append(time.perf_counter() - t0)
     gc.collect()
+    if not trace:
+        return statistics.median(times), None, out
     tracemalloc.start()
     fn()
     peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
@@ -85,7 +89,7 @@ def run(quick: bool = False) -> list[dict]:
     from SpineCalcMapLib import pipeline, vertebrae
     repeats = 1 if quick else 5
     results = []
-    native = _native_measure()
+    native = _native_end_to_end()
     with tempfile.TemporaryDirectory(prefix="bench-spine-") as tmp:
         tmp = Path(tmp)
         for per_level, label in ((2.5, ""), (6.0, ", heavy burden")):
@@ -106,10 +110,19 @@ def run(quick: bool = False) -> list[dict]:
             note_native = "native route: Testing/bench/native_route.py not found"
             if native is not None:
                 labels = res.full_grid_labels()
-                native_med, _, _ = _timed(lambda: native(labels, res.volume.geometry, res.volume.array),
-                                          1 if quick else 3)
-                note_native = (f"native route: import as segments + Segment Statistics on the same {len(res.table)} "
-                               f"lesions, {native_med / max(len(res.table), 1):.2f} s per lesion")
+                steps: list[dict] = []
+
+                def native_run():
+                    steps.append({})
+                    return native(ct_path, labels, res.volume.geometry, case / f"native{len(steps)}", timings=steps[-1])
+
+                native_med, _, _ = _timed(native_run, 1 if quick else 3, trace=False)
+                step_med = {k: statistics.median(s[k] for s in steps) for k in steps[0]}
+                note_native = (f"native route, file to file: Slicer reads the CT ({step_med['read']:.1f} s), imports "
+                               f"the same {len(res.table)} lesions as segments ({step_med['import_segments']:.1f} s), "
+                               f"Segment Statistics ({step_med['statistics']:.1f} s, "
+                               f"{step_med['statistics'] / max(len(res.table), 1):.2f} s per lesion), writes the "
+                               f".seg.nrrd and table ({step_med['write']:.1f} s)")
             results.append({
                 "name": f"spine map, end to end ({'x'.join(map(str, shape[::-1]))} TAP CT + labels{label})",
                 "our_median_s": med, "native_median_s": native_med,
