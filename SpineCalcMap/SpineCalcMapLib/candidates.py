@@ -39,6 +39,7 @@ box (cells of about 2.5 mm), accurate to about 2 mm, enough for a 25 mm margin.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -119,15 +120,17 @@ class CoarseDistance:
         #: half the coarse cell diagonal: how far the lookup may be off
         self.error_mm = float(np.linalg.norm(self.cell) / 2)
 
-    def lookup(self, flat: np.ndarray, beyond_mm: float = np.inf) -> np.ndarray:
-        """Distances of the voxels ``flat``; those further than ``beyond_mm`` are ``inf``
-        (a bounded search is much faster for voxels far from the mask)."""
+    def lookup(self, flat: np.ndarray, beyond_mm: float = np.inf, method: str = "auto") -> np.ndarray:
+        """Distances of the voxels ``flat``; with the k-d tree, those further than
+        ``beyond_mm`` are ``inf`` (a bounded search is much faster for voxels far from the
+        mask).  ``method``: 'tree', 'map' (a distance map of the whole coarse grid, cheaper
+        when many cells are looked up; exact distances everywhere) or 'auto'."""
         if self.tree is None:
             return np.full(np.shape(flat), np.inf, np.float32)
         k, j, i = np.unravel_index(flat, self.shape)
         code = np.ravel_multi_index((k // self.f[0], j // self.f[1], i // self.f[2]), self.coarse_shape)
         cells, inverse = np.unique(code, return_inverse=True)
-        if cells.size * 200 > self.coarse.size:
+        if method == "map" or (method == "auto" and cells.size * 200 > self.coarse.size):
             # many cells: one distance map of the coarse grid is cheaper (same distances)
             dist = ndimage.distance_transform_edt(~self.coarse, sampling=self.cell).ravel()[cells]
         else:
@@ -178,25 +181,32 @@ def aorta_like(lab: np.ndarray, idx: np.ndarray, n: int, geometry: Geometry, box
     return out
 
 
-def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.0, min_size_mm3: float = 1.0,
-                    connectivity: str = "face", study_rule: bool = True, study_min_slices: int = 2,
-                    search_margin_mm: float = 25.0, vertebra_margin_mm: float = 1.0, bone_margin_mm: float = 1.0,
-                    vessel_margin_mm: float = 3.0, detect_aorta: bool = True, bone_contact_mm2: float = 6.0,
-                    bone_contact_fraction: float = 0.25, ct_box: np.ndarray | None = None,
-                    progress: Progress | None = None) -> CandidateResult:
-    """Candidate calcifications (a :class:`LesionSet` on the box grid) and the count of
-    components rejected for each reason (see the module docstring)."""
+class Margins(NamedTuple):
+    """What :func:`margin_tests` keeps of the voxels above the threshold."""
+
+    idx: np.ndarray        # kept voxels (sorted flat indices into the box)
+    touch: np.ndarray      # per kept voxel: touches the zone excluded around a vessel
+    contact: np.ndarray    # per kept voxel: face-adjacent to the above-threshold margin around bone
+    mask: np.ndarray       # the kept voxels as a box mask
+
+
+def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float, bone_margin_mm: float,
+                 vessel_margin_mm: float) -> Margins:
+    """Step 2 of the module docstring for the voxels ``idx`` above the threshold (sorted
+    flat box indices, outside every labelled structure):
+
+    * dropped: within ``vertebra_margin_mm`` of a vertebra or ``bone_margin_mm`` of other
+      labelled bone, or within ``vessel_margin_mm`` of a labelled vessel ("the zone");
+    * ``touch``: a kept voxel within one more voxel (the largest spacing) of the zone;
+    * ``contact``: a kept voxel face-adjacent to a dropped voxel that is not in that
+      shell around the zone - bone continuing, above the threshold, beyond its label.
+
+    Distances are between voxel centres in mm (offsets within an ellipsoid in index
+    space, always the 26 neighbours).  Computed sparsely, where each answer decides:
+    most voxels above the threshold are the rim of the bones, and only those bordering a
+    kept voxel need the vessel tests."""
     g = lab.box_geometry
     shape = lab.box.shape
-    ct = np.ascontiguousarray(volume.array[lab.box.slices]) if ct_box is None else ct_box
-    report(progress, 0.0, "thresholding near the spine")
-    # one pass over the box; the label tests only on the (few) voxels above the threshold
-    idx = np.flatnonzero(ct >= threshold_hu)
-    cat_excluded = np.zeros(256, dtype=bool)
-    cat_excluded[[CAT_AORTA, CAT_VESSEL, CAT_RIB, CAT_BONE, CAT_ORGAN]] = True
-    idx = idx[(lab.vert.ravel()[idx] == 0) & ~cat_excluded[lab.category.ravel()[idx]]]
-    report(progress, 0.15, f"{idx.size} voxels above {threshold_hu:g} HU")
-    # margins around bone and vessels (sparse neighbourhood look-ups)
     vert_mask = lab.vert > 0
     bone_mask = (lab.category == CAT_RIB) | (lab.category == CAT_BONE)
     if bone_margin_mm == vertebra_margin_mm:
@@ -238,6 +248,28 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
     bone_rim.ravel()[idx[drop & ~shell]] = True
     idx, touch = idx[kept], shell[kept]
     contact = near(idx, bone_rim, face)
+    return Margins(idx, touch, contact, mask)
+
+
+def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.0, min_size_mm3: float = 1.0,
+                    connectivity: str = "face", study_rule: bool = True, study_min_slices: int = 2,
+                    search_margin_mm: float = 25.0, vertebra_margin_mm: float = 1.0, bone_margin_mm: float = 1.0,
+                    vessel_margin_mm: float = 3.0, detect_aorta: bool = True, bone_contact_mm2: float = 6.0,
+                    bone_contact_fraction: float = 0.25, ct_box: np.ndarray | None = None,
+                    progress: Progress | None = None) -> CandidateResult:
+    """Candidate calcifications (a :class:`LesionSet` on the box grid) and the count of
+    components rejected for each reason (see the module docstring)."""
+    g = lab.box_geometry
+    shape = lab.box.shape
+    ct = np.ascontiguousarray(volume.array[lab.box.slices]) if ct_box is None else ct_box
+    report(progress, 0.0, "thresholding near the spine")
+    # one pass over the box; the label tests only on the (few) voxels above the threshold
+    idx = np.flatnonzero(ct >= threshold_hu)
+    cat_excluded = np.zeros(256, dtype=bool)
+    cat_excluded[[CAT_AORTA, CAT_VESSEL, CAT_RIB, CAT_BONE, CAT_ORGAN]] = True
+    idx = idx[(lab.vert.ravel()[idx] == 0) & ~cat_excluded[lab.category.ravel()[idx]]]
+    report(progress, 0.15, f"{idx.size} voxels above {threshold_hu:g} HU")
+    idx, touch, contact, mask = margin_tests(idx, lab, vertebra_margin_mm, bone_margin_mm, vessel_margin_mm)
     report(progress, 0.35, "connected components")
     clab, n = _components(mask, idx, connectivity)
     rejected = {r: 0 for r in REJECT_REASONS}
@@ -257,7 +289,8 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
         hu = ct.ravel()[idx].astype(np.float64)
         aorta_by_shape = 0
         report(progress, 0.5, "distances to the vertebrae")
-        dist = CoarseDistance(np.flatnonzero(vert_mask), shape, g)
+        vox = lab.vertebra_voxels()
+        dist = CoarseDistance(np.concatenate(list(vox.values())) if vox else np.zeros(0, np.int64), shape, g)
         d = dist.lookup(idx, beyond_mm=search_margin_mm + dist.error_mm + 1.0)   # only compared with these
         dmin = _component_reduce(clab, d, n, "min")
         dmax = _component_reduce(clab, d, n, "max")

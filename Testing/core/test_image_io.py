@@ -21,6 +21,27 @@ def _ramp(geom):
     return (i * 7 + j * 31 + k * 101 - 500).astype(np.int16)
 
 
+def test_arrays_share_the_image_buffer_and_keep_the_image_alive():
+    """``array_from_sitk`` returns SimpleITK's pixels without a copy; the array holds the
+    image (its buffer stays valid after the image object is dropped) and is writable."""
+    import gc
+    img = sitk.Image(7, 5, 3, sitk.sitkInt16)
+    img[2, 1, 0] = 123
+    ref = sitk.GetArrayFromImage(img)
+    arr = image_io.array_from_sitk(img)
+    del img
+    gc.collect()
+    junk = [np.full(10000, 7, np.int16) for _ in range(50)]   # reuse freed memory if the buffer were freed
+    assert arr.shape == (3, 5, 7) and arr.dtype == np.int16
+    assert np.array_equal(arr, ref) and arr[0, 1, 2] == 123
+    view = arr[1:]
+    del arr, junk
+    gc.collect()
+    assert np.array_equal(view, ref[1:])
+    view[0, 0, 0] = 9
+    assert view[0, 0, 0] == 9
+
+
 @pytest.mark.parametrize("rescale", [True, False])
 def test_dicom_series_geometry_and_values_exact(tmp_path, rescale):
     g = _geom_oblique()

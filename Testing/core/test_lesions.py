@@ -6,8 +6,8 @@ import pytest
 from CalcinosisLib.errors import InputError
 from CalcinosisLib.geometry import Geometry
 from CalcinosisLib.image_io import LabelImage, Segment
-from CalcinosisLib.lesions import (LesionParams, candidate_mask, label_components, lesions_from_segmentation,
-                                   longest_slice_runs, parse_threshold, split_lesions)
+from CalcinosisLib.lesions import (LesionParams, candidate_mask, label_components, label_sparse_components,
+                                   lesions_from_segmentation, longest_slice_runs, parse_threshold, split_lesions)
 
 
 def _geom(shape_kji, spacing=(1.0, 1.0, 1.0)):
@@ -40,6 +40,28 @@ def test_face_vs_full_connectivity_matches_slicer_islands_convention():
     m2[0, 0, 0] = m2[0, 1, 1] = True
     assert label_components(m2, "face", is_2d=True)[1] == 2
     assert label_components(m2, "full", is_2d=True)[1] == 1
+
+
+@pytest.mark.parametrize("connectivity", ["face", "full"])
+@pytest.mark.parametrize("shape", [(9, 11, 13), (1, 30, 40), (25, 3, 2)])
+def test_sparse_components_equal_the_labelled_mask(connectivity, shape):
+    """From the voxel list alone, the same components and the same numbering as labelling
+    the whole mask (neighbours never wrap across a row or slice end)."""
+    rng = np.random.default_rng(sum(shape))
+    for density in (0.05, 0.3, 0.6):
+        m = rng.random(shape) < density
+        ref, n = label_components(m, connectivity)
+        flat = np.flatnonzero(m)
+        lab, k = label_sparse_components(flat, shape, connectivity)
+        assert k == n
+        assert np.array_equal(lab, ref.ravel()[flat])
+    # a voxel at the end of one row and one at the start of the next are not neighbours
+    m = np.zeros((1, 2, 3), bool)
+    m[0, 0, 2] = m[0, 1, 0] = True
+    assert label_sparse_components(np.flatnonzero(m), m.shape, connectivity)[1] == 2
+    assert label_sparse_components(np.zeros(0, np.int64), shape, connectivity)[1] == 0
+    with pytest.raises(ValueError):
+        label_sparse_components(np.array([5, 3]), shape, connectivity)
 
 
 def test_many_components_fall_back_to_wide_labels():
