@@ -21,6 +21,7 @@ import numpy as np
 from CalcinosisLib import image_io, provenance
 from CalcinosisLib.dicom_meta import path_content_id
 from CalcinosisLib.errors import InputError
+from CalcinosisLib.geometry import AXIS_A
 from CalcinosisLib.lesions import LesionParams, LesionSet
 from CalcinosisLib.lesions import lesions_from_segmentation as _engine_from_segmentation
 from CalcinosisLib.measure import measure_lesions
@@ -132,12 +133,39 @@ def measure_hand(volume: Volume, modality: str, lesions: LesionSet, landmarks: H
     warnings += assignment.warnings
     if landmarks is None or not landmarks.points:
         warnings.append("no landmarks: digits are unassigned and zones and kinds are left empty")
+    for side, tilt in projection_tilts(volume, landmarks).items():
+        if tilt > MAX_PROJECTION_TILT_DEG:
+            warnings.append(f"{side} hand: its palm lies {tilt:.0f} degrees from the image's coronal plane, so "
+                            "projected areas (total_projected_area_mm2) are not the shadow a PA radiograph of "
+                            "this hand would show")
     params = {"assignment": assign_params.to_dict()}
     if detection is not None:
         params["detection"] = detection.parameters
     report(progress, 1.0, "measured")
     return HandResult(volume, m, lesions, engine, assignment, lt, dt, ht, landmarks, detection, params,
                       _dedupe(warnings))
+
+
+#: a palm tilted further than this from the grid's coronal plane is warned about (degrees):
+#: the projected area then differs from a PA radiograph's by more than 1 - cos(20°) = 6%
+#: for a flat lesion in the palm's plane
+MAX_PROJECTION_TILT_DEG = 20.0
+
+
+def projection_tilts(volume: Volume, landmarks: HandLandmarks | None) -> dict[str, float]:
+    """Per hand with enough landmarks: the angle (degrees) between the axis along which
+    ``projected_area_mm2`` is cast (the grid axis nearest A-P) and the palm's normal -
+    the direction a PA radiograph of that hand projects along.  Empty for 2D images."""
+    if volume.is_2d or landmarks is None:
+        return {}
+    g = volume.geometry
+    axis = g.direction_of_array_axis(g.ap_axis)
+    out = {}
+    for side in landmarks.sides:
+        n = landmarks.palm_normal(side)
+        if n is not None:
+            out[side] = round(float(np.degrees(np.arccos(min(1.0, abs(float(n @ axis)))))), 1)
+    return out
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -237,6 +265,11 @@ def _results(result: HandResult) -> dict:
         "sides": [r["side"] for r in result.hand_table.rows],
         "digits_assessed": result.assignment.digits_covered,
         "landmarks": result.landmarks.describe() if result.landmarks is not None else None,
+        **({} if result.volume.is_2d else {"projection": {
+            "axis": "grid axis nearest A-P (projected_area_mm2 is the shadow along it)",
+            "axis_tilt_from_AP_deg": round(result.volume.geometry.tilt_deg(result.volume.geometry.ap_axis,
+                                                                          AXIS_A), 3),
+            "axis_tilt_from_palm_normal_deg": projection_tilts(result.volume, result.landmarks)}}),
     }
 
 

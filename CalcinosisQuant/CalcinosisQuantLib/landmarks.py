@@ -74,6 +74,19 @@ class HandLandmarks:
         order = {lab: n for n, lab in enumerate(expected_landmark_labels("both"))}
         return sorted(((k.label, v) for k, v in self.points.items()), key=lambda t: order[t[0]])
 
+    def palm_normal(self, side: str) -> np.ndarray | None:
+        """Unit normal (RAS) of the plane fitted to one hand's placed points (least
+        squares), or None when they do not span a plane: fewer than two digits' worth of
+        points, or all nearly on one line (the smaller in-plane spread under a fifth of
+        the larger)."""
+        pts = np.array([v for k, v in self.points.items() if k.side == side], dtype=float)
+        if len(pts) < 4 or len({k.digit for k in self.points if k.side == side}) < 2:
+            return None
+        _, sv, vt = np.linalg.svd(pts - pts.mean(axis=0), full_matrices=False)
+        if sv[1] < 0.2 * sv[0]:
+            return None
+        return vt[2] / np.linalg.norm(vt[2])
+
     def describe(self) -> dict:
         """What provenance records: which points, how many per digit (no positions needed)."""
         return {

@@ -9,7 +9,6 @@ Native route: if ``Testing/bench/native_route.py`` exists (the bridge engineer's
 ``native_measure(labels, geometry, intensity)``: Slicer's own per-segment route on
 slicer-core), it is timed on the same lesion label map and the ratio reported.
 Otherwise ``native_median_s`` is None and the notes say so.
-# HOOK(native route): the lead connects it by adding native_route.py beside this file.
 
 Peak memory is measured in a separate process (its maximum resident set size minus that
 of an interpreter that only imported the same libraries).

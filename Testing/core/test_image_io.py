@@ -154,6 +154,25 @@ def test_undecodable_transfer_syntax_is_refused_not_read_as_garbage(tmp_path):
     assert "MPEG2" in str(e.value) and str(p) in str(e.value)
 
 
+def test_undecodable_series_is_refused_naming_a_file(tmp_path):
+    """A DICOM series whose slices are in a transfer syntax nothing here decodes is
+    refused with the file and the syntax named, not read as garbage."""
+    from pydicom.encaps import encapsulate
+    g = Geometry.create((12, 10, 4), (0.5, 0.5, 1.25), (0.0, 0.0, 0.0))
+    folder = tmp_path / "series"
+    dicom_write.write_dicom_series(_ramp(g), g, folder)
+    for f in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(str(f))
+        ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2 video
+        ds.PixelData = encapsulate([b"\x00\x01garbage" * 10])
+        ds["PixelData"].VR = "OB"
+        ds.save_as(str(f), enforce_file_format=True)
+    with pytest.raises(InputError) as e:
+        image_io.load_image(folder)
+    msg = str(e.value)
+    assert "MPEG2" in msg and str(folder) in msg and "\n" not in msg
+
+
 @pytest.mark.parametrize("suffix", [".nrrd", ".nii.gz", ".mha"])
 def test_itk_formats_keep_geometry(tmp_path, suffix):
     g = _geom_oblique()
@@ -166,14 +185,16 @@ def test_itk_formats_keep_geometry(tmp_path, suffix):
     assert vol.modality == "CT"
 
 
-def test_png_needs_spacing(tmp_path):
+@pytest.mark.parametrize("name", ["x.png", "x.tif", "x.tiff"])
+def test_png_needs_spacing(tmp_path, name):
     from PIL import Image
-    p = tmp_path / "x.png"
+    p = tmp_path / name
     Image.fromarray(np.arange(200, dtype=np.uint8).reshape(10, 20)).save(p)
     with pytest.raises(InputError, match="--spacing"):
         image_io.load_image(p)
     vol = image_io.load_image(p, spacing=(0.2, 0.25))
     assert vol.is_2d and vol.geometry.size_ijk == (20, 10, 1) and vol.geometry.spacing[:2] == (0.2, 0.25)
+    np.testing.assert_array_equal(vol.array[0], np.arange(200).reshape(10, 20))
 
 
 @pytest.mark.parametrize("path,match", [("nope.nrrd", "no such file"), ("x.xyz", "unknown image format")])

@@ -159,6 +159,25 @@ def test_compare_three_modalities(hand_results, tmp_path):
     assert hand.rows[0]["modalities"] == "XR;CT;MR" and hand.rows[0]["ct_minus_mri_volume_mm3"] > 0
 
 
+def test_compare_two_modalities(hand_results, tmp_path):
+    """XR and CT only: the CT columns and the XR area filled, MRI columns empty (not
+    zero: not measured), the CT - MRI difference empty."""
+    out = tmp_path / "cmp2"
+    assert run_cli("hand-compare", hand_results / "ct", hand_results / "xr_outlines", "-o", out, "-q") == 0
+    digits = read(out / "compare_digits.csv")
+    ct, xr = (read(hand_results / r / "digits.csv") for r in ("ct", "xr_outlines"))
+    assert len(digits.rows) == len(ct.rows)
+    for row in digits.rows:
+        c = next(r for r in ct.rows if r["digit"] == row["digit"])
+        x = next(r for r in xr.rows if r["digit"] == row["digit"])
+        assert row["ct_lesion_count"] == c["lesion_count"] and row["xr_lesion_count"] == x["lesion_count"]
+        assert row["ct_total_volume_mm3"] == pytest.approx(c["total_volume_mm3"])
+        assert row["xr_total_area_mm2"] == pytest.approx(x["total_area_mm2"])
+        assert row["mri_lesion_count"] is None and row["mri_total_volume_mm3"] is None
+        assert row["ct_minus_mri_volume_mm3"] is None
+    assert read(out / "compare_hand.csv").rows[0]["modalities"] == "XR;CT"
+
+
 def test_compare_refuses_mismatched_inputs(hand_results, tmp_path, capsys):
     other = tmp_path / "left"
     shutil.copytree(hand_results / "mri", other)

@@ -512,6 +512,14 @@ def test_bad_inputs_give_the_clear_errors(ct, ct_volume, hand_data, tmp_path):
     assert any("outside the image" in w for w in m.result.warnings)
     assert {r["digit"] for r in m.result.lesions_table.rows} == {"unassigned"}
 
+    # a CT stored without its HU rescale (air at +24 instead of -1000): a warning, as on the command line
+    raw = mrml.node_from_volume(Volume((ct_volume.array.astype(np.int32) + 1024).astype(np.int16),
+                                       ct_volume.geometry), "raw CT")
+    img, modality = sl.read_image(raw, "CT")
+    assert modality == "CT"
+    assert any("'raw CT': CT values start at" in w and "without its HU rescale" in w for w in img.meta["warnings"])
+    assert not any("HU rescale" in w for w in sl.read_image(node, "CT")[0].meta["warnings"])
+
     # an empty segmentation: empty tables, not a crash
     empty = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "nothing")
     m0 = sl.measure(node, empty, "CT", landmarks, ignore_unknown_landmarks=True)

@@ -118,3 +118,44 @@ def test_landmarks_far_outside_the_image_are_dropped_with_a_warning():
     lm = lmk.landmarks_from_points([("R_index_MCP", [900.0, 0, 0]), ("R_index_PIP", [900.0, 0, 40])])
     kept, warnings = lmk.check_against_image(lm, g)
     assert len(kept) == 0 and "all 2 points" in warnings[0]
+
+
+def _planar_hand(tilt_deg: float) -> lmk.HandLandmarks:
+    """Four fingers' points in a plane through S, turned ``tilt_deg`` about S from the
+    coronal plane (palm normal = A at 0 degrees)."""
+    t = np.radians(tilt_deg)
+    in_plane = np.array([np.cos(t), np.sin(t), 0.0])        # the plane's transverse direction (R at 0)
+    pts = []
+    for k, digit in enumerate(("index", "middle", "ring", "little")):
+        for n, point in enumerate(("MCP", "PIP", "DIP", "tip")):
+            pts.append((f"R_{digit}_{point}", 20.0 * k * in_plane + np.array([0.0, 0.0, 30.0 * n])))
+    return lmk.landmarks_from_points(pts)
+
+
+@pytest.mark.parametrize("tilt", [0.0, 12.0, 35.0])
+def test_projection_tilt_is_the_palms_angle_from_the_coronal_plane(tilt):
+    """The projected area is cast along the grid axis nearest A-P; a palm turned about S
+    by ``tilt`` has its normal ``tilt`` degrees from that axis, and past 20 degrees the
+    measurement says its projected areas are not a PA radiograph's."""
+    from CalcinosisLib.volume import Volume
+    from CalcinosisLib.lesions import LesionSet, LesionParams
+    from CalcinosisQuantLib import hand_pipeline
+
+    g = Geometry.create((8, 8, 8), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    vol = Volume(np.zeros(g.shape, np.int16), g, {"modality": "CT"})
+    lm = _planar_hand(tilt)
+    assert hand_pipeline.projection_tilts(vol, lm) == {"R": pytest.approx(tilt, abs=0.1)}
+    empty = LesionSet(np.zeros(g.shape, np.uint8), g, np.zeros(0, np.int64), np.zeros(0, np.int64), [],
+                      LesionParams(130.0))
+    res = hand_pipeline.measure_hand(vol, "CT", empty, lm)
+    warned = any("palm lies" in w and "not the shadow a PA radiograph" in w for w in res.warnings)
+    assert warned == (tilt > hand_pipeline.MAX_PROJECTION_TILT_DEG)
+
+
+def test_no_palm_plane_from_one_digit_or_a_line():
+    one = lmk.landmarks_from_points([("R_index_MCP", np.zeros(3)), ("R_index_PIP", np.array([0, 0, 30.0])),
+                                     ("R_index_DIP", np.array([0, 0, 50.0])), ("R_index_tip", np.array([0, 0, 65.0]))])
+    assert one.palm_normal("R") is None
+    line = lmk.landmarks_from_points([(f"R_{d}_{p}", np.array([0.0, 0.0, 10.0 * k + n]))
+                                      for k, d in enumerate(("index", "middle")) for n, p in enumerate(("MCP", "PIP"))])
+    assert line.palm_normal("R") is None

@@ -143,9 +143,17 @@ def test_label_map_and_segmentation_match_the_table(mapped_dir):
     for s, r in zip(seg.segments, rows):
         assert s.name == f"{r['level']} {r['segment']} {r['subsite']} #{r['lesion_id']}"
         colours.setdefault(r["segment"], set()).add(tuple(np.round(s.color, 3)))
-    # coloured by segment: no colour shared by two segments
+    # coloured by segment: no colour shared by two segments, each segment in its own hue
+    # (anterior red, intracanal blue, posterior green, as in the chart; sub-sites in shades)
     allc = [c for cs in colours.values() for c in cs]
     assert len(allc) == len(set(allc))
+    dominant = {"anterior": 0, "intracanal": 2, "posterior": 1}
+    for segment, cs in colours.items():
+        assert all(int(np.argmax(c)) == dominant[segment] for c in cs), (segment, cs)
+    by_subsite = {}
+    for s, r in zip(seg.segments, rows):
+        by_subsite.setdefault(r["subsite"], set()).add(tuple(np.round(s.color, 3)))
+    assert all(len(cs) == 1 for cs in by_subsite.values())
 
 
 def test_provenance_records_parameters_and_no_identity(mapped_dir):
@@ -207,6 +215,45 @@ def test_reader_overrides_on_the_command_line(phantom_dir, mapped_dir, tmp_path,
     assert prov["results"]["reader_overrides"] == {"applied": 2, "unmatched": 1, "rejected": 0}
     # the decisions in input form sit beside the result, ready to re-apply
     assert (tmp_path / "corr" / "overrides.csv").exists()
+
+
+def test_study_rule_can_be_switched_off(phantom_dir, mapped_dir, tmp_path, cli):
+    """--no-study-rule keeps the calcifications the rule rejected (seen on one axial slice,
+    or never as a 2 x 2 block in another plane): a superset of the default map."""
+    code, _, err = cli("spine", phantom_dir / "ct", "--vertebrae", phantom_dir / "vertebrae.nii.gz",
+                       "--no-study-rule", "-o", tmp_path / "norule", "-q")
+    assert code == 0, err
+    prov = json.loads((mapped_dir / "provenance.json").read_text())
+    prov_off = json.loads((tmp_path / "norule" / "provenance.json").read_text())
+    rejected_by_rule = prov["results"]["candidates_rejected"]["study_rule"]
+    assert rejected_by_rule > 0   # the phantom has candidates the rule rejects
+    assert prov_off["parameters"]["study_rule"] is False
+    assert prov_off["results"]["candidates_rejected"]["study_rule"] == 0
+    default = _rows(mapped_dir / "lesions.csv")
+    off = _rows(tmp_path / "norule" / "lesions.csv")
+    key = ("centroid_r_mm", "centroid_a_mm", "centroid_s_mm")
+    assert {tuple(r[k] for k in key) for r in default} <= {tuple(r[k] for k in key) for r in off}
+    # the rule's rejects come back unless the assignment drops them (prevertebral)
+    dropped = sum(prov_off["results"]["calcifications_dropped"].values()) - sum(
+        prov["results"]["calcifications_dropped"].values())
+    assert len(off) == len(default) + rejected_by_rule - dropped
+
+
+def test_separate_aorta_mask_acts_as_the_aorta_label(phantom_dir, mapped_dir, tmp_path, cli):
+    """--aorta MASK: a label map without its aorta plus the aorta as a separate mask maps
+    exactly as the label map with its aorta label (TotalSegmentator 52)."""
+    src = image_io.load_label_image(phantom_dir / "vertebrae.nii.gz")
+    lab = src.layers[0]
+    assert (lab == 52).any()
+    image_io.write_image(np.where(lab == 52, 0, lab).astype(lab.dtype), src.geometry, tmp_path / "no_aorta.nii.gz")
+    image_io.write_image((lab == 52).astype(np.uint8), src.geometry, tmp_path / "aorta.nii.gz")
+    code, _, err = cli("spine", phantom_dir / "ct", "--vertebrae", tmp_path / "no_aorta.nii.gz",
+                       "--aorta", tmp_path / "aorta.nii.gz", "-o", tmp_path / "sep", "-q")
+    assert code == 0, err
+    for name in ("lesions.csv", "levels.csv", "patient.csv"):
+        assert (tmp_path / "sep" / name).read_bytes() == (mapped_dir / name).read_bytes(), name
+    prov = json.loads((tmp_path / "sep" / "provenance.json").read_text())
+    assert prov["inputs"]["aorta"]["kind"] == "aorta mask" and prov["results"]["aorta_label"] is True
 
 
 def test_missing_vertebra_is_warned_on_the_command_line(phantom_dir, tmp_path, cli):
