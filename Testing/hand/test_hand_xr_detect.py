@@ -120,24 +120,28 @@ def test_detected_areas(hands):
     """What the detector's outlines achieve against the projected truth: lesions >= 3 mm
     found as one candidate each (shadows overlapping another lesion excluded).
 
-    The issue's 10% is NOT met on this phantom.  The outline rule is within 10% when the
-    background under a deposit is known (``test_outline_rule_on_the_exact_background``,
-    and on a smooth background in ``test_hand_xr``), and the directional background is
-    within 10% for most deposits once their true extent is given
-    (``test_background_given_the_true_extent``); what fails is finding that extent: each
-    phantom deposit sits in a soft-tissue nodule (1.6 mm of tissue, mostly in air: 57 image
-    units per mm of path, against 9-80 for a 200-1500 HU deposit against tissue) whose
-    shadow is as bright as the deposit's and whose edge lies within 1.6 mm of it, and many
-    lie over bone ends whose edges cross them.  The outline then keeps part of the nodule
-    (area too large) or loses part of the deposit (too small).  Asserted, as measured on
-    these four hands (README, hand section): no systematic bias (median error within
-    +-10%), at least a quarter within 10% and 40% within 30%."""
+    The outlines are drawn on the edge of the shadow (step 5 of ``xr_detect``): where the
+    ridges support a closed contour around the deposit (75% of the rays) its area is
+    within a few percent (``test_edge_outline_finds_a_deposit_inside_its_nodule``:
+    -0.6% to +2.5%; on these hands 17 of the 18 outlines with a ridge on >= 95% of the
+    rays are within 5%).  The issue's 10% is met for about half of the deposits, NOT for
+    most: each phantom deposit sits in a soft-tissue nodule (1.6 mm of tissue, mostly in
+    air: 57 image units per mm of path, against 9-80 for a 200-1500 HU deposit against
+    tissue) whose own edge, where it meets air, is as sharp as the deposit's and up to ten
+    times stronger (a 200-300 HU deposit of peak 50-75 units in a nodule of 300-500); many
+    lie over bone ends or joint spaces whose edges cross them; and the three deposits of
+    16-20 mm at the wrist lie over carpal bones whose own closed edges are found first.
+    There the contour found is the nodule's or a bone's, or none reaches the support and
+    the threshold outline of step 3 is kept.  Asserted, as measured on these four hands
+    (README, hand section; before the edge outline: 29% within 10%, 48% within 30%): no
+    systematic bias (median error within +-10%), at least 45% within 10% (measured 49%,
+    23 of 47) and half within 30% (measured 57%)."""
     rows = [r for r in _pooled(hands) if r["axis"] >= 3.0 and not r["over_lesion"] and r["area"] is not None]
     assert len(rows) >= 40
     err = np.array([r["area"] / r["truth_area"] - 1 for r in rows])
     assert abs(np.median(err)) <= 0.10
-    assert np.mean(np.abs(err) <= 0.10) >= 0.25
-    assert np.mean(np.abs(err) <= 0.30) >= 0.40
+    assert np.mean(np.abs(err) <= 0.10) >= 0.45
+    assert np.mean(np.abs(err) <= 0.30) >= 0.50
 
 
 def test_background_given_the_true_extent(hands):
@@ -337,3 +341,47 @@ def test_fine_pixels_are_analysed_on_a_0p2_mm_grid():
         k = lab[int(round(c[2] / sp)), int(round(c[0] / sp))]
         assert k > 0
         assert (lab == k).sum() * sp * sp == pytest.approx(area, rel=0.10)
+
+
+def test_edge_outline_finds_a_deposit_inside_its_nodule():
+    """Step 5 on rendered ellipsoids (exact chords, 4 x 4 points per 0.2 mm pixel, noise SD
+    6) on a tilted plane, each inside a wider soft-tissue ellipsoid ('nodule': 1.2-2.5 mm
+    larger semi-axes, off-centre by 0.36 mm, 0-57 image units per mm of chord against the
+    deposit's 12-60): the innermost contour the edge ridges support is the deposit's, and
+    its area is within 5% of the analytic projection (measured -0.6% to +2.5%: the ridge
+    offset of 0.72 pixel is right to about 0.1 pixel, the pixel grid adds +-0.5 pixel along
+    the outline).  The 0.2-of-peak rule on the same images keeps much of the nodule."""
+    rng = np.random.default_rng(5)
+    sp, H, W = 0.2, 120, 120
+    Y, X = np.mgrid[0:H, 0:W].astype(float)
+    offs = (np.arange(4) + 0.5) / 4 - 0.5
+
+    def render(semi, R, c):
+        return sum(shapes.ellipsoid_chord(c, np.asarray(semi), R,
+                                          np.stack([(X + du) * sp, np.full(X.shape, -50.0), (Y + dv) * sp], -1),
+                                          np.array([0.0, 1.0, 0.0])) for du in offs for dv in offs) / offs.size ** 2
+
+    threshold_errors = []
+    for n, (d, wider, contrast, nod) in enumerate([(3.0, 1.2, 30.0, 57.0), (4.0, 2.5, 20.0, 57.0),
+                                                   (6.0, 1.8, 12.0, 40.0), (10.0, 2.0, 25.0, 57.0),
+                                                   (3.5, 1.5, 60.0, 0.0)]):
+        semi = np.array([d / 2 * 1.25, d / 2, d / 2 * 0.85])
+        R = rotation_matrix(rng.normal(size=3), 40 * n)
+        c = np.array([60 * sp + 0.07, 0.0, 60 * sp - 0.05])
+        dep = render(semi, R, c)
+        nodule = render(semi + wider, R, c + np.array([0.3, 0.0, -0.2]))
+        img = 600 + 1.5 * X - 0.8 * Y + contrast * dep + nod * nodule + rng.normal(0, 6, X.shape)
+        nrm = R.T @ np.array([0.0, 1.0, 0.0])
+        a, b, cc = semi
+        area = np.pi * np.sqrt((b * cc * nrm[0]) ** 2 + (a * cc * nrm[1]) ** 2 + (a * b * nrm[2]) ** 2)
+        s = ndimage.gaussian_filter(img.astype(np.float32), 1.0)
+        # started off-centre, reaching well beyond the nodule
+        got = xr_detect.edge_outline(s, 61.3, 59.2, (d / 2 + wider) / sp + 10, xr_detect.noise_sigma(img), None)
+        assert got is not None
+        patch, info = got
+        assert info["edge_support"] >= xr_detect.EDGE_SUPPORT
+        assert patch.count() * sp * sp == pytest.approx(area, rel=0.05), (d, wider)
+        excess = s - ndimage.gaussian_filter((600 + 1.5 * X - 0.8 * Y).astype(np.float32), 1.0)
+        lab, _ = ndimage.label(excess >= 0.2 * excess.max())
+        threshold_errors.append((lab == lab[60, 60]).sum() * sp * sp / area - 1)
+    assert max(threshold_errors) > 0.5         # what the edge avoids: the nodule inside the 0.2 level
