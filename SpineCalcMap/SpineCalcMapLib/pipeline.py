@@ -142,21 +142,24 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
     """Find, measure and assign the calcifications of one CT (see the package docs)."""
     params = params or SpineParams()
     params.validate()
-    report(progress, 0.0, "spine frame")
-    frame = build_frame(labels)
+    report(progress, 0.0, "spine frame and candidates")
+    labels.vertebra_voxels()     # computed once, before two threads read it
+    g_box = labels.box_geometry
+    # the spine frame (many small steps per vertebra) on the other core while the candidates are searched
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending_frame = pool.submit(build_frame, labels)
+        ct_box = np.ascontiguousarray(volume.array[labels.box.slices])
+        cand = find_candidates(volume, labels, params.threshold_hu, params.min_size_mm3, params.connectivity,
+                               params.study_rule, params.study_min_slices, params.search_margin_mm,
+                               params.vertebra_margin_mm, params.bone_margin_mm, params.vessel_margin_mm,
+                               params.detect_aorta, params.bone_contact_mm2, params.bone_contact_fraction, ct_box,
+                               progress.sub(0.0, 0.7) if progress else None)
+        frame = pending_frame.result()
     assessed = frame.assessed_levels()
     if not assessed:
         present = ", ".join(labels.names) or "none"
         raise InputError(f"{labels.source}: no disco-vertebral level C7-T1 … L5-S1 can be assessed: two adjacent, "
                          f"usable vertebrae are needed (vertebrae here: {present})")
-    report(progress, 0.1, "candidates")
-    g_box = labels.box_geometry
-    ct_box = np.ascontiguousarray(volume.array[labels.box.slices])
-    cand = find_candidates(volume, labels, params.threshold_hu, params.min_size_mm3, params.connectivity,
-                           params.study_rule, params.study_min_slices, params.search_margin_mm,
-                           params.vertebra_margin_mm, params.bone_margin_mm, params.vessel_margin_mm,
-                           params.detect_aorta, params.bone_contact_mm2, params.bone_contact_fraction, ct_box,
-                           progress.sub(0.1, 0.7) if progress else None)
     report(progress, 0.7, f"measuring {cand.lesions.n} calcifications")
     box_vol = Volume(ct_box, g_box, dict(volume.meta, modality="CT"))
     table = measure_lesions(cand.lesions, box_vol)
