@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 
@@ -65,23 +66,53 @@ def _make_case(folder: Path, quick: bool, per_level: float = 2.5) -> tuple[Path,
     return ct, labels, n
 
 
-def _timed(fn, repeats: int, trace: bool = True):
-    """Median wall time of ``repeats`` plain runs, then (``trace``) one more run under
-    tracemalloc for the peak memory (tracing slows numpy's allocations, so it is not timed)."""
+def _timed(fn, repeats: int):
+    """(median wall time of ``repeats`` runs, the last run's result)."""
     times, out = [], None
     for _ in range(repeats):
         gc.collect()
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
-    gc.collect()
-    if not trace:
-        return statistics.median(times), None, out
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
-    tracemalloc.stop()
-    return statistics.median(times), peak, out
+    return statistics.median(times), out
+
+
+# Peak memory in a child process: VmHWM (peak resident set, which counts what SimpleITK and
+# VTK allocate outside Python as well - tracemalloc would miss the CT itself, whose buffer
+# SimpleITK owns) minus the resident set of the same interpreter before the run.
+_MEM_SCRIPT = """
+import json, shutil, sys
+import numpy, scipy.ndimage, SimpleITK
+from CalcinosisLib import image_io
+from SpineCalcMapLib import pipeline, vertebrae
+
+def status(key):
+    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key))
+
+mode, ct, lab, out = sys.argv[1:5]
+if mode == 'memory':                        # map_spine on a CT and label map already loaded
+    volume = image_io.load_image(ct)
+    volume.meta['modality'] = 'CT'
+    li = image_io.load_label_image(lab)
+    open('/proc/self/clear_refs', 'w').write('5')    # reset the peak to the current resident set
+base = status('VmRSS:')
+if mode == 'memory':
+    pipeline.map_spine(volume, vertebrae.labels_from_label_image(li, volume))
+else:
+    shutil.rmtree(out, ignore_errors=True)
+    pipeline.write_spine_outputs(out, pipeline.run_spine(ct, vertebrae=lab))
+print(json.dumps((status('VmHWM:') - base) / 1024.0))
+"""
+
+
+def _peak_mem_mb(mode: str, ct: Path, lab: Path, out: Path) -> float | None:
+    """Peak resident memory (MB) of one run above the process' resident set before it."""
+    try:
+        done = subprocess.run([sys.executable, "-c", _MEM_SCRIPT, mode, str(ct), str(lab), str(out)], check=True,
+                              capture_output=True, text=True)
+        return float(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (subprocess.CalledProcessError, ValueError, IndexError, OSError):
+        return None
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -103,26 +134,39 @@ def run(quick: bool = False) -> list[dict]:
                 pipeline.write_spine_outputs(case / f"out{k[0]}", res)
                 return res
 
-            med, peak, res = _timed(end_to_end, repeats)
+            res = end_to_end()                      # warm-up (imports, first touch of memory); not timed
             shape = res.volume.array.shape
             vol_mb = res.volume.array.nbytes / 2 ** 20
             native_med = None
             note_native = "native route: Testing/bench/native_route.py not found"
+            labels = res.full_grid_labels()
+            steps: list[dict] = []
+
+            def native_run():
+                steps.append({})
+                return native(ct_path, labels, res.volume.geometry, case / f"native{len(steps)}", timings=steps[-1])
+
+            # ours and the native route interleaved, so that both meet the same machine (on a
+            # shared virtual machine the time stolen by other guests changes from minute to minute)
+            ours: list[float] = []
+            native_times: list[float] = []
+            rounds = 1 if (quick or native is None) else 3
+            for r in range(rounds):
+                if native is not None:
+                    native_times.append(_timed(native_run, 1)[0])
+                for _ in range(max(1, repeats // rounds + (r < repeats % rounds))):
+                    ours.append(_timed(end_to_end, 1)[0])
+            med = statistics.median(ours)
+            peak = _peak_mem_mb("files", ct_path, lab_path, case / "out-mem")
             if native is not None:
-                labels = res.full_grid_labels()
-                steps: list[dict] = []
-
-                def native_run():
-                    steps.append({})
-                    return native(ct_path, labels, res.volume.geometry, case / f"native{len(steps)}", timings=steps[-1])
-
-                native_med, _, _ = _timed(native_run, 1 if quick else 3, trace=False)
+                native_med = statistics.median(native_times)
                 step_med = {k: statistics.median(s[k] for s in steps) for k in steps[0]}
                 note_native = (f"native route, file to file: Slicer reads the CT ({step_med['read']:.1f} s), imports "
                                f"the same {len(res.table)} lesions as segments ({step_med['import_segments']:.1f} s), "
                                f"Segment Statistics ({step_med['statistics']:.1f} s, "
                                f"{step_med['statistics'] / max(len(res.table), 1):.2f} s per lesion), writes the "
-                               f".seg.nrrd and table ({step_med['write']:.1f} s)")
+                               f".seg.nrrd and table ({step_med['write']:.1f} s); interleaved with ours, "
+                               f"{len(native_times)} native runs, {len(ours)} of ours")
             results.append({
                 "name": f"spine map, end to end ({'x'.join(map(str, shape[::-1]))} TAP CT + labels{label})",
                 "our_median_s": med, "native_median_s": native_med,
@@ -134,8 +178,8 @@ def run(quick: bool = False) -> list[dict]:
         volume = image_io.load_image(ct_path)
         volume.meta["modality"] = "CT"
         li = image_io.load_label_image(lab_path)
-        med2, peak2, res2 = _timed(
-            lambda: pipeline.map_spine(volume, vertebrae.labels_from_label_image(li, volume)), repeats)
+        med2, res2 = _timed(lambda: pipeline.map_spine(volume, vertebrae.labels_from_label_image(li, volume)), repeats)
+        peak2 = _peak_mem_mb("memory", ct_path, lab_path, tmp / "unused")
         results.append({
             "name": "spine map, in memory (loaded CT and labels -> tables)",
             "our_median_s": med2, "native_median_s": None, "ratio": None, "peak_mem_mb": peak2,
