@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from CalcinosisLib.tables import Table
@@ -116,6 +118,17 @@ def test_stats_agreement_text_categories_still_compared(tmp_path, cli):
     assert 0 < rows["grade"]["kappa"] < 1
     ct = Table.read_csv(tmp_path / "a" / "agreement_crosstab.csv").rows
     assert {r["category_a"] for r in ct if r["variable"] == "grade"} == {"A", "B", "C"}
+
+
+def test_stats_without_matplotlib_names_the_figures_left_out(tmp_path, cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)    # as inside Slicer
+    t = _readings(tmp_path)
+    code, _, err = cli("stats", "agreement", t, "--var", "calc", "--var", "vol_mm3", "--between", "reader",
+                       "--where", "time_point=baseline", "-o", tmp_path / "a", "-q")
+    assert code == 0, err
+    assert (tmp_path / "a" / "agreement.csv").is_file() and not list((tmp_path / "a").glob("*.png"))
+    assert "Figures left out, matplotlib is not installed" in (tmp_path / "a" / "agreement.md").read_text()
+    assert "bland_altman_vol_mm3.png" in (tmp_path / "a" / "agreement.html").read_text()
 
 
 def test_stats_modalities_wide_cli(tmp_path, cli):
