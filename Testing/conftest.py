@@ -2,11 +2,13 @@
 
 Real-data tests read ``../shared/data/external`` (never copied into the repository).
 On a user's fresh clone it is absent and those tests skip with a visible reason; in CI
-(``CI=true``) it must be present, and its absence fails the run instead of skipping.
+(``CI=true``) it must be present, and its absence fails the run instead of skipping.  The
+same holds for the test extras (slicer-core, Dask, statsmodels: ``pip install -e .[test]``).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -16,15 +18,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXTERNAL_DATA = REPO_ROOT.parent / "shared" / "data" / "external"
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def skip_or_fail_in_ci(what: str, reason: str):
+    """Skip with ``reason`` on a user's machine; fail in CI, which must run ``what``."""
+    if in_ci():
+        pytest.fail(f"CI must run the {what}: {reason}")
+    pytest.skip(reason)
+
+
 def _external_or_skip(*parts: str) -> Path:
     path = EXTERNAL_DATA.joinpath(*parts)
     if path.exists():
         return path
-    reason = (f"real test data not found at {path} (it lives in ../shared/data/external beside the repository; "
-              "a fresh clone has none)")
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail("CI must run the real-data tests: " + reason)
-    pytest.skip(reason)
+    skip_or_fail_in_ci("real-data tests", f"real test data not found at {path} (it lives in ../shared/data/external "
+                                          "beside the repository; a fresh clone has none)")
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +57,24 @@ def _mrml_or_skip():
     try:
         from CalcinosisLib import mrml
     except ImportError as e:  # slicer-core is a test extra: absent only outside `make test`
-        reason = f"slicer-core (real MRML) is not installed ({e}); `make test` installs it"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI must run the MRML tests: " + reason)
-        pytest.skip(reason)
+        skip_or_fail_in_ci("MRML tests", f"slicer-core (real MRML) is not installed ({e}); `make test` installs it")
     return mrml
+
+
+def import_extra_or_skip(module: str):
+    """``pytest.importorskip`` for the test extras (Dask, statsmodels): the module, or a skip
+    with the reason; in CI, where the extras are installed, a failure."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        skip_or_fail_in_ci(f"tests that need {module}",
+                           f"{module} is not installed ({e}); it is a test extra, `make test` installs it")
+
+
+@pytest.fixture
+def import_extra():
+    """``import_extra("distributed")``: see :func:`import_extra_or_skip`."""
+    return import_extra_or_skip
 
 
 @pytest.fixture

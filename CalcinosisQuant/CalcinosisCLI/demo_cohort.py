@@ -9,6 +9,7 @@ clinical table by :func:`CalcinosisLib.cohort.synthetic.write_synthetic_cohort`)
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 from .main import main as cli
@@ -94,9 +95,8 @@ def run(outdir: Path, force: bool) -> list[str]:
         rows = list(csv.DictReader(fh)) + _phantom_cases(data, 6)
     write_manifest(manifest, rows)
     batch = base / "batch"
-    code = cli(["batch", str(manifest), "-o", str(batch), "--clinical", str(made["clinical"]), "--workers", "2", "-q"] + f)
-    if code not in (0, 3):
-        raise SystemExit(code)
+    check_batch(cli(["batch", str(manifest), "-o", str(batch), "--clinical", str(made["clinical"]), "--workers", "2",
+                     "-q"] + f), batch)
     stats = base / "stats"
     base_reading = ["--where", "reader=R1", "--where", "read=1", "--where", "time_point=baseline"]
     _call(["stats", "groups", str(batch), "--by", "subset", "--vars",
@@ -117,6 +117,30 @@ def run(outdir: Path, force: bool) -> list[str]:
             f"cohort tables:        {batch}/patients.csv (one row per patient x reader x read x time point)",
             f"statistics:           {stats}/<analysis>/<analysis>.md|.csv|.html",
             f"cohort report:        {base / 'report' / 'cohort.html'} (case reports in report/cases/)"]
+
+
+def failed_cases(batch: Path) -> list[tuple[str, str]]:
+    """(case_id, reason) of every case ``cases.csv`` of a batch folder records as failed."""
+    from CalcinosisLib.tables import Table
+    path = Path(batch) / "cases.csv"
+    if not path.is_file():
+        return []
+    return [(r["case_id"], r["reason"] or "") for r in Table.read_csv(path).rows if r["status"] != "ok"]
+
+
+def check_batch(code: int, batch: Path) -> None:
+    """Go on only when every case of the demo's batch ran (exit code 0).  Exit code 3 (some
+    cases failed) names each failed case and its reason on stderr; the demo then stops with
+    that exit code, as it does for any other."""
+    if code == 0:
+        return
+    if code == 3:
+        failed = failed_cases(batch)
+        lines = [f"calcinosis demo: {len(failed)} case(s) of the cohort batch failed; the demo stops "
+                 f"(see {Path(batch) / 'cases.csv'} and {Path(batch) / 'logs'}/):"]
+        lines += [f"  {case_id}: {reason}" for case_id, reason in failed]
+        sys.stderr.write("\n".join(lines) + "\n")
+    raise SystemExit(code)
 
 
 def _call(argv: list[str]) -> None:

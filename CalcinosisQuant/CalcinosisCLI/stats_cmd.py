@@ -137,19 +137,27 @@ def _finish(args, res: StatsResult, inputs: dict) -> int:
 
 def _figures(res: StatsResult) -> None:
     from CalcinosisLib.cohort import figures
-    try:
-        if res.name == "prevalence":
-            lr = [r for r in res.tables["prevalence"].rows if r["scope"] in ("level", "level_segment")]
-            if lr:
-                res.figures["levels_by_segment.png"] = figures.level_segment_chart(lr, "Level × segment")
-        elif res.name == "agreement":
-            for name, (a, b, ba, labs) in res.plot_data.items():
-                res.figures[f"bland_altman_{name}.png"] = figures.bland_altman_plot(a, b, ba, labs, name)
-        elif res.name == "change":
-            res.figures["change.png"] = figures.change_plot(res.tables["change"].rows, res.parameters["value"],
+    planned = {}
+    if res.name == "prevalence":
+        lr = [r for r in res.tables["prevalence"].rows if r["scope"] in ("level", "level_segment")]
+        if lr:
+            planned["levels_by_segment.png"] = lambda: figures.level_segment_chart(lr, "Level × segment")
+    elif res.name == "agreement":
+        for name, (a, b, ba, labs) in res.plot_data.items():
+            planned[f"bland_altman_{name}.png"] = lambda a=a, b=b, ba=ba, labs=labs, name=name: \
+                figures.bland_altman_plot(a, b, ba, labs, name)
+    elif res.name == "change":
+        planned["change.png"] = lambda: figures.change_plot(res.tables["change"].rows, res.parameters["value"],
                                                             res.parameters["limit_pct"])
-    except figures.FiguresUnavailable as e:
-        res.notes.append(str(e))
+    left_out, reason = [], ""
+    for fname, make in planned.items():
+        try:
+            res.figures[fname] = make()
+        except figures.FiguresUnavailable as e:
+            left_out.append(fname)
+            reason = str(e)
+    if left_out:
+        res.notes.append(f"Figures left out, {reason}: {', '.join(left_out)}")
 
 
 def _inputs(*tables) -> dict:

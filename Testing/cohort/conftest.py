@@ -30,3 +30,31 @@ def tiny_phantoms(tmp_path_factory) -> dict:
     bad.write_bytes(b"NRRD0004\nthis is not a valid header\n")
     out["broken"] = (bad, [])
     return out
+
+
+#: Small hand and spine phantoms (``calcinosis phantom`` arguments), coarser than the defaults.
+PHANTOMS = {
+    "hand-ct": ["phantom", "hand-ct", "--spacing", "0.8", "--seed", "3"],
+    "hand-mri": ["phantom", "hand-mri", "--spacing", "0.8", "--seed", "3"],
+    "hand-xr": ["phantom", "hand-xr", "--spacing", "0.3", "--seed", "3"],
+    "spine-lumbar": ["phantom", "spine-ct", "--coverage", "lumbar", "--fit", "--spacing", "1.2,1.2,1.25",
+                     "--per-level", "1.5", "--seed", "2"],
+    "spine-none": ["phantom", "spine-ct", "--coverage", "lumbar", "--fit", "--spacing", "1.2,1.2,1.25",
+                   "--per-level", "0", "--seed", "4"],
+}
+
+
+@pytest.fixture(scope="session")
+def phantom_folder(tmp_path_factory):
+    """``phantom_folder(name)``: the folder of phantom ``name`` of :data:`PHANTOMS`, made on first
+    use and shared by the tests of the session (all in one parent folder)."""
+    from CalcinosisCLI.main import main
+    root = tmp_path_factory.mktemp("cohort-phantoms")
+
+    def get(name: str) -> Path:
+        folder = root / name
+        if not folder.is_dir():
+            assert main(PHANTOMS[name] + ["-o", str(folder), "-q"]) == 0, name
+        return folder
+
+    return get

@@ -68,9 +68,9 @@ def test_kappa_sas_skin_condition_worked_example():
     assert r.n_disagree == n - np.trace(SKIN)
 
 
-def test_kappa_standard_errors_match_statsmodels_on_random_tables():
+def test_kappa_standard_errors_match_statsmodels_on_random_tables(import_extra):
     """statsmodels' cohens_kappa (Fleiss-Cohen-Everitt SEs) as an independent implementation."""
-    inter_rater = pytest.importorskip("statsmodels.stats.inter_rater")
+    inter_rater = import_extra("statsmodels.stats.inter_rater")
     rng = np.random.default_rng(5)
     for k in (2, 3, 5):
         for _ in range(5):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 
 import pytest
@@ -120,24 +122,58 @@ def test_command_options_mapped_from_manifest_columns(tmp_path):
         command_line(spine, "/o", {"--vertebrae", "--convention"})
 
 
-def test_batch_on_local_dask_cluster(tmp_path, tiny_phantoms, manifest_writer):
-    """A Dask distributed cluster of 2 worker processes on the loopback interface, shut down by the test."""
-    distributed = pytest.importorskip("distributed")
+def test_batch_cli_on_local_dask_cluster(tmp_path, tiny_phantoms, manifest_writer, cli, import_extra):
+    """``calcinosis batch --scheduler tcp://...`` on a Dask distributed cluster of 2 worker processes
+    (loopback interface, shut down by the test): every case runs on a cluster worker, the failed one is
+    recorded, the cohort table is the same as on local workers."""
+    distributed = import_extra("distributed")
     m = manifest_writer(tmp_path / "m.csv", _rows(tiny_phantoms, broken=True))
+    out = tmp_path / "out"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=40) as cluster:
-        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        s = run_batch(m, tmp_path / "out", scheduler=cluster.scheduler_address)
-    assert {c: st.status for c, st in s.states.items()} == {"a-R1": "ok", "a-R2": "ok", "b-R1": "ok", "x-R1": "failed"}
-    prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
-    assert prov["parameters"]["scheduler"].startswith("tcp://127.0.0.1:")
-    p = {(r["patient_id"], r["reader"]): r for r in Table.read_csv(tmp_path / "out" / "patients.csv").rows}
+                                  dashboard_address=None, silence_logs=40) as cluster, \
+            distributed.Client(cluster.scheduler_address) as client:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        workers = set(client.scheduler_info()["workers"])
+        assert len(workers) == 2 and len(set(client.run(os.getpid).values()) | {os.getpid()}) == 3
+        with distributed.get_task_stream(client) as stream:
+            code, stdout, err = cli("batch", m, "-o", out, "--scheduler", address, "-q")
+    assert code == 3, err   # finished, with the broken case failed
+    assert "case x-R1 failed" in stdout and "broken.nrrd" in stdout
+    ran = {}
+    for task in stream.data:
+        case = re.match(r"calcinosis-case-(.+?)-\d+-\d+$", str(task["key"]))
+        if case:
+            ran[case.group(1)] = task["worker"]
+    assert set(ran) == {"a-R1", "a-R2", "b-R1", "x-R1"} and set(ran.values()) <= workers
+    assert {c: r["status"] for c, r in _cases(out).items()} == {"a-R1": "ok", "a-R2": "ok", "b-R1": "ok",
+                                                                 "x-R1": "failed"}
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["parameters"]["scheduler"] == address
+    p = {(r["patient_id"], r["reader"]): r for r in Table.read_csv(out / "patients.csv").rows}
     assert p[("PB", "R1")]["measure_ct_total_volume_mm3"] == pytest.approx(sum(tiny_phantoms["b"][1]), rel=0.10)
+    # the same lesions as a case run in this process
+    local = run_batch(manifest_writer(tmp_path / "m1.csv", _rows(tiny_phantoms)[:1]), tmp_path / "local", workers=0)
+    assert local.n_ok == 1
+    assert (out / "cases" / "a-R1" / "lesions.csv").read_text() == \
+        (tmp_path / "local" / "cases" / "a-R1" / "lesions.csv").read_text()
 
 
-def test_unreachable_scheduler_is_a_clear_error(tmp_path, tiny_phantoms, manifest_writer):
-    pytest.importorskip("distributed")
-    from CalcinosisLib.errors import InputError
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, tiny_phantoms, manifest_writer, cli, import_extra):
+    import_extra("distributed")
     m = manifest_writer(tmp_path / "m.csv", _rows(tiny_phantoms)[:1])
-    with pytest.raises(InputError, match="--scheduler"):
-        run_batch(m, tmp_path / "out", scheduler="http://127.0.0.1:1")
+    code, _, err = cli("batch", m, "-o", tmp_path / "out", "--scheduler", "http://127.0.0.1:1", "-q")
+    assert code == 2 and "--scheduler" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "patients.csv").exists()
+
+
+def test_missing_test_extra_skips_here_and_fails_in_ci(import_extra, monkeypatch):
+    """A test extra that is not installed skips the test on a user's machine; in CI it fails it."""
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="is a test extra"):
+        import_extra("calcinosis_no_such_module")
+    for value in ("true", "1"):
+        monkeypatch.setenv("CI", value)
+        with pytest.raises(pytest.fail.Exception, match="CI must run the tests that need calcinosis_no_such_module"):
+            import_extra("calcinosis_no_such_module")
+    assert import_extra("json").dumps([]) == "[]"

@@ -14,21 +14,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def phantom_cases(tmp_path_factory):
-    from CalcinosisCLI.main import main
-    d = tmp_path_factory.mktemp("e2e")
-    calls = {
-        "hand-ct": ["phantom", "hand-ct", "--spacing", "0.8", "--seed", "3"],
-        "hand-mri": ["phantom", "hand-mri", "--spacing", "0.8", "--seed", "3"],
-        "hand-xr": ["phantom", "hand-xr", "--spacing", "0.3", "--seed", "3"],
-        "spine-lumbar": ["phantom", "spine-ct", "--coverage", "lumbar", "--fit", "--spacing", "1.2,1.2,1.25",
-                         "--per-level", "1.5", "--seed", "2"],
-        "spine-none": ["phantom", "spine-ct", "--coverage", "lumbar", "--fit", "--spacing", "1.2,1.2,1.25",
-                       "--per-level", "0", "--seed", "4"],
-    }
-    for name, argv in calls.items():
-        assert main(argv + ["-o", str(d / name), "-q"]) == 0, name
-    return d
+def phantom_cases(phantom_folder):
+    """The folder of the session's phantoms (conftest), with the five used here made."""
+    folders = [phantom_folder(name) for name in ("hand-ct", "hand-mri", "hand-xr", "spine-lumbar", "spine-none")]
+    return folders[0].parent
 
 
 def test_hand_and_spine_cases_through_batch_and_cohort_statistics(phantom_cases, tmp_path, cli, manifest_writer):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
+import pytest
+
 from CalcinosisLib.tables import Table
 
 
@@ -27,8 +31,10 @@ def test_stats_groups_cli(tmp_path, cli):
         assert code == 2 and msg in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "bad").exists()
     t2 = _write(tmp_path, "patient_id,subset,age_years\nP1,a,3\nP2,b,x\n")
-    code, _, err = cli("stats", "groups", t2, "--by", "subset", "--vars", "age_years")
-    assert code == 2
+    code, _, err = cli("stats", "groups", t2, "--by", "subset", "--vars", "age_years", "-o", tmp_path / "bad")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{t2}, row 3, column age_years: 'x' is not a number" in err and "--categorical age_years" in err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_stats_agreement_and_change_cli(tmp_path, cli):
@@ -53,6 +59,76 @@ def test_stats_agreement_and_change_cli(tmp_path, cli):
     assert code == 0, err
     ch = Table.read_csv(tmp_path / "c" / "change.csv").rows
     assert [r["change_class"] for r in ch] == ["stable", "progression"] * 4
+
+
+def _readings(tmp_path, stray: dict | None = None):
+    """Two readers of 8 patients at baseline (and reader A again at M12): ``calc`` 0/1,
+    ``vol_mm3``, ``grade`` A/B/C, ``present`` yes/no; ``stray`` puts text into a cell:
+    {(patient, reader, column): text}."""
+    a = [1, 1, 0, 0, 1, 0, 1, 1]
+    b = [1, 0, 0, 0, 1, 0, 1, 1]
+    lines = ["patient_id,reader,read,time_point,calc,vol_mm3,grade,present"]
+    for i, (x, y) in enumerate(zip(a, b)):
+        for reader, tp, v, vol in (("A", "baseline", x, 10 + 5 * i), ("B", "baseline", y, 11 + 5 * i),
+                                   ("A", "M12", x, 20 + 5 * i)):
+            cells = {"calc": v, "vol_mm3": vol, "grade": "ABC"[(i + v) % 3], "present": "yes" if v else "no"}
+            for (pid, rd, col), text in (stray or {}).items():
+                if (pid, rd, tp) == (f"P{i}", reader, "baseline"):
+                    cells[col] = text
+            lines.append(f"P{i},{reader},1,{tp}," + ",".join(str(cells[c]) for c in ("calc", "vol_mm3", "grade", "present")))
+    return _write(tmp_path, "\n".join(lines) + "\n")
+
+
+def test_stats_agreement_text_in_numeric_column_is_an_error(tmp_path, cli):
+    """A 0/1 or volume column with one stray text value is a typing error (exit 2, file, row, column and
+    value named, nothing written), not a categorical variable; the row is the file's, also after --where."""
+    sel = ("--between", "reader", "--where", "time_point=baseline")
+    # file rows: header 1, then 3 rows per patient (A baseline, B baseline, A M12): P5/B is row 18, P6/B row 21
+    for col, pid, row in (("calc", "P5", 18), ("vol_mm3", "P6", 21)):
+        t = _readings(tmp_path, {(pid, "B", col): "x"})
+        for kind, hint in (("auto", "correct it, or give --kind categorical"), ("continuous", "--kind continuous needs numbers")):
+            code, out, err = cli("stats", "agreement", t, "--var", col, *sel, "--kind", kind, "-o", tmp_path / "bad")
+            assert code == 2, (col, kind, out)
+            assert len(err.strip().splitlines()) == 1, err
+            assert f"{t}, row {row}, column {col}: 'x' is not a number" in err and hint in err, err
+            assert not (tmp_path / "bad").exists()
+    # the same in a wide table (--pair): the column holding the text is named
+    w = tmp_path / "wide.csv"
+    w.write_text("patient_id,vol_r1,vol_r2\nP1,10,11\nP2,20,x\nP3,30,29\nP4,40,42\n")
+    code, _, err = cli("stats", "agreement", w, "--pair", "vol_r1,vol_r2")
+    assert code == 2 and f"{w}, row 3, column vol_r2: 'x' is not a number" in err, err
+    # text a reader chose is not a stray value: --kind categorical compares it as categories
+    t = _readings(tmp_path, {("P5", "B", "calc"): "x"})
+    code, _, err = cli("stats", "agreement", t, "--var", "calc", *sel, "--kind", "categorical", "-o", tmp_path / "cat")
+    assert code == 0, err
+    ct = Table.read_csv(tmp_path / "cat" / "agreement_crosstab.csv").rows
+    assert {r["category_b"] for r in ct} == {"0", "1", "x"}
+
+
+def test_stats_agreement_text_categories_still_compared(tmp_path, cli):
+    """Genuinely categorical text columns (yes/no, grades A/B/C) stay categorical under --kind auto."""
+    t = _readings(tmp_path)
+    code, _, err = cli("stats", "agreement", t, "--var", "present", "--var", "grade", "--var", "calc",
+                       "--between", "reader", "--where", "time_point=baseline", "-o", tmp_path / "a")
+    assert code == 0, err
+    rows = {r["variable"]: r for r in Table.read_csv(tmp_path / "a" / "agreement.csv").rows}
+    assert rows["present"]["kind"] == "categorical" and rows["present"]["n_disagree"] == 1
+    assert rows["present"]["kappa"] == pytest.approx(rows["calc"]["kappa"])   # yes/no read as 1/0
+    assert rows["grade"]["kind"] == "categorical" and rows["grade"]["n_disagree"] == 1
+    assert 0 < rows["grade"]["kappa"] < 1
+    ct = Table.read_csv(tmp_path / "a" / "agreement_crosstab.csv").rows
+    assert {r["category_a"] for r in ct if r["variable"] == "grade"} == {"A", "B", "C"}
+
+
+def test_stats_without_matplotlib_names_the_figures_left_out(tmp_path, cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)    # as inside Slicer
+    t = _readings(tmp_path)
+    code, _, err = cli("stats", "agreement", t, "--var", "calc", "--var", "vol_mm3", "--between", "reader",
+                       "--where", "time_point=baseline", "-o", tmp_path / "a", "-q")
+    assert code == 0, err
+    assert (tmp_path / "a" / "agreement.csv").is_file() and not list((tmp_path / "a").glob("*.png"))
+    assert "Figures left out, matplotlib is not installed" in (tmp_path / "a" / "agreement.md").read_text()
+    assert "bland_altman_vol_mm3.png" in (tmp_path / "a" / "agreement.html").read_text()
 
 
 def test_stats_modalities_wide_cli(tmp_path, cli):

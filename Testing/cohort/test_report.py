@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import re
+import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from CalcinosisLib.cohort.batch import run_batch
 from CalcinosisLib.cohort.report import write_reports
 from CalcinosisLib.cohort.slices import axial_crop
 from CalcinosisLib.cohort.synthetic import write_synthetic_cohort
 from CalcinosisLib.geometry import Geometry
+from CalcinosisLib.tables import Table
 
 
 def _self_contained(html: str) -> None:
@@ -59,11 +64,26 @@ def test_case_report_measure_with_slices(tmp_path, tiny_phantoms, cli):
     assert code == 2 and "--force" in err
 
 
-def test_cohort_report_sections(tmp_path):
-    d = write_synthetic_cohort(tmp_path / "in", n_patients=4, seed=3)
-    run_batch(d["manifest"], tmp_path / "out", workers=0, clinical=d["clinical"])
-    files = write_reports(tmp_path / "out", tmp_path / "rep", manifest=d["manifest"], by="subset")
-    html = (tmp_path / "rep" / "cohort.html").read_text()
+@pytest.fixture(scope="module")
+def synthetic_batch(tmp_path_factory):
+    """A batch of the synthetic cohort (4 patients) and its manifest."""
+    root = tmp_path_factory.mktemp("synthetic-batch")
+    d = write_synthetic_cohort(root / "in", n_patients=4, seed=3)
+    run_batch(d["manifest"], root / "out", workers=0, clinical=d["clinical"])
+    return root / "out", d["manifest"]
+
+
+@pytest.fixture(scope="module")
+def cohort_reports(synthetic_batch, tmp_path_factory):
+    """The batch's reports with figures: (folder, files)."""
+    out, manifest = synthetic_batch
+    rep = tmp_path_factory.mktemp("cohort-reports") / "rep"
+    return rep, write_reports(out, rep, manifest=manifest, by="subset")
+
+
+def test_cohort_report_sections(cohort_reports):
+    rep, files = cohort_reports
+    html = (rep / "cohort.html").read_text()
     _self_contained(html)
     for section in ("Spine: prevalence and distribution", "Hands: lesions per digit",
                     "Hands: comparison of modalities (study 1)", "Inter-reader agreement", "Intra-reader agreement",
@@ -73,8 +93,119 @@ def test_cohort_report_sections(tmp_path):
     assert html.count("data:image/png;base64,") >= 6
     assert html.count("Source: ") >= 5
     links = set(re.findall(r'href="(cases/[^"]+)"', html))
-    assert links and all((tmp_path / "rep" / l).is_file() for l in links)
-    case_html = (tmp_path / "rep" / "cases" / "P01-spine-R1-1.html").read_text()
+    assert links and all((rep / l).is_file() for l in links)
+    case_html = (rep / "cases" / "P01-spine-R1-1.html").read_text()
     _self_contained(case_html)
     assert "Levels × segments" in case_html and "Not assessed" not in case_html  # P01 has a TAP scan
     assert any(f.name == "cohort.html" for f in files)
+
+
+# ---------------------------------------------------------------------- hand and spine cases
+@pytest.fixture(scope="module")
+def pipeline_cases(phantom_folder, tmp_path_factory):
+    """``calcinosis hand`` on the radiograph phantom and ``calcinosis spine`` on the lumbar phantom:
+    {name: (case folder, image)}."""
+    from CalcinosisCLI.main import main
+    root = tmp_path_factory.mktemp("pipeline-cases")
+    xr, spine = phantom_folder("hand-xr"), phantom_folder("spine-lumbar")
+    cases = {"hand-xr": (root / "hand-xr", xr / "xr.dcm"), "spine": (root / "spine", spine / "ct")}
+    assert main(["hand", str(xr / "xr.dcm"), "--landmarks", str(xr / "landmarks.mrk.json"),
+                 "-o", str(cases["hand-xr"][0]), "-q"]) == 0
+    assert main(["spine", str(spine / "ct"), "--vertebrae", str(spine / "vertebrae.nii.gz"),
+                 "-o", str(cases["spine"][0]), "-q"]) == 0
+    return cases
+
+
+def _images(html: str) -> dict[str, list[np.ndarray]]:
+    """Embedded PNGs by their alt text, decoded to RGB arrays."""
+    out: dict[str, list[np.ndarray]] = {}
+    for alt, data in re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', html):
+        img = Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+        out.setdefault(alt, []).append(np.asarray(img))
+    return out
+
+
+def _coloured_pixels(rgb: np.ndarray) -> int:
+    """Pixels that are clearly coloured: the slice itself is grey, text black, outlines coloured."""
+    rgb = rgb.astype(int)
+    return int(((rgb.max(axis=2) - rgb.min(axis=2)) > 80).sum())
+
+
+@pytest.mark.parametrize("name", ["hand-xr", "spine"])
+def test_case_report_hand_and_spine_slices(name, pipeline_cases, tmp_path, cli):
+    """A hand radiograph case and a spine CT case: the report embeds the lesion slice image, with
+    the lesions outlined in colour on the grey image."""
+    case, image = pipeline_cases[name]
+    n_lesions = len(Table.read_csv(case / "lesions.csv"))
+    assert n_lesions >= 1
+    code, _, err = cli("report", case, "--image", image, "-o", tmp_path / "rep", "-q")
+    assert code == 0, err
+    html = (tmp_path / "rep" / "report.html").read_text()
+    _self_contained(html)
+    assert "Lesion images" in html and "Slice images left out" not in html
+    slices = _images(html).get("lesions outlined", [])
+    assert len(slices) == 1, "one panel image of the largest lesions"
+    assert _coloured_pixels(slices[0]) > 200, "lesion outlines drawn"
+    if name == "spine":
+        assert "axial planes resampled in RAS, patient right on the left" in html
+    else:
+        assert "(label = lesion_id); radiograph" in html
+
+
+def _without_matplotlib(monkeypatch):
+    """As inside Slicer, which does not bundle matplotlib: importing it fails."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError):
+        import matplotlib  # noqa: F401
+
+
+def _tables_and_sections(html: str) -> tuple[int, list[str]]:
+    return html.count("<table"), re.findall(r"<h[1-4]>([^<]*)</h[1-4]>", html)
+
+
+def test_case_reports_without_matplotlib(pipeline_cases, tmp_path, monkeypatch):
+    """Without matplotlib a hand and a spine case report keep every table and section of the report
+    with figures, embed no image, and name each figure left out."""
+    with_figures = {}
+    for name, (case, image) in pipeline_cases.items():
+        write_reports(case, tmp_path / f"{name}-mpl", image=image)
+        with_figures[name] = (tmp_path / f"{name}-mpl" / "report.html").read_text()
+        assert "data:image/png" in with_figures[name]
+    _without_matplotlib(monkeypatch)
+    for name, (case, image) in pipeline_cases.items():
+        write_reports(case, tmp_path / name, image=image)
+        html = (tmp_path / name / "report.html").read_text()
+        _self_contained(html)
+        assert "data:image/png" not in html
+        assert _tables_and_sections(html) == _tables_and_sections(with_figures[name])
+        assert html.count("<table") >= 4, "summary tables, lesions and provenance"
+        assert "Slice images left out: matplotlib is not installed" in html
+        figure = "lesions per digit" if name == "hand-xr" else "level by segment"
+        assert f"Figure left out ({figure}): matplotlib is not installed" in html
+        closing = re.search(r"Figures left out, matplotlib is not installed \([^)]*\): ([^<]*)<", html)
+        assert closing and closing.group(1) == f"{figure}; slice images of the lesions"
+
+
+def test_cohort_report_without_matplotlib(synthetic_batch, cohort_reports, tmp_path, monkeypatch):
+    """The batch's cohort and case reports without matplotlib: every table and section of the
+    reports with figures, no image, and each figure left out named."""
+    out, manifest = synthetic_batch
+    rep_mpl, files_mpl = cohort_reports
+    _without_matplotlib(monkeypatch)
+    files = write_reports(out, tmp_path / "rep", manifest=manifest, by="subset")
+    assert sorted(f.relative_to(tmp_path / "rep") for f in files) == sorted(f.relative_to(rep_mpl) for f in files_mpl)
+    for f in files:
+        if f.suffix != ".html":
+            continue
+        html = f.read_text()
+        _self_contained(html)
+        assert "data:image/png" not in html, f.name
+        rel = f.relative_to(tmp_path / "rep")
+        assert _tables_and_sections(html) == _tables_and_sections((rep_mpl / rel).read_text()), rel
+    html = (tmp_path / "rep" / "cohort.html").read_text()
+    assert "Not computed" not in html
+    for figure in ("level by segment", "lesions per digit", "change of measure_ct_total_volume_mm3"):
+        assert f"Figure left out ({figure}): matplotlib is not installed" in html, figure
+    assert html.count("Figure left out (Bland-Altman ") >= 2
+    closing = re.search(r"Figures left out, matplotlib is not installed \([^)]*\): ([^<]*)<", html)
+    assert closing and "level by segment" in closing.group(1) and "Bland-Altman" in closing.group(1)

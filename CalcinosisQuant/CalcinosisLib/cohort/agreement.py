@@ -245,7 +245,9 @@ KINDS = ("auto", "categorical", "ordinal", "continuous")
 
 
 def _pairs_long(table, var: str, between: str, levels, id_column: str):
-    from .data import KEY_COLUMNS, is_blank, where_text
+    """Pairs of values of ``var`` (first, second reading), the patients, the labels of the
+    two readings and the pairs' row indices in ``table``."""
+    from .data import KEY_COLUMNS, is_blank, row_label, row_number, where_text
     labels = sorted({where_text(r[between]) for r in table.rows if not is_blank(r[between])}, key=_sort_key)
     if levels:
         for lv in levels:
@@ -266,10 +268,10 @@ def _pairs_long(table, var: str, between: str, levels, id_column: str):
         key = (where_text(r[id_column]),) + tuple(where_text(r[k]) for k in others)
         s = slots.setdefault(key, {})
         if lab in s:
-            raise InputError(f"{table.name or 'table'}, row {i + 2}: patient {key[0]!r} has two rows with {between}={lab} "
-                             f"(also row {s[lab][0] + 2})")
+            raise InputError(f"{row_label(table, i)}: patient {key[0]!r} has two rows with {between}={lab} "
+                             f"(also row {row_number(table, s[lab][0])})")
         s[lab] = (i, r[var])
-    pairs, ids = [], []
+    pairs, ids, rows_ab = [], [], []
     per_patient: dict[str, tuple] = {}
     for key in sorted(slots, key=lambda k: tuple(_sort_key(x) for x in k)):
         s = slots[key]
@@ -281,7 +283,8 @@ def _pairs_long(table, var: str, between: str, levels, id_column: str):
             per_patient[key[0]] = key
             pairs.append((s[a_lab][1], s[b_lab][1]))
             ids.append(key[0])
-    return pairs, ids, (f"{between}={a_lab}", f"{between}={b_lab}")
+            rows_ab.append((s[a_lab][0], s[b_lab][0]))
+    return pairs, ids, (f"{between}={a_lab}", f"{between}={b_lab}"), rows_ab
 
 
 def reader_agreement(table, variables, *, between: str | None = None, levels=None, pair_columns=None,
@@ -294,7 +297,8 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
     columns.  Wide form: ``pair_columns = [(col_a, col_b), ...]``.
     """
     from ..tables import Column, Table
-    from .data import apply_where, as_binary, describe_source, is_blank, require_column
+    from .data import (apply_where, as_binary, describe_source, is_blank, is_number, numeric, require_column,
+                       stray_text, stray_text_error)
     from .formatting import StatsResult, fmt_ci, fmt_num, fmt_p, html_table, markdown_table
 
     if kind not in KINDS:
@@ -306,9 +310,10 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
         for a, b in pair_columns:
             require_column(table, a)
             require_column(table, b)
-            pairs = [(r[a], r[b]) for r in table.rows if not is_blank(r[a]) and not is_blank(r[b])]
-            ids = [str(r.get(id_column, i)) for i, r in enumerate(table.rows) if not is_blank(r[a]) and not is_blank(r[b])]
-            jobs.append((f"{a} vs {b}", pairs, ids, (a, b)))
+            both = [i for i, r in enumerate(table.rows) if not is_blank(r[a]) and not is_blank(r[b])]
+            pairs = [(table.rows[i][a], table.rows[i][b]) for i in both]
+            ids = [str(table.rows[i].get(id_column, i)) for i in both]
+            jobs.append((f"{a} vs {b}", pairs, ids, (a, b), (a, b), [(i, i) for i in both]))
     else:
         if not between:
             raise InputError("agreement: give --between reader|read (long table) or --pair COL_A,COL_B (wide table)")
@@ -318,12 +323,12 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
             raise InputError("agreement: give the variable(s) to compare with --var")
         for v in variables:
             require_column(table, v)
-            pairs, ids, labs = _pairs_long(table, v, between, levels, id_column)
-            jobs.append((v, pairs, ids, labs))
+            pairs, ids, labs, rows_ab = _pairs_long(table, v, between, levels, id_column)
+            jobs.append((v, pairs, ids, labs, (v, v), rows_ab))
 
     rows, crosstab_rows, md, ht, notes, plots = [], [], [], [], [], {}
     skipped = []
-    for name, pairs, ids, labs in jobs:
+    for name, pairs, ids, labs, columns, rows_ab in jobs:
         if len(pairs) < 2 and skip_insufficient:
             skipped.append(name)
             continue
@@ -337,7 +342,12 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
                 [as_binary(v) for v in a_vals + b_vals]
                 k = "categorical"
             except ValueError:
-                k = "continuous" if all(isinstance(v, (int, float)) for v in a_vals + b_vals) else "categorical"
+                # numbers with a stray text value are a typing error, not categories
+                for col in dict.fromkeys(columns):
+                    i = stray_text(table, col)
+                    if i is not None:
+                        raise stray_text_error(table, col, i, "give --kind categorical") from None
+                k = "continuous" if all(is_number(v) for v in a_vals + b_vals) else "categorical"
         row = {"variable": name, "reading_a": labs[0], "reading_b": labs[1], "n": len(pairs), "kind": k}
         if k in ("categorical", "ordinal"):
             def norm(v):
@@ -381,10 +391,10 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
             ht.append(f"<h4>{name}: {labs[0]} vs {labs[1]}</h4><p>{line}</p>" + html_table(head, trows, css_class="crosstab"))
         else:
             try:
-                a_f = [float(v) for v in a_vals]
-                b_f = [float(v) for v in b_vals]
-            except (TypeError, ValueError):
-                raise InputError(f"{name}: values are not numbers; use --kind categorical") from None
+                a_f = numeric(table, columns[0], [ia for ia, _ in rows_ab])
+                b_f = numeric(table, columns[1], [ib for _, ib in rows_ab])
+            except InputError as e:
+                raise InputError(f"{e} (--kind continuous needs numbers; --kind categorical compares categories)") from None
             icc = icc_a1(np.column_stack([a_f, b_f]))
             ba = bland_altman(a_f, b_f, loa_multiplier)
             row.update({"icc": icc.icc, "icc_ci_low": icc.ci_low, "icc_ci_high": icc.ci_high, "icc_f": icc.f_value,

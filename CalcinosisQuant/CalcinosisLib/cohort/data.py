@@ -71,16 +71,26 @@ def apply_where(table: Table, conditions: Sequence[str] | None) -> Table:
                              f"(columns: {', '.join(table.column_names[:12])}{' ...' if len(table.column_names) > 12 else ''})")
         tests.append((col, neg, {v.strip() for v in val.split("|")}))
     out = Table(table.columns, name=table.name, description=table.description)
-    for r in table.rows:
+    numbers = []
+    for i, r in enumerate(table.rows):
         if all((where_text(r[c]) in vals) != neg for c, neg, vals in tests):
             out.rows.append(r)
+            numbers.append(row_number(table, i))
+    out.row_numbers = numbers     # messages name the row of the file, not of the selection
     if not out.rows:
         raise InputError(f"--where {' '.join(conditions)}: no row of {table.name or 'the table'} matches")
     return out
 
 
+def row_number(table: Table, index: int) -> int:
+    """The row of the file (header = row 1) that ``table.rows[index]`` came from, also after
+    :func:`apply_where` selected rows."""
+    numbers = getattr(table, "row_numbers", None)
+    return numbers[index] if numbers is not None else index + 2
+
+
 def row_label(table: Table, index: int) -> str:
-    return f"{table.name or 'table'}, row {index + 2}"
+    return f"{table.name or 'table'}, row {row_number(table, index)}"
 
 
 def require_column(table: Table, name: str, what: str = "") -> None:
@@ -119,6 +129,34 @@ def numeric(table: Table, name: str, rows: Iterable[int] | None = None) -> list[
     return out
 
 
+def is_number(value) -> bool:
+    """A number, or text that reads as one (``'12.5'``); not True/False."""
+    if isinstance(value, bool):
+        return False
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def stray_text(table: Table, name: str) -> int | None:
+    """Index of the first text value in column ``name`` when the column's other values are
+    mostly numbers (at least as many numbers as text values): a typing error, not a column of
+    categories.  None when the column holds no text or is mostly text."""
+    filled = [(i, r[name]) for i, r in enumerate(table.rows) if not is_blank(r[name])]
+    text = [i for i, v in filled if not is_number(v)]
+    if text and len(filled) - len(text) >= len(text):
+        return text[0]
+    return None
+
+
+def stray_text_error(table: Table, name: str, index: int, hint: str) -> InputError:
+    """The one-line error for :func:`stray_text`: file, row, column, the value, what to do."""
+    return InputError(f"{row_label(table, index)}, column {name}: {table.rows[index][name]!r} is not a number "
+                      f"(the column's other values are); correct it, or {hint}")
+
+
 def as_binary(value) -> int | None:
     """1/0 from 1/0, yes/no, true/false, present/absent; None when missing; ValueError otherwise."""
     if value is None:
@@ -152,7 +190,7 @@ def one_row_per(table: Table, id_column: str = "patient_id", what: str = "") -> 
             other = [c for c in KEY_COLUMNS[1:] if table.has_column(c) and r[c] != table.rows[j][c]]
             hint = (" (they differ in " + ", ".join(other) + "; choose one with e.g. --where "
                     + f"{other[0]}={where_text(table.rows[j][other[0]])})") if other else ""
-            raise InputError(f"{row_label(table, i)}: {id_column} {key!r} also on row {j + 2}{hint}"
+            raise InputError(f"{row_label(table, i)}: {id_column} {key!r} also on row {row_number(table, j)}{hint}"
                              f"{' - ' + what if what else ''}")
         seen[key] = i
 

@@ -27,8 +27,8 @@ def _plt():
         import matplotlib
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise FiguresUnavailable(f"matplotlib is not installed ({e}); figures left out") from None
+    except ImportError as e:  # as inside Slicer, which does not bundle matplotlib (tested)
+        raise FiguresUnavailable(f"matplotlib is not installed ({e})") from None
     plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "axes.spines.top": False, "axes.spines.right": False,
                          "svg.hashsalt": "calcinosis"})
     return plt

@@ -20,7 +20,8 @@ from scipy import stats as sps
 
 from ..errors import InputError
 from ..tables import Column, Table
-from .data import ID_LIKE, apply_where, as_binary, describe_source, is_blank, one_row_per, require_column, row_label
+from .data import (ID_LIKE, apply_where, as_binary, describe_source, is_blank, is_number, one_row_per, require_column,
+                   row_label, stray_text, stray_text_error)
 from .formatting import (StatsResult, digits_for, fmt_mean_sd, fmt_median_iqr, fmt_n_pct, fmt_p, html_table,
                          markdown_table)
 
@@ -208,12 +209,9 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
         values = [r[var] for r in rows]
         kind = "categorical" if var in categorical else _kind_of(values)
         if kind == "categorical" and var not in categorical:
-            nums = [v for v in values if not is_blank(v) and _isnum(v)]
-            bad = [i for i, r in enumerate(table.rows) if not is_blank(r[var]) and not _isnum(r[var])]
-            if nums and len(nums) >= len(bad):
-                i = bad[0]
-                raise InputError(f"{row_label(table, i)}, column {var}: {table.rows[i][var]!r} is not a number (the "
-                                 f"column's other values are); correct it, or give --categorical {var}")
+            i = stray_text(table, var)
+            if i is not None:
+                raise stray_text_error(table, var, i, f"give --categorical {var}")
         if kind == "empty":
             notes.append(f"{var}: no values, left out")
             continue
@@ -260,7 +258,7 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
             try:
                 vals = {g: [float(r[var]) for r in grouped[g] if not is_blank(r[var])] for g in labels}
             except (TypeError, ValueError):
-                bad = next(i for i, r in enumerate(table.rows) if not is_blank(r[var]) and not _isnum(r[var]))
+                bad = next(i for i, r in enumerate(table.rows) if not is_blank(r[var]) and not is_number(r[var]))
                 raise InputError(f"{row_label(table, bad)}, column {var}: {table.rows[bad][var]!r} is not a number") from None
             res = continuous_test([vals[g] for g in labels], continuous_test_name)
             allv = [x for g in labels for x in vals[g]]
@@ -369,14 +367,6 @@ def _label(v) -> str:
     if isinstance(v, float) and v == int(v):
         return str(int(v))
     return str(v)
-
-
-def _isnum(v) -> bool:
-    try:
-        float(v)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 def _natural(s: str):

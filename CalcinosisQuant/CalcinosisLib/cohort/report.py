@@ -85,11 +85,20 @@ def _figure(doc: HtmlDoc, make, alt: str, notes: list[str]) -> None:
     try:
         doc.img(make(), alt)
     except FiguresUnavailable as e:
-        if str(e) not in notes:
-            notes.append(str(e))
-        doc.note(f"Figure left out: {e}")
+        doc.note(f"Figure left out ({alt}): {e}")
+        _left_out(notes, str(e), alt)
     except (ValueError, KeyError) as e:
-        doc.note(f"Figure left out: {e}")
+        doc.note(f"Figure left out ({alt}): {e}")
+
+
+def _left_out(notes: list[str], reason: str, what: str) -> None:
+    """One closing note per reason, naming every figure it left out."""
+    head = f"Figures left out, {reason}: "
+    for k, n in enumerate(notes):
+        if n.startswith(head):
+            notes[k] = f"{n}; {what}"
+            return
+    notes.append(head + what)
 
 
 def _provenance_block(doc: HtmlDoc, prov: dict | None, title: str = "Provenance") -> None:
@@ -247,6 +256,7 @@ def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=N
                    + ("axial planes resampled in RAS, patient right on the left" if not vol.is_2d else "radiograph"))
     except FiguresUnavailable as e:
         doc.note(f"Slice images left out: {e}")
+        _left_out(notes, str(e), "slice images of the lesions")
     except (InputError, ValueError, OSError) as e:
         doc.note(f"Slice images left out: {str(e).splitlines()[0]}")
 
@@ -388,7 +398,7 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
                             _figure(doc, lambda: figures.scatter_plot([p[0] for p in xy], [p[1] for p in xy],
                                                                       "XR area per finger (mm²)", "CT volume per finger (mm³)",
                                                                       "Radiograph vs CT, per finger", log=True),
-                                    "xr vs ct", notes)
+                                    "XR area vs CT volume per finger", notes)
                             doc.source("digits.csv: total_area_mm2 (XR) vs total_volume_mm3 (CT), same finger")
                     except InputError:
                         pass
@@ -436,7 +446,7 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
             doc.h(2, f"Change over time: {value}")
             doc.stats(res)
             rows = res.tables["change"].rows
-            _figure(doc, lambda rows=rows, value=value: figures.change_plot(rows, value), "change", notes)
+            _figure(doc, lambda rows=rows, value=value: figures.change_plot(rows, value), f"change of {value}", notes)
             done_any = True
         if not done_any:
             doc.h(2, "Change over time")
