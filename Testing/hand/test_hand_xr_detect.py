@@ -121,27 +121,29 @@ def test_detected_areas(hands):
     found as one candidate each (shadows overlapping another lesion excluded).
 
     The outlines are drawn on the edge of the shadow (step 5 of ``xr_detect``): where the
-    ridges support a closed contour around the deposit (75% of the rays) its area is
-    within a few percent (``test_edge_outline_finds_a_deposit_inside_its_nodule``:
-    -0.6% to +2.5%; on these hands 17 of the 18 outlines with a ridge on >= 95% of the
-    rays are within 5%).  The issue's 10% is met for about half of the deposits, NOT for
-    most: each phantom deposit sits in a soft-tissue nodule (1.6 mm of tissue, mostly in
-    air: 57 image units per mm of path, against 9-80 for a 200-1500 HU deposit against
-    tissue) whose own edge, where it meets air, is as sharp as the deposit's and up to ten
-    times stronger (a 200-300 HU deposit of peak 50-75 units in a nodule of 300-500); many
-    lie over bone ends or joint spaces whose edges cross them; and the three deposits of
-    16-20 mm at the wrist lie over carpal bones whose own closed edges are found first.
-    There the contour found is the nodule's or a bone's, or none reaches the support and
-    the threshold outline of step 3 is kept.  Asserted, as measured on these four hands
-    (README, hand section; before the edge outline: 29% within 10%, 48% within 30%): no
-    systematic bias (median error within +-10%), at least 45% within 10% (measured 49%,
-    23 of 47) and half within 30% (measured 57%)."""
+    ridges support a closed contour around the deposit, seen from its own centre, its area
+    is within a few percent (``test_edge_outline_finds_a_deposit_inside_its_nodule``: -0.6%
+    to +2.5%).  The centre is searched (rays from a grid over the candidate and recast from
+    the centre of every contour seen off-centre), which finds the deposits the outline's
+    own centre missed: faint deposits off-centre in a bright soft-tissue nodule, deposits
+    beside a bone end, the large wrist deposits whose carpal bones' edges lie inside them.
+    Measured on these four hands (README, hand section): 83% within 10% (38 of 46; 49%
+    with the rays from the outline's centre only, 29% with the threshold outline), 87%
+    within 30%.  What remains is physics, not the search: a 200-300 HU deposit in a
+    nodule whose edge against air is as sharp and several times stronger has its own edge
+    on fewer than 75% of the rays even from its true centre (R0:16, L1:16: the nodule's
+    contour is kept, +76%, +171%); small periarticular deposits over a joint or a bone
+    end, whose edge is crossed by the cortices under them (the contour found is the bone
+    end's or a piece of the deposit, -50% to +25%); and one wrist deposit (L1:19) whose
+    carpal bones' edges outnumber its own.  Asserted with a margin below what is measured
+    (the choice among contours turns on a few rays of support): no systematic bias
+    (median error within +-10%), at least 75% within 10% and 80% within 30%."""
     rows = [r for r in _pooled(hands) if r["axis"] >= 3.0 and not r["over_lesion"] and r["area"] is not None]
     assert len(rows) >= 40
     err = np.array([r["area"] / r["truth_area"] - 1 for r in rows])
     assert abs(np.median(err)) <= 0.10
-    assert np.mean(np.abs(err) <= 0.10) >= 0.45
-    assert np.mean(np.abs(err) <= 0.30) >= 0.50
+    assert np.mean(np.abs(err) <= 0.10) >= 0.75
+    assert np.mean(np.abs(err) <= 0.30) >= 0.80
 
 
 def test_background_given_the_true_extent(hands):
