@@ -65,13 +65,12 @@ recorded; those of step 5 are module constants ``EDGE_*``):
    ``EDGE_SUPPORT``, 0.75), and one centred elsewhere is recast from its own centre
    (``EDGE_MAX_STARTS`` origins in all).  Among the centred contours that share a quarter of
    the smaller of the two with the candidate's outline and cover ``EDGE_MIN_FRACTION`` of it
-   (smaller rings are texture inside it), the best supported is taken, with two rules for
-   nested contours: a larger contour enclosing it with as much support (within
-   ``EDGE_TIE``) is preferred (the smaller one is the edge of a bone lying under the
-   deposit, e.g. a carpal bone under a large wrist deposit), and a smaller contour
-   concentric with it (centres within ``EDGE_CONCENTRIC`` x its radius, at most
-   ``EDGE_INNER_MAX`` of its area, support >= ``EDGE_INNER_SUPPORT``) is the deposit and
-   the larger the soft tissue it raises.  The outline follows the ridges where they lie on
+   (smaller rings are texture inside it), the best supported is taken (ties: the smaller:
+   a deposit off-centre in its swelling is, from its own centre, as well supported as the
+   swelling), unless a smaller contour concentric with it (centres within
+   ``EDGE_CONCENTRIC`` x its radius, at most ``EDGE_INNER_MAX`` of its area, support >=
+   ``EDGE_INNER_SUPPORT``) lies inside: that is the deposit and the larger the soft tissue
+   it raises.  The outline follows the ridges where they lie on
    the contour (the ellipse elsewhere) and is moved out by ``EDGE_OFFSET_PX``: the
    detector's smoothing (1-pixel Gaussian over the pixel's own area) puts the steepest
    point of a square-root edge 0.72 pixel inside it (measured on rendered ellipsoids,
@@ -489,8 +488,6 @@ EDGE_MIN_FRACTION = 0.1
 EDGE_CONCENTRIC = 0.25
 EDGE_INNER_MAX = 0.6
 EDGE_INNER_SUPPORT = 0.75
-#: a larger contour enclosing the best supported one, with support within this of it, replaces it
-EDGE_TIE = 0.05
 #: a peak of the histogram of ridge radii (bins of 0.5 pixel, smoothed) starts a contour when it
 #: holds this fraction of the rays
 EDGE_PEAK_FRACTION = 0.06
@@ -707,11 +704,11 @@ def choose_contour(contours: list[EdgeContour], outline: np.ndarray | None) -> E
     """The deposit's edge among centred contours (step 5 of the module docstring): with an
     outline (the candidate's, step 3, window coordinates) a contour must share a quarter of
     the smaller of the two with it and cover at least ``EDGE_MIN_FRACTION`` of it.  The best
-    supported contour (ties: the smaller) is taken; a larger one enclosing it (90% of its
-    pixels) with support within ``EDGE_TIE`` of it replaces it (the smaller is a bone's
-    edge under the deposit); then a smaller contour with ``EDGE_INNER_SUPPORT`` concentric
-    inside it (centres within ``EDGE_CONCENTRIC`` x its radius, at most ``EDGE_INNER_MAX``
-    of its area) is the deposit, and the larger the soft tissue it raises."""
+    supported contour is taken (ties: the smaller - a deposit off-centre in its swelling is
+    as well supported as the swelling, seen from its own centre); then a smaller contour
+    with ``EDGE_INNER_SUPPORT`` concentric inside it (centres within ``EDGE_CONCENTRIC`` x
+    its radius, at most ``EDGE_INNER_MAX`` of its area) is the deposit, and the larger the
+    soft tissue it raises."""
     ok = []
     for c in contours:
         if outline is not None:
@@ -724,15 +721,6 @@ def choose_contour(contours: list[EdgeContour], outline: np.ndarray | None) -> E
     if not ok:
         return None
     top = max(ok, key=lambda c: (c.support, -c.area_px))
-    tm = top.mask((10 ** 6, 10 ** 6))
-    outer = []
-    for c in ok:
-        if c.area_px > top.area_px / EDGE_INNER_MAX and c.support >= top.support - EDGE_TIE:
-            m = c.mask((10 ** 6, 10 ** 6))
-            if m.on(tm.window, tm.local.shape)[tm.local].mean() >= 0.9:
-                outer.append(c)
-    if outer:
-        top = max(outer, key=lambda c: (c.support, c.area_px))
     inner = [c for c in ok if c.area_px <= EDGE_INNER_MAX * top.area_px and c.support >= EDGE_INNER_SUPPORT
              and np.hypot(*(c.centre - top.centre)) <= EDGE_CONCENTRIC * np.sqrt(c.area_px / np.pi)]
     if inner:
