@@ -121,27 +121,32 @@ def test_detected_areas(hands):
     found as one candidate each (shadows overlapping another lesion excluded).
 
     The outlines are drawn on the edge of the shadow (step 5 of ``xr_detect``): where the
-    ridges support a closed contour around the deposit (75% of the rays) its area is
-    within a few percent (``test_edge_outline_finds_a_deposit_inside_its_nodule``:
-    -0.6% to +2.5%; on these hands 17 of the 18 outlines with a ridge on >= 95% of the
-    rays are within 5%).  The issue's 10% is met for about half of the deposits, NOT for
-    most: each phantom deposit sits in a soft-tissue nodule (1.6 mm of tissue, mostly in
-    air: 57 image units per mm of path, against 9-80 for a 200-1500 HU deposit against
-    tissue) whose own edge, where it meets air, is as sharp as the deposit's and up to ten
-    times stronger (a 200-300 HU deposit of peak 50-75 units in a nodule of 300-500); many
-    lie over bone ends or joint spaces whose edges cross them; and the three deposits of
-    16-20 mm at the wrist lie over carpal bones whose own closed edges are found first.
-    There the contour found is the nodule's or a bone's, or none reaches the support and
-    the threshold outline of step 3 is kept.  Asserted, as measured on these four hands
-    (README, hand section; before the edge outline: 29% within 10%, 48% within 30%): no
-    systematic bias (median error within +-10%), at least 45% within 10% (measured 49%,
-    23 of 47) and half within 30% (measured 57%)."""
+    ridges support a closed contour around the deposit, seen from its own centre, its area
+    is within a few percent (``test_edge_outline_finds_a_deposit_inside_its_nodule``: -0.6%
+    to +2.5%).  The centre is searched (rays from a grid over the candidate and recast from
+    the centre of every contour seen off-centre), which finds the deposits the outline's
+    own centre missed: faint deposits off-centre in a bright soft-tissue nodule, deposits
+    beside a bone end (``test_edge_outline_searches_the_centre_of_a_deposit_off_centre_in_its_nodule``).
+    Measured on these four hands (README, hand section): 76% within 10% (35 of 46; 49%
+    with the rays from the outline's centre only, 29% with the threshold outline), 80%
+    within 30%.  What remains is physics, not the search: a 200-300 HU deposit in a
+    nodule whose edge against air is as sharp and several times stronger has its own edge
+    on fewer than 75% of the rays even from its true centre (R0:16, L1:16: the nodule's
+    contour is kept, +76%, +130%; R2:12, +126%, where the deposit's edge is on 85% of the
+    rays and the nodule's on all); small deposits over a joint or a bone end, whose edge is
+    crossed by the cortices under them (the contour found is a bone end's or a piece of
+    the deposit, -84% to +25%); and two of the three wrist deposits of 16-20 mm (-83%,
+    -88%), over carpal bones whose own closed edges, inside the deposit's, are as well
+    supported (preferring the enclosing contour would fix them and break a deposit
+    off-centre in its nodule, so it is not done).  Asserted with a margin below what is
+    measured (the choice among contours turns on a few rays of support): no systematic
+    bias (median error within +-10%), at least 70% within 10% and 75% within 30%."""
     rows = [r for r in _pooled(hands) if r["axis"] >= 3.0 and not r["over_lesion"] and r["area"] is not None]
     assert len(rows) >= 40
     err = np.array([r["area"] / r["truth_area"] - 1 for r in rows])
     assert abs(np.median(err)) <= 0.10
-    assert np.mean(np.abs(err) <= 0.10) >= 0.45
-    assert np.mean(np.abs(err) <= 0.30) >= 0.50
+    assert np.mean(np.abs(err) <= 0.10) >= 0.70
+    assert np.mean(np.abs(err) <= 0.30) >= 0.75
 
 
 def test_background_given_the_true_extent(hands):
@@ -385,3 +390,45 @@ def test_edge_outline_finds_a_deposit_inside_its_nodule():
         lab, _ = ndimage.label(excess >= 0.2 * excess.max())
         threshold_errors.append((lab == lab[60, 60]).sum() * sp * sp / area - 1)
     assert max(threshold_errors) > 0.5         # what the edge avoids: the nodule inside the 0.2 level
+
+
+def test_edge_outline_searches_the_centre_of_a_deposit_off_centre_in_its_nodule():
+    """A faint deposit (15-30 image units per mm of chord) 1.3-1.7 mm off the centre of a
+    round soft-tissue nodule 3 mm wider (57 per mm): rays cast from the nodule's centre
+    alone (where the candidate's outline is centred) find the nodule's edge; the centre
+    search (rays from a grid over the candidate, recast from the centre of every contour
+    seen off-centre) finds the deposit's, equally supported from its own centre and
+    smaller, within 5% of its projected area."""
+    rng = np.random.default_rng(11)
+    sp, H, W = 0.2, 140, 140
+    Y, X = np.mgrid[0:H, 0:W].astype(float)
+    offs = (np.arange(4) + 0.5) / 4 - 0.5
+
+    def render(semi, R, c):
+        return sum(shapes.ellipsoid_chord(c, np.asarray(semi), R,
+                                          np.stack([(X + du) * sp, np.full(X.shape, -50.0), (Y + dv) * sp], -1),
+                                          np.array([0.0, 1.0, 0.0])) for du in offs for dv in offs) / offs.size ** 2
+
+    centre_only = []
+    for n, (d, shift, contrast) in enumerate([(4.0, (1.2, 0.8), 20.0), (5.0, (-1.5, 0.6), 15.0),
+                                              (3.5, (0.4, -1.4), 30.0)]):
+        semi = np.array([d / 2 * 1.2, d / 2, d / 2 * 0.9])
+        R = rotation_matrix(rng.normal(size=3), 30 * n)
+        cn = np.array([70 * sp, 0.0, 70 * sp])
+        dep = render(semi, R, cn + np.array([shift[0], 0.0, shift[1]]))
+        nodule = render(np.full(3, d / 2 + 3.0), np.eye(3), cn)
+        img = 600 + 1.0 * X + contrast * dep + 57.0 * nodule + rng.normal(0, 6, X.shape)
+        nrm = R.T @ np.array([0.0, 1.0, 0.0])
+        a, b, cc = semi
+        area = np.pi * np.sqrt((b * cc * nrm[0]) ** 2 + (a * cc * nrm[1]) ** 2 + (a * b * nrm[2]) ** 2)
+        s = ndimage.gaussian_filter(img.astype(np.float32), 1.0)
+        sigma = xr_detect.noise_sigma(img)
+        rn = (d / 2 + 3.0) / sp
+        outline = xr_detect.Patch(0, 0, (Y - 70) ** 2 + (X - 70) ** 2 <= rn ** 2).trimmed()   # the nodule
+        only = xr_detect.edge_outline(s, 70.0, 70.0, rn + 10, sigma, None)
+        centre_only.append(only[0].count() * sp * sp / area - 1)
+        got = xr_detect.edge_outline(s, 70.0, 70.0, rn + 10, sigma, None, outline=outline, search=outline)
+        assert got is not None
+        assert got[1]["edge_support"] >= xr_detect.EDGE_SUPPORT
+        assert got[0].count() * sp * sp == pytest.approx(area, rel=0.05), (d, shift)
+    assert max(centre_only) > 2.0            # from the nodule's centre: the nodule's edge
