@@ -53,6 +53,8 @@ def draw_level_chart(levels: Table, path: str | Path, title: str = "Spinal calci
     ax.set_xlabel("disco-vertebral level (n.a. = not assessed: outside the scan)")
     ax.set_title(title)
     ax.legend(frameon=False, ncol=3, fontsize=8, loc="upper right")
-    fig.tight_layout()
+    # fixed margins (the labels are the same on every chart): tight_layout would lay the
+    # figure out by drawing it once more, half the chart's time
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.92, bottom=0.25)
     fig.savefig(str(path), format="png")
     return path

@@ -22,6 +22,7 @@ import numpy as np
 
 from CalcinosisLib import image_io, provenance
 from CalcinosisLib.errors import InputError
+from CalcinosisLib.image_io import LabelImage
 from CalcinosisLib.lesions import LesionSet
 from CalcinosisLib.measure import measure_lesions
 from CalcinosisLib.output import OutputTransaction
@@ -37,7 +38,7 @@ from .candidates import find_candidates, label_dtype
 from .frame import SpineFrame, build_frame
 from .params import SpineParams
 from .summary import lesion_table_columns, levels_table, patient_table
-from .vertebrae import SpineLabels, load_spine_labels, read_label_map
+from .vertebrae import LabelValues, SpineLabels, label_values, load_spine_labels, read_label_map
 
 DROP_REASONS = ("prevertebral", "outside_levels")
 INDEX_COLUMNS = {"bbox_k_min": 0, "bbox_k_max": 0, "bbox_j_min": 1, "bbox_j_max": 1, "bbox_i_min": 2,
@@ -246,9 +247,9 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
     params.validate()
     over = ov.read_overrides(overrides) if overrides is not None else []
     report(progress, 0.0, "loading CT")
-    # the label map is read (decompressed) on the other core while the CT is read
+    # the label map is read (decompressed) and its values counted on the other core while the CT is read
     with ThreadPoolExecutor(max_workers=1) as pool:
-        label_map = pool.submit(read_label_map, vertebrae) if vertebrae is not None and points is None else None
+        label_map = pool.submit(_read_and_count, vertebrae) if vertebrae is not None and points is None else None
         volume = image_io.load_image(ct, series=series)
         if volume.is_2d:
             raise InputError(f"{ct}: a 2D image; the spine map needs a CT volume")
@@ -257,10 +258,10 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
         volume.meta["modality"] = "CT"
         volume.meta["intensity_unit"] = "HU"
         report(progress, 0.15, "loading vertebrae")
-        label_image = label_map.result() if label_map is not None else None
+        label_image, values = label_map.result() if label_map is not None else (None, None)
     lab = load_spine_labels(volume, vertebrae, params.convention, points, aorta=aorta,
-                            bone_hu=params.points_bone_hu,
-                            progress=progress.sub(0.15, 0.3) if progress else None, label_image=label_image)
+                            bone_hu=params.points_bone_hu, progress=progress.sub(0.15, 0.3) if progress else None,
+                            label_image=label_image, values=values)
     result = map_spine(volume, lab, params, over, progress.sub(0.3, 1.0) if progress else None)
     inputs = {"ct": provenance.describe_volume(volume, str(ct), record_paths),
               "vertebrae": _describe_file(vertebrae if vertebrae is not None else points, record_paths,
@@ -274,6 +275,11 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
         inputs["overrides"] = _describe_file(overrides, record_paths, kind="reader overrides")
     result.inputs = inputs
     return result
+
+
+def _read_and_count(path: str | Path) -> tuple[LabelImage, LabelValues]:
+    label_image = read_label_map(path)
+    return label_image, label_values(label_image, Path(path).name)
 
 
 def _describe_file(path, record_paths: bool, kind: str) -> dict:
@@ -318,15 +324,21 @@ def write_spine_outputs(outdir: str | Path, result: SpineResult, *, force: bool 
         if result.overrides:
             out.write_table(ov.record_table(result.applied), "reader_overrides.csv")
             out.write_table(ov.overrides_table(result.overrides), "overrides.csv")
-        if chart:
-            if chart_available():
-                report(progress, 0.3, "drawing the level chart")
-                draw_level_chart(result.levels, out.path("level_chart.png"))
-            else:
-                warnings.append("level_chart.png not drawn: matplotlib is not installed")
-        if write_images:
-            report(progress, 0.5, "writing label map and segmentation")
-            write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors())
+        # the chart (matplotlib, Python) is drawn on the other core while the label map and the
+        # segmentation are compressed and written (SimpleITK, outside Python's lock)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            drawing = None
+            if chart:
+                if chart_available():
+                    report(progress, 0.3, "drawing the level chart")
+                    drawing = pool.submit(draw_level_chart, result.levels, out.path("level_chart.png"))
+                else:
+                    warnings.append("level_chart.png not drawn: matplotlib is not installed")
+            if write_images:
+                report(progress, 0.5, "writing label map and segmentation")
+                write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors())
+            if drawing is not None:
+                drawing.result()
         record = provenance.build_record(
             command, result.inputs, result.params.to_dict(), results_summary(result), warnings,
             outputs=out.written + ["provenance.json"], case_id=case_id)

@@ -203,18 +203,19 @@ def _structure_from_segment_name(name: str) -> str | None:
     return None
 
 
-def labels_from_label_image(label_image: LabelImage, volume: Volume, convention: str = "auto",
-                            margin_mm: float = 40.0, source: str = "label map",
-                            progress: Progress | None = None) -> SpineLabels:
-    """:class:`SpineLabels` from a label map or segmentation read on *its own* grid.
+@dataclass
+class LabelValues:
+    """The values of a label map on its own grid (one pass per layer, see :func:`label_values`)."""
 
-    ``convention``: 'auto', 'names', or a key of :data:`~.conventions.CONVENTIONS`."""
-    if convention not in ("auto", "names") + conv.CONVENTIONS:
-        raise InputError(f"--convention: expected auto, names, {', '.join(conv.CONVENTIONS)}; got {convention!r}")
-    report(progress, 0.0, "reading label values")
+    counts: dict[tuple[int, int], int]      # (layer, value) -> voxels; background (0) left out
+    s_positions: dict[int, float]           # value of layer 0 -> S (mm) of its centroid along the slice axis
+
+
+def label_values(label_image: LabelImage, source: str = "label map") -> LabelValues:
+    """Which values a label map holds and where they lie along S (what convention detection
+    needs), from one histogram pass per layer."""
     geom_native = label_image.geometry
     axis = geom_native.axial_axis
-    # values and where they lie, on the label map's own grid (one pass per layer)
     s_positions: dict[int, float] = {}
     native_counts: dict[tuple[int, int], int] = {}
     for layer_no, layer in enumerate(label_image.layers):
@@ -230,6 +231,23 @@ def labels_from_label_image(label_image: LabelImage, volume: Volume, convention:
                 native_counts[(layer_no, int(v))] = int(counts[v])
         if layer_no == 0:
             s_positions = conv.value_s_positions(hist, geom_native, axis)
+    return LabelValues(native_counts, s_positions)
+
+
+def labels_from_label_image(label_image: LabelImage, volume: Volume, convention: str = "auto",
+                            margin_mm: float = 40.0, source: str = "label map",
+                            progress: Progress | None = None, values: LabelValues | None = None) -> SpineLabels:
+    """:class:`SpineLabels` from a label map or segmentation read on *its own* grid.
+
+    ``convention``: 'auto', 'names', or a key of :data:`~.conventions.CONVENTIONS`;
+    ``values``: :func:`label_values` of ``label_image``, when already counted."""
+    if convention not in ("auto", "names") + conv.CONVENTIONS:
+        raise InputError(f"--convention: expected auto, names, {', '.join(conv.CONVENTIONS)}; got {convention!r}")
+    report(progress, 0.0, "reading label values")
+    geom_native = label_image.geometry
+    if values is None:
+        values = label_values(label_image, source)
+    native_counts, s_positions = values.counts, values.s_positions
     if not native_counts:
         raise InputError(f"{source}: the label map is empty (no labels at all); a vertebra label map is needed")
     # segments: those actually present
@@ -596,9 +614,10 @@ def fill_enclosed(mask: np.ndarray) -> np.ndarray:
 def load_spine_labels(volume: Volume, vertebrae: str | Path | None = None, convention: str = "auto",
                       points: str | Path | None = None, margin_mm: float = 40.0, aorta: str | Path | None = None,
                       bone_hu: float = 200.0, progress: Progress | None = None,
-                      label_image: LabelImage | None = None) -> SpineLabels:
+                      label_image: LabelImage | None = None, values: LabelValues | None = None) -> SpineLabels:
     """Read the vertebra input (label map / segmentation, or point list) for a CT.
-    ``label_image``: the label map ``vertebrae`` already read (:func:`read_label_map`)."""
+    ``label_image``: the label map ``vertebrae`` already read (:func:`read_label_map`),
+    ``values`` its :func:`label_values`."""
     from .points import read_points, vertebra_points
     if (vertebrae is None) == (points is None):
         raise InputError("give the vertebrae either as a label map/segmentation (--vertebrae) or as a point list "
@@ -606,7 +625,8 @@ def load_spine_labels(volume: Volume, vertebrae: str | Path | None = None, conve
     if vertebrae is not None:
         path = Path(vertebrae)
         li = label_image if label_image is not None else read_label_map(path)
-        lab = labels_from_label_image(li, volume, convention, margin_mm, source=path.name, progress=progress)
+        lab = labels_from_label_image(li, volume, convention, margin_mm, source=path.name, progress=progress,
+                                      values=values if label_image is not None else None)
     else:
         path = Path(points)
         pts = read_points(path)
