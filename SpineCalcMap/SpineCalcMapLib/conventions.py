@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from CalcinosisLib import parallel
 from CalcinosisLib.errors import InputError
 from CalcinosisLib.geometry import AXIS_S, Geometry
 
@@ -322,13 +323,18 @@ def value_histogram_along_axis(labels: np.ndarray, axis: int, max_value: int | N
     plane = int(np.prod(moved.shape[1:]))
     out = np.zeros((n, nv), dtype=np.int64)
     step = max(1, SLAB_VOXELS // max(plane, 1))
-    for s0 in range(0, n, step):
-        slab = moved[s0:s0 + step].reshape(-1)        # a copy only when ``axis`` is not the first
-        labelled = slab != 0
-        per_slice = labelled.reshape(-1, plane).sum(axis=1)
-        # code = slice * nv + value for each labelled voxel (they come slice by slice)
-        codes = np.repeat(np.arange(per_slice.size, dtype=np.int64) * nv, per_slice) + slab[labelled]
-        out[s0:s0 + step] = np.bincount(codes, minlength=per_slice.size * nv).reshape(-1, nv)
+
+    def count(a: int, b: int) -> None:   # slabs of [a, b) (two threads take halves of the array)
+        for s0 in range(a, b, step):
+            s1 = min(s0 + step, b)
+            slab = moved[s0:s1].reshape(-1)        # a copy only when ``axis`` is not the first
+            labelled = slab != 0
+            per_slice = labelled.reshape(-1, plane).sum(axis=1)
+            # code = slice * nv + value for each labelled voxel (they come slice by slice)
+            codes = np.repeat(np.arange(per_slice.size, dtype=np.int64) * nv, per_slice) + slab[labelled]
+            out[s0:s1] = np.bincount(codes, minlength=per_slice.size * nv).reshape(-1, nv)
+
+    parallel.over_slabs(count, n, min_slab=step)
     out[:, 0] = plane - out[:, 1:].sum(axis=1)
     return out
 

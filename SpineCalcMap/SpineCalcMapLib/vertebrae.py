@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from CalcinosisLib import image_io
+from CalcinosisLib import image_io, parallel
 from CalcinosisLib.errors import InputError
 from CalcinosisLib.geometry import AXIS_S, Geometry
 from CalcinosisLib.image_io import LabelImage
@@ -112,8 +112,11 @@ class SpineLabels:
         once: ``vert`` is final when the labels are built; code that changes it afterwards
         must set ``voxels_cache = None``)."""
         if self.voxels_cache is None:
-            idx = np.flatnonzero(self.vert)
-            codes = self.vert.ravel()[idx]
+            vert = np.ascontiguousarray(self.vert)
+            plane = int(np.prod(vert.shape[1:]))
+            parts = parallel.over_slabs(lambda a, b: np.flatnonzero(vert[a:b]) + a * plane, vert.shape[0], 8)
+            idx = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+            codes = vert.ravel()[idx]
             order = np.argsort(codes, kind="stable")
             idx, codes = idx[order], codes[order]
             starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if codes.size else np.zeros(0, int)
@@ -333,11 +336,7 @@ def _build(layers: list[np.ndarray], mapping: dict[tuple[int, int], str], target
         sub = layer[sl]
         if sub.dtype.kind == "i" and sub.size and sub.min() < 0:
             sub = np.clip(sub, 0, None)
-        # one look-up for both tables (vertebra code x 8 + category), then split: a gather
-        # over the box costs several times the arithmetic
-        both = (lv * 8 + lc)[sub]
-        v, c = both >> 3, (both & 7).astype(np.uint8)
-        d = ld[sub] if ld.any() else None
+        v, c, d = _look_up(sub, lv, lc, ld)
         if vert is None:
             vert, category, disc = v, c, d
             continue
@@ -358,6 +357,28 @@ def _build(layers: list[np.ndarray], mapping: dict[tuple[int, int], str], target
         _trim_sacrum_to_s1(lab, code_of["S1"])
     _drop_absent(lab)
     return lab
+
+
+def _look_up(sub: np.ndarray, lv: np.ndarray, lc: np.ndarray,
+             ld: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The vertebra code, category and disc level of each voxel of ``sub`` (one layer's
+    label values), through the layer's look-up tables, slab by slab on several threads.
+    One look-up serves both first tables (vertebra code x 8 + category), then is split:
+    a gather over the box costs several times the arithmetic."""
+    both_lut = lv * 8 + lc
+    v = np.empty(sub.shape, dtype=both_lut.dtype)
+    c = np.empty(sub.shape, dtype=np.uint8)
+    d = np.empty(sub.shape, dtype=ld.dtype) if ld.any() else None
+
+    def part(a: int, b: int) -> None:
+        both = both_lut[sub[a:b]]
+        np.right_shift(both, 3, out=v[a:b])
+        np.bitwise_and(both, 7, out=c[a:b], casting="unsafe")
+        if d is not None:
+            d[a:b] = ld[sub[a:b]]
+
+    parallel.over_slabs(part, sub.shape[0], min_slab=8)
+    return v, c, d
 
 
 def _vertebra_mask(layer: np.ndarray, lut: np.ndarray, mapping: dict, layer_no: int) -> np.ndarray:
@@ -385,12 +406,20 @@ def _vertebra_extent(layer: np.ndarray, lut: np.ndarray, mapping: dict, layer_no
     test itself on a large CT."""
     step = max(1, SLAB_VOXELS // max(1, layer[0].size))
     hits = [np.zeros(n, dtype=bool) for n in layer.shape]
-    for k0 in range(0, layer.shape[0], step):
-        m = _vertebra_mask(layer[k0:k0 + step], lut, mapping, layer_no)
-        rows = m.any(axis=2)
-        hits[0][k0:k0 + step] = rows.any(axis=1)
-        hits[1] |= rows.any(axis=0)
-        hits[2] |= m.any(axis=1).any(axis=0)
+
+    def part(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        h1, h2 = np.zeros(layer.shape[1], dtype=bool), np.zeros(layer.shape[2], dtype=bool)
+        for k0 in range(a, b, step):
+            m = _vertebra_mask(layer[k0:min(k0 + step, b)], lut, mapping, layer_no)
+            rows = m.any(axis=2)
+            hits[0][k0:min(k0 + step, b)] = rows.any(axis=1)
+            h1 |= rows.any(axis=0)
+            h2 |= m.any(axis=1).any(axis=0)
+        return h1, h2
+
+    for h1, h2 in parallel.over_slabs(part, layer.shape[0], min_slab=step):
+        hits[1] |= h1
+        hits[2] |= h2
     return hits
 
 
@@ -444,14 +473,18 @@ def check_vertebrae(lab: SpineLabels, volume: Volume, min_fragment_mm3: float = 
     g = lab.box_geometry
     voxel_mm3 = g.voxel_volume_mm3
     vox = lab.vertebra_voxels()
-    bad_bone = []
-    for name, idx in vox.items():
+    ax = volume.geometry.axial_axis
+
+    def inspect(name: str) -> tuple[tuple | None, bool, float | None]:
+        """(two bodies: (big, second, ds) or None, truncated, 75th HU percentile)."""
+        idx = vox[name]
         kji = np.unravel_index(idx, lab.vert.shape)
         lo = [int(a.min()) for a in kji]
         hi = [int(a.max()) + 1 for a in kji]
         sub = np.zeros([h - l for l, h in zip(lo, hi)], dtype=bool)
         sub[tuple(a - l for a, l in zip(kji, lo))] = True
         comp, n = ndimage.label(sub, structure=np.ones((3, 3, 3), bool))
+        two = None
         if n > 1:
             sizes = np.bincount(comp.ravel())[1:] * voxel_mm3
             order = np.argsort(sizes)[::-1]
@@ -463,19 +496,25 @@ def check_vertebrae(lab: SpineLabels, volume: Volume, min_fragment_mm3: float = 
                 r1, r2 = g.kji_to_ras(c1), g.kji_to_ras(c2)
                 ds = float(abs((r1 - r2) @ AXIS_S))
                 if ds > 10.0:
-                    lab.add_problem(name, f"label found on two separate bodies {ds:.0f} mm apart along S")
-                    lab.warnings.append(f"{lab.source}: vertebra {name} is labelled on two separate bodies "
-                                        f"({big / 1000:.1f} and {second / 1000:.1f} cm³, {ds:.0f} mm apart "
-                                        "along the spine); levels next to it are not assessed")
+                    two = (big, second, ds)
         # truncated by the scan's edge along the axial axis
-        ax = volume.geometry.axial_axis
-        full_lo = lo[ax] + lab.box.lo[ax]
-        full_hi = hi[ax] + lab.box.lo[ax]
-        if full_lo == 0 or full_hi == volume.geometry.shape[ax]:
-            lab.truncated.add(name)
+        truncated = lo[ax] + lab.box.lo[ax] == 0 or hi[ax] + lab.box.lo[ax] == volume.geometry.shape[ax]
         hu = volume.array[kji[0] + lab.box.lo[0], kji[1] + lab.box.lo[1], kji[2] + lab.box.lo[2]]
-        if hu.size and float(np.percentile(hu, 75)) < BONE_CHECK_HU:
-            bad_bone.append((name, float(np.percentile(hu, 75))))
+        return two, truncated, float(np.percentile(hu, 75)) if hu.size else None
+
+    bad_bone = []
+    # one vertebra per task on several threads; the findings are recorded in the vertebrae's order
+    for name, (two, truncated, p75) in zip(vox, parallel.parallel_map(inspect, list(vox))):
+        if two is not None:
+            big, second, ds = two
+            lab.add_problem(name, f"label found on two separate bodies {ds:.0f} mm apart along S")
+            lab.warnings.append(f"{lab.source}: vertebra {name} is labelled on two separate bodies "
+                                f"({big / 1000:.1f} and {second / 1000:.1f} cm³, {ds:.0f} mm apart "
+                                "along the spine); levels next to it are not assessed")
+        if truncated:
+            lab.truncated.add(name)
+        if p75 is not None and p75 < BONE_CHECK_HU:
+            bad_bone.append((name, p75))
     small = [(n, idx.size * voxel_mm3 / 1000) for n, idx in vox.items()
              if n not in lab.truncated and idx.size * voxel_mm3 < MIN_VERTEBRA_MM3]
     if small and len(small) >= max(2, (len(vox) + 1) // 2):

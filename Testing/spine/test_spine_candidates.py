@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from CalcinosisLib import parallel
 from CalcinosisLib.geometry import Geometry
 from SpineCalcMapLib import candidates, conventions as conv
 from SpineCalcMapLib.vertebrae import CAT_AORTA, CAT_BONE, CAT_RIB, CAT_VESSEL, Box, SpineLabels
@@ -115,6 +116,9 @@ def test_value_histogram_counts_every_value_on_every_slice(dtype, axis):
     old_slab = conv.SLAB_VOXELS
     try:
         conv.SLAB_VOXELS = 7                                    # slabs of one slice: same counts
-        assert np.array_equal(conv.value_histogram_along_axis(a, axis, 8), ref)
+        for n_threads in (1, 2, 5):                             # slabs shared among threads: same counts
+            parallel.set_threads(n_threads)
+            assert np.array_equal(conv.value_histogram_along_axis(a, axis, 8), ref)
     finally:
         conv.SLAB_VOXELS = old_slab
+        parallel.set_threads(None)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from CalcinosisLib import image_io, segnrrd
+from CalcinosisLib import image_io, parallel, segnrrd
 from CalcinosisLib.errors import InputError
 from CalcinosisLib.geometry import Geometry, orientation_code
 from CalcinosisLib.image_io import LabelImage, Segment
@@ -349,8 +349,43 @@ def test_vertebra_extent_slab_by_slab_equals_the_whole_volume_mask(monkeypatch, 
         layer[10, 10, 10] = 28
     whole = lut[layer] > 0
     expected = [whole.any(axis=tuple(a for a in range(3) if a != axis)) for axis in range(3)]
-    for slab_voxels in (1, 23 * 29 * 5, 1 << 22):
+    for slab_voxels, n_threads in ((1, 1), (1, 3), (23 * 29 * 5, 2), (1 << 22, 2)):
         monkeypatch.setattr(vertebrae, "SLAB_VOXELS", slab_voxels)
-        got = vertebrae._vertebra_extent(layer, lut, mapping, 0)
+        parallel.set_threads(n_threads)
+        try:
+            got = vertebrae._vertebra_extent(layer, lut, mapping, 0)
+        finally:
+            parallel.set_threads(None)
         for axis in range(3):
             np.testing.assert_array_equal(got[axis], expected[axis])
+
+
+def test_labels_built_alike_on_any_number_of_threads():
+    """The label passes are split over threads (slabs, one vertebra per task): one thread
+    and three must give the same arrays, vertebra voxels, problems and warnings, in the
+    same order (a duplicated vertebra gives a problem to record)."""
+    r = get_phantom("chest")
+    lab_arr = _relabel(r.labels, {TS_VALUE["T10"]: TS_VALUE["T8"]})
+    built = []
+    for n_threads in (1, 3):
+        parallel.set_threads(n_threads)
+        try:
+            built.append(labels_of(r, lab_arr))
+        finally:
+            parallel.set_threads(None)
+    one, three = built
+    assert one.box == three.box and one.names == three.names
+    for attr in ("vert", "category", "disc"):
+        a, b = getattr(one, attr), getattr(three, attr)
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+    v1, v3 = one.vertebra_voxels(), three.vertebra_voxels()
+    assert list(v1) == list(v3)
+    for name in v1:
+        np.testing.assert_array_equal(v1[name], v3[name])
+        # and the cache holds what a plain whole-array search gives
+        np.testing.assert_array_equal(v1[name], np.flatnonzero(one.vert == one.names.index(name) + 1))
+    assert one.problems == three.problems and "T8" in one.problems
+    assert one.warnings == three.warnings and one.truncated == three.truncated

@@ -87,6 +87,8 @@ def _now() -> str:
 
 
 def _init_worker(threads: int) -> None:
+    from CalcinosisLib import parallel
+    parallel.set_threads(threads)
     try:
         import SimpleITK as sitk
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, threads))
