@@ -1,9 +1,9 @@
 """CalcinosisQuant: calcinosis of the hand on radiographs, CT and MRI, in 3D Slicer.
 
 Slicer GUI layer only: the Widget wires the panel to the parameter node and shows
-results; the Logic delegates to ``CalcinosisQuantLib.slicer_logic`` (plain Python on
+results; the Logic delegates to ``calcinosis.mrml.hand_session`` (plain Python on
 MRML nodes, tested headless on slicer-core), which runs the hand pipeline of
-``CalcinosisQuantLib.hand_pipeline`` - the same steps ``calcinosis hand`` chains:
+``calcinosis.hand.pipeline`` - the same steps ``calcinosis hand`` chains:
 
 Inputs (image, modality, landmarks, optional region) -> *Detect* (a segmentation, one
 named segment per lesion) -> review in the Segment Editor -> *Measure* (lesion, digit and
@@ -37,7 +37,7 @@ from slicer import (
     vtkMRMLTableNode,
 )
 
-from CalcinosisQuantLib import slicer_logic as hand
+from calcinosis.mrml import hand_session as hand
 
 #
 # CalcinosisQuant
@@ -196,7 +196,7 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic.forgetDetections()
         # the scene is closing anyway: empty our lesion segmentations first, or Slicer spends
         # minutes removing hundreds of segments from a large shared labelmap one by one
-        from CalcinosisLib.mrml import workflow
+        from calcinosis.mrml import workflow
         workflow.release_lesion_segmentations(slicer.mrmlScene)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -305,8 +305,8 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ long steps
     def _runWithProgress(self, title, work):
         """Run ``work(progress)`` with a progress dialog whose Cancel stops it (None when cancelled)."""
-        from CalcinosisLib.errors import Cancelled
-        from CalcinosisLib.progress import Progress
+        from calcinosis.core.errors import Cancelled
+        from calcinosis.core.progress import Progress
 
         dialog = slicer.util.createProgressDialog(windowTitle=title, labelText=title, maximum=100, value=0)
 
@@ -503,7 +503,7 @@ def _showTable(tableNode) -> None:
 
 
 class CalcinosisQuantLogic(ScriptedLoadableModuleLogic):
-    """Delegates to ``CalcinosisQuantLib.slicer_logic``; usable without the widget (scripts, tests).
+    """Delegates to ``calcinosis.mrml.hand_session``; usable without the widget (scripts, tests).
 
     Keeps the last detection per segmentation node, so that *Measure* on an unedited
     detection measures it exactly as ``calcinosis hand`` does (bone contact kept)."""
@@ -607,9 +607,10 @@ class CalcinosisQuantTest(ScriptedLoadableModuleTest):
     def _loadPhantom(self, folder):
         """Write the hand CT phantom (0.5 mm voxels) and its landmarks with the core, then load
         them as a user would (in Slicer with its readers; headless through the bridge)."""
-        from CalcinosisLib import image_io, mrml
-        from CalcinosisQuantLib import landmarks as lmk
-        from CalcinosisQuantLib import phantom_hand
+        from calcinosis.core import image_io
+        from calcinosis import mrml
+        from calcinosis.hand import landmarks as lmk
+        from calcinosis.hand import phantom as phantom_hand
 
         phantom = phantom_hand.ct_phantom("R", seed=0)
         image_io.write_image(phantom.array, phantom.geometry, folder / "hand_ct.nrrd")
@@ -628,7 +629,7 @@ class CalcinosisQuantTest(ScriptedLoadableModuleTest):
         import tempfile
 
         import numpy as np
-        from CalcinosisLib.phantoms import match_by_centroid
+        from calcinosis.core.phantoms import match_by_centroid
 
         self.delayDisplay("Hand workflow on the CT phantom")
         with tempfile.TemporaryDirectory() as tmp:

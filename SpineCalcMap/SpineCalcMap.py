@@ -1,9 +1,9 @@
 """SpineCalcMap: calcifications on spine CT, mapped to disco-vertebral levels and segments.
 
 Slicer GUI layer only.  The Widget wires the panel to the parameter node; the Logic
-delegates to ``SpineCalcMapLib.slicer_logic`` (tested headless on slicer-core), which runs
-the same ``SpineCalcMapLib`` code as the ``calcinosis spine`` command line.
-``CalcinosisLib`` ships in the CalcinosisQuant module folder; this module declares
+delegates to ``calcinosis.mrml.spine_session`` (tested headless on slicer-core), which runs
+the same ``calcinosis.spine`` code as the ``calcinosis spine`` command line.
+``calcinosis.core`` ships in the CalcinosisQuant module folder; this module declares
 CalcinosisQuant as a dependency so that it is importable here (as SlicerHeart shares
 HeartValveLib).
 
@@ -41,8 +41,8 @@ from slicer import (
     vtkMRMLTableNode,
 )
 
-from CalcinosisLib.lesions import CONNECTIVITIES
-from SpineCalcMapLib.params import CONVENTION_CHOICES, SpineParams
+from calcinosis.core.lesions import CONNECTIVITIES
+from calcinosis.spine.params import CONVENTION_CHOICES, SpineParams
 
 #: Every default of the spine map comes from SpineParams (the command line's defaults).
 SPINE_DEFAULTS = SpineParams()
@@ -60,7 +60,7 @@ class SpineCalcMap(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Spine Calc Map")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Quantification")]
-        # CalcinosisLib (the shared core) lives in the CalcinosisQuant module folder
+        # calcinosis.core (the shared core) lives in the CalcinosisQuant module folder
         self.parent.dependencies = ["CalcinosisQuant", "Segmentations", "SegmentEditor"]
         self.parent.contributors = ["SlicerCalcinosis contributors"]
         self.parent.helpText = _("""
@@ -96,7 +96,7 @@ class SpineCalcMapParameterNode:
     aorta - optional aorta: a segmentation (segment chosen in the panel) or a label map.
     totalSegmentatorFast - TotalSegmentator's fast mode when the panel runs it.
     threshold_hu ... override_tolerance_mm - the spine map's parameters: the fields of
-        SpineCalcMapLib.params.SpineParams under the same names, with its defaults.
+        calcinosis.spine.params.SpineParams under the same names, with its defaults.
     lesionSegmentation, lesionTable, levelsTable, patientTable, levelChart - Map's outputs.
     readerDecisions - the reader's decisions (overrides.csv format), re-applied by Map.
     outputDirectory, caseId - Export.
@@ -167,7 +167,7 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setup(self) -> None:
         import qt
 
-        from SpineCalcMapLib.anatomy import PATTERNS, SEGMENTS
+        from calcinosis.spine.anatomy import PATTERNS, SEGMENTS
 
         ScriptedLoadableModuleWidget.setup(self)
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/SpineCalcMap.ui"))
@@ -230,7 +230,7 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._refreshReview()
         # the scene is closing anyway: empty the calcification segmentations first (Slicer
         # removes many segments of a shared labelmap one by one otherwise)
-        from CalcinosisLib.mrml import workflow
+        from calcinosis.mrml import workflow
         workflow.release_lesion_segmentations(slicer.mrmlScene)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -256,7 +256,7 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ------------------------------------------------------------------ state of the panel
     def _updateGUI(self, caller=None, event=None) -> None:
-        from SpineCalcMapLib import slicer_logic
+        from calcinosis.mrml import spine_session as slicer_logic
 
         p = self._parameterNode
         hasCT = bool(p and p.inputVolume)
@@ -325,7 +325,7 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not isSegmentation or (current is not None and current.GetID() == node.GetID()):
             return
         self.ui.aortaSegmentSelector.setCurrentNode(node)
-        from SpineCalcMapLib import slicer_logic
+        from calcinosis.mrml import spine_session as slicer_logic
         wanted = p.parameterNode.GetParameter(AORTA_SEGMENT_PARAMETER)
         if not wanted or node.GetSegmentation().GetSegment(wanted) is None:
             wanted = slicer_logic.guess_aorta_segment(node)
@@ -346,8 +346,8 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ long work
     def _runWithProgress(self, title, work):
         """Run ``work(progress)`` with a progress dialog whose Cancel stops it (None when cancelled)."""
-        from CalcinosisLib.errors import Cancelled
-        from CalcinosisLib.progress import Progress
+        from calcinosis.core.errors import Cancelled
+        from calcinosis.core.progress import Progress
 
         dialog = slicer.util.createProgressDialog(windowTitle=title, labelText=title, maximum=100, value=0)
 
@@ -397,7 +397,7 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p.readerDecisions = nodes.decisions
 
     def onRunTotalSegmentator(self) -> None:
-        from SpineCalcMapLib import slicer_logic
+        from calcinosis.mrml import spine_session as slicer_logic
 
         p = self._parameterNode
         if not slicer_logic.totalsegmentator_available():
@@ -436,7 +436,7 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.app.processEvents()
 
     def onResetParameters(self) -> None:
-        from SpineCalcMapLib.slicer_logic import SPINE_PARAMETER_NAMES
+        from calcinosis.mrml.spine_session import SPINE_PARAMETER_NAMES
 
         p = self._parameterNode
         with slicer.util.NodeModify(p.parameterNode):
@@ -521,7 +521,7 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.session.jump_to(self._reviewRows[row].auto_id)
 
     def _fillSubsites(self, segment) -> None:
-        from SpineCalcMapLib.anatomy import SUBSITE_SEGMENT, SUBSITES
+        from calcinosis.spine.anatomy import SUBSITE_SEGMENT, SUBSITES
 
         combo = self.ui.subsiteComboBox
         wasBlocked = combo.blockSignals(True)
@@ -610,8 +610,8 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ------------------------------------------------------------------ Export
     def onExportButton(self) -> None:
-        from CalcinosisLib.errors import OutputExistsError
-        from CalcinosisLib.output import check_output_free
+        from calcinosis.core.errors import OutputExistsError
+        from calcinosis.core.output import check_output_free
 
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
@@ -633,7 +633,7 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _offerMatplotlib(self) -> None:
         """level_chart.png needs matplotlib, which Slicer does not bundle: offer it once."""
-        from SpineCalcMapLib.chart import chart_available
+        from calcinosis.spine.chart import chart_available
 
         if chart_available() or self._matplotlibOffered:
             return
@@ -682,7 +682,7 @@ def _showResults(nodes) -> None:
 
 
 class SpineCalcMapLogic(ScriptedLoadableModuleLogic):
-    """Delegates to ``SpineCalcMapLib.slicer_logic``; usable without the widget (batch, tests).
+    """Delegates to ``calcinosis.mrml.spine_session``; usable without the widget (batch, tests).
 
     ``self.session`` (a ``slicer_logic.SpineSession``) holds the current map and the
     reader's corrections: ``session.review_rows()``, ``session.stage(...)``,
@@ -693,7 +693,7 @@ class SpineCalcMapLogic(ScriptedLoadableModuleLogic):
         self.resetSession()
 
     def resetSession(self) -> None:
-        from SpineCalcMapLib.slicer_logic import SpineSession
+        from calcinosis.mrml.spine_session import SpineSession
 
         self.session = SpineSession()
 
@@ -713,7 +713,7 @@ class SpineCalcMapLogic(ScriptedLoadableModuleLogic):
 
     def mapFromParameterNode(self, parameterNode, aortaSegmentID=None, progress=None):
         """``map`` with the inputs, parameters and output nodes of the panel's parameter node."""
-        from SpineCalcMapLib import slicer_logic
+        from calcinosis.mrml import spine_session as slicer_logic
 
         p = parameterNode
         outputs = slicer_logic.SpineNodes(p.lesionSegmentation, p.lesionTable, p.levelsTable, p.patientTable,
@@ -727,7 +727,7 @@ class SpineCalcMapLogic(ScriptedLoadableModuleLogic):
     def export(self, outputDirectory, overwrite=False, caseId=None, progress=None):
         """Write the files of ``calcinosis spine`` (tables, chart, label map, segmentation,
         reader overrides, provenance); refuses to replace an earlier result unless ``overwrite``."""
-        from CalcinosisLib.errors import InputError
+        from calcinosis.core.errors import InputError
 
         if self.session.result is None:
             raise InputError("nothing to export: press Map first")
@@ -735,7 +735,7 @@ class SpineCalcMapLogic(ScriptedLoadableModuleLogic):
 
     def runTotalSegmentator(self, inputVolume, fast=True, log=None):
         """Vertebra labels by the TotalSegmentator extension (task 'total'), as a new segmentation node."""
-        from SpineCalcMapLib import slicer_logic
+        from calcinosis.mrml import spine_session as slicer_logic
 
         return slicer_logic.run_totalsegmentator(inputVolume, fast=fast, log=log)
 
@@ -760,9 +760,9 @@ class SpineCalcMapTest(ScriptedLoadableModuleTest):
     def _phantom(self):
         """A small lumbar spine CT (1 mm in-plane, 1.25 mm slices) with its TotalSegmentator-convention
         label map, as nodes; and the phantom's truth."""
-        from CalcinosisLib import mrml
-        from CalcinosisLib.volume import Volume
-        from SpineCalcMapLib.phantom import make_spine_phantom
+        from calcinosis import mrml
+        from calcinosis.core.volume import Volume
+        from calcinosis.spine.phantom import make_spine_phantom
 
         rendered = make_spine_phantom("lumbar", spacing=(1.0, 1.0, 1.25), size_xy=None, seed=0)
         ct = mrml.node_from_volume(Volume(rendered.ct, rendered.geometry, {"modality": "CT"}), "spine phantom")
@@ -775,7 +775,7 @@ class SpineCalcMapTest(ScriptedLoadableModuleTest):
         row in the lesion table node compared with the truth."""
         import numpy as np
 
-        from CalcinosisLib import mrml
+        from calcinosis import mrml
 
         lab = mrml.label_image_from_segmentation(nodes.segmentation, rendered.geometry)
         ids = np.zeros(rendered.geometry.shape, np.int32)
@@ -800,8 +800,8 @@ class SpineCalcMapTest(ScriptedLoadableModuleTest):
     def test_SpineMapOnPhantom(self):
         import tempfile
 
-        from CalcinosisLib import mrml
-        from SpineCalcMapLib.anatomy import LEVELS
+        from calcinosis import mrml
+        from calcinosis.spine.anatomy import LEVELS
 
         self.delayDisplay("Spine map on the lumbar phantom")
         rendered, ct, labels = self._phantom()
@@ -843,7 +843,7 @@ class SpineCalcMapTest(ScriptedLoadableModuleTest):
         self.assertEqual(nodes.decisions.GetTable().GetNumberOfRows(), 2)
 
         # Map again at another threshold: the decisions are kept (matched by centroid)
-        from SpineCalcMapLib.params import SpineParams
+        from calcinosis.spine.params import SpineParams
         again = logic.map(ct, labels, SpineParams(threshold_hu=150.0), outputs=nodes)
         self.assertEqual([a.status for a in again.applied], ["applied", "applied"])
         self.assertEqual(len(again.table), len(again.auto_rows) - 1)

@@ -55,7 +55,7 @@ def verse_sample(external_data) -> Path:
 
 def _mrml_or_skip():
     try:
-        from CalcinosisLib import mrml
+        from calcinosis import mrml
     except ImportError as e:  # slicer-core is a test extra: absent only outside `make test`
         skip_or_fail_in_ci("MRML tests", f"slicer-core (real MRML) is not installed ({e}); `make test` installs it")
     return mrml
@@ -90,7 +90,7 @@ def mrml_scene():
 @pytest.fixture
 def cli(capsys):
     """Run the ``calcinosis`` command line in-process: returns (exit code, stdout, stderr)."""
-    from CalcinosisCLI.main import main
+    from calcinosis.cli.main import main
 
     def run(*argv: str):
         try:

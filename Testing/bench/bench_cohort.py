@@ -18,8 +18,8 @@ from pathlib import Path
 
 
 def _make_cases(folder: Path, n: int) -> Path:
-    from CalcinosisCLI.demo_cohort import make_phantoms, spine_case
-    from CalcinosisLib.cohort.manifest import write_manifest
+    from calcinosis.cli.demo_cohort import make_phantoms, spine_case
+    from calcinosis.cohort.manifest import write_manifest
     dirs = [folder / f"spine{k:02d}" for k in range(n)]
     make_phantoms([["phantom", "spine-ct", "-o", str(d), "-q", "--seed", str(k), "--coverage", "tap"]
                    for k, d in enumerate(dirs)])
@@ -28,7 +28,7 @@ def _make_cases(folder: Path, n: int) -> Path:
 
 
 def run(quick: bool = False) -> list[dict]:
-    from CalcinosisLib.cohort.batch import run_batch
+    from calcinosis.cohort.batch import run_batch
     n = 4 if quick else 20
     repeats = 1 if quick else 3
     results = []

@@ -58,7 +58,7 @@ MIN_SIZE_MM3 = 1.0
 # ---------------------------------------------------------------------- phantom
 def make_ct_volume(shape=(600, 512, 512), spacing=(0.7, 0.7, 1.0), n_lesions=300, seed=0):
     """(array int16 [k, j, i], Geometry, lesion centres ijk): CT-like volume with planted lesions."""
-    from CalcinosisLib.geometry import Geometry
+    from calcinosis.core.geometry import Geometry
 
     rng = np.random.default_rng(seed)
     nk, nj, ni = shape
@@ -132,8 +132,8 @@ def _reset_hwm() -> bool:
 
 
 def _load(job):
-    from CalcinosisLib.geometry import Geometry
-    from CalcinosisLib.volume import Volume
+    from calcinosis.core.geometry import Geometry
+    from calcinosis.core.volume import Volume
 
     g = job["geometry"]
     geom = Geometry.create(g["size_ijk"], g["spacing_mm"], g["origin_ras_mm"], g["direction_ras"])
@@ -141,8 +141,8 @@ def _load(job):
 
 
 def child_ours(job) -> dict:
-    from CalcinosisLib import pipeline
-    from CalcinosisLib.lesions import LesionParams
+    from calcinosis.core import pipeline
+    from calcinosis.core.lesions import LesionParams
 
     baseline = _rss_mb()
     vol = _load(job)
@@ -162,7 +162,7 @@ def child_ours(job) -> dict:
 def child_native(job) -> dict:
     sys.path.insert(0, str(BENCH_DIR))
     import native_route
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     baseline = _rss_mb()
     vol = _load(job)
@@ -183,13 +183,14 @@ def child_segmentation(job) -> dict:
     sys.path.insert(0, str(BENCH_DIR))
     import native_route
     import slicer
-    from CalcinosisLib import mrml, pipeline, segnrrd
-    from CalcinosisLib.lesions import LesionParams
+    from calcinosis import mrml
+    from calcinosis.core import pipeline, segnrrd
+    from calcinosis.core.lesions import LesionParams
 
     vol = _load(job)
     lesions = pipeline.find_lesions(vol, LesionParams(THRESHOLD_HU, min_size=MIN_SIZE_MM3))
     out = {"n": lesions.n}
-    from CalcinosisLib.mrml.segmentations import remove_segmentation_node
+    from calcinosis.mrml.segmentations import remove_segmentation_node
 
     times, deletes = [], []
     for _ in range(job["repeats"]):

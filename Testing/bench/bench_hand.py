@@ -41,8 +41,8 @@ QUICK_SIZE = (256, 256, 150)   # same voxels as the full CT, a quarter of its fi
 
 
 def _make_ct(folder: Path, size: tuple[int, int, int], spacing_for=FULL_SIZE) -> tuple[Path, Path, dict]:
-    from CalcinosisLib import image_io
-    from CalcinosisQuantLib import landmarks as lmk, phantom_hand as ph
+    from calcinosis.core import image_io
+    from calcinosis.hand import landmarks as lmk, phantom as ph
 
     patient = ph.make_patient("R", 0)
     lo, hi = ph.hand_bounds(patient)
@@ -59,7 +59,7 @@ def _make_ct(folder: Path, size: tuple[int, int, int], spacing_for=FULL_SIZE) ->
 
 
 def _run_once(ct: Path, lm: Path, out: Path):
-    from CalcinosisQuantLib import hand_pipeline
+    from calcinosis.hand import pipeline as hand_pipeline
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     result = hand_pipeline.run_hand(ct, modality="ct", landmarks=lm)
@@ -71,7 +71,7 @@ def _run_once(ct: Path, lm: Path, out: Path):
 # memory copied at fork, before exec)
 _MEM_SCRIPT = """
 import resource, sys, json
-from CalcinosisQuantLib import hand_pipeline
+from calcinosis.hand import hand_pipeline
 import numpy, scipy.ndimage, SimpleITK
 if sys.argv[1] == 'run':
     r = hand_pipeline.run_hand(sys.argv[2], modality='ct', landmarks=sys.argv[3])
@@ -111,10 +111,10 @@ XR_SHAPE = (2500, 2000)        # rows x columns, 0.1 mm pixels
 
 def _make_xr():
     from scipy import ndimage
-    from CalcinosisLib.geometry import Geometry
-    from CalcinosisLib.volume import Volume
-    from CalcinosisQuantLib import phantom_hand as ph
-    from CalcinosisQuantLib.landmarks import landmarks_from_points
+    from calcinosis.core.geometry import Geometry
+    from calcinosis.core.volume import Volume
+    from calcinosis.hand import phantom as ph
+    from calcinosis.hand.landmarks import landmarks_from_points
 
     P = ph.xr_phantom("R", 0, noise_sd=0.0)
     fine = ndimage.zoom(P.radiograph.image, 2.0, order=1)
@@ -131,7 +131,7 @@ def _make_xr():
 
 
 def run_xr(quick: bool = False) -> dict:
-    from CalcinosisQuantLib import detect
+    from calcinosis.hand import detect
     vol, lm, n_truth = _make_xr()
     params = detect.DetectParams()
     detect.detect_xr(vol, params, landmarks=lm)      # warm-up

@@ -1,6 +1,6 @@
 """Benchmark: the CalcinosisQuant panel's steps on a 512x512x300 hand CT, headless (slicer-core).
 
-What a user waits for after each button (``CalcinosisQuantLib.slicer_logic``, the code the
+What a user waits for after each button (``calcinosis.mrml.hand_session``, the code the
 panel's Logic calls; no Qt, no rendering):
 
 * **Detect**: volume node -> bone removal, detection, outlines -> first assignment for
@@ -40,8 +40,9 @@ import bench_hand  # noqa: E402  (the same phantom CT as the command-line benchm
 
 
 def _setup(ct: Path, lm: Path):
-    from CalcinosisLib import image_io, mrml
-    from CalcinosisQuantLib import landmarks as lmk
+    from calcinosis.core import image_io
+    from calcinosis import mrml
+    from calcinosis.hand import landmarks as lmk
 
     scene = mrml.headless_scene()
     node = mrml.node_from_volume(image_io.load_image(ct, modality="ct"), "hand CT")
@@ -53,7 +54,7 @@ def _flow(node, points, out: Path) -> dict:
     """One pass of the panel's steps; seconds per step."""
     import shutil
 
-    from CalcinosisQuantLib import slicer_logic as hand
+    from calcinosis.mrml import hand_session as hand
 
     t = {}
     t0 = time.perf_counter()
@@ -81,8 +82,8 @@ _MEM_SCRIPT = """
 import json, resource, sys
 sys.path.insert(0, sys.argv[2])
 import numpy, scipy.ndimage, SimpleITK
-from CalcinosisLib import mrml
-from CalcinosisQuantLib import slicer_logic
+from calcinosis.core import mrml
+from calcinosis.hand import slicer_logic
 import bench_handgui
 if sys.argv[1] == 'run':
     scene, node, points = bench_handgui._setup(sys.argv[3], sys.argv[4])
@@ -118,7 +119,7 @@ def _native():
 
 
 def run(quick: bool = False) -> list[dict]:
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     size = bench_hand.QUICK_SIZE if quick else bench_hand.FULL_SIZE
     repeats = 2 if quick else 5
@@ -133,7 +134,7 @@ def run(quick: bool = False) -> list[dict]:
             native_fn = _native()
             native = None
             if native_fn is not None:
-                from CalcinosisLib.mrml import volume_from_node
+                from calcinosis.mrml import volume_from_node
                 vol = volume_from_node(node, copy=False)
                 ntimes = []
                 for _ in range(repeats):

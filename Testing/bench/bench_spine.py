@@ -50,8 +50,8 @@ def _native_end_to_end():
 
 
 def _make_case(folder: Path, quick: bool, per_level: float = 2.5) -> tuple[Path, Path, int]:
-    from CalcinosisLib import image_io
-    from SpineCalcMapLib import phantom
+    from calcinosis.core import image_io
+    from calcinosis.spine import phantom
     folder.mkdir(parents=True, exist_ok=True)
     if quick:
         r = phantom.make_spine_phantom("tap", spacing=(1.4, 1.4, 2.5), size_xy=(256, 256), seed=0, n_slices=300,
@@ -83,8 +83,8 @@ def _timed(fn, repeats: int):
 _MEM_SCRIPT = """
 import json, shutil, sys
 import numpy, scipy.ndimage, SimpleITK
-from CalcinosisLib import image_io
-from SpineCalcMapLib import pipeline, vertebrae
+from calcinosis.core import image_io
+from calcinosis.spine import pipeline, vertebrae
 
 def status(key):
     return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key))
@@ -116,8 +116,8 @@ def _peak_mem_mb(mode: str, ct: Path, lab: Path, out: Path) -> float | None:
 
 
 def run(quick: bool = False) -> list[dict]:
-    from CalcinosisLib import image_io
-    from SpineCalcMapLib import pipeline, vertebrae
+    from calcinosis.core import image_io
+    from calcinosis.spine import pipeline, vertebrae
     repeats = 1 if quick else 5
     results = []
     native = _native_end_to_end()

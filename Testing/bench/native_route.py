@@ -38,8 +38,8 @@ from functools import reduce
 
 import numpy as np
 
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.volume import Volume
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.volume import Volume
 
 
 def _vtk():
@@ -59,7 +59,7 @@ def native_islands(mask: np.ndarray, geometry: Geometry, connectivity: str = "fa
                    min_size_voxels: int = 0) -> tuple[np.ndarray, int]:
     """Islands of a mask by ``vtkITKIslandMath`` (labels sorted by size, largest = 1)."""
     slicer, vtk = _vtk()
-    from CalcinosisLib.mrml.volumes import image_data_from_array
+    from calcinosis.mrml.volumes import image_data_from_array
 
     # cast first: uint8 input with >255 islands aborts the process inside ITK; 16 bits hold
     # 65535 islands at a quarter of int32's memory on a full CT
@@ -76,8 +76,8 @@ def native_islands(mask: np.ndarray, geometry: Geometry, connectivity: str = "fa
 def import_labelmap_as_segments(labels: np.ndarray, geometry: Geometry, scene):
     """Step 3: a labelmap volume node imported into a new segmentation node."""
     slicer, _ = _vtk()
-    from CalcinosisLib import mrml
-    from CalcinosisLib.mrml.vtklog import COLOR_TABLE_RANGE_NOISE
+    from calcinosis import mrml
+    from calcinosis.mrml.vtklog import COLOR_TABLE_RANGE_NOISE
 
     labelmap_node = mrml.node_from_volume(Volume(labels, geometry), "islands", labelmap=True, scene=scene)
     seg_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "islands")
@@ -142,7 +142,7 @@ def _labelmap_voxel_count(segment_labelmap) -> int:
 def segment_statistics(seg_node, grey_node) -> dict[int, dict[str, float]]:
     """Step 4 for every segment, keyed by the segment's label value."""
     _, vtk = _vtk()
-    from CalcinosisLib.mrml.segmentations import segment_ids
+    from calcinosis.mrml.segmentations import segment_ids
 
     voxel_mm3 = reduce(lambda a, b: a * b, grey_node.GetSpacing())
     out: dict[int, dict[str, float]] = {}
@@ -163,7 +163,7 @@ def segment_statistics(seg_node, grey_node) -> dict[int, dict[str, float]]:
 
 
 def _with_scene(scene, work):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
     own = scene is None
     if own:
         scene = mrml.headless_scene()
@@ -178,7 +178,7 @@ def native_measure(labels: np.ndarray, geometry: Geometry, intensity: np.ndarray
     """Slicer's route from a label image (0 = background, any integer labels) to per-label
     statistics: import as segments + SegmentStatistics-style ``vtkImageAccumulate``.
     ``scene``: a headless scene to work in (a fresh one, released afterwards, by default)."""
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     def work(sc):
         seg_node, _ = import_labelmap_as_segments(labels, geometry, sc)
@@ -239,7 +239,7 @@ def native_route(intensity: np.ndarray, geometry: Geometry, threshold: float, mi
     """Threshold (>= ``threshold``) -> islands (``min_size_mm3`` as whole voxels) -> import ->
     statistics, all with Slicer's classes."""
     _, vtk = _vtk()
-    from CalcinosisLib.mrml.volumes import image_data_from_array
+    from calcinosis.mrml.volumes import image_data_from_array
 
     thresh = vtk.vtkImageThreshold()
     thresh.SetInputData(image_data_from_array(intensity))

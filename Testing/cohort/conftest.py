@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from CalcinosisLib import image_io, phantoms
-from CalcinosisLib.cohort.manifest import write_manifest
+from calcinosis.core import image_io, phantoms
+from calcinosis.cohort.manifest import write_manifest
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ PHANTOMS = {
 def phantom_folder(tmp_path_factory):
     """``phantom_folder(name)``: the folder of phantom ``name`` of :data:`PHANTOMS`, made on first
     use and shared by the tests of the session (all in one parent folder)."""
-    from CalcinosisCLI.main import main
+    from calcinosis.cli.main import main
     root = tmp_path_factory.mktemp("cohort-phantoms")
 
     def get(name: str) -> Path:

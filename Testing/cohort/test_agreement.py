@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from CalcinosisLib.cohort import agreement
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.tables import Column, Table
+from calcinosis.cohort import agreement
+from calcinosis.core.errors import InputError
+from calcinosis.core.tables import Column, Table
 
 # SAS/STAT PROC FREQ documentation, "Agreement Study" (two dermatologists, 88 patients, 4 ordered grades).
 SKIN = np.array([[10, 4, 1, 0], [5, 10, 12, 2], [2, 4, 12, 5], [0, 2, 6, 13]])

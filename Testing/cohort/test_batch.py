@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from CalcinosisLib.cohort.batch import run_batch
-from CalcinosisLib.tables import Table
+from calcinosis.cohort.batch import run_batch
+from calcinosis.core.tables import Table
 
 
 def _rows(ph, broken=False):
@@ -107,8 +107,8 @@ def test_refuses_folder_holding_another_result(tmp_path, tiny_phantoms, manifest
 
 
 def test_command_options_mapped_from_manifest_columns(tmp_path):
-    from CalcinosisLib.cohort.manifest import CaseSpec, command_line
-    from CalcinosisLib.errors import InputError
+    from calcinosis.cohort.manifest import CaseSpec, command_line
+    from calcinosis.core.errors import InputError
     hand = CaseSpec(2, "h1", "P1", "hand", image="/x/ct", modality="mri", landmarks="/x/l.mrk.json", region="/x/roi.nrrd",
                     threshold="300", min_size=2.0)
     argv = command_line(hand, "/o", {"--modality", "--landmarks", "--roi", "--threshold", "--min-size", "-o", "-q"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from CalcinosisLib.tables import Table
+from calcinosis.core.tables import Table
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from CalcinosisLib.tables import Table
+from calcinosis.core.tables import Table
 
 
 def _write(tmp_path, text):

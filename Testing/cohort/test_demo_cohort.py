@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from CalcinosisCLI import demo_cohort
-from CalcinosisLib.cohort.manifest import read_manifest, write_manifest
-from CalcinosisLib.tables import Column, Table
+from calcinosis.cli import demo_cohort
+from calcinosis.cohort.manifest import read_manifest, write_manifest
+from calcinosis.core.tables import Column, Table
 
 
 def test_phantom_cases_resolve_from_the_manifest_folder(tmp_path, monkeypatch):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from CalcinosisLib.cohort import groups
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.tables import Column, Table
+from calcinosis.cohort import groups
+from calcinosis.core.errors import InputError
+from calcinosis.core.tables import Column, Table
 
 # Study 2 (Bauer et al., Medicine 2020), Table 2: hand radiograph lesions, lcSSc n=55 vs dcSSc n=22.
 # (name, n lcSSc, n dcSSc, published P).  All rows whose counts are internally consistent are used;

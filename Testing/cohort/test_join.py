@@ -1,6 +1,6 @@
 """The cohort join reads the hand/spine summary files exactly as the shared contract names them.
 
-The case folders here are written by CalcinosisLib.cohort.synthetic from known lesion lists
+The case folders here are written by calcinosis.cohort.synthetic from known lesion lists
 (the contract's file and column names, nothing else), so every expected number is a plain sum
 computed in the test from those lists."""
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CalcinosisLib.cohort import synthetic as sy
-from CalcinosisLib.cohort.batch import run_batch
-from CalcinosisLib.cohort.contract import LEVELS
-from CalcinosisLib.tables import Table
+from calcinosis.cohort import synthetic as sy
+from calcinosis.cohort.batch import run_batch
+from calcinosis.cohort.contract import LEVELS
+from calcinosis.core.tables import Table
 
 
 def _hand(side, digit, zone, kind, size):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from CalcinosisLib.cohort.manifest import command_line, read_manifest
-from CalcinosisLib.errors import InputError
+from calcinosis.cohort.manifest import command_line, read_manifest
+from calcinosis.core.errors import InputError
 
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from CalcinosisLib.cohort import modalities
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.tables import Column, Table
+from calcinosis.cohort import modalities
+from calcinosis.core.errors import InputError
+from calcinosis.core.tables import Column, Table
 
 
 def test_friedman_against_hand_computed_ranks():

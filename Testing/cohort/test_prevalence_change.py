@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from CalcinosisLib.cohort import change, prevalence, synthetic as sy
-from CalcinosisLib.cohort.contract import LEVELS
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.tables import Column, Table
+from calcinosis.cohort import change, prevalence, synthetic as sy
+from calcinosis.cohort.contract import LEVELS
+from calcinosis.core.errors import InputError
+from calcinosis.core.tables import Column, Table
 
 
 @pytest.mark.parametrize("n,total,lo,hi", [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611),

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from CalcinosisLib.cohort.batch import run_batch
-from CalcinosisLib.cohort.report import write_reports
-from CalcinosisLib.cohort.slices import axial_crop
-from CalcinosisLib.cohort.synthetic import write_synthetic_cohort
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.tables import Table
+from calcinosis.cohort.batch import run_batch
+from calcinosis.cohort.report import write_reports
+from calcinosis.cohort.slices import axial_crop
+from calcinosis.cohort.synthetic import write_synthetic_cohort
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.tables import Table
 
 
 def _self_contained(html: str) -> None:
@@ -105,7 +105,7 @@ def test_cohort_report_sections(cohort_reports):
 def pipeline_cases(phantom_folder, tmp_path_factory):
     """``calcinosis hand`` on the radiograph phantom and ``calcinosis spine`` on the lumbar phantom:
     {name: (case folder, image)}."""
-    from CalcinosisCLI.main import main
+    from calcinosis.cli.main import main
     root = tmp_path_factory.mktemp("pipeline-cases")
     xr, spine = phantom_folder("hand-xr"), phantom_folder("spine-lumbar")
     cases = {"hand-xr": (root / "hand-xr", xr / "xr.dcm"), "spine": (root / "spine", spine / "ct")}

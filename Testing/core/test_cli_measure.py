@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from CalcinosisLib import dicom_write
-from CalcinosisLib.tables import Table
+from calcinosis.core import dicom_write
+from calcinosis.core.tables import Table
 
 IDENTIFYING = (dicom_write.PHANTOM_PATIENT_NAME, dicom_write.PHANTOM_PATIENT_ID, dicom_write.PHANTOM_BIRTH_DATE,
                "PHANTOM")
@@ -15,7 +15,7 @@ IDENTIFYING = (dicom_write.PHANTOM_PATIENT_NAME, dicom_write.PHANTOM_PATIENT_ID,
 
 @pytest.fixture(scope="module")
 def ct_phantom(tmp_path_factory):
-    from CalcinosisCLI.main import main
+    from calcinosis.cli.main import main
     d = tmp_path_factory.mktemp("ph") / "spheres"
     assert main(["phantom", "spheres", "--format", "dicom", "-o", str(d), "-q"]) == 0
     return d
@@ -116,7 +116,7 @@ def test_modality_without_default_threshold(cli, tmp_path, ct_phantom):
 
 
 def test_failure_while_writing_leaves_nothing(cli, ct_phantom, tmp_path, monkeypatch):
-    import CalcinosisLib.pipeline as pipeline
+    import calcinosis.core.pipeline as pipeline
 
     def boom(*a, **k):
         raise OSError("disk full")

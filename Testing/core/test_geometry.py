@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CalcinosisLib.geometry import Geometry, orientation_code
-from CalcinosisLib.phantoms import rotation_matrix
+from calcinosis.core.geometry import Geometry, orientation_code
+from calcinosis.core.phantoms import rotation_matrix
 
 
 def _sitk_image(size, spacing, origin_lps, direction_lps):

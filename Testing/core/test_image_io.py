@@ -6,10 +6,10 @@ import pytest
 import pydicom
 import SimpleITK as sitk
 
-from CalcinosisLib import dicom_meta, dicom_write, image_io
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.phantoms import rotation_matrix
+from calcinosis.core import dicom_meta, dicom_write, image_io
+from calcinosis.core.errors import InputError
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.phantoms import rotation_matrix
 
 
 def _geom_oblique():
@@ -252,7 +252,7 @@ def test_label_map_rejects_non_integers_and_negatives(tmp_path):
 
 
 def test_seg_nrrd_round_trip_with_names_colours_and_crop(tmp_path):
-    from CalcinosisLib.segnrrd import read_seg_nrrd, write_seg_nrrd
+    from calcinosis.core.segnrrd import read_seg_nrrd, write_seg_nrrd
     g = _geom_oblique()
     labels = np.zeros(g.shape, np.uint16)
     labels[2:4, 3:5, 4:7] = 1

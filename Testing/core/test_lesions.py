@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.image_io import LabelImage, Segment
-from CalcinosisLib.lesions import (LesionParams, candidate_mask, label_components, label_sparse_components,
-                                   lesions_from_segmentation, longest_slice_runs, parse_threshold, split_lesions)
+from calcinosis.core.errors import InputError
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.image_io import LabelImage, Segment
+from calcinosis.core.lesions import LesionParams, candidate_mask, label_components, label_sparse_components, lesions_from_segmentation, longest_slice_runs, parse_threshold, split_lesions
 
 
 def _geom(shape_kji, spacing=(1.0, 1.0, 1.0)):

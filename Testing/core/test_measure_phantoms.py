@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from CalcinosisLib import phantoms
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.image_io import array_to_sitk
-from CalcinosisLib.lesions import LesionParams, candidate_mask, split_lesions
-from CalcinosisLib.measure import agatston_weight, measure_lesions
-from CalcinosisLib.volume import Volume
+from calcinosis.core import phantoms
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.image_io import array_to_sitk
+from calcinosis.core.lesions import LesionParams, candidate_mask, split_lesions
+from calcinosis.core.measure import agatston_weight, measure_lesions
+from calcinosis.core.volume import Volume
 
 MID_HU = (40 + 400) / 2
 

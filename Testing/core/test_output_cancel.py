@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CalcinosisLib import phantoms, pipeline
-from CalcinosisLib.errors import Cancelled
-from CalcinosisLib.lesions import LesionParams
-from CalcinosisLib.progress import Progress
-from CalcinosisLib.volume import Volume
+from calcinosis.core import phantoms, pipeline
+from calcinosis.core.errors import Cancelled
+from calcinosis.core.lesions import LesionParams
+from calcinosis.core.progress import Progress
+from calcinosis.core.volume import Volume
 
 
 def test_cancel_at_any_report_of_write_measure_outputs_writes_nothing(tmp_path):

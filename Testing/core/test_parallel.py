@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from CalcinosisLib import parallel
+from calcinosis.core import parallel
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 600])

@@ -9,8 +9,8 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from CalcinosisLib import image_io
-from CalcinosisLib.geometry import orientation_code
+from calcinosis.core import image_io
+from calcinosis.core.geometry import orientation_code
 
 pytestmark = pytest.mark.realdata
 

@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from CalcinosisLib.errors import InputError, OutputExistsError
-from CalcinosisLib.output import OutputTransaction, check_output_free
-from CalcinosisLib.tables import Column, Table, schema_path_for
+from calcinosis.core.errors import InputError, OutputExistsError
+from calcinosis.core.output import OutputTransaction, check_output_free
+from calcinosis.core.tables import Column, Table, schema_path_for
 
 COLS = [Column("lesion_id", "int", "", "id"), Column("volume_mm3", "double", "mm3", "Lesion volume"),
         Column("digit", "string", "", "Digit")]

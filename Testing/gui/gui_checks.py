@@ -52,7 +52,7 @@ WIDGET_TYPES = {
 
 
 def package_homes(repo: Path, modules: list[str]) -> dict[str, str]:
-    """Python packages shipped inside a module folder -> that module (e.g. CalcinosisLib ->
+    """Python packages shipped inside a module folder -> that module (e.g. calcinosis ->
     CalcinosisQuant)."""
     homes = {}
     for m in modules:

@@ -114,7 +114,7 @@ def test_module_test_logic_part_runs_headless(slicer_gui_stand_ins, name):
 
 @pytest.mark.parametrize("name", ["CalcinosisQuant", "SpineCalcMap"])
 def test_logic_refuses_export_without_measurement(slicer_gui_stand_ins, name, tmp_path):
-    from CalcinosisLib.errors import InputError
+    from calcinosis.core.errors import InputError
 
     logic = getattr(_load_module(name), f"{name}Logic")()
     with pytest.raises(InputError, match=EXPORT_REFUSALS[name]):
@@ -132,9 +132,9 @@ def test_calcinosisquant_panel_flow_headless(slicer_gui_stand_ins, monkeypatch, 
     wrong names and broken flows before anyone opens Slicer (Qt itself is not exercised)."""
     import slicer
     import slicer.util
-    from CalcinosisLib import mrml
-    from CalcinosisLib.volume import Volume
-    from CalcinosisQuantLib import phantom_hand
+    from calcinosis import mrml
+    from calcinosis.core.volume import Volume
+    from calcinosis.hand import phantom as phantom_hand
 
     module = _load_module("CalcinosisQuant")
     dialogs, confirmations, charts = [], [], []

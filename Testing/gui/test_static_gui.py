@@ -110,7 +110,7 @@ def test_catches_missing_class_and_syntax_error(copy):
 def test_catches_missing_dependency_and_category(copy):
     _edit(copy / "SpineCalcMap" / "SpineCalcMap.py", '["CalcinosisQuant", "Segmentations", "SegmentEditor"]',
           '["Segmentations", "SegmentEditor"]')
-    _only(gui_checks.check_repository(copy), r"imports CalcinosisLib \(shipped by CalcinosisQuant\) but does not list")
+    _only(gui_checks.check_repository(copy), r"imports calcinosis \(shipped by CalcinosisQuant\) but does not list")
     _edit(copy / "CalcinosisQuant" / "CalcinosisQuant.py", '"Quantification")]', '"Examples")]')
     _only(gui_checks.check_repository(copy), r"categories does not name Quantification")
 
@@ -127,12 +127,12 @@ def test_catches_ui_file_missing_or_broken(copy):
 
 def test_catches_cmake_lists_out_of_date(copy):
     cm = copy / "CalcinosisQuant" / "CMakeLists.txt"
-    _edit(cm, "  CalcinosisLib/lesions.py\n", "")
-    _only(gui_checks.check_repository(copy), r"does not list CalcinosisLib/lesions.py in MODULE_PYTHON_SCRIPTS")
-    _edit(cm, "  CalcinosisLib/measure.py\n", "  CalcinosisLib/measure.py\n  CalcinosisLib/gone.py\n")
-    _only(gui_checks.check_repository(copy), r"lists CalcinosisLib/gone.py, which does not exist")
-    (copy / "SpineCalcMap" / "SpineCalcMapLib" / "levels.py").write_text("LEVELS = []\n")
-    _only(gui_checks.check_repository(copy), r"SpineCalcMap/CMakeLists.txt: does not list SpineCalcMapLib/levels.py")
+    _edit(cm, "  calcinosis/core/lesions.py\n", "")
+    _only(gui_checks.check_repository(copy), r"does not list calcinosis/core/lesions.py in MODULE_PYTHON_SCRIPTS")
+    _edit(cm, "  calcinosis/core/measure.py\n", "  calcinosis/core/measure.py\n  calcinosis/core/gone.py\n")
+    _only(gui_checks.check_repository(copy), r"lists calcinosis/core/gone.py, which does not exist")
+    (copy / "SpineCalcMap" / "levels.py").write_text("LEVELS = []\n")
+    _only(gui_checks.check_repository(copy), r"SpineCalcMap/CMakeLists.txt: does not list levels.py")
     (copy / "SpineCalcMap" / "Resources" / "Icons" / "extra.png").write_bytes(b"png")
     _only(gui_checks.check_repository(copy), r"does not list Resources/Icons/extra.png in MODULE_PYTHON_RESOURCES")
 
@@ -158,5 +158,5 @@ def test_catches_top_level_cmake_problems(copy):
 
 
 def test_catches_a_syntax_error_in_a_library_file(copy):
-    (copy / "CalcinosisQuant" / "CalcinosisLib" / "geometry.py").write_text("def broken(:\n")
-    _only(gui_checks.check_repository(copy), r"CalcinosisLib/geometry.py: syntax error line 1")
+    (copy / "CalcinosisQuant" / "calcinosis" / "core" / "geometry.py").write_text("def broken(:\n")
+    _only(gui_checks.check_repository(copy), r"calcinosis/core/geometry.py: syntax error line 1")

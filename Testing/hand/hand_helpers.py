@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from CalcinosisCLI.main import main as cli_main
-from CalcinosisLib.phantoms import match_by_centroid
-from CalcinosisLib.tables import Table
+from calcinosis.cli.main import main as cli_main
+from calcinosis.core.phantoms import match_by_centroid
+from calcinosis.core.tables import Table
 
 
 def run_cli(*argv) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.lesions import LesionSet
-from CalcinosisQuantLib import landmarks as lmk
-from CalcinosisQuantLib.assign import AssignParams, assign_lesions, build_rays
+from calcinosis.core.errors import InputError
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.lesions import LesionSet
+from calcinosis.hand import landmarks as lmk
+from calcinosis.hand.assign import AssignParams, assign_lesions, build_rays
 
 GEOM = Geometry.create((161, 61, 401), (0.5, 0.5, 0.5), (-40.0, -15.0, -100.0))
 

@@ -9,9 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from CalcinosisLib import image_io
-from CalcinosisLib.measure import lesion_columns
-from CalcinosisQuantLib import landmarks as lmk
+from calcinosis.core import image_io
+from calcinosis.core.measure import lesion_columns
+from calcinosis.hand import landmarks as lmk
 
 from hand_helpers import read, run_cli
 

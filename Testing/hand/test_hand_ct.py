@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CalcinosisLib import image_io
-from CalcinosisQuantLib import hand_pipeline, phantom_hand as ph
-from CalcinosisQuantLib.phantom_hand import Site
-from CalcinosisLib.volume import Volume
+from calcinosis.core import image_io
+from calcinosis.hand import pipeline as hand_pipeline, phantom as ph
+from calcinosis.hand.phantom import Site
+from calcinosis.core.volume import Volume
 
 from hand_helpers import matched, read, unmatched_measured
 
@@ -94,7 +94,7 @@ def test_lesions_touching_bone_are_kept_apart_from_it():
     P = ph.ct_phantom(patient=pat, seed=5)
     vol = Volume(P.array, P.geometry, {"modality": "CT", "intensity_unit": "HU"})
     det = hand_pipeline.detect_lesions(vol, "CT")
-    from CalcinosisLib.measure import measure_lesions
+    from calcinosis.core.measure import measure_lesions
     table = measure_lesions(det.lesions, vol)
     pairs = matched(table, P.truth)
     assert all(m is not None for _, m in pairs) and len(table) == len(sites)
@@ -115,9 +115,9 @@ def test_threshold_volume_score_is_biased_as_physics_says(hand_data):
     than they are.  The half-max outline removes that bias (tested above)."""
     truth = read(hand_data / "ct" / "truth.csv")
     vol = image_io.load_image(hand_data / "ct" / "ct")
-    from CalcinosisQuantLib.detect import DetectParams
+    from calcinosis.hand.detect import DetectParams
     det = hand_pipeline.detect_lesions(vol, "CT", DetectParams(boundary="threshold"))
-    from CalcinosisLib.measure import measure_lesions
+    from calcinosis.core.measure import measure_lesions
     table = measure_lesions(det.lesions, vol)
     dense = [(t, m) for t, m in matched(table, truth) if m is not None and t["ct_hu"] >= 600 and t["min_diameter_mm"] >= 3]
     assert dense and all(m["volume_mm3"] > t["volume_mm3"] for t, m in dense)
@@ -128,7 +128,7 @@ def test_anisotropic_grid_like_a_clinical_hand_ct():
     edges across slices must not turn into small 'lesions', lesions >= 2 mm are all found."""
     P = ph.ct_phantom("L", 7, spacing=(0.35, 0.35, 0.8))
     vol = Volume(P.array, P.geometry, {"modality": "CT", "intensity_unit": "HU"})
-    from CalcinosisQuantLib import landmarks as lmk
+    from calcinosis.hand import landmarks as lmk
     res = hand_pipeline.measure_hand(vol, "CT", hand_pipeline.detect_lesions(vol, "CT").lesions,
                                      lmk.landmarks_from_points(P.landmarks))
     pairs = matched(res.lesions_table, P.truth)

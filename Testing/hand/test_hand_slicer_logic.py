@@ -1,4 +1,4 @@
-"""The CalcinosisQuant panel's logic (``CalcinosisQuantLib.slicer_logic``), headless on slicer-core.
+"""The CalcinosisQuant panel's logic (``calcinosis.mrml.hand_session``), headless on slicer-core.
 
 The reference is the command line on the same inputs: the panel's Export must write the
 same files as ``calcinosis hand`` (unedited detection) or ``calcinosis hand --mask``
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from CalcinosisLib import image_io
-from CalcinosisLib.errors import Cancelled, InputError, OutputExistsError
-from CalcinosisLib.progress import Progress
-from CalcinosisQuantLib import landmarks as lmk
-from CalcinosisQuantLib.anatomy import expected_landmark_labels
-from CalcinosisQuantLib.structural_form import FINDINGS, LOCATIONS, read_form
+from calcinosis.core import image_io
+from calcinosis.core.errors import Cancelled, InputError, OutputExistsError
+from calcinosis.core.progress import Progress
+from calcinosis.hand import landmarks as lmk
+from calcinosis.hand.anatomy import expected_landmark_labels
+from calcinosis.hand.structural_form import FINDINGS, LOCATIONS, read_form
 
 from hand_helpers import read, run_cli
 
@@ -37,7 +37,7 @@ def ct_volume(hand_data):
 @pytest.fixture
 def ct(mrml_scene, hand_data, ct_volume):
     """The phantom CT as a volume node (modality from its attribute) and its landmarks as a point list."""
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     node = mrml.node_from_volume(ct_volume, "hand CT")
     points = lmk.read_landmarks(hand_data / "ct" / "landmarks.mrk.json").as_points()
@@ -69,7 +69,7 @@ def _lesion_rows(node) -> int:
 
 # ---------------------------------------------------------------------- the whole flow = the command line
 def test_detect_measure_export_equal_calcinosis_hand(ct, hand_results, tmp_path):
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis.mrml import hand_session as sl
 
     node, landmarks = ct
     det = sl.detect(node, "auto", landmarks_node=landmarks)
@@ -138,7 +138,7 @@ def test_detect_measure_export_equal_calcinosis_hand(ct, hand_results, tmp_path)
 def test_every_panel_setting_reaches_the_core_like_the_command_line_options(ct, hand_data, tmp_path):
     """Non-default detection and assignment settings: the panel and `calcinosis hand` with the
     matching options write the same files (so each setting is passed on, and to the right place)."""
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis.mrml import hand_session as sl
 
     node, landmarks = ct
     params = sl.detect_params(threshold=150.0, min_size=2.0, connectivity="full", min_slices=2, boundary="threshold",
@@ -165,8 +165,8 @@ def test_every_panel_setting_reaches_the_core_like_the_command_line_options(ct, 
 
 def test_measure_follows_the_users_edits_like_hand_mask(ct, hand_data, ct_volume, tmp_path):
     import slicer.util
-    from CalcinosisLib import mrml
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis import mrml
+    from calcinosis.mrml import hand_session as sl
 
     node, landmarks = ct
     det = sl.detect(node, "CT", landmarks_node=landmarks)
@@ -229,8 +229,8 @@ def test_measure_follows_the_users_edits_like_hand_mask(ct, hand_data, ct_volume
 
 
 def test_mri_with_drawn_regions_equals_calcinosis_hand(mrml_scene, hand_data, hand_results, tmp_path):
-    from CalcinosisLib import mrml
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis import mrml
+    from calcinosis.mrml import hand_session as sl
 
     vol = image_io.load_image(hand_data / "mri" / "mri")
     node = mrml.node_from_volume(vol, "hand MRI")
@@ -260,8 +260,8 @@ def xr(mrml_scene, hand_data, monkeypatch):
     (Imager Pixel Spacing, 0.216 mm) without the magnification factor (1.08), and a DICOM
     database that knows its file."""
     import slicer
-    from CalcinosisLib import mrml
-    from CalcinosisLib.volume import Volume
+    from calcinosis import mrml
+    from calcinosis.core.volume import Volume
 
     vol = image_io.load_image(hand_data / "xr" / "xr.dcm")
     node = mrml.node_from_volume(Volume(vol.array, vol.geometry, {}), "hand XR")
@@ -274,8 +274,8 @@ def xr(mrml_scene, hand_data, monkeypatch):
 
 
 def test_radiograph_spacing_at_the_patient_and_outlines_equal_hand_mask(xr, hand_data, hand_results, tmp_path):
-    from CalcinosisLib import mrml
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis import mrml
+    from calcinosis.mrml import hand_session as sl
 
     node, vol = xr
     summary = sl.image_summary(node, "auto")
@@ -303,9 +303,9 @@ def test_radiograph_spacing_at_the_patient_and_outlines_equal_hand_mask(xr, hand
 def test_radiograph_detect_uses_the_landmarks_like_calcinosis_hand(xr, hand_data):
     """On radiographs the landmarks tell bone ends and carpal bones from deposits: the panel's
     Detect must hand them to the detector, giving the command line's candidates."""
-    from CalcinosisLib import mrml
-    from CalcinosisQuantLib import hand_pipeline
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis import mrml
+    from calcinosis.hand import pipeline as hand_pipeline
+    from calcinosis.mrml import hand_session as sl
 
     node, vol = xr
     sl.apply_patient_spacing(node, sl.radiograph_spacing_advice(node))
@@ -322,8 +322,8 @@ def test_radiograph_detect_uses_the_landmarks_like_calcinosis_hand(xr, hand_data
 
 def test_monochrome1_radiograph_is_flagged(xr, hand_data, tmp_path):
     import slicer
-    from CalcinosisLib import dicom_write
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis.core import dicom_write
+    from calcinosis.mrml import hand_session as sl
 
     node, vol = xr
     dicom_write.write_dicom_radiograph(vol.array[0].max() - vol.array[0], tmp_path / "m1.dcm", (0.2, 0.2), "pixel",
@@ -337,8 +337,8 @@ def test_monochrome1_radiograph_is_flagged(xr, hand_data, tmp_path):
 
 
 def test_structural_form_round_trip(xr, hand_data, tmp_path):
-    from CalcinosisLib import mrml
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis import mrml
+    from calcinosis.mrml import hand_session as sl
 
     node, _ = xr
     sl.apply_patient_spacing(node, sl.radiograph_spacing_advice(node))
@@ -388,8 +388,8 @@ def test_structural_form_round_trip(xr, hand_data, tmp_path):
 
 # ---------------------------------------------------------------------- landmarks
 def test_landmark_list_with_every_label_unplaced(mrml_scene):
-    from CalcinosisLib import mrml
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis import mrml
+    from calcinosis.mrml import hand_session as sl
 
     node = sl.create_landmark_list("both")
     labels = expected_landmark_labels("both")
@@ -434,7 +434,7 @@ def _cancel_at_last_chance(after: float):
 
 
 def test_cancel_leaves_no_half_made_nodes(ct, tmp_path):
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis.mrml import hand_session as sl
 
     node, landmarks = ct
     scene = node.GetScene()
@@ -470,9 +470,9 @@ def test_cancel_leaves_no_half_made_nodes(ct, tmp_path):
 
 
 def test_bad_inputs_give_the_clear_errors(ct, ct_volume, hand_data, tmp_path):
-    from CalcinosisLib import mrml
-    from CalcinosisLib.volume import Volume
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis import mrml
+    from calcinosis.core.volume import Volume
+    from calcinosis.mrml import hand_session as sl
 
     node, landmarks = ct
     scene = node.GetScene()
@@ -546,7 +546,7 @@ def test_bad_inputs_give_the_clear_errors(ct, ct_volume, hand_data, tmp_path):
 
 
 def _slab(geometry, k):
-    from CalcinosisLib.geometry import Geometry
+    from calcinosis.core.geometry import Geometry
 
     origin = geometry.kji_to_ras(np.array([[k, 0, 0]]))[0]
     return Geometry.create((geometry.size_ijk[0], geometry.size_ijk[1], 1), geometry.spacing, tuple(origin),
@@ -556,7 +556,7 @@ def _slab(geometry, k):
 # ---------------------------------------------------------------------- lesion row -> slice views
 def test_lesion_row_centres_the_slice_views(ct):
     import slicer
-    from CalcinosisQuantLib import slicer_logic as sl
+    from calcinosis.mrml import hand_session as sl
 
     node, landmarks = ct
     scene = node.GetScene()

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CalcinosisLib import dicom_write, image_io
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.measure import measure_lesions
-from CalcinosisLib.phantoms import rotation_matrix
-from CalcinosisLib.volume import Volume
-from CalcinosisQuantLib import detect, shapes
+from calcinosis.core import dicom_write, image_io
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.measure import measure_lesions
+from calcinosis.core.phantoms import rotation_matrix
+from calcinosis.core.volume import Volume
+from calcinosis.hand import detect, shapes
 
 from hand_helpers import read, run_cli
 

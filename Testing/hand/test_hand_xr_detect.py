@@ -1,4 +1,4 @@
-"""Radiograph deposit detection (``detect.detect_xr`` / :mod:`CalcinosisQuantLib.xr_detect`).
+"""Radiograph deposit detection (``detect.detect_xr`` / :mod:`calcinosis.hand.xr_detect`).
 
 Ground truth: the hand radiograph phantom (``phantom_hand.xr_phantom``): the PA projection
 of the CT attenuation through cortical/trabecular bones, carpal bones, soft tissue, the
@@ -24,12 +24,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.phantoms import rotation_matrix
-from CalcinosisLib.volume import Volume
-from CalcinosisQuantLib import detect, phantom_hand, shapes, xr_detect
-from CalcinosisQuantLib.detect import DetectParams
-from CalcinosisQuantLib.landmarks import landmarks_from_points
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.phantoms import rotation_matrix
+from calcinosis.core.volume import Volume
+from calcinosis.hand import detect, phantom as phantom_hand, shapes, xr_detect
+from calcinosis.hand.detect import DetectParams
+from calcinosis.hand.landmarks import landmarks_from_points
 
 HANDS = [("R", 0), ("L", 1), ("R", 2), ("L", 3)]
 

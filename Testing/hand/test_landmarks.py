@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.geometry import Geometry
-from CalcinosisQuantLib import anatomy, landmarks as lmk
+from calcinosis.core.errors import InputError
+from calcinosis.core.geometry import Geometry
+from calcinosis.hand import anatomy, landmarks as lmk
 
 
 def test_expected_labels_cover_every_digit_point():
@@ -137,9 +137,9 @@ def test_projection_tilt_is_the_palms_angle_from_the_coronal_plane(tilt):
     """The projected area is cast along the grid axis nearest A-P; a palm turned about S
     by ``tilt`` has its normal ``tilt`` degrees from that axis, and past 20 degrees the
     measurement says its projected areas are not a PA radiograph's."""
-    from CalcinosisLib.volume import Volume
-    from CalcinosisLib.lesions import LesionSet, LesionParams
-    from CalcinosisQuantLib import hand_pipeline
+    from calcinosis.core.volume import Volume
+    from calcinosis.core.lesions import LesionSet, LesionParams
+    from calcinosis.hand import pipeline as hand_pipeline
 
     g = Geometry.create((8, 8, 8), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
     vol = Volume(np.zeros(g.shape, np.int16), g, {"modality": "CT"})

@@ -6,10 +6,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from CalcinosisLib import image_io
-from CalcinosisLib.phantoms import coverage_fraction
-from CalcinosisQuantLib import landmarks as lmk, phantom_hand as ph
-from CalcinosisQuantLib.anatomy import KINDS, ZONES
+from calcinosis.core import image_io
+from calcinosis.core.phantoms import coverage_fraction
+from calcinosis.hand import landmarks as lmk, phantom as ph
+from calcinosis.hand.anatomy import KINDS, ZONES
 
 from hand_helpers import read
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.phantoms import rotation_matrix
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.phantoms import rotation_matrix
 from mrml_helpers import blobs_labels
 
 
@@ -17,7 +17,7 @@ def oblique_geometry():
 @pytest.fixture
 def blob_lesions(oblique_geometry):
     """300 lesions on an oblique anisotropic grid (LesionSet from the core engine)."""
-    from CalcinosisLib.lesions import LesionParams, split_lesions
+    from calcinosis.core.lesions import LesionParams, split_lesions
 
     labels = blobs_labels(oblique_geometry.shape, 300)
     lesions = split_lesions(labels > 0, oblique_geometry, LesionParams(min_size=0))

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from CalcinosisLib import phantoms, pipeline
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.lesions import LesionParams, split_lesions
-from CalcinosisLib.volume import Volume
+from calcinosis.core import phantoms, pipeline
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.lesions import LesionParams, split_lesions
+from calcinosis.core.volume import Volume
 
 pytestmark = pytest.mark.mrml
 

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.mrml
 
 def test_headless_scene_registers_module_logics(mrml_scene):
     import slicer
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     assert slicer.mrmlScene is mrml_scene
     for name in ("Colors", "Volumes", "Segmentations", "Markups", "Tables", "Plots", "SubjectHierarchy"):
@@ -27,10 +27,10 @@ def test_slicer_util_helpers_work_headless(mrml_scene):
     """arrayFromSegmentBinaryLabelmap needs slicer.modules.segmentations.logic() and
     slicer.mrmlScene; it must give the segment's voxels on a reference volume."""
     import slicer.util
-    from CalcinosisLib import mrml
-    from CalcinosisLib.geometry import Geometry
-    from CalcinosisLib.lesions import LesionParams, split_lesions
-    from CalcinosisLib.volume import Volume
+    from calcinosis import mrml
+    from calcinosis.core.geometry import Geometry
+    from calcinosis.core.lesions import LesionParams, split_lesions
+    from calcinosis.core.volume import Volume
 
     geom = Geometry.create((12, 10, 8), (0.5, 0.6, 0.7))
     mask = np.zeros(geom.shape, bool)
@@ -44,7 +44,7 @@ def test_slicer_util_helpers_work_headless(mrml_scene):
 
 
 def test_fresh_scene_each_time():
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     a = mrml.headless_scene()
     a.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "x")
@@ -59,10 +59,10 @@ def test_fresh_scene_each_time():
 
 def test_vtk_messages_drops_expected_and_reemits_the_rest(caplog):
     import vtk
-    from CalcinosisLib.mrml import vtk_messages
+    from calcinosis.mrml import vtk_messages
 
     obj = vtk.vtkImageData()
-    with caplog.at_level(logging.DEBUG, logger="CalcinosisLib.mrml"):
+    with caplog.at_level(logging.DEBUG, logger="calcinosis.mrml"):
         with vtk_messages(expected=[r"harmless thing"]) as msgs:
             vtk.vtkOutputWindow.GetInstance().DisplayErrorText("ERROR: In x.cxx, line 1\nharmless thing happened\n\n")
             vtk.vtkOutputWindow.GetInstance().DisplayErrorText("ERROR: In y.cxx, line 2\nreal trouble\n\n")
@@ -86,7 +86,7 @@ def test_vtk_messages_drops_expected_and_reemits_the_rest(caplog):
 
 def test_headless_setup_is_quiet():
     """Building a scene raises only the known headless noise (no colour files in slicer-core)."""
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     with mrml.vtk_messages() as msgs:
         scene = mrml.headless_scene()
@@ -98,7 +98,7 @@ def test_console_logging_is_restored_after_a_block(capfd):
     """Inside a block VTK's stderr printing is off (messages are captured instead); after it,
     VTK errors reach stderr again - nothing stays silenced."""
     import vtk
-    from CalcinosisLib.mrml import vtk_messages
+    from calcinosis.mrml import vtk_messages
 
     def png_error():
         reader = vtk.vtkPNGReader()
@@ -121,13 +121,13 @@ def test_many_label_import_noise_is_filtered_not_hidden(mrml_scene, caplog):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     import native_route
-    from CalcinosisLib.geometry import Geometry
-    from CalcinosisLib.mrml import vtk_messages
+    from calcinosis.core.geometry import Geometry
+    from calcinosis.mrml import vtk_messages
     from mrml_helpers import blobs_labels
 
     geom = Geometry.create((80, 60, 40), (0.5, 0.5, 0.5))
     labels = blobs_labels(geom.shape, 300)
-    with caplog.at_level(logging.WARNING, logger="CalcinosisLib.mrml"):
+    with caplog.at_level(logging.WARNING, logger="calcinosis.mrml"):
         with vtk_messages() as outer:
             seg, _ = native_route.import_labelmap_as_segments(labels, geom, mrml_scene)
     assert seg.GetSegmentation().GetNumberOfSegments() == 300

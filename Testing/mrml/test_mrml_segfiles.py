@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from CalcinosisLib import image_io, segnrrd
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.lesions import LesionParams, split_lesions
-from CalcinosisLib.phantoms import rotation_matrix
+from calcinosis.core import image_io, segnrrd
+from calcinosis.core.errors import InputError
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.lesions import LesionParams, split_lesions
+from calcinosis.core.phantoms import rotation_matrix
 
 pytestmark = pytest.mark.mrml
 
@@ -33,8 +33,8 @@ def _write_with_slicer(scene, node, path):
 def test_core_seg_nrrd_opens_in_slicer(mrml_scene, tmp_path, blob_lesions, oblique_geometry):
     """Written by the core (SimpleITK, no Slicer), read by vtkMRMLSegmentationStorageNode:
     same segments, names, colours, label values and voxels."""
-    from CalcinosisLib import mrml
-    from CalcinosisLib.pipeline import lesion_colors
+    from calcinosis import mrml
+    from calcinosis.core.pipeline import lesion_colors
 
     n = blob_lesions.n
     names = [f"calcification {k}" for k in range(1, n + 1)]
@@ -57,8 +57,8 @@ def test_core_seg_nrrd_opens_in_slicer(mrml_scene, tmp_path, blob_lesions, obliq
 def test_slicer_seg_nrrd_read_by_core_multilayer_overlapping(mrml_scene, tmp_path):
     """Written by Slicer's storage node with overlapping segments in two layers, read by
     segnrrd.read_seg_nrrd and image_io.load_label_image (onto a reference grid)."""
-    from CalcinosisLib import mrml
-    from CalcinosisLib.mrml.segmentations import image_array, oriented_image
+    from calcinosis import mrml
+    from calcinosis.mrml.segmentations import image_array, oriented_image
 
     geom = Geometry.create((30, 24, 18), (0.5, 0.6, 0.9), (4.0, -3.0, 2.0), rotation_matrix((1, 0, 1), 15.0))
     a = np.zeros(geom.shape, bool)
@@ -89,7 +89,7 @@ def test_slicer_seg_nrrd_read_by_core_multilayer_overlapping(mrml_scene, tmp_pat
 
 
 def test_save_and_load_through_the_bridge(mrml_scene, tmp_path, blob_lesions, oblique_geometry):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     node = mrml.segmentation_from_lesions(blob_lesions, names=[f"L{k}" for k in range(1, 301)])
     path = mrml.save_segmentation(node, tmp_path / "lesions.seg.nrrd")
@@ -106,7 +106,7 @@ def test_save_and_load_through_the_bridge(mrml_scene, tmp_path, blob_lesions, ob
 
 
 def test_file_errors(mrml_scene, tmp_path):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     with pytest.raises(InputError, match="no such file"):
         mrml.load_segmentation(tmp_path / "missing.seg.nrrd")

@@ -4,11 +4,11 @@ per-segment accessors and exporters."""
 import numpy as np
 import pytest
 
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.image_io import LabelImage, Segment
-from CalcinosisLib.lesions import LesionParams, lesions_from_segmentation
-from CalcinosisLib.phantoms import rotation_matrix
-from CalcinosisLib.volume import Volume
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.image_io import LabelImage, Segment
+from calcinosis.core.lesions import LesionParams, lesions_from_segmentation
+from calcinosis.core.phantoms import rotation_matrix
+from calcinosis.core.volume import Volume
 
 pytestmark = pytest.mark.mrml
 
@@ -33,8 +33,8 @@ def _export_segment(node, segment_id, reference_node):
 
 
 def test_300_segments_one_shared_layer_counts_names_colours(mrml_scene, blob_lesions):
-    from CalcinosisLib import mrml
-    from CalcinosisLib.pipeline import lesion_colors
+    from calcinosis import mrml
+    from calcinosis.core.pipeline import lesion_colors
 
     lesions = blob_lesions
     names = [f"calc {k:03d}" for k in range(1, lesions.n + 1)]
@@ -62,7 +62,7 @@ def test_300_segments_one_shared_layer_counts_names_colours(mrml_scene, blob_les
 def test_segment_voxels_land_where_the_lesions_are(mrml_scene, blob_lesions, oblique_geometry):
     """Positions, not only counts: Slicer's exporter puts each segment on the reference
     volume's voxels exactly where the core has the lesion."""
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     ref = mrml.node_from_volume(Volume(np.zeros(oblique_geometry.shape, np.int16), oblique_geometry), "ref")
     node = mrml.segmentation_from_lesions(blob_lesions, reference_volume_node=ref)
@@ -71,7 +71,7 @@ def test_segment_voxels_land_where_the_lesions_are(mrml_scene, blob_lesions, obl
 
 
 def test_round_trip_label_image(mrml_scene, blob_lesions, oblique_geometry):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     node = mrml.segmentation_from_lesions(blob_lesions)
     lab = mrml.label_image_from_segmentation(node, oblique_geometry)
@@ -85,7 +85,7 @@ def test_round_trip_label_image(mrml_scene, blob_lesions, oblique_geometry):
 
 
 def test_overlapping_lesions_go_to_separate_layers(mrml_scene):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     geom = Geometry.create((20, 16, 12), (0.5, 0.5, 0.5))
     a = np.zeros(geom.shape, np.uint8)
@@ -107,7 +107,7 @@ def test_overlapping_lesions_go_to_separate_layers(mrml_scene):
 
 
 def _add_segment_on_grid(node, mask, geometry, name, color=(1, 0, 0)):
-    from CalcinosisLib.mrml.segmentations import image_array, oriented_image
+    from calcinosis.mrml.segmentations import image_array, oriented_image
 
     ni, nj, nk = geometry.size_ijk
     img = oriented_image(geometry, (0, ni - 1, 0, nj - 1, 0, nk - 1), np.uint8)
@@ -119,7 +119,7 @@ def test_segment_on_a_finer_grid_is_resampled_exactly(mrml_scene):
     """A segment drawn on a grid of half the spacing whose voxel centres include the
     reference's: nearest neighbour must pick fine[2k, 2j, 2i] (no ties), and Slicer's own
     exporter agrees."""
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     R = rotation_matrix((1, 1, 0), 35.0)
     coarse = Geometry.create((14, 12, 10), (0.8, 0.6, 1.0), (3.0, 4.0, 5.0), R)
@@ -138,7 +138,7 @@ def test_segment_on_a_finer_grid_is_resampled_exactly(mrml_scene):
 def test_segments_on_an_oblique_other_grid_match_slicer_export(mrml_scene):
     """Segments drawn on a rotated, shifted grid, read onto the reference: same voxels as
     Slicer's exporter (both nearest neighbour through physical space)."""
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     ref_geom = Geometry.create((30, 26, 20), (0.5, 0.5, 0.7), (0.0, 0.0, 0.0), np.diag([-1.0, -1.0, 1.0]))
     other = Geometry.create((24, 24, 24), (0.43, 0.51, 0.6), (-9.0, -8.0, 2.0), rotation_matrix((0.2, 1, 0.5), 17.0))
@@ -164,8 +164,8 @@ def test_user_edits_are_read_and_node_not_modified(mrml_scene, oblique_geometry)
     """What the Segment Editor does - erase voxels in place, delete a segment, paint a new one
     (overlapping an old one) - is what comes back; reading changes nothing in the node."""
     import slicer.util
-    from CalcinosisLib import mrml
-    from CalcinosisLib.lesions import split_lesions
+    from calcinosis import mrml
+    from calcinosis.core.lesions import split_lesions
 
     labels = np.zeros(oblique_geometry.shape, bool)
     labels[5:9, 5:9, 5:9] = True
@@ -205,7 +205,7 @@ def test_closed_surface_segmentation_converted_on_a_copy(mrml_scene):
     """A segmentation holding only closed surfaces is voxelised on a copy: the node keeps no
     labelmap, and the sphere's volume is right to within the polygon and voxel error."""
     import vtk
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     sphere = vtk.vtkSphereSource()
     sphere.SetCenter(1.0, 2.0, 3.0)
@@ -232,8 +232,8 @@ def test_closed_surface_segmentation_converted_on_a_copy(mrml_scene):
 
 def test_segmentation_under_linear_transform_is_read_in_world(mrml_scene):
     import vtk
-    from CalcinosisLib import mrml
-    from CalcinosisLib.lesions import split_lesions
+    from calcinosis import mrml
+    from calcinosis.core.lesions import split_lesions
 
     geom = Geometry.create((20, 20, 20), (1.0, 1.0, 1.0))
     m = np.zeros(geom.shape, bool)
@@ -249,8 +249,8 @@ def test_segmentation_under_linear_transform_is_read_in_world(mrml_scene):
 
 
 def test_empty_lesion_set_and_empty_segmentation(mrml_scene):
-    from CalcinosisLib import mrml
-    from CalcinosisLib.lesions import split_lesions
+    from calcinosis import mrml
+    from calcinosis.core.lesions import split_lesions
 
     geom = Geometry.create((8, 8, 8))
     lesions = split_lesions(np.zeros(geom.shape, bool), geom, LesionParams())
@@ -261,8 +261,8 @@ def test_empty_lesion_set_and_empty_segmentation(mrml_scene):
 
 
 def test_replacing_segments_of_an_existing_node(mrml_scene, blob_lesions):
-    from CalcinosisLib import mrml
-    from CalcinosisLib.lesions import split_lesions
+    from calcinosis import mrml
+    from calcinosis.core.lesions import split_lesions
 
     node = mrml.segmentation_from_lesions(blob_lesions)
     geom = blob_lesions.geometry
@@ -280,8 +280,8 @@ def test_fast_clear_skips_slicers_per_segment_separation(mrml_scene, blob_lesion
     over the layer per segment: minutes for 300 lesions on a full CT).  clear_segments_fast
     must not: the shared image is left as it was (Slicer's path erases each label from it,
     shown on a second node as the control)."""
-    from CalcinosisLib import mrml
-    from CalcinosisLib.mrml.segmentations import clear_segments_fast, image_array, remove_segmentation_node
+    from calcinosis import mrml
+    from calcinosis.mrml.segmentations import clear_segments_fast, image_array, remove_segmentation_node
 
     ours = mrml.segmentation_from_lesions(blob_lesions)
     control = mrml.segmentation_from_lesions(blob_lesions, name="control")

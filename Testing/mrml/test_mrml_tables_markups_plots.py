@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.tables import Column, Table
+from calcinosis.core.errors import InputError
+from calcinosis.core.tables import Column, Table
 
 pytestmark = pytest.mark.mrml
 
@@ -27,7 +27,7 @@ def _example_table():
 
 def test_table_node_types_units_descriptions(mrml_scene):
     import vtk
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     t = _example_table()
     node = mrml.table_node_from_table(t)
@@ -51,7 +51,7 @@ def test_table_node_types_units_descriptions(mrml_scene):
 
 
 def test_table_round_trip(mrml_scene):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     t = _example_table()
     back = mrml.table_from_table_node(mrml.table_node_from_table(t))
@@ -62,7 +62,7 @@ def test_table_round_trip(mrml_scene):
 
 
 def test_refilling_a_node_replaces_its_columns(mrml_scene):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     node = mrml.table_node_from_table(_example_table())
     small = Table([Column("x", "double", "mm", "an x")], [{"x": 1.0}], name="small")
@@ -76,7 +76,7 @@ def test_core_csv_and_schema_load_in_slicer_storage_node(mrml_scene, tmp_path):
     storage node with types, units and descriptions; missing doubles stay missing (NaN)."""
     import slicer
     import vtk
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     t = _example_table()
     csv_path, _schema = t.write_csv(tmp_path / "lesions.csv")
@@ -103,7 +103,7 @@ def test_core_csv_and_schema_load_in_slicer_storage_node(mrml_scene, tmp_path):
 
 def test_points_round_trip_with_unplaced(mrml_scene):
     import slicer
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     expected = [("thumb MCP", [10.0, -20.5, 30.25]), ("thumb IP", None), ("index PIP", (1.0, 2.0, 3.0)),
                 ("index tip", None)]
@@ -126,7 +126,7 @@ def test_points_round_trip_with_unplaced(mrml_scene):
 
 def test_points_are_world_coordinates(mrml_scene):
     import vtk
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     node = mrml.markups_from_points([("a", (1.0, 2.0, 3.0))], "pts")
     t = mrml_scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "shift")
@@ -138,7 +138,7 @@ def test_points_are_world_coordinates(mrml_scene):
 
 
 def test_bad_point_is_refused(mrml_scene):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     with pytest.raises(InputError, match="'tip'"):
         mrml.markups_from_points([("tip", (1.0, float("nan"), 2.0))], "pts")
@@ -147,7 +147,7 @@ def test_bad_point_is_refused(mrml_scene):
 @pytest.mark.parametrize("chart_type", ["bar", "line", "scatter"])
 def test_plot_chart_from_table(mrml_scene, chart_type):
     import slicer
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     t = _example_table()
     t.add_column(Column("other_volume_mm3", "double", "mm3", "another volume"), [1.0, 2.0, 3.0])
@@ -172,7 +172,7 @@ def test_plot_chart_from_table(mrml_scene, chart_type):
 
 
 def test_plot_chart_errors(mrml_scene):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     tnode = mrml.table_node_from_table(_example_table())
     with pytest.raises(InputError, match="no column 'nope'"):

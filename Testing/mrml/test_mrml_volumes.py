@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.geometry import Geometry, orientation_code
-from CalcinosisLib.phantoms import rotation_matrix
-from CalcinosisLib.volume import Volume
+from calcinosis.core.errors import InputError
+from calcinosis.core.geometry import Geometry, orientation_code
+from calcinosis.core.phantoms import rotation_matrix
+from calcinosis.core.volume import Volume
 
 pytestmark = pytest.mark.mrml
 
@@ -30,7 +30,7 @@ def _matrix(node):
 @pytest.mark.parametrize("name", sorted(GEOMETRIES))
 @pytest.mark.parametrize("dtype", [np.int16, np.float32, np.uint8])
 def test_round_trip_exact(mrml_scene, name, dtype):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     geom = GEOMETRIES[name]
     rng = np.random.default_rng(3)
@@ -58,7 +58,8 @@ def test_slicer_reader_agrees_with_core_reader(mrml_scene, tmp_path, name):
     same voxels as the core's reader says, and a node saved by Slicer reads back in the core
     with the same geometry: LPS (files) and RAS (Slicer, core) never confused."""
     import slicer
-    from CalcinosisLib import image_io, mrml
+    from calcinosis.core import image_io
+    from calcinosis import mrml
 
     geom = GEOMETRIES[name]
     arr = np.arange(np.prod(geom.shape), dtype=np.int16).reshape(geom.shape)
@@ -86,7 +87,7 @@ def test_slicer_reader_agrees_with_core_reader(mrml_scene, tmp_path, name):
 
 
 def test_labelmap_node_and_bool(mrml_scene):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     geom = GEOMETRIES["oblique"]
     mask = np.zeros(geom.shape, bool)
@@ -101,7 +102,7 @@ def test_linear_parent_transform_is_applied_not_hardened_in_node(mrml_scene):
     """Decision: a linear parent transform is applied to the geometry (as hardening would,
     no resampling), the node is left as it is."""
     import vtk
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     geom = GEOMETRIES["anisotropic_lps"]
     node = mrml.node_from_volume(Volume(np.zeros(geom.shape, np.int16), geom), "ct")
@@ -132,7 +133,7 @@ def test_linear_parent_transform_is_applied_not_hardened_in_node(mrml_scene):
 
 def test_scaling_transform_changes_spacing(mrml_scene):
     import vtk
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     geom = GEOMETRIES["axis_aligned"]
     node = mrml.node_from_volume(Volume(np.zeros(geom.shape, np.int16), geom), "ct")
@@ -148,7 +149,7 @@ def test_scaling_transform_changes_spacing(mrml_scene):
 def test_shear_and_nonlinear_transforms_are_refused(mrml_scene):
     import slicer
     import vtk
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     geom = GEOMETRIES["axis_aligned"]
     node = mrml.node_from_volume(Volume(np.zeros(geom.shape, np.int16), geom), "ct")
@@ -175,7 +176,7 @@ def test_shear_and_nonlinear_transforms_are_refused(mrml_scene):
 
 def test_bad_nodes_are_refused(mrml_scene):
     import vtk
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     empty = mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
     with pytest.raises(InputError, match="empty.*no image data"):
@@ -192,7 +193,7 @@ def test_bad_nodes_are_refused(mrml_scene):
 
 
 def test_modality_from_units_attribute_or_user(mrml_scene):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     geom = GEOMETRIES["axis_aligned"]
     ct = mrml.node_from_volume(Volume(np.zeros(geom.shape, np.int16), geom, {"modality": "CT"}), "ct")

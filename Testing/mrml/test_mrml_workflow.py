@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from CalcinosisLib import image_io, phantoms, pipeline
-from CalcinosisLib.errors import Cancelled, InputError, OutputExistsError
-from CalcinosisLib.lesions import LesionParams
-from CalcinosisLib.progress import Progress
-from CalcinosisLib.volume import Volume
+from calcinosis.core import image_io, phantoms, pipeline
+from calcinosis.core.errors import Cancelled, InputError, OutputExistsError
+from calcinosis.core.lesions import LesionParams
+from calcinosis.core.progress import Progress
+from calcinosis.core.volume import Volume
 
 pytestmark = pytest.mark.mrml
 
@@ -23,7 +23,7 @@ def phantom():
 
 @pytest.fixture
 def ct_node(mrml_scene, phantom):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
     return mrml.node_from_volume(phantom[0], "phantom CT")
 
 
@@ -32,7 +32,7 @@ def _rows_without_source(table):
 
 
 def test_detect_makes_one_segment_per_lesion(ct_node, phantom):
-    from CalcinosisLib.mrml import workflow
+    from calcinosis.mrml import workflow
 
     vol, ells = phantom
     params = workflow.lesion_params(130.0, min_size=1.0)
@@ -49,8 +49,8 @@ def test_detect_makes_one_segment_per_lesion(ct_node, phantom):
 
 
 def test_measure_unedited_equals_the_engine(ct_node, phantom):
-    from CalcinosisLib import mrml
-    from CalcinosisLib.mrml import workflow
+    from calcinosis import mrml
+    from calcinosis.mrml import workflow
 
     vol, _ = phantom
     det = workflow.detect(ct_node, workflow.lesion_params(130.0, min_size=1.0))
@@ -65,7 +65,7 @@ def test_measure_unedited_equals_the_engine(ct_node, phantom):
 
 
 def test_measure_follows_the_users_edits(ct_node, mrml_scene, phantom):
-    from CalcinosisLib.mrml import workflow
+    from calcinosis.mrml import workflow
 
     vol, _ = phantom
     det = workflow.detect(ct_node, workflow.lesion_params(130.0, min_size=1.0))
@@ -84,9 +84,9 @@ def test_measure_follows_the_users_edits(ct_node, mrml_scene, phantom):
 
 
 def test_region_limits_detection(ct_node, mrml_scene, phantom):
-    from CalcinosisLib import mrml
-    from CalcinosisLib.lesions import split_lesions
-    from CalcinosisLib.mrml import workflow
+    from calcinosis import mrml
+    from calcinosis.core.lesions import split_lesions
+    from calcinosis.mrml import workflow
 
     vol, ells = phantom
     region = np.zeros(vol.geometry.shape, bool)
@@ -104,7 +104,7 @@ def test_region_limits_detection(ct_node, mrml_scene, phantom):
 
 
 def test_export_writes_what_the_command_line_writes(ct_node, phantom, tmp_path, cli):
-    from CalcinosisLib.mrml import workflow
+    from calcinosis.mrml import workflow
 
     vol, _ = phantom
     image = tmp_path / "ct.nrrd"
@@ -138,7 +138,7 @@ def test_export_writes_what_the_command_line_writes(ct_node, phantom, tmp_path, 
 
 
 def test_cancel_stops_detection_before_any_node(ct_node, mrml_scene):
-    from CalcinosisLib.mrml import workflow
+    from calcinosis.mrml import workflow
 
     seen = []
     progress = Progress(lambda f, msg: seen.append(f), cancel_requested=lambda: len(seen) >= 2)
@@ -149,7 +149,7 @@ def test_cancel_stops_detection_before_any_node(ct_node, mrml_scene):
 
 
 def test_progress_reaches_the_end(ct_node):
-    from CalcinosisLib.mrml import workflow
+    from calcinosis.mrml import workflow
 
     seen = []
     det = workflow.detect(ct_node, workflow.lesion_params(130.0), progress=Progress(lambda f, m: seen.append((f, m))))
@@ -158,7 +158,7 @@ def test_progress_reaches_the_end(ct_node):
 
 
 def test_parameter_errors(ct_node):
-    from CalcinosisLib.mrml import workflow
+    from calcinosis.mrml import workflow
 
     with pytest.raises(InputError, match="threshold"):
         workflow.lesion_params(None)
@@ -171,7 +171,7 @@ def test_parameter_errors(ct_node):
 
 
 def test_release_lesion_segmentations_only_touches_ours(ct_node, mrml_scene):
-    from CalcinosisLib.mrml import workflow
+    from calcinosis.mrml import workflow
 
     det = workflow.detect(ct_node, workflow.lesion_params(130.0, min_size=1.0))
     other = mrml_scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "user's own")
@@ -182,8 +182,8 @@ def test_release_lesion_segmentations_only_touches_ours(ct_node, mrml_scene):
 
 
 def test_export_after_the_volume_node_is_gone(mrml_scene, phantom, tmp_path):
-    from CalcinosisLib import mrml
-    from CalcinosisLib.mrml import workflow
+    from calcinosis import mrml
+    from calcinosis.mrml import workflow
 
     node = mrml.node_from_volume(phantom[0], "short-lived")
     det = workflow.detect(node, workflow.lesion_params(130.0, min_size=1.0))
@@ -198,7 +198,7 @@ def test_export_after_the_volume_node_is_gone(mrml_scene, phantom, tmp_path):
 
 def test_measurement_goes_stale_when_the_lesions_are_edited(ct_node):
     import slicer.util
-    from CalcinosisLib.mrml import workflow
+    from calcinosis.mrml import workflow
 
     det = workflow.detect(ct_node, workflow.lesion_params(130.0, min_size=1.0))
     node = det.segmentation_node

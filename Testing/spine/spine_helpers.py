@@ -13,14 +13,14 @@ import functools
 
 import numpy as np
 
-from CalcinosisLib.geometry import Geometry
-from CalcinosisLib.image_io import LabelImage
-from CalcinosisLib.phantoms import rotation_matrix
-from CalcinosisLib.volume import Volume
-from SpineCalcMapLib import phantom, pipeline, vertebrae
-from SpineCalcMapLib.anatomy import LEVELS
-from SpineCalcMapLib.conventions import category, structure_names
-from SpineCalcMapLib.params import SpineParams
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.image_io import LabelImage
+from calcinosis.core.phantoms import rotation_matrix
+from calcinosis.core.volume import Volume
+from calcinosis.spine import phantom, pipeline, vertebrae
+from calcinosis.spine.anatomy import LEVELS
+from calcinosis.spine.conventions import category, structure_names
+from calcinosis.spine.params import SpineParams
 
 #: Test phantoms: 1 mm in-plane over a field of view fitted to the spine, 1.25 mm slices.
 TEST_SPACING = (1.0, 1.0, 1.25)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from SpineCalcMapLib.anatomy import LEVELS, SEGMENTS
-from SpineCalcMapLib.summary import SUBSITE_COLUMNS
+from calcinosis.spine.anatomy import LEVELS, SEGMENTS
+from calcinosis.spine.summary import SUBSITE_COLUMNS
 
 from spine_helpers import expected_assessed, get_phantom, mapped, score
 
@@ -89,7 +89,7 @@ def test_every_subsite_and_pattern_is_exercised():
     and the map finds each sub-site and pattern (so no class passes by being absent)."""
     r = get_phantom("tap")
     truth = [row for row in r.truth.rows if row["kind"] == "spinal"]
-    from SpineCalcMapLib.anatomy import PATTERNS, SUBSITES
+    from calcinosis.spine.anatomy import PATTERNS, SUBSITES
     assert {row["subsite"] for row in truth} == set(SUBSITES)
     assert {row["pattern"] for row in truth} == set(PATTERNS)
     res = mapped("tap")
@@ -121,7 +121,7 @@ def test_accuracy_holds_for_other_patients(coverage, seed):
 
 def test_a_spine_without_calcifications(tmp_path):
     """A healthy spine: every level assessed with 0, patient any_* = 0, all files written."""
-    from SpineCalcMapLib import phantom, pipeline
+    from calcinosis.spine import phantom, pipeline
     from spine_helpers import labels_of, volume_of
     r = phantom.make_spine_phantom("lumbar", spacing=(1.0, 1.0, 1.25), size_xy=None, seed=0,
                                    calcifications_per_level=0, vascular_calcifications=4)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from CalcinosisLib import parallel
-from CalcinosisLib.geometry import Geometry
-from SpineCalcMapLib import candidates, conventions as conv
-from SpineCalcMapLib.vertebrae import CAT_AORTA, CAT_BONE, CAT_RIB, CAT_VESSEL, Box, SpineLabels
+from calcinosis.core import parallel
+from calcinosis.core.geometry import Geometry
+from calcinosis.spine import candidates, conventions as conv
+from calcinosis.spine.vertebrae import CAT_AORTA, CAT_BONE, CAT_RIB, CAT_VESSEL, Box, SpineLabels
 
 
 def _labels(seed: int, spacing=(0.7, 0.8, 1.25)) -> SpineLabels:

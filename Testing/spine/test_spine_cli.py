@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from CalcinosisLib import image_io, segnrrd
-from CalcinosisLib.dicom_write import PHANTOM_BIRTH_DATE, PHANTOM_PATIENT_ID, PHANTOM_PATIENT_NAME
-from CalcinosisLib.tables import Table
+from calcinosis.core import image_io, segnrrd
+from calcinosis.core.dicom_write import PHANTOM_BIRTH_DATE, PHANTOM_PATIENT_ID, PHANTOM_PATIENT_NAME
+from calcinosis.core.tables import Table
 
 SUBSITES = ["anterior_longitudinal_ligament", "intervertebral_disc", "posterior_longitudinal_ligament", "intracanal",
             "foraminal", "costotransverse", "interspinous", "transverse_process"]
@@ -44,7 +44,7 @@ def _rows(path):
 
 @pytest.fixture(scope="module")
 def phantom_dir(tmp_path_factory):
-    from CalcinosisCLI.main import main
+    from calcinosis.cli.main import main
     d = tmp_path_factory.mktemp("spine") / "lumbar"
     assert main(["phantom", "spine-ct", "--coverage", "lumbar", "--fit", "--spacing", "1,1,1.25", "-o", str(d),
                  "-q"]) == 0
@@ -53,7 +53,7 @@ def phantom_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mapped_dir(phantom_dir, tmp_path_factory):
-    from CalcinosisCLI.main import main
+    from calcinosis.cli.main import main
     out = tmp_path_factory.mktemp("spine-out") / "map"
     assert main(["spine", str(phantom_dir / "ct"), "--vertebrae", str(phantom_dir / "vertebrae.nii.gz"),
                  "-o", str(out), "-q"]) == 0
@@ -278,7 +278,7 @@ def _bad_label_maps(phantom_dir, tmp):
     image_io.write_image(unknown, g, tmp / "unknown.nii.gz")
     image_io.write_image(np.zeros_like(lab), g, tmp / "empty.nii.gz")
     image_io.write_image(np.where(lab == 52, lab, 0).astype(np.uint8), g, tmp / "aorta_only.nii.gz")
-    from CalcinosisLib.geometry import Geometry
+    from calcinosis.core.geometry import Geometry
     far = Geometry.create(g.size_ijk, g.spacing, np.asarray(g.origin_ras) + [0, 0, 800.0], g.direction)
     image_io.write_image(lab, far, tmp / "elsewhere.nii.gz")
     (tmp / "bad_overrides.csv").write_text("action,centroid_r_mm,centroid_a_mm,centroid_s_mm,level\n"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CalcinosisLib.geometry import Geometry, orientation_code
-from SpineCalcMapLib import frame
-from SpineCalcMapLib.candidates import study_rule_ok
+from calcinosis.core.geometry import Geometry, orientation_code
+from calcinosis.spine import frame
+from calcinosis.spine.candidates import study_rule_ok
 
 from spine_helpers import get_phantom, labels_of, mapped, score
 

@@ -7,15 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from CalcinosisLib import image_io, parallel, segnrrd
-from CalcinosisLib.errors import InputError
-from CalcinosisLib.geometry import Geometry, orientation_code
-from CalcinosisLib.image_io import LabelImage, Segment
-from CalcinosisLib.volume import Volume
-from SpineCalcMapLib import conventions as conv
-from SpineCalcMapLib import frame, pipeline, points, vertebrae
-from SpineCalcMapLib.anatomy import LEVELS
-from SpineCalcMapLib.params import SpineParams
+from calcinosis.core import image_io, parallel, segnrrd
+from calcinosis.core.errors import InputError
+from calcinosis.core.geometry import Geometry, orientation_code
+from calcinosis.core.image_io import LabelImage, Segment
+from calcinosis.core.volume import Volume
+from calcinosis.spine import conventions as conv
+from calcinosis.spine import frame, pipeline, points, vertebrae
+from calcinosis.spine.anatomy import LEVELS
+from calcinosis.spine.params import SpineParams
 
 from spine_helpers import expected_assessed, get_phantom, labels_of, mapped, score, volume_of
 
@@ -269,7 +269,7 @@ def test_points_one_per_body_map_the_phantom():
     and segments hold the issue's thresholds; sub-sites are looser (ribs fused to the
     vertebrae at the bone threshold stretch the transverse-process reach, so
     costotransverse can read as transverse_process): >= 80% here."""
-    from SpineCalcMapLib import phantom
+    from calcinosis.spine import phantom
     r = get_phantom("tap")
     vol = volume_of(r)
     found, _, _ = points.vertebra_points(phantom.vertebra_body_points(r.phantom, r.geometry))
@@ -293,7 +293,7 @@ def test_transitional_vertebra_warned_and_levels_beside_it_not_assessed():
 
 
 def test_segment_names_as_slicer_totalsegmentator_writes_them():
-    from SpineCalcMapLib.anatomy import parse_disc_name, parse_vertebra_name
+    from calcinosis.spine.anatomy import parse_disc_name, parse_vertebra_name
     for text, want in (("T8 Vertebra", "T8"), ("vertebrae_T8", "T8"), ("T8", "T8"), ("Vertebra L01", "L1"),
                        ("sacrum", "S1"), ("aorta", None), ("T8-T9 intervertebral disc", None)):
         assert parse_vertebra_name(text) == want, text
@@ -302,7 +302,7 @@ def test_segment_names_as_slicer_totalsegmentator_writes_them():
 
 
 def test_panel_entry_takes_points_or_labels():
-    from SpineCalcMapLib import phantom
+    from calcinosis.spine import phantom
     r = get_phantom("lumbar")
     vol = volume_of(r)
     pts = [(n, p) for n, p in phantom.vertebra_body_points(r.phantom, r.geometry)] + [("L9", None)]

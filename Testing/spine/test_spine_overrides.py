@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from CalcinosisLib.errors import InputError
-from SpineCalcMapLib import overrides as ov
-from SpineCalcMapLib import pipeline
-from SpineCalcMapLib.params import SpineParams
+from calcinosis.core.errors import InputError
+from calcinosis.spine import overrides as ov
+from calcinosis.spine import pipeline
+from calcinosis.spine.params import SpineParams
 
 from spine_helpers import get_phantom, labels_of, mapped, volume_of
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from SpineCalcMapLib import conventions as conv
-from SpineCalcMapLib import phantom
-from SpineCalcMapLib.anatomy import SUBSITE_SEGMENT
+from calcinosis.spine import conventions as conv
+from calcinosis.spine import phantom
+from calcinosis.spine.anatomy import SUBSITE_SEGMENT
 
 from spine_helpers import get_phantom
 

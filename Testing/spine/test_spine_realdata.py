@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from CalcinosisLib import image_io
-from SpineCalcMapLib import pipeline
+from calcinosis.core import image_io
+from calcinosis.spine import pipeline
 
 pytestmark = pytest.mark.realdata
 

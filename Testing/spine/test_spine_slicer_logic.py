@@ -1,4 +1,4 @@
-"""The SpineCalcMap panel's logic (``SpineCalcMapLib.slicer_logic``) on real MRML (slicer-core).
+"""The SpineCalcMap panel's logic (``calcinosis.mrml.spine_session``) on real MRML (slicer-core).
 
 The reference is the command line: the same phantom files go through ``calcinosis spine``
 and, loaded as nodes, through the panel's session; the tables must say the same (numbers
@@ -19,19 +19,19 @@ import types
 import numpy as np
 import pytest
 
-from CalcinosisLib import image_io
-from CalcinosisLib.errors import Cancelled, InputError
-from CalcinosisLib.lesions import LesionSet
-from CalcinosisLib.progress import Progress
-from CalcinosisLib.tables import Table
-from CalcinosisLib.volume import Volume
-from SpineCalcMapLib import overrides as ov
-from SpineCalcMapLib import points as points_io
-from SpineCalcMapLib.anatomy import LEVELS, SEGMENT_COLORS, SEGMENTS, SUBSITE_SEGMENT
-from SpineCalcMapLib.conventions import category, structure_names
-from SpineCalcMapLib.params import SpineParams
-from SpineCalcMapLib.phantom import vertebra_body_points
-from SpineCalcMapLib.vertebrae import read_label_map
+from calcinosis.core import image_io
+from calcinosis.core.errors import Cancelled, InputError
+from calcinosis.core.lesions import LesionSet
+from calcinosis.core.progress import Progress
+from calcinosis.core.tables import Table
+from calcinosis.core.volume import Volume
+from calcinosis.spine import overrides as ov
+from calcinosis.spine import points as points_io
+from calcinosis.spine.anatomy import LEVELS, SEGMENT_COLORS, SEGMENTS, SUBSITE_SEGMENT
+from calcinosis.spine.conventions import category, structure_names
+from calcinosis.spine.params import SpineParams
+from calcinosis.spine.phantom import vertebra_body_points
+from calcinosis.spine.vertebrae import read_label_map
 
 from spine_helpers import get_phantom
 
@@ -42,7 +42,7 @@ TABLES = ("lesions", "levels", "patient")
 
 # ---------------------------------------------------------------------- files and the command line
 def _cli(*argv) -> None:
-    from CalcinosisCLI.main import main
+    from calcinosis.cli.main import main
     assert main([str(a) for a in argv] + ["-q"]) == 0
 
 
@@ -76,19 +76,19 @@ def cli_points(files, tmp_path_factory):
 # ---------------------------------------------------------------------- nodes
 @pytest.fixture
 def session(mrml_scene):
-    from SpineCalcMapLib.slicer_logic import SpineSession
+    from calcinosis.mrml.spine_session import SpineSession
     return SpineSession()
 
 
 @pytest.fixture
 def ct_node(mrml_scene, files):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
     return mrml.node_from_volume(image_io.load_image(files / "ct.nrrd"), "phantom CT")
 
 
 @pytest.fixture
 def label_node(mrml_scene, files):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
     li = read_label_map(files / "vertebrae.nii.gz")
     return mrml.node_from_volume(Volume(li.layers[0], li.geometry, {}), "phantom vertebrae", labelmap=True)
 
@@ -96,7 +96,7 @@ def label_node(mrml_scene, files):
 def segmentation_node_from_labels(labels: np.ndarray, geometry, names_of_value: dict[int, str], name: str):
     """A segmentation node with one named segment per label value (label values renumbered
     1..n, so only the names can tell the structures apart)."""
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
     values = [int(v) for v in np.unique(labels) if v and int(v) in names_of_value]
     remap = np.zeros(int(labels.max()) + 1, np.uint16)
     for k, v in enumerate(values, start=1):
@@ -133,7 +133,7 @@ def assert_tables_equal(a: Table, b: Table, what: str, ignore: tuple[str, ...] =
 
 
 def node_tables(nodes) -> dict[str, Table]:
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
     return {"lesions": mrml.table_from_table_node(nodes.lesions), "levels": mrml.table_from_table_node(nodes.levels),
             "patient": mrml.table_from_table_node(nodes.patient)}
 
@@ -153,7 +153,7 @@ def assert_like_cli(nodes, folder) -> None:
 
 # ---------------------------------------------------------------------- map: the three vertebra inputs
 def test_map_from_label_map_node_matches_the_command_line(session, ct_node, label_node, cli_labels):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     result = session.map(ct_node, label_node)
     nodes = session.nodes
@@ -211,7 +211,7 @@ def test_map_from_segmentation_node_matches_the_command_line(session, ct_node, c
 
 
 def test_map_from_point_list_matches_the_command_line(session, ct_node, files, cli_points):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     pts = points_io.read_points(files / "points.csv")
     node = mrml.markups_from_points(pts, "vertebral bodies")
@@ -230,7 +230,7 @@ def test_aorta_from_a_segment_is_used(session, ct_node, mrml_scene):
     aorta_value = next(v for v, n in names.items() if n == "aorta")
     vessels = segmentation_node_from_labels(r.labels, r.geometry, {aorta_value: "Aorta", 52 + 13: "iliac_artery_left"},
                                             "vessels")
-    from SpineCalcMapLib.slicer_logic import guess_aorta_segment
+    from calcinosis.mrml.spine_session import guess_aorta_segment
     aorta_id = guess_aorta_segment(vessels)
     assert vessels.GetSegmentation().GetSegment(aorta_id).GetName() == "Aorta"
     params = SpineParams(detect_aorta=False)
@@ -243,7 +243,7 @@ def test_aorta_from_a_segment_is_used(session, ct_node, mrml_scene):
     assert with_aorta.inputs["aorta"]["kind"] == "Slicer segmentation segment"
     # the aorta voxels are aorta in the map's labels, exactly those of the segment near the spine
     aorta_box = (r.labels == aorta_value)[with_aorta.labels.box.slices]
-    from SpineCalcMapLib.vertebrae import CAT_AORTA
+    from calcinosis.spine.vertebrae import CAT_AORTA
     assert np.array_equal(with_aorta.labels.category == CAT_AORTA, aorta_box & (with_aorta.labels.vert == 0))
 
 
@@ -256,7 +256,7 @@ def _by_centroid(table_rows, centroid):
 
 def test_reader_edits_are_applied_kept_across_a_remap_and_exported_like_the_cli(session, ct_node, label_node, files,
                                                                                 tmp_path):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     first = session.map(ct_node, label_node)
     rows = session.review_rows()
@@ -370,8 +370,8 @@ def test_revert_restores_the_automatic_values(session, ct_node, label_node):
 
 
 def test_overrides_csv_loaded_before_and_after_map(session, ct_node, label_node, tmp_path):
-    from CalcinosisLib import mrml
-    from SpineCalcMapLib import pipeline, vertebrae
+    from calcinosis import mrml
+    from calcinosis.spine import pipeline, vertebrae
 
     r = get_phantom("lumbar")
     vol = Volume(r.ct, r.geometry, {"modality": "CT"})
@@ -403,19 +403,19 @@ def test_overrides_csv_loaded_before_and_after_map(session, ct_node, label_node,
 
 
 def read_label_map_image(r):
-    from CalcinosisLib.image_io import LabelImage
+    from calcinosis.core.image_io import LabelImage
     return LabelImage([r.labels], r.geometry, [])
 
 
 def test_decisions_table_edited_by_hand_is_validated(session, ct_node, label_node):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     session.map(ct_node, label_node)
     row = session.result.table.rows[2]
     t = ov.overrides_table([ov.Override("change", _centroid(row), row["lesion_id"], subsite="intracanal",
                                         segment="posterior")])
     node = mrml.table_node_from_table(t, name="typed decisions")
-    from SpineCalcMapLib.slicer_logic import SpineNodes
+    from calcinosis.mrml.spine_session import SpineNodes
     with pytest.raises(InputError, match=r"typed decisions', row 1: sub-site intracanal belongs to the intracanal"):
         session.map(ct_node, label_node, nodes=SpineNodes(decisions=node))
 
@@ -449,7 +449,7 @@ def _cancel_after(k):
 @pytest.mark.parametrize("k", [0, 2, 6, 12, "last"])
 def test_cancel_leaves_the_scene_and_the_previous_map_as_they_were(session, ct_node, label_node, mrml_scene, k):
     if k == "last":   # the very last chance to cancel (the map is complete, no node made yet)
-        from SpineCalcMapLib.slicer_logic import SpineSession
+        from calcinosis.mrml.spine_session import SpineSession
         counting, calls = _cancel_after(10 ** 9)
         SpineSession().map(ct_node, label_node, progress=counting)    # how many checks a whole map makes
         k = calls["n"] - 1
@@ -480,7 +480,7 @@ def test_remapping_reuses_the_nodes(session, ct_node, label_node, mrml_scene):
         assert all(getattr(session.nodes, k) is v for k, v in nodes.items())
     # after a module reload (a new session) the nodes given by the panel are refilled, and
     # those referenced from the lesion table are found again
-    from SpineCalcMapLib.slicer_logic import SpineNodes, SpineSession
+    from calcinosis.mrml.spine_session import SpineNodes, SpineSession
     fresh = SpineSession()
     fresh.map(ct_node, label_node, nodes=SpineNodes(session.nodes.segmentation, session.nodes.lesions,
                                                     session.nodes.levels, session.nodes.patient, session.nodes.chart))
@@ -503,7 +503,7 @@ def test_nodes_deleted_by_the_user_are_made_again(session, ct_node, label_node, 
 
 
 def test_bad_inputs_get_the_cores_clear_errors(session, ct_node, label_node, mrml_scene):
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     r = get_phantom("lumbar")
     g = r.geometry
@@ -541,7 +541,7 @@ def test_bad_inputs_get_the_cores_clear_errors(session, ct_node, label_node, mrm
         assert mrml_scene.GetNumberOfNodes() == before, message
     assert session.result is None
     # parameters the panel could hold that SpineParams refuses
-    from SpineCalcMapLib.slicer_logic import spine_params
+    from calcinosis.mrml.spine_session import spine_params
     with pytest.raises(InputError, match="--connectivity"):
         spine_params({"connectivity": "corner"})
     with pytest.raises(InputError, match="--search-margin"):
@@ -571,7 +571,7 @@ def test_export_refuses_staged_corrections_and_missing_folder(session, ct_node, 
 # ---------------------------------------------------------------------- views
 def test_jump_centres_every_slice_view_on_the_calcification(session, ct_node, label_node, mrml_scene):
     import slicer
-    from CalcinosisLib import mrml
+    from calcinosis import mrml
 
     slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(mrml_scene)
     views = []
@@ -616,7 +616,7 @@ def test_panel_parameters_are_spineparams_names_with_its_defaults():
     defaults = {s.target.id: ast.unparse(s.value) if s.value is not None else None
                 for s in cls.body if isinstance(s, ast.AnnAssign)}
     ui = gui_checks.read_ui(repo / "SpineCalcMap" / "Resources" / "UI" / "SpineCalcMap.ui")
-    from SpineCalcMapLib.slicer_logic import SPINE_PARAMETER_NAMES
+    from calcinosis.mrml.spine_session import SPINE_PARAMETER_NAMES
     assert set(SPINE_PARAMETER_NAMES) == {f.name for f in fields(SpineParams)}
     for name in SPINE_PARAMETER_NAMES:
         assert defaults.get(name) == f"SPINE_DEFAULTS.{name}", name
@@ -636,7 +636,7 @@ def test_panel_parameters_are_spineparams_names_with_its_defaults():
 
 
 def test_spine_params_reads_the_parameter_node_values():
-    from SpineCalcMapLib.slicer_logic import spine_params
+    from calcinosis.mrml.spine_session import spine_params
     node = types.SimpleNamespace(threshold_hu=150, study_rule=0, study_min_slices=3.0, connectivity="full",
                                  convention="totalspineseg", inputVolume=object())
     p = spine_params(node)
@@ -702,7 +702,7 @@ def fake_totalsegmentator(monkeypatch, mrml_scene):
 
 def test_totalsegmentator_button_runs_the_extension_and_its_labels_map(session, ct_node, cli_labels,
                                                                        fake_totalsegmentator, mrml_scene):
-    from SpineCalcMapLib import slicer_logic as sl
+    from calcinosis.mrml import spine_session as sl
 
     fake = fake_totalsegmentator(_FakeTotalSegmentatorLogic)
     assert sl.totalsegmentator_available()
@@ -726,7 +726,7 @@ def test_totalsegmentator_button_runs_the_extension_and_its_labels_map(session, 
 
 def test_totalsegmentator_older_signature_and_absence(fake_totalsegmentator, ct_node, monkeypatch):
     import slicer
-    from SpineCalcMapLib import slicer_logic as sl
+    from calcinosis.mrml import spine_session as sl
 
     fake = fake_totalsegmentator(_OldFakeTotalSegmentatorLogic)
     sl.run_totalsegmentator(ct_node, fast=False)
@@ -744,8 +744,8 @@ def test_real_ct_through_the_panel_matches_the_command_line(totalseg_example, se
     """The real abdominal CT with its TotalSegmentator labels, as a label map node or as the
     segmentation the extension would make (class-named segments): the same map as
     ``calcinosis spine`` on the files (levels T11-T12 ... L5-S1 assessed, the rest not)."""
-    from CalcinosisLib import mrml
-    from SpineCalcMapLib import pipeline
+    from calcinosis import mrml
+    from calcinosis.spine import pipeline
 
     ct_path = totalseg_example / "example_ct.nii.gz"
     labels_path = totalseg_example / "example_seg_fast_force_split.nii.gz"

@@ -1,0 +1,42 @@
+"""``calcinosis demo``: the main jobs on built-in sample data (phantoms made on the fly).
+
+Each part of the project adds a ``demo_*.py`` step module (found by :mod:`.registry`)
+with ``TITLE``, ``ORDER`` and ``run(outdir: Path, force: bool) -> list[str]`` (lines to print).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from calcinosis.core.output import check_output_free
+
+from .registry import discover
+
+
+
+ORDER = 90
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="run the pipelines on built-in sample data and show where the outputs are")
+    p.add_argument("-o", "--output", dest="outdir", default="demo-output", metavar="DIR",
+                   help="output folder (default: demo-output)")
+    p.add_argument("--force", action="store_true", help="replace an earlier demo output")
+    p.add_argument("--only", help="run only the step whose name contains this text")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    outdir = Path(args.outdir)
+    check_output_free(outdir / "measure-ct", args.force)
+    for step in discover(prefix="demo_"):
+        if args.only and args.only not in step.__name__:
+            continue
+        t0 = time.perf_counter()
+        print(f"== {step.TITLE}")
+        for line in step.run(outdir, args.force):
+            print(f"   {line}")
+        print(f"   ({time.perf_counter() - t0:.1f} s)")
+    print(f"\nAll demo outputs are in {outdir.resolve()}")
+    return 0

@@ -1,0 +1,40 @@
+"""``calcinosis report``: self-contained HTML reports of a case or of a batch (cohort)."""
+
+from __future__ import annotations
+
+from calcinosis.cohort.report import write_reports
+from calcinosis.core.output import check_output_free
+
+from .common import add_output_args, progress_for, say, spacing_arg
+
+ORDER = 70
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "report", help="HTML report of a case folder or of a batch folder (figures embedded)",
+        description="DIR is a case output folder (measure, hand or spine): writes OUTDIR/report.html. DIR is a batch "
+                    "output folder: writes OUTDIR/cohort.html (cases, prevalence and level x segment chart, per-digit "
+                    "bars, modality comparison, reader agreement with Bland-Altman plots, change) and "
+                    "OUTDIR/cases/<case_id>.html. Every table names its source; provenance is included.")
+    p.add_argument("source", metavar="DIR", help="case output folder or batch output folder")
+    add_output_args(p)
+    p.add_argument("--image", help="the case's image, for slice views with lesions outlined (a case folder)")
+    p.add_argument("--spacing", type=spacing_arg, metavar="X,Y", help="pixel spacing of --image when it has none")
+    p.add_argument("--manifest", help="the batch manifest, to find each case's image for the slice views")
+    p.add_argument("--by", metavar="COLUMN", help="add a group comparison by this column of patients.csv")
+    p.add_argument("--where", action="append", metavar="COLUMN=VALUE",
+                   help="which reading to use per patient (default: first reader, read 1, baseline)")
+    p.add_argument("--no-case-reports", action="store_true", help="batch: only cohort.html")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    check_output_free(args.outdir, args.force)
+    progress = progress_for(args, "report")
+    files = write_reports(args.source, args.outdir, image=args.image, manifest=args.manifest, by=args.by,
+                          where=args.where, case_reports=not args.no_case_reports, force=args.force,
+                          progress=progress)
+    main = next((f for f in files if f.name in ("cohort.html", "report.html")), files[0])
+    say(args, f"{len([f for f in files if f.suffix == '.html'])} report(s); open {main}")
+    return 0

@@ -1,0 +1,383 @@
+"""Batch runs: every manifest row through its pipeline, in parallel, resumable.
+
+Layout of the batch folder ``OUTDIR``::
+
+    cases/<case_id>/     what the case's command wrote (lesions.csv, hand.csv, patient.csv, ...)
+    state/<case_id>.json status of the case: ok | failed, reason, fingerprint, time (written
+                         as each case ends, so an interrupted batch loses nothing)
+    logs/<case_id>.log   the command's messages (warnings, errors)
+    cases.csv            one row per manifest row: status, reason, what ran
+    patients.csv         one row per patient × reader × read × time point (cohort/join.py)
+    hands.csv digits.csv levels.csv lesions.csv   the per-case tables stacked, with keys
+    provenance.json      the batch's parameters, versions and files
+
+A case is *done* when its state says ok and its fingerprint (manifest row + input files'
+sizes and times) is unchanged: it is skipped on the next run unless ``force``.  A failed
+case is retried on the next run.  A case whose row changed since it was computed is not
+recomputed silently: it is reported as failed with the reason, until ``force``.
+
+Cases run in worker processes (``concurrent.futures`` with the ``forkserver``/``spawn``
+start method) or, with ``scheduler='tcp://HOST:PORT'``, on a Dask distributed cluster
+(imported only then; workers need this package installed and the same file paths).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from calcinosis.core.errors import InputError
+from calcinosis.core.output import json_text
+from calcinosis.core.progress import Progress, report
+from .contract import TASK_SUMMARY_FILE
+from .manifest import CaseSpec, command_line, read_manifest, redact
+
+STATE_DIR, CASES_DIR, LOGS_DIR = "state", "cases", "logs"
+SUMMARY_FILES = ("cases.csv", "patients.csv", "hands.csv", "digits.csv", "levels.csv", "lesions.csv")
+
+
+@dataclass
+class CaseState:
+    case_id: str
+    status: str                   # ok | failed
+    reason: str = ""
+    fingerprint: str = ""
+    run: str = ""                 # computed | kept | imported | recovered | not run
+    duration_s: float | None = None
+    finished_utc: str = ""
+    command: str = ""
+    warnings: list[str] = field(default_factory=list)
+    peak_rss_mb: float | None = None   # largest resident memory of the worker process so far
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class BatchSummary:
+    outdir: Path
+    specs: list[CaseSpec]
+    states: dict[str, CaseState]
+    tables: dict
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_ok(self) -> int:
+        return sum(1 for s in self.states.values() if s.status == "ok")
+
+    @property
+    def failed(self) -> list[CaseState]:
+        return [self.states[s.case_id] for s in self.specs if self.states[s.case_id].status != "ok"]
+
+
+# ---------------------------------------------------------------------- the worker side
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _init_worker(threads: int) -> None:
+    from calcinosis.core import parallel
+    parallel.set_threads(threads)
+    try:
+        import SimpleITK as sitk
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, threads))
+    except Exception:  # noqa: BLE001 - threads are a speed hint only
+        pass
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, threads)))
+
+
+def subcommand_options(task: str) -> set[str] | None:
+    """Option strings of ``calcinosis TASK`` in this installation, or None if absent."""
+    import argparse
+    import importlib.util
+    if importlib.util.find_spec(f"calcinosis.cli.{task}_cmd") is None:
+        return None
+    from calcinosis.cli.main import build_parser
+    parser = build_parser()
+    for action in parser._actions:  # noqa: SLF001 - argparse offers no public way to list sub-commands
+        if isinstance(action, argparse._SubParsersAction) and task in action.choices:  # noqa: SLF001
+            return set(action.choices[task]._option_string_actions)  # noqa: SLF001
+    return None
+
+
+def run_case(spec_dict: dict, case_dir: str, force: bool = False, record_paths: bool = False,
+             threads: int | None = None) -> dict:
+    """Compute (or import) one case into ``case_dir``.  Never raises: returns a state dict."""
+    spec = CaseSpec.from_dict(spec_dict)
+    if threads:
+        _init_worker(threads)
+    t0 = time.perf_counter()
+    log = io.StringIO()
+    state = CaseState(spec.case_id, "failed", fingerprint=spec.fingerprint)
+    try:
+        if spec.result:
+            state.run = "imported"
+            _import_result(spec, Path(case_dir), force)
+            state.command = f"imported from <result>{' ' + spec.result if record_paths else ''}"
+            state.status = "ok"
+        else:
+            state.run = "computed"
+            options = subcommand_options(spec.task)
+            if options is None:
+                raise InputError(f"the 'calcinosis {spec.task}' command is not installed in this version "
+                                 f"(module calcinosis.cli.{spec.task}_cmd is missing); give a result folder in column "
+                                 f"'result' or install a version with the {spec.task} pipeline")
+            argv = command_line(spec, case_dir, options)
+            if force and "--force" in options:
+                argv.append("--force")
+            state.command = " ".join(argv) if record_paths else redact(argv, spec)
+            from calcinosis.cli.main import main as cli_main
+            with contextlib.redirect_stderr(log), contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    code = cli_main(argv)
+                except SystemExit as e:  # argparse errors
+                    code = e.code if isinstance(e.code, int) else 2
+            text = log.getvalue()
+            state.warnings = [ln.split("warning:", 1)[1].strip() for ln in text.splitlines() if "calcinosis: warning:" in ln]
+            if code != 0:
+                state.reason = _reason_from(text, code)
+            else:
+                need = TASK_SUMMARY_FILE[spec.task]
+                if not (Path(case_dir) / need).is_file():
+                    state.reason = f"'calcinosis {spec.task}' finished but wrote no {need}"
+                else:
+                    state.status = "ok"
+    except InputError as e:
+        state.reason = str(e).splitlines()[0]
+    except Exception as e:  # noqa: BLE001 - one broken case must not stop the batch
+        state.reason = f"internal error: {type(e).__name__}: {e}"
+        log.write(traceback.format_exc())
+    state.duration_s = round(time.perf_counter() - t0, 3)
+    state.finished_utc = _now()
+    try:
+        import resource
+        state.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    except (ImportError, OSError):  # pragma: no cover - not on Windows
+        pass
+    d = state.to_dict()
+    d["log"] = log.getvalue()
+    return d
+
+
+def _reason_from(text: str, code: int) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "error:" in ln and "internal error" not in ln:
+            return ln.split("error:", 1)[1].strip() or ln
+    if any("internal error" in ln for ln in lines):
+        last = lines[-1] if lines else ""
+        return f"internal error: {last}"
+    if code == 130:
+        return "cancelled"
+    return f"exit code {code}" + (f": {lines[-1]}" if lines else "")
+
+
+def _import_result(spec: CaseSpec, case_dir: Path, force: bool) -> None:
+    src = Path(spec.result)
+    need = TASK_SUMMARY_FILE[spec.task]
+    if not (src / need).is_file():
+        raise InputError(f"result folder of case {spec.case_id} has no {need} (a {spec.task} result needs it)")
+    if case_dir.exists() and not force and (case_dir / "provenance.json").exists():
+        raise InputError(f"{case_dir}: holds an earlier result; pass --force to replace it")
+    case_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{case_dir.name}.partial-", dir=case_dir.parent))
+    try:
+        shutil.copytree(src, staging / "x")
+        if case_dir.exists():
+            old = case_dir.with_name(f".{case_dir.name}.old-{os.getpid()}")
+            os.rename(case_dir, old)
+            os.rename(staging / "x", case_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging / "x", case_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- the parent side
+def _write_json_atomic(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json_text(obj))
+    os.replace(tmp, path)
+
+
+def _read_state(outdir: Path, case_id: str) -> CaseState | None:
+    p = outdir / STATE_DIR / f"{case_id}.json"
+    if not p.is_file():
+        return None
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+        d.pop("log", None)
+        return CaseState(**{k: v for k, v in d.items() if k in CaseState.__dataclass_fields__})
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def check_batch_dir(outdir: Path, force: bool) -> None:
+    prov = outdir / "provenance.json"
+    if prov.is_file() and not force:
+        try:
+            cmd = json.loads(prov.read_text(encoding="utf-8")).get("command")
+        except (OSError, ValueError):
+            cmd = None
+        if cmd != "batch":
+            raise InputError(f"{outdir}: holds another result (not a batch); choose another -o or pass --force")
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"{outdir}: exists and is not a directory")
+    if outdir.is_dir() and not (outdir / STATE_DIR).is_dir() and not force:
+        clash = [f for f in SUMMARY_FILES if (outdir / f).exists()]
+        if clash:
+            raise InputError(f"{outdir}: already holds {clash[0]} from something else; choose another -o or pass --force")
+
+
+def run_batch(manifest: str | Path, outdir: str | Path, *, workers: int | None = None, scheduler: str | None = None,
+              force: bool = False, only: Sequence[str] | None = None, record_paths: bool = False,
+              clinical: str | Path | None = None, progress: Progress | None = None,
+              on_case: Callable[[CaseState], None] | None = None) -> BatchSummary:
+    """Run every case of ``manifest`` into ``outdir`` and write the cohort tables."""
+    specs = read_manifest(manifest)
+    outdir = Path(outdir)
+    check_batch_dir(outdir, force)
+    clinical_table = None
+    if clinical is not None:
+        from .join import read_clinical
+        clinical_table = read_clinical(clinical)
+    if only:
+        ids = {s.case_id for s in specs}
+        unknown = [c for c in only if c not in ids]
+        if unknown:
+            raise InputError(f"--only: case id {unknown[0]!r} is not in the manifest")
+    selected = [s for s in specs if not only or s.case_id in only]
+    (outdir / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    (outdir / CASES_DIR).mkdir(parents=True, exist_ok=True)
+    states: dict[str, CaseState] = {}
+    todo: list[CaseSpec] = []
+    for s in specs:
+        st = _read_state(outdir, s.case_id)
+        case_dir = outdir / CASES_DIR / s.case_id
+        if s not in selected:
+            states[s.case_id] = st if st and st.fingerprint == s.fingerprint else (
+                st or CaseState(s.case_id, "failed", "not run yet (excluded by --only)", s.fingerprint, "not run"))
+            continue
+        if not force and st is not None and st.status == "ok":
+            if st.fingerprint == s.fingerprint and (case_dir / TASK_SUMMARY_FILE[s.task]).is_file():
+                st.run = "kept"
+                states[s.case_id] = st
+                continue
+            if st.fingerprint != s.fingerprint:
+                states[s.case_id] = CaseState(s.case_id, "failed", "manifest row or input files changed since this case "
+                                              "was computed; pass --force (with --only CASE) to recompute it",
+                                              st.fingerprint, "not run")
+                continue
+        if not force and st is None and (case_dir / "provenance.json").is_file() and \
+                (case_dir / TASK_SUMMARY_FILE[s.task]).is_file():
+            # computed by an interrupted run that could not record its state: keep it
+            st = CaseState(s.case_id, "ok", "", s.fingerprint, "recovered", finished_utc=_now())
+            _write_json_atomic(outdir / STATE_DIR / f"{s.case_id}.json", st.to_dict())
+            states[s.case_id] = st
+            continue
+        todo.append(s)
+    redo = {s.case_id for s in todo if (outdir / CASES_DIR / s.case_id / "provenance.json").exists()}
+    total = len(todo)
+    done = 0
+    report(progress, 0.0, f"{total} case(s) to run, {len(specs) - total} kept")
+
+    def finish(d: dict) -> None:
+        nonlocal done
+        log_text = d.pop("log", "")
+        st = CaseState(**{k: v for k, v in d.items() if k in CaseState.__dataclass_fields__})
+        states[st.case_id] = st
+        _write_json_atomic(outdir / STATE_DIR / f"{st.case_id}.json", st.to_dict())
+        if log_text:
+            (outdir / LOGS_DIR).mkdir(exist_ok=True)
+            (outdir / LOGS_DIR / f"{st.case_id}.log").write_text(log_text, encoding="utf-8")
+        done += 1
+        report(progress, done / max(total, 1), f"{st.case_id} {st.status}")
+        if on_case:
+            on_case(st)
+
+    if todo:
+        args = [(s.to_dict(), str(outdir / CASES_DIR / s.case_id), force or s.case_id in redo, record_paths) for s in todo]
+        if scheduler:
+            _run_dask(scheduler, args, finish)
+        else:
+            _run_local(args, workers, finish)
+    from .join import build_cohort_tables, write_cohort_tables
+    tables, warnings = build_cohort_tables(outdir, specs, states, clinical_table)
+    write_cohort_tables(outdir, tables, specs, states, warnings, manifest, clinical, workers, scheduler, record_paths)
+    return BatchSummary(outdir, specs, states, tables, warnings)
+
+
+def default_workers(n_cases: int) -> int:
+    return max(1, min(os.cpu_count() or 1, n_cases))
+
+
+def _run_local(args: list[tuple], workers: int | None, finish: Callable[[dict], None]) -> None:
+    n = workers if workers is not None else default_workers(len(args))
+    threads = max(1, (os.cpu_count() or 1) // max(n, 1))
+    if n <= 0:  # in this process (debugging, tests of the worker function)
+        for a in args:
+            finish(run_case(*a, threads=None))
+        return
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    ctx = mp.get_context(method)
+    pool = cf.ProcessPoolExecutor(max_workers=min(n, len(args)), mp_context=ctx, initializer=_init_worker,
+                                  initargs=(threads,))
+    try:
+        futs = {pool.submit(run_case, *a): a for a in args}
+        for fut in cf.as_completed(futs):
+            a = futs[fut]
+            try:
+                finish(fut.result())
+            except cf.process.BrokenProcessPool:
+                finish(_failed(a, "worker process died while this case was queued or running (out of memory "
+                                  "or a crash); rerun the batch to retry it"))
+    except BaseException:
+        # Ctrl-C or an error in the parent: stop queued cases at once; finished cases keep their state
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _failed(a: tuple, reason: str) -> dict:
+    spec = a[0]
+    return CaseState(spec["case_id"], "failed", reason, spec["fingerprint"], "computed", finished_utc=_now()).to_dict()
+
+
+def _run_dask(scheduler: str, args: list[tuple], finish: Callable[[dict], None]) -> None:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise InputError("--scheduler: Dask distributed is not installed (pip install 'dask[distributed]')") from None
+    if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise InputError(f"--scheduler {scheduler!r}: expected an address like tcp://HOST:PORT")
+    try:
+        client = Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError) as e:
+        raise InputError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({e})") from None
+    try:
+        futs = {client.submit(run_case, *a, pure=False, key=f"calcinosis-case-{a[0]['case_id']}-{os.getpid()}-{time.time_ns()}"): a
+                for a in args}
+        for fut in as_completed(list(futs)):
+            a = futs[fut]
+            try:
+                finish(fut.result())
+            except Exception as e:  # noqa: BLE001 - a lost worker must not stop the batch
+                finish(_failed(a, f"Dask worker failed: {type(e).__name__}: {e}"))
+    finally:
+        client.close()

@@ -1,0 +1,513 @@
+"""Self-contained HTML reports (figures embedded as ``data:`` URIs), per case and per cohort.
+
+Every number in a report says where it came from: each table and figure carries a
+"source" line (file, columns, filter, method), and the provenance records of the runs
+(parameters, versions, pseudonymous input ids) are shown at the end.  Without
+matplotlib (or without the image for the slice views) the report still has every table
+and says what was left out and why.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+from pathlib import Path
+from typing import Sequence
+
+from calcinosis.core.errors import InputError
+from calcinosis.core.tables import Table
+from .contract import LEVELS, SEGMENTS, TASK_SUMMARY_FILE
+from .data import apply_where, where_text
+from .formatting import StatsResult, html_table, table_text_rows
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
+main{max-width:1100px;margin:0 auto;padding:18px 28px 40px;background:#fff}
+h1{font-size:22px;margin:8px 0 2px} h2{font-size:17px;margin:28px 0 8px;border-bottom:2px solid #e5e5e5;padding-bottom:3px}
+h3{font-size:14px;margin:18px 0 6px} h4{font-size:13px;margin:12px 0 4px}
+.meta{color:#666;font-size:12px}
+table{border-collapse:collapse;font-size:12px;margin:6px 0 10px}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f1f3f5} tr.sub td:first-child{padding-left:18px;color:#444}
+tr.failed td{background:#fdecea}
+.source{color:#555;font-size:11px;margin:0 0 10px} .note{background:#fff8e1;border-left:3px solid #f0b400;padding:6px 10px;font-size:12px}
+ul.notes{font-size:11px;color:#555} img{max-width:100%;border:1px solid #eee;margin:4px 0}
+.kpi{display:inline-block;margin:4px 18px 4px 0} .kpi b{font-size:18px;display:block}
+details{font-size:11px} pre{white-space:pre-wrap;background:#f6f8fa;padding:8px;font-size:11px}
+.scroll{max-height:420px;overflow:auto}
+"""
+
+
+class HtmlDoc:
+    def __init__(self, title: str):
+        self.title = title
+        self.parts: list[str] = []
+
+    def h(self, level: int, text: str) -> None:
+        self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def raw(self, s: str) -> None:
+        self.parts.append(s)
+
+    def p(self, text: str, cls: str = "") -> None:
+        self.parts.append(f'<p{f" class={chr(34)}{cls}{chr(34)}" if cls else ""}>{html.escape(text)}</p>')
+
+    def source(self, text: str) -> None:
+        self.p("Source: " + text, "source")
+
+    def note(self, text: str) -> None:
+        self.parts.append(f'<div class="note">{html.escape(text)}</div>')
+
+    def img(self, png: bytes, alt: str) -> None:
+        self.parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">')
+
+    def table(self, t: Table, columns: Sequence[str] | None = None, max_rows: int = 500, digits: int = 2,
+              row_classes=None) -> None:
+        cols, rows = table_text_rows(t, [c for c in (columns or t.column_names) if t.has_column(c)], digits)
+        more = len(rows) - max_rows
+        self.parts.append('<div class="scroll">' + html_table(cols, rows[:max_rows], row_classes=row_classes) + "</div>")
+        if more > 0:
+            self.p(f"… {more} more rows in the CSV file.", "source")
+
+    def stats(self, res: StatsResult) -> None:
+        self.parts.append(res.full_html())
+
+    def render(self) -> str:
+        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<meta name=\"viewport\" content=\"width=device-width\"><title>{html.escape(self.title)}</title>"
+                f"<style>{CSS}</style></head><body><main>\n" + "\n".join(self.parts) + "\n</main></body></html>\n")
+
+
+def _figure(doc: HtmlDoc, make, alt: str, notes: list[str]) -> None:
+    from .figures import FiguresUnavailable
+    try:
+        doc.img(make(), alt)
+    except FiguresUnavailable as e:
+        doc.note(f"Figure left out ({alt}): {e}")
+        _left_out(notes, str(e), alt)
+    except (ValueError, KeyError) as e:
+        doc.note(f"Figure left out ({alt}): {e}")
+
+
+def _left_out(notes: list[str], reason: str, what: str) -> None:
+    """One closing note per reason, naming every figure it left out."""
+    head = f"Figures left out, {reason}: "
+    for k, n in enumerate(notes):
+        if n.startswith(head):
+            notes[k] = f"{n}; {what}"
+            return
+    notes.append(head + what)
+
+
+def _provenance_block(doc: HtmlDoc, prov: dict | None, title: str = "Provenance") -> None:
+    doc.h(2, title)
+    if not prov:
+        doc.note("No provenance.json found.")
+        return
+    items = [("command", prov.get("command")), ("software", json.dumps(prov.get("versions", {}))),
+             ("created (UTC)", prov.get("created_utc")), ("case id", prov.get("case_id")),
+             ("coordinates", prov.get("coordinate_system"))]
+    params = prov.get("parameters", {})
+    doc.raw(html_table(["field", "value"], [[k, "" if v is None else str(v)] for k, v in items]))
+    if params:
+        doc.h(3, "Parameters")
+        doc.raw(html_table(["parameter", "value"], [[k, json.dumps(v) if not isinstance(v, str) else v]
+                                                      for k, v in params.items()]))
+    if prov.get("warnings"):
+        doc.h(3, "Warnings")
+        doc.raw("<ul>" + "".join(f"<li>{html.escape(str(w))}</li>" for w in prov["warnings"]) + "</ul>")
+    doc.raw("<details><summary>Full provenance record (inputs are pseudonymous ids)</summary><pre>"
+            + html.escape(json.dumps(prov, indent=2, ensure_ascii=False)) + "</pre></details>")
+
+
+def _read_prov(d: Path) -> dict | None:
+    p = d / "provenance.json"
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _task_of(case_dir: Path, prov: dict | None) -> str:
+    cmd = (prov or {}).get("command", "") or ""
+    for t in ("hand", "spine", "measure"):
+        if cmd.split(" ")[-1] == t or cmd.startswith(t):
+            return t
+    for t, f in (("hand", "hand.csv"), ("spine", "patient.csv")):
+        if (case_dir / f).is_file():
+            return t
+    if (case_dir / "lesions.csv").is_file():
+        return "measure"
+    raise InputError(f"{case_dir}: not a case result (no hand.csv, patient.csv or lesions.csv)")
+
+
+# ---------------------------------------------------------------------- case report
+def case_report_html(case_dir: str | Path, image: str | Path | None = None, case_id: str | None = None,
+                     spacing=None, modality: str | None = None) -> str:
+    from . import figures
+    case_dir = Path(case_dir)
+    prov = _read_prov(case_dir)
+    task = _task_of(case_dir, prov)
+    cid = case_id or (prov or {}).get("case_id") or case_dir.name
+    doc = HtmlDoc(f"Case {cid}")
+    notes: list[str] = []
+    doc.h(1, f"Case {cid} — {task}")
+    doc.p(f"Report made {_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()} from the files in the "
+          f"case folder; coordinates RAS (as Slicer shows them), lengths in mm.", "meta")
+    lesions = Table.read_csv(case_dir / "lesions.csv") if (case_dir / "lesions.csv").is_file() else None
+    is_2d = lesions is not None and lesions.has_column("area_mm2")
+    size_col = "area_mm2" if is_2d else "volume_mm3"
+    unit = "mm²" if is_2d else "mm³"
+    doc.h(2, "Summary")
+    if lesions is not None:
+        sizes = [float(v) for v in lesions.column(size_col) if v is not None] if lesions.has_column(size_col) else []
+        kp = [("lesions", str(len(lesions))), (f"total {unit}", f"{sum(sizes):.1f}"),
+              (f"largest {unit}", f"{max(sizes):.1f}" if sizes else "-")]
+        doc.raw("".join(f'<span class="kpi"><b>{html.escape(v)}</b>{html.escape(k)}</span>' for k, v in kp))
+        doc.source(f"lesions.csv, column {size_col} (count of rows; sum; maximum)")
+    if task == "hand":
+        ht = Table.read_csv(case_dir / "hand.csv")
+        doc.h(2, "Per hand")
+        heads = ["measure"] + [f"{r['side']} hand ({r['modality']})" for r in ht.rows]
+        doc.raw(html_table(heads, [[c] + ["" if r[c] is None else (f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]))
+                                          for r in ht.rows] for c in ht.column_names if c not in ("side", "modality")]))
+        doc.source("hand.csv (one row per hand)")
+        if (case_dir / "digits.csv").is_file():
+            dt = Table.read_csv(case_dir / "digits.csv")
+            doc.h(2, "Per digit")
+            rows = [dict(r, modality=_mk(r.get("modality"))) for r in dt.rows]
+            _figure(doc, lambda: figures.digit_bars(rows, "lesion_count", "Lesions per digit"), "lesions per digit", notes)
+            doc.table(dt)
+            doc.source("digits.csv (one row per side × digit)")
+    elif task == "spine":
+        pt = Table.read_csv(case_dir / "patient.csv")
+        doc.h(2, "Patient")
+        doc.raw(html_table(["finding", "value"], [[c, "" if v is None else str(v)] for c, v in pt.rows[0].items()]))
+        doc.source("patient.csv")
+        lt = Table.read_csv(case_dir / "levels.csv")
+        doc.h(2, "Levels × segments")
+        prev_rows = []
+        for r in lt.rows:
+            if r["status"] != "assessed":
+                continue
+            prev_rows.append({"scope": "level", "level": r["level"], "item": "any", "n": int((r["count_total"] or 0) > 0),
+                              "N": 1, "calcifications": r["count_total"] or 0})
+            for s in SEGMENTS:
+                c = r.get(f"count_{s}") or 0
+                prev_rows.append({"scope": "level_segment", "level": r["level"], "item": s, "n": int(c > 0), "N": 1,
+                                  "percent": 100.0 * (c > 0), "calcifications": c})
+        _figure(doc, lambda: figures.level_segment_chart(prev_rows, "This patient"), "level by segment", notes)
+        na = [r["level"] for r in lt.rows if r["status"] != "assessed"]
+        if na:
+            doc.p(f"Not assessed (outside the scan): {', '.join(na)}.", "source")
+        doc.table(lt)
+        doc.source("levels.csv (one row per disco-vertebral level; counts empty when not assessed)")
+    if lesions is not None and len(lesions):
+        doc.h(2, "Lesion images")
+        _slices(doc, case_dir, lesions, image, prov, notes, spacing, modality)
+        doc.h(2, "Lesions")
+        key = [c for c in ("lesion_id", "side", "digit", "zone", "kind", "level", "segment", "subsite", "pattern",
+                           size_col, "projected_area_mm2", "equivalent_diameter_mm", "mean_intensity", "max_intensity",
+                           "centroid_r_mm", "centroid_a_mm", "centroid_s_mm", "axial_slice_count", "agatston_score")
+               if lesions.has_column(c)]
+        doc.table(lesions, key, max_rows=300)
+        doc.source("lesions.csv (all columns, with units and descriptions, in the CSV and its .schema.csv)")
+    _provenance_block(doc, prov)
+    for n in notes:
+        doc.note(n)
+    return doc.render()
+
+
+def _mk(v):
+    from .contract import modality_key
+    return modality_key(v) or (str(v).lower() if v else None)
+
+
+def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=None) -> None:
+    from .figures import FiguresUnavailable
+    labels_path = next((p for p in (case_dir / "lesion_labels.nrrd", case_dir / "lesions.seg.nrrd") if p.exists()), None)
+    if labels_path is None:
+        cands = sorted(case_dir.glob("*_labels.nrrd")) + sorted(case_dir.glob("*.seg.nrrd"))
+        labels_path = cands[0] if cands else None
+    if image is None:
+        path = ((prov or {}).get("inputs", {}).get("image", {}) or {}).get("path")
+        image = path if path and Path(path).exists() else None
+    if image is None or labels_path is None:
+        doc.note("Slice images left out: " + ("the image is not known (the provenance holds no path unless "
+                                              "--record-paths; give --image, or --manifest for a batch)"
+                                              if image is None else "the case folder has no lesion label map"))
+        return
+    try:
+        from calcinosis.core import image_io
+        from .slices import lesion_panels
+        vol = image_io.load_image(image, spacing=spacing, modality=modality)
+        lab = image_io.load_label_image(labels_path, reference=vol.geometry)
+        arr = lab.layers[0]
+        if labels_path.name.endswith(".seg.nrrd"):
+            import numpy as np
+            arr = np.zeros(vol.geometry.shape, np.int32)
+            for k, s in enumerate(lab.segments, start=1):
+                arr[lab.mask(s)] = k
+        png = lesion_panels(vol, arr, lesions.rows, title="Largest lesions (thick outline = the lesion named; other lesions thin)")
+        doc.img(png, "lesions outlined")
+        doc.source(f"image + {labels_path.name} (label = lesion_id); "
+                   + ("axial planes resampled in RAS, patient right on the left" if not vol.is_2d else "radiograph"))
+    except FiguresUnavailable as e:
+        doc.note(f"Slice images left out: {e}")
+        _left_out(notes, str(e), "slice images of the lesions")
+    except (InputError, ValueError, OSError) as e:
+        doc.note(f"Slice images left out: {str(e).splitlines()[0]}")
+
+
+# ---------------------------------------------------------------------- cohort report
+def default_reading(patients: Table) -> list[str]:
+    """--where conditions choosing one reading per patient: the first reader, read 1 and the
+    first time point (baseline when present)."""
+    conds = []
+    for col, pref in (("reader", None), ("read", "1"), ("time_point", "baseline")):
+        if not patients.has_column(col):
+            continue
+        vals = sorted({where_text(r[col]) for r in patients.rows})
+        if len(vals) > 1:
+            conds.append(f"{col}={pref if pref in vals else vals[0]}")
+    return conds
+
+
+def _try(doc: HtmlDoc, title: str, fn, notes_out: list[str]):
+    try:
+        res = fn()
+    except InputError as e:
+        doc.h(2, title)
+        doc.note(f"Not computed: {str(e).splitlines()[0]}")
+        return None
+    doc.h(2, title)
+    doc.stats(res)
+    return res
+
+
+def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: Sequence[str] | None = None,
+                       case_links: bool = True) -> str:
+    from . import figures
+    from .agreement import reader_agreement
+    from .change import change_table
+    from .groups import compare_groups
+    from .modalities import compare_modalities
+    from .prevalence import prevalence
+    batch_dir = Path(batch_dir)
+    if not (batch_dir / "patients.csv").is_file():
+        raise InputError(f"{batch_dir}: not a batch output folder (no patients.csv)")
+    prov = _read_prov(batch_dir)
+    patients = Table.read_csv(batch_dir / "patients.csv")
+    patients.name = str(batch_dir / "patients.csv")
+    cases = Table.read_csv(batch_dir / "cases.csv") if (batch_dir / "cases.csv").is_file() else None
+    notes: list[str] = []
+    doc = HtmlDoc("Cohort report")
+    doc.h(1, "Cohort report")
+    doc.p(f"Batch folder {batch_dir.name}; report made {_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}. "
+          "Every table names its source; the statistics are those of study 1 and study 2 (see each note).", "meta")
+    n_pat = len({r["patient_id"] for r in patients.rows})
+    kp = [("patients", n_pat), ("readings", len(patients))]
+    if cases is not None:
+        ok = sum(1 for r in cases.rows if r["status"] == "ok")
+        kp += [("cases ok", ok), ("cases failed", len(cases) - ok)]
+    doc.raw("".join(f'<span class="kpi"><b>{v}</b>{html.escape(k)}</span>' for k, v in kp))
+    # ------------------------------------------------------------ cases
+    if cases is not None:
+        doc.h(2, "Cases")
+        failed = [r for r in cases.rows if r["status"] != "ok"]
+        if failed:
+            doc.note(f"{len(failed)} case(s) failed; their numbers are missing from the tables below (n_failed in "
+                     f"patients.csv).")
+        cols = ["case_id", "patient_id", "reader", "read", "time_point", "task", "modality", "status", "reason", "run",
+                "duration_s"]
+        if case_links:
+            t = Table([cases.column_spec(c) for c in cols], [{c: r[c] for c in cols} for r in cases.rows])
+            heads, rows = table_text_rows(t, cols, 1)
+            links = []
+            for r, row in zip(cases.rows, rows):
+                row = [html.escape(x) for x in row]
+                if r["status"] == "ok":
+                    row[0] = f'<a href="cases/{html.escape(r["case_id"])}.html">{row[0]}</a>'
+                links.append("<tr" + (' class="failed"' if r["status"] != "ok" else "") + ">"
+                             + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
+            doc.raw('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+                    + "</tr></thead><tbody>" + "".join(links) + "</tbody></table></div>")
+        else:
+            doc.table(cases, cols, row_classes=["failed" if r["status"] != "ok" else "" for r in cases.rows])
+        doc.source("cases.csv (one row per manifest row; a case's own report has its parameters and provenance)")
+    sel = list(where) if where else default_reading(patients)
+    if sel:
+        doc.note("Per-patient analyses use one reading per patient: " + " and ".join(sel)
+                 + " (agreement and change compare the readings).")
+    has_spine = patients.has_column("spine_any_calcification")
+    hand_mods = [m for m in ("xr", "ct", "mri") if patients.has_column(f"hand_{m}_lesion_count")]
+    # ------------------------------------------------------------ spine prevalence
+    if has_spine:
+        levels = Table.read_csv(batch_dir / "levels.csv") if (batch_dir / "levels.csv").is_file() else None
+        res = _try(doc, "Spine: prevalence and distribution", lambda: prevalence(patients, levels, where=sel), notes)
+        if res is not None:
+            lr = [r for r in res.tables["prevalence"].rows if r["scope"] in ("level", "level_segment")]
+            if lr:
+                _figure(doc, lambda: figures.level_segment_chart(lr, "Level × segment (study 2, Figure 3)"),
+                        "level by segment", notes)
+                doc.source("levels.csv: count_<segment> per level; N per level = patients in whom the level was assessed")
+            cov = "spine_coverage"
+            if patients.has_column(cov):
+                covs = sorted({str(r[cov]) for r in patients.rows if r[cov]})
+                for c in covs if len(covs) > 1 else []:
+                    r2 = _try(doc, f"Spine: subgroup {cov} = {c}",
+                              lambda c=c: prevalence(patients, levels, where=sel + [f"{cov}={c}"]), notes)
+                    if r2 is not None:
+                        lr2 = [r for r in r2.tables["prevalence"].rows if r["scope"] in ("level", "level_segment")]
+                        if lr2:
+                            _figure(doc, lambda lr2=lr2, c=c: figures.level_segment_chart(lr2, f"{cov} = {c}"),
+                                    f"level by segment {c}", notes)
+    # ------------------------------------------------------------ hands
+    if hand_mods:
+        doc.h(2, "Hands: lesions per digit")
+        dpath = batch_dir / "digits.csv"
+        if dpath.is_file():
+            digits = Table.read_csv(dpath)
+            digits.name = str(dpath)
+            try:
+                dsel = apply_where(digits, sel) if sel else digits
+                rows = list(dsel.rows)
+                _figure(doc, lambda: figures.digit_bars(rows, "lesion_count", "Lesions per digit (all patients)"),
+                        "lesions per digit", notes)
+                doc.source("digits.csv: lesion_count summed over patients, per modality" + (f"; {' and '.join(sel)}" if sel else ""))
+            except InputError as e:
+                doc.note(f"Not drawn: {e}")
+            hpath = batch_dir / "hands.csv"
+            hands = Table.read_csv(hpath) if hpath.is_file() else None
+            if hands is not None:
+                hands.name = str(hpath)
+            if len(hand_mods) >= 2:
+                res = _try(doc, "Hands: comparison of modalities (study 1)",
+                           lambda: compare_modalities(hands, digits, where=sel), notes)
+                if res is not None:
+                    try:
+                        from .modalities import pivot
+                        dd = apply_where(digits, sel) if sel else digits
+                        keys = [c for c in ("patient_id", "side", "digit") if dd.has_column(c)]
+                        area = pivot(dd, keys, "modality", "total_area_mm2")
+                        vol = pivot(dd, keys, "modality", "total_volume_mm3")
+                        xy = [(area[k]["xr"], vol[k]["ct"]) for k in area if "xr" in area[k] and k in vol and "ct" in vol[k]]
+                        if len(xy) >= 3:
+                            _figure(doc, lambda: figures.scatter_plot([p[0] for p in xy], [p[1] for p in xy],
+                                                                      "XR area per finger (mm²)", "CT volume per finger (mm³)",
+                                                                      "Radiograph vs CT, per finger", log=True),
+                                    "XR area vs CT volume per finger", notes)
+                            doc.source("digits.csv: total_area_mm2 (XR) vs total_volume_mm3 (CT), same finger")
+                    except InputError:
+                        pass
+    # ------------------------------------------------------------ agreement
+    readers = sorted({where_text(r["reader"]) for r in patients.rows}) if patients.has_column("reader") else []
+    reads = sorted({where_text(r["read"]) for r in patients.rows}) if patients.has_column("read") else []
+    cat_vars = [c for c in (["spine_any_calcification", "spine_any_anterior", "spine_any_intracanal", "spine_any_posterior"]
+                            + [f"hand_{m}_any_calcinosis" for m in hand_mods] + [f"hand_{m}_any_periarticular" for m in hand_mods])
+                if patients.has_column(c)]
+    cont_vars = [c for c in ([f"hand_{m}_total_area_mm2" for m in hand_mods] + [f"hand_{m}_total_volume_mm3" for m in hand_mods]
+                             + ["spine_calcification_count"]
+                             + [c.name for c in patients.columns if c.name.startswith("measure_") and "_total_" in c.name])
+                 if patients.has_column(c)]
+    tp = [c for c in sel if c.startswith("time_point=")]
+    for between, labels, fixed in (("reader", readers, [c for c in sel if c.startswith("read=")] + tp),
+                                   ("read", reads, [c for c in sel if c.startswith("reader=")] + tp)):
+        if len(labels) < 2:
+            continue
+        title = "Inter-reader agreement" if between == "reader" else "Intra-reader agreement (repeated reads)"
+        lv = labels[:2]
+        vars_ = cat_vars + cont_vars
+        if not vars_:
+            continue
+        res = _try(doc, f"{title}: {between} {lv[0]} vs {lv[1]}",
+                   lambda between=between, lv=lv, fixed=fixed: reader_agreement(
+                       patients, vars_, between=between, levels=lv, where=fixed or None, skip_insufficient=True), notes)
+        if res is not None:
+            for name, (a, b, ba, labs) in res.plot_data.items():
+                unit = "mm³" if name.endswith("mm3") else ("mm²" if name.endswith("mm2") else "")
+                _figure(doc, lambda a=a, b=b, ba=ba, labs=labs, name=name: figures.bland_altman_plot(
+                    a, b, ba, labs, name, unit), f"Bland-Altman {name}", notes)
+            doc.source("patients.csv, rows paired on patient_id (and the other reading keys)")
+    # ------------------------------------------------------------ change
+    tps = sorted({where_text(r["time_point"]) for r in patients.rows}) if patients.has_column("time_point") else []
+    if len(tps) >= 2:
+        fixed = [c for c in sel if not c.startswith("time_point=")]
+        b0 = "baseline" if "baseline" in tps else tps[0]
+        f0 = [t for t in tps if t != b0][0]
+        done_any = False
+        for value in [c for c in cont_vars if "total" in c]:
+            try:
+                res = change_table(patients, value, baseline=b0, followup=f0, where=fixed or None)
+            except InputError:
+                continue
+            doc.h(2, f"Change over time: {value}")
+            doc.stats(res)
+            rows = res.tables["change"].rows
+            _figure(doc, lambda rows=rows, value=value: figures.change_plot(rows, value), f"change of {value}", notes)
+            done_any = True
+        if not done_any:
+            doc.h(2, "Change over time")
+            doc.note(f"Not computed: no total measured at both {b0!r} and {f0!r} for at least 2 patients.")
+    # ------------------------------------------------------------ groups
+    if by:
+        prefixes = ("hand_", "spine_", "measure_")
+        findings = [c for c in cat_vars + cont_vars if patients.has_column(c)]
+        clinical = [c.name for c in patients.columns if not c.name.startswith(prefixes) and c.name != by
+                    and c.name not in ("patient_id", "reader", "read", "time_point", "n_cases", "n_failed", "cases")]
+        _try(doc, f"Group comparison by {by}",
+             lambda: compare_groups(patients, by, clinical + findings, where=sel or None), notes)
+    _provenance_block(doc, prov, "Provenance of the batch")
+    for n in notes:
+        doc.note(n)
+    return doc.render()
+
+
+def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path | None = None,
+                  manifest: str | Path | None = None, by: str | None = None, where: Sequence[str] | None = None,
+                  case_reports: bool = True, force: bool = False, progress=None) -> list[Path]:
+    """``report.html`` for a case folder; ``cohort.html`` + ``cases/<id>.html`` for a batch folder."""
+    from calcinosis.core.output import OutputTransaction
+    from calcinosis.core.progress import report as prog
+    from calcinosis.core.provenance import build_record
+    source = Path(source)
+    if not source.is_dir():
+        raise InputError(f"{source}: not a folder (give a case output folder or a batch output folder)")
+    is_batch = (source / "patients.csv").is_file() and (source / "cases").is_dir()
+    with OutputTransaction(outdir, force=force) as out:
+        if is_batch:
+            images = {}
+            specs = []
+            if manifest is not None:
+                from .manifest import read_manifest
+                specs = read_manifest(manifest)
+                images = {s.case_id: s for s in specs}
+            prog(progress, 0.0, "cohort report")
+            out.write_text(cohort_report_html(source, by=by, where=where, case_links=case_reports), "cohort.html")
+            if case_reports:
+                case_dirs = sorted(p for p in (source / "cases").iterdir() if p.is_dir())
+                for k, cd in enumerate(case_dirs):
+                    prog(progress, 0.1 + 0.9 * k / max(len(case_dirs), 1), cd.name)
+                    if not any((cd / f).is_file() for f in TASK_SUMMARY_FILE.values()):
+                        continue
+                    sp = images.get(cd.name)
+                    out.write_text(case_report_html(cd, image=sp.image if sp else None, case_id=cd.name,
+                                                    spacing=_spacing(sp), modality=sp.modality if sp and sp.task == "measure" else None),
+                                   f"cases/{cd.name}.html")
+        else:
+            out.write_text(case_report_html(source, image=image), "report.html")
+        out.write_json(build_record("report", {"source": {"kind": "batch" if is_batch else "case"}},
+                                    {"by": by, "where": list(where or []), "case_reports": case_reports},
+                                    {"files": len(out.written)}, outputs=out.written + ["provenance.json"]),
+                       "provenance.json")
+        written = [Path(outdir) / n for n in out.written]
+    prog(progress, 1.0, "done")
+    return written
+
+
+def _spacing(spec):
+    if spec is None or not spec.spacing:
+        return None
+    return tuple(float(x) for x in spec.spacing.split(","))

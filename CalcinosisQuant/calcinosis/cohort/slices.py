@@ -1,0 +1,111 @@
+"""Slice images of a case with its lesions outlined (for the HTML reports).
+
+3D images: axial planes through the largest lesions, resampled in RAS (any grid
+orientation), shown as Slicer shows an axial view — patient right on the left of the
+picture (radiological convention), anterior at the top.  2D radiographs: the image as
+acquired, cropped around the lesions.  Outlines are drawn from the lesion label map
+(``lesion_labels.nrrd``); drawing uses matplotlib (imported lazily).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from calcinosis.core.geometry import Geometry
+
+
+def axial_crop(array: np.ndarray, geometry: Geometry, center_ras, half_mm: float, step_mm: float,
+               order: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Axial plane through ``center_ras``, sampled on a RAS grid.
+
+    Returns (image[row, col], r_values[col], a_values[row]) with row 0 = most anterior and
+    col 0 = most right (R decreasing to the right), i.e. ready for ``imshow`` (origin upper)
+    in radiological convention."""
+    c = np.asarray(center_ras, float)
+    n = int(np.ceil(2 * half_mm / step_mm)) + 1
+    r = c[0] + half_mm - step_mm * np.arange(n)      # right -> left
+    a = c[1] + half_mm - step_mm * np.arange(n)      # anterior -> posterior (top -> bottom)
+    A, R = np.meshgrid(a, r, indexing="ij")
+    ras = np.stack([R, A, np.full_like(R, c[2])], axis=-1)
+    ijk = geometry.ras_to_ijk(ras)
+    coords = np.stack([ijk[..., 2], ijk[..., 1], ijk[..., 0]])  # to (k, j, i)
+    img = ndimage.map_coordinates(array, coords, order=order, mode="constant",
+                                  cval=float(array.min()) if order else 0.0, prefilter=False)
+    return img, r, a
+
+
+def lesion_panels(volume, labels: np.ndarray, lesion_rows: list[dict], max_panels: int = 6,
+                  title: str = "") -> bytes:
+    """PNG with up to ``max_panels`` views around the largest lesions, outlines coloured per lesion."""
+    from .figures import _plt, _png
+    from calcinosis.core.pipeline import lesion_colors
+    plt = _plt()
+    geom = volume.geometry
+    size_col = "area_mm2" if geom.is_2d else "volume_mm3"
+    rows = sorted([r for r in lesion_rows if r.get(size_col) is not None], key=lambda r: -float(r[size_col]))[:max_panels]
+    if not rows:
+        raise ValueError("no lesions to show")
+    colors = lesion_colors(max(int(r["lesion_id"]) for r in lesion_rows))
+    ct = (volume.modality == "CT")
+    ncol = min(3, len(rows))
+    nrow = int(np.ceil(len(rows) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.4 * nrow), squeeze=False)
+    for ax in axes.ravel()[len(rows):]:
+        ax.axis("off")
+    for ax, r in zip(axes.ravel(), rows):
+        lid = int(r["lesion_id"])
+        if geom.is_2d:
+            img, lab, extent, label = _crop_2d(volume, labels, r)
+        else:
+            ext = max(float(r.get(f"bbox_{a}_max_mm", 0) or 0) - float(r.get(f"bbox_{a}_min_mm", 0) or 0) for a in "ra")
+            half = max(12.0, 2.0 * ext)
+            step = max(min(geom.spacing[:2]) * 0.75, half / 200)
+            center = [float(r["centroid_r_mm"]), float(r["centroid_a_mm"]), float(r["centroid_s_mm"])]
+            img, rr, aa = axial_crop(volume.array.astype(np.float32), geom, center, half, step, order=1)
+            lab, _, _ = axial_crop(labels, geom, center, half, step, order=0)
+            extent = (rr[0], rr[-1], aa[-1], aa[0])
+            label = f"axial S = {center[2]:.1f} mm"
+        if ct:
+            vmin, vmax = -450.0, 1050.0
+        else:
+            vmin, vmax = np.percentile(img, [1, 99.5]) if img.size else (0, 1)
+        ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
+        for v in np.unique(lab):
+            if v == 0:
+                continue
+            m = (lab == v).astype(float)
+            ys = np.linspace(extent[3], extent[2], m.shape[0])
+            xs = np.linspace(extent[0], extent[1], m.shape[1])
+            ax.contour(xs, ys, m, levels=[0.5], colors=[colors[int(v) - 1] if int(v) - 1 < len(colors) else "y"],
+                       linewidths=1.6 if int(v) == lid else 1.0)
+        ax.set_title(f"lesion {lid}: {float(r[size_col]):.1f} {'mm²' if geom.is_2d else 'mm³'}\n{label}", fontsize=8)
+        if geom.is_2d:
+            ax.set_xlabel("mm")
+        else:
+            ax.set_xlabel("R ← (patient right on the left) → L, mm", fontsize=7)
+            ax.set_ylabel("A (mm)", fontsize=7)
+            ax.invert_xaxis() if extent[0] < extent[1] else None
+        ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _crop_2d(volume, labels, r):
+    geom = volume.geometry
+    ijk = geom.ras_to_ijk(np.array([float(r["centroid_r_mm"]), float(r["centroid_a_mm"]), float(r["centroid_s_mm"])]))
+    ci, cj = int(round(ijk[0])), int(round(ijk[1]))
+    size = float(r.get("area_mm2") or 1.0)
+    half_mm = max(8.0, 3.0 * np.sqrt(size))
+    hi = int(np.ceil(half_mm / geom.spacing[0]))
+    hj = int(np.ceil(half_mm / geom.spacing[1]))
+    a = volume.array[0]
+    l2 = labels[0]
+    j0, j1 = max(0, cj - hj), min(a.shape[0], cj + hj + 1)
+    i0, i1 = max(0, ci - hi), min(a.shape[1], ci + hi + 1)
+    img = a[j0:j1, i0:i1].astype(np.float32)
+    lab = l2[j0:j1, i0:i1]
+    extent = (i0 * geom.spacing[0], i1 * geom.spacing[0], j1 * geom.spacing[1], j0 * geom.spacing[1])
+    return img, lab, extent, "radiograph (image columns →, rows ↓)"

@@ -1,0 +1,160 @@
+"""Assignment of each calcification to a level, segment, sub-site and pattern.
+
+All in the spine frame at the calcification's height (:mod:`.frame`), with ``x`` to
+the right and ``y`` anterior of the canal centre, and ``wall`` the posterior wall of
+the body/disc (the canal's front).  Rules, in order (each threshold a parameter):
+
+* inside a TotalSpineSeg disc label (half of its voxels or more) -> intervertebral_disc;
+* in front of the posterior-longitudinal-ligament band (``y > wall + pll_front``):
+  inside the body outline and between the endplates of the level's two vertebrae
+  -> intervertebral_disc, else anterior_longitudinal_ligament (front and sides);
+* in the band (``wall - pll_back <= y <= wall + pll_front``) within the canal's width
+  -> posterior_longitudinal_ligament;
+* inside the canal's ellipse -> intracanal;
+* beside the canal, within ``foramen_depth`` of its side and in its antero-posterior
+  band -> foraminal (counted with the intracanal segment);
+* behind: within ``interspinous_half_width`` of the mid-line -> interspinous; at a
+  thoracic vertebra beyond ``costotransverse_fraction`` of the transverse-process reach
+  or near a labelled rib -> costotransverse; otherwise transverse_process.
+
+Level: for the anterior and intracanal segments, between the mid-body planes of two
+consecutive vertebrae (normal to the spine's axis); for the posterior segment, between
+the posterior elements of the two vertebrae nearest to it (an interspinous
+calcification belongs to the level of the two spinous processes it lies between, even
+where thoracic spinous processes slope down over the next body).  Only levels whose two
+vertebrae are present, usable and adjacent are reported.
+
+Pattern: ``pseudotumoral`` when the equivalent diameter reaches
+``pseudotumoral_min_diameter_mm``; else ``linear`` when the major principal axis is at
+least ``linear_min_elongation`` times the middle one and ``linear_min_length_mm`` long;
+else ``punctate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from calcinosis.core.lesions import LesionSet
+from calcinosis.core.tables import Table
+
+from .anatomy import SUBSITE_SEGMENT, is_thoracic
+from .candidates import near, neighbour_offsets
+from .frame import SpineFrame
+from .params import SpineParams
+from .vertebrae import CAT_RIB, SpineLabels
+
+
+@dataclass
+class Assignment:
+    level: list[str | None]
+    segment: list[str]
+    subsite: list[str]
+    pattern: list[str]
+    dropped: dict[int, str] = field(default_factory=dict)   # row index -> reason
+    gap_mm: np.ndarray | None = None
+
+
+def classify_pattern(eq_diameter: np.ndarray, major: np.ndarray, mid: np.ndarray, params: SpineParams) -> list[str]:
+    out = []
+    for d, a, b in zip(eq_diameter, major, mid):
+        if d >= params.pseudotumoral_min_diameter_mm:
+            out.append("pseudotumoral")
+        elif b > 0 and a / b >= params.linear_min_elongation and a >= params.linear_min_length_mm:
+            out.append("linear")
+        else:
+            out.append("punctate")
+    return out
+
+
+def _posterior_levels(frame: SpineFrame, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(upper index, nearest vertebra index) by distance to the vertebrae's posterior elements."""
+    from scipy.spatial import cKDTree
+    nv = len(frame.vertebrae)
+    d = np.full((len(p), nv), np.inf)
+    for k, v in enumerate(frame.vertebrae):
+        pts = v.arch_points
+        if pts is None or len(pts) == 0:
+            d[:, k] = np.linalg.norm(p - v.arch, axis=1)
+        else:
+            d[:, k] = cKDTree(pts).query(p)[0]
+    n1 = np.argmin(d, axis=1)
+    upper = np.empty(len(p), dtype=int)
+    first, last = frame.vertebrae[0], frame.vertebrae[-1]
+    for row, k in enumerate(n1):
+        above = d[row, k - 1] if k - 1 >= 0 else np.inf
+        below = d[row, k + 1] if k + 1 < nv else np.inf
+        upper[row] = k - 1 if above < below else k
+        # beyond the end vertebrae's posterior elements: a level the scan does not hold
+        if k == 0 and (p[row] - first.arch) @ first.u > 0:
+            upper[row] = -1
+        elif k == nv - 1 and (p[row] - last.arch) @ last.u < 0:
+            upper[row] = nv - 1
+    return upper, n1
+
+
+def assign_lesions(table: Table, lesions: LesionSet, frame: SpineFrame, lab: SpineLabels,
+                   params: SpineParams) -> Assignment:
+    """Level, segment, sub-site and pattern of every row of the measured lesion table
+    (``lesions`` on the box grid of ``lab``)."""
+    n = len(table)
+    if n == 0:
+        return Assignment([], [], [], [])
+    P = np.array([[r["centroid_r_mm"], r["centroid_a_mm"], r["centroid_s_mm"]] for r in table.rows])
+    loc = frame.locate(P)
+    ids = np.array(table.column("lesion_id"))
+    # disc label share and rib proximity, per lesion (sparse voxel lists)
+    disc_share = np.zeros(n)
+    if lab.disc is not None:
+        in_disc = lab.disc.ravel()[lesions.voxel_index] > 0
+        tot = np.bincount(lesions.voxel_label, minlength=lesions.n + 1)
+        disc_share = (np.bincount(lesions.voxel_label, weights=in_disc.astype(float), minlength=lesions.n + 1)
+                      / np.maximum(tot, 1))[ids]
+    rib_near = np.zeros(n, dtype=bool)
+    if lab.has_ribs:
+        rib_mask = lab.category == CAT_RIB
+        hit = near(lesions.voxel_index, rib_mask, neighbour_offsets(lab.box_geometry, params.rib_near_mm))
+        rib_near = (np.bincount(lesions.voxel_label, weights=hit.astype(float), minlength=lesions.n + 1) > 0)[ids]
+
+    x, y, wall = loc.x, loc.y, loc.wall_y
+    chx, chy = loc.canal_half_x, loc.canal_half_y
+    post_upper, post_nearest = _posterior_levels(frame, P)
+    subsite, level = [], []
+    for k in range(n):
+        if disc_share[k] >= 0.5:
+            s = "intervertebral_disc"
+        elif y[k] > wall[k] + params.pll_front_mm:
+            s = "intervertebral_disc" if (loc.disc_space[k] and loc.body_gap[k] < -1.0) \
+                else "anterior_longitudinal_ligament"
+        elif y[k] >= wall[k] - params.pll_back_mm and abs(x[k]) <= chx[k] + 1.0:
+            s = "posterior_longitudinal_ligament"
+        elif (x[k] / (chx[k] + 1.0)) ** 2 + (y[k] / (chy[k] + 1.0)) ** 2 <= 1.0:
+            s = "intracanal"
+        elif abs(x[k]) <= chx[k] + params.foramen_depth_mm and y[k] >= -chy[k] - 2.0:
+            s = "foraminal"
+        elif abs(x[k]) <= params.interspinous_half_width_mm:
+            s = "interspinous"
+        else:
+            v = frame.vertebrae[int(post_nearest[k])]
+            thoracic = is_thoracic(v.name)
+            if thoracic and (rib_near[k] or abs(x[k]) >= params.costotransverse_fraction * loc.tp_reach[k]):
+                s = "costotransverse"
+            else:
+                s = "transverse_process"
+        subsite.append(s)
+        if SUBSITE_SEGMENT[s] == "posterior":
+            level.append(frame.level_between(int(post_upper[k])))
+        else:
+            level.append(frame.level_between(int(loc.upper[k])))
+    segment = [SUBSITE_SEGMENT[s] for s in subsite]
+    pattern = classify_pattern(np.array(table.column("equivalent_diameter_mm"), float),
+                               np.array(table.column("principal_axis_major_mm"), float),
+                               np.array(table.column("principal_axis_mid_mm"), float), params)
+    dropped = {}
+    for k in range(n):
+        if subsite[k] == "anterior_longitudinal_ligament" and loc.body_gap[k] > params.anterior_max_gap_mm:
+            dropped[k] = "prevertebral"
+        elif level[k] is None:
+            dropped[k] = "outside_levels"
+    return Assignment(level, segment, subsite, pattern, dropped, loc.body_gap)

@@ -1,0 +1,120 @@
+"""Every parameter of the spine map, with its default and meaning (all recorded in the
+provenance of each result).  The Slicer panel binds its parameter node to these names."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from calcinosis.core.errors import InputError
+from calcinosis.core.lesions import CONNECTIVITIES
+
+from .conventions import CONVENTIONS
+
+CONVENTION_CHOICES = ("auto", "names") + CONVENTIONS
+
+
+def _p(default, help_text: str):
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class SpineParams:
+    # --- candidates
+    threshold_hu: float = _p(130.0,
+        "Voxels at or above this CT value are calcification candidates (Agatston's 130 HU).")
+    min_size_mm3: float = _p(1.0,
+        'Smallest calcification kept (mm³).')
+    connectivity: str = _p("face",
+        "Voxel neighbourhood joining a calcification: face (Slicer's Islands default) or full.")
+    study_rule: bool = _p(True,
+        "Apply study 2's rule: >= study_min_slices contiguous axial slices and seen in another plane.")
+    study_min_slices: int = _p(2,
+        'Contiguous axial slices a calcification must span under the study rule.')
+    search_margin_mm: float = _p(25.0,
+        'How far from the vertebrae a calcification may lie; structures reaching beyond are rejected.')
+    vertebra_margin_mm: float = _p(1.0,
+        'Voxels this close to a vertebra (and always its 26 neighbours) are bone, not candidates.')
+    bone_margin_mm: float = _p(1.0,
+        'The same around ribs and other labelled bones.')
+    vessel_margin_mm: float = _p(3.0,
+        'Zone excluded around the aorta and other labelled vessels; candidates touching it are vessel wall.')
+    detect_aorta: bool = _p(True,
+        'Without an aorta label, reject contrast-filled tubes (aorta, iliac arteries) found by shape and what'
+        ' touches them.')
+    bone_contact_mm2: float = _p(6.0,
+        "Candidates continuing into labelled bone over this area (mm², 0 = off) …")
+    bone_contact_fraction: float = _p(0.25,
+        "… with at least this share of their voxels touching it are unlabelled bone.")
+    anterior_max_gap_mm: float = _p(10.0,
+        'Anterior candidates further than this from the vertebral body/disc outline are not ligamentous '
+        '(prevertebral).')
+    # --- sub-sites
+    pll_front_mm: float = _p(2.0,
+        'Posterior longitudinal ligament band: from this far in front of the posterior wall …')
+    pll_back_mm: float = _p(4.0,
+        '… to this far behind it (into the canal).')
+    foramen_depth_mm: float = _p(12.0,
+        "Lateral reach of the foraminal zone beyond the canal's side.")
+    interspinous_half_width_mm: float = _p(7.0,
+        'Posterior candidates within this distance of the mid-line are interspinous.')
+    costotransverse_fraction: float = _p(0.7,
+        'Thoracic posterior candidates beyond this fraction of the transverse-process reach are '
+        'costotransverse.')
+    rib_near_mm: float = _p(5.0,
+        '… as are those within this distance of a labelled rib.')
+    # --- patterns
+    pseudotumoral_min_diameter_mm: float = _p(7.0,
+        'Equivalent diameter from which a calcification is pseudo-tumoral.')
+    linear_min_elongation: float = _p(2.5,
+        'Major / middle principal axis ratio from which a calcification is linear …')
+    linear_min_length_mm: float = _p(6.0,
+        '… when its major axis is at least this long.')
+    # --- inputs
+    convention: str = _p("auto",
+        'Label convention of the vertebra label map: auto, names, totalsegmentator, totalspineseg, verse.')
+    points_bone_hu: float = _p(200.0,
+        'Point-list input: bone threshold used to make the vertebra masks.')
+    override_tolerance_mm: float = _p(3.0,
+        'Reader overrides match a calcification whose centroid lies within this distance.')
+
+    def validate(self) -> None:
+        positive = ("search_margin_mm", "foramen_depth_mm", "interspinous_half_width_mm",
+                    "pseudotumoral_min_diameter_mm", "linear_min_elongation", "override_tolerance_mm")
+        nonneg = ("min_size_mm3", "bone_contact_mm2", "bone_contact_fraction", "vertebra_margin_mm",
+                  "bone_margin_mm", "vessel_margin_mm", "anterior_max_gap_mm", "pll_front_mm", "pll_back_mm",
+                  "rib_near_mm", "linear_min_length_mm")
+        for name in positive:
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise InputError(f"{_flag(name)}: expected a positive number, got {v!r}")
+        for name in nonneg:
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise InputError(f"{_flag(name)}: expected a number >= 0, got {v!r}")
+        if not np.isfinite(self.threshold_hu):
+            raise InputError(f"--threshold: expected a number in HU, got {self.threshold_hu!r}")
+        if self.connectivity not in CONNECTIVITIES:
+            raise InputError(f"--connectivity: expected one of {', '.join(CONNECTIVITIES)}, got {self.connectivity!r}")
+        if int(self.study_min_slices) != self.study_min_slices or self.study_min_slices < 1:
+            raise InputError(f"--study-min-slices: expected a whole number >= 1, got {self.study_min_slices!r}")
+        if not 0 < self.costotransverse_fraction <= 1:
+            raise InputError(f"--costotransverse-fraction: expected a number in (0, 1], got "
+                             f"{self.costotransverse_fraction!r}")
+        if self.convention not in CONVENTION_CHOICES:
+            raise InputError(f"--convention: expected one of {', '.join(CONVENTION_CHOICES)}, got {self.convention!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["threshold_unit"] = "HU"
+        return d
+
+    @staticmethod
+    def describe() -> dict[str, str]:
+        """Parameter name -> one-line description (for help texts and the panel)."""
+        return {f.name: f.metadata.get("help", "") for f in fields(SpineParams)}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
