@@ -299,7 +299,7 @@ def _bad_label_maps(phantom_dir, tmp):
     ("unknown parameter", ["--vertebrae", "{d}/vertebrae.nii.gz", "--param", "colour=red"], "unknown parameter"),
     ("bad parameter value", ["--vertebrae", "{d}/vertebrae.nii.gz", "--param", "study_rule=maybe"], "study_rule"),
     ("negative margin", ["--vertebrae", "{d}/vertebrae.nii.gz", "--param", "vessel_margin_mm=-1"],
-     "vessel-margin-mm"),
+     "--vessel-margin: expected a number >= 0"),
     ("bad overrides", ["--vertebrae", "{d}/vertebrae.nii.gz", "--overrides", "{t}/bad_overrides.csv"],
      "row 2, column level"),
     ("bad points", ["--points", "{t}/unknown.nii.gz"], "point list"),

@@ -6,7 +6,6 @@ from calcinosis.cohort.batch import run_batch
 
 from .common import add_output_args, positive_int, progress_for, say, warn_all
 
-ORDER = 60
 
 
 def register(sub) -> None:

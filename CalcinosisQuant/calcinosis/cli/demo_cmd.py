@@ -1,21 +1,19 @@
 """``calcinosis demo``: the main jobs on built-in sample data (phantoms made on the fly).
 
-Each part of the project adds a ``demo_*.py`` step module (found by :mod:`.registry`)
-with ``TITLE``, ``ORDER`` and ``run(outdir: Path, force: bool) -> list[str]`` (lines to print).
+Each step is a module listed in :data:`STEPS`, with ``TITLE`` and
+``run(outdir: Path, force: bool) -> list[str]`` (lines to print).
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from pathlib import Path
 
 from calcinosis.core.output import check_output_free
 
-from .registry import discover
-
-
-
-ORDER = 90
+#: the demo's steps, in order
+STEPS = ("demo_foundation", "demo_hand", "demo_spine", "demo_cohort")
 
 
 def register(sub) -> None:
@@ -30,9 +28,10 @@ def register(sub) -> None:
 def run(args) -> int:
     outdir = Path(args.outdir)
     check_output_free(outdir / "measure-ct", args.force)
-    for step in discover(prefix="demo_"):
-        if args.only and args.only not in step.__name__:
+    for name in STEPS:
+        if args.only and args.only not in name:
             continue
+        step = importlib.import_module(f"{__package__}.{name}")
         t0 = time.perf_counter()
         print(f"== {step.TITLE}")
         for line in step.run(outdir, args.force):

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from .main import main as cli
 
-ORDER = 90
 TITLE = "Cohort: 6 synthetic patients, 2 readers -> batch, statistics (kappa, ICC, prevalence, change) and report"
 
 #: Where each phantom kind writes its image (``calcinosis phantom KIND -o DIR``).

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from .main import main as cli
 
-ORDER = 10
 TITLE = "Lesion engine: sphere phantom CT and radiograph phantom, measured in mm³ and mm²"
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from .main import main as cli
 
-ORDER = 20
 TITLE = "Hand: one synthetic SSc patient by radiograph, CT and MRI - lesions per digit and joint, compared"
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from .main import main as cli
 
-ORDER = 30
 TITLE = "Spine calcification map: TAP phantom CT (DICOM) -> levels C7-T1 … L5-S1 x segments, reader overrides"
 
 

@@ -1,26 +1,56 @@
 """Entry point of the ``calcinosis`` console script.
 
-Every sub-command lives in its own ``*_cmd.py`` module with ``register(subparsers)``
-(found by :mod:`.registry`); the handler
-returns an exit code.  Bad input (``InputError``) prints one line and exits with 2,
-as do argument errors; nothing is half-written (outputs go through
-``OutputTransaction``).
+The sub-commands are listed in :data:`COMMANDS` (name -> module, one-line help).  Only the
+module of the command being run is imported, so ``calcinosis --help`` and ``calcinosis
+measure --help`` start without numpy or scipy.  Each ``*_cmd.py`` module has
+``register(subparsers)``; its handler returns an exit code.  Bad input (``InputError``)
+prints one line and exits with 2, as do argument errors; nothing is half-written (outputs go
+through ``OutputTransaction``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 
 from calcinosis import __version__
 from calcinosis.core.errors import Cancelled, InputError
 
-from .registry import discover
+#: every sub-command: name -> (module in this package, the help line of ``calcinosis --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "measure": ("measure_cmd", "find and measure lesions in one image"),
+    "hand": ("hand_cmd", "hand calcinosis on a radiograph, CT or MRI: lesions per digit, joint and hand"),
+    "hand-compare": ("hand_cmd", "one hand across radiograph, CT and MRI results, per digit (study 1)"),
+    "hand-form": ("hand_cmd", "the structural-lesion form of hand radiographs: write blank / check filled"),
+    "hand-landmarks": ("hand_cmd", "write a blank hand landmark list (every label, unplaced) for Slicer"),
+    "spine": ("spine_cmd", "map spine CT calcifications to levels C7-T1 … L5-S1, segments and sub-sites"),
+    "batch": ("batch_cmd", "run every case of a manifest (hand, spine, measure) and build the cohort tables"),
+    "stats": ("stats_cmd", "cohort statistics: groups, agreement, modalities, prevalence, change"),
+    "report": ("report_cmd", "HTML report of a case folder or of a batch folder (figures embedded)"),
+    "phantom": ("phantom_cmd", "write a synthetic image with its ground truth"),
+    "demo": ("demo_cmd", "run the pipelines on built-in sample data and show where the outputs are"),
+}
 
 
+def command_module(name: str):
+    return importlib.import_module(f"{__package__}.{COMMANDS[name][0]}")
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _chosen_command(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is one), or None."""
+    for word in argv:
+        if word in COMMANDS:
+            return word
+        if not word.startswith("-"):
+            return None
+    return None
+
+
+def build_parser(command: str | None = None, full: bool = False) -> argparse.ArgumentParser:
+    """The parser: every command listed with its help line; ``command`` (or, with ``full``,
+    every command) registered in full from its module."""
     parser = argparse.ArgumentParser(
         prog="calcinosis",
         description="Calcinosis imaging in systemic sclerosis: find, measure and map calcified lesions "
@@ -28,13 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in discover(suffix="_cmd"):
-        module.register(sub)
+    wanted = {COMMANDS[command][0]} if command else set()
+    if full:
+        wanted = {module for module, _ in COMMANDS.values()}
+    done = set()
+    for name, (module, help_line) in COMMANDS.items():
+        if module in wanted:
+            if module not in done:
+                done.add(module)
+                command_module(name).register(sub)
+        else:
+            sub.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_chosen_command(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

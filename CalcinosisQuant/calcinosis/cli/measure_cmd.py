@@ -1,76 +1,12 @@
-"""``calcinosis measure``: lesions of one image, by threshold or from a segmentation."""
+"""``calcinosis measure``: the ``measure`` task (:mod:`calcinosis.tasks.measure`)."""
 
 from __future__ import annotations
 
-import argparse
-
-from calcinosis.core import pipeline
-from calcinosis.core.lesions import CONNECTIVITIES, parse_threshold
-from calcinosis.core.output import check_output_free
-
-from .common import add_output_args, nonneg_float, positive_int, progress_for, say, spacing_arg, warn_all
-
-
-def add_lesion_args(p: argparse.ArgumentParser, threshold_help: str | None = None) -> None:
-    g = p.add_argument_group("lesion finding")
-    g.add_argument("--threshold", metavar="LOW[:HIGH]",
-                   help=threshold_help or "intensity threshold: voxels >= LOW (<= HIGH), or <= LOW with --below "
-                                          f"(default for CT: {pipeline.DEFAULT_CT_THRESHOLD_HU:g} HU)")
-    g.add_argument("--below", action="store_true", help="lesions are darker than the threshold (MRI signal voids)")
-    g.add_argument("--min-size", type=nonneg_float, default=1.0, metavar="SIZE",
-                   help="smallest lesion kept, in mm³ for 3D images and mm² for 2D images (default 1)")
-    g.add_argument("--connectivity", choices=CONNECTIVITIES, default="face",
-                   help="voxel neighbourhood joining a lesion: face (Slicer Islands default) or full")
-    g.add_argument("--min-slices", type=positive_int, default=1, metavar="N",
-                   help="keep lesions present on at least N contiguous axial slices (default 1)")
-
-
-def add_image_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("image")
-    g.add_argument("--spacing", type=spacing_arg, metavar="X,Y",
-                   help="pixel spacing in mm (column, row) for radiographs/PNG without a usable spacing tag")
-    g.add_argument("--modality", help="override the modality (ct, mr, xr)")
-    g.add_argument("--series", help="which DICOM series in a folder holding several (number or UID)")
-    g.add_argument("--case-id", help="pseudonymous case identifier recorded in provenance")
-    g.add_argument("--record-paths", action="store_true",
-                   help="record input file paths in provenance (off by default: paths may carry names)")
-
-
-ORDER = 10
+from .common import run_task
 
 
 def register(sub) -> None:
-    p = sub.add_parser("measure", help="find and measure lesions in one image",
-                       description="Find lesions by threshold (inside --region, outside --exclude) or take them "
-                                   "from a segmentation (--mask), and measure each in physical units. Writes "
-                                   "OUTDIR/lesions.csv (+ .schema.csv), lesion_labels.nrrd, lesions.seg.nrrd and "
-                                   "provenance.json.")
-    p.add_argument("image", help="DICOM folder or file, NRRD, NIfTI, MHA, or PNG/TIFF with --spacing")
-    p.add_argument("--mask", metavar="SEG", help="lesions already segmented (.seg.nrrd or label map; never modified)")
-    p.add_argument("--keep-segments", action="store_true",
-                   help="with --mask: each segment is one lesion (default: each island of a segment is one)")
-    p.add_argument("--region", metavar="SEG", help="threshold only inside this region (label map or .seg.nrrd)")
-    p.add_argument("--exclude", metavar="SEG", help="never count voxels in this mask (e.g. bone, vessels)")
-    add_lesion_args(p)
-    add_image_args(p)
-    add_output_args(p)
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    check_output_free(args.outdir, args.force)
-    threshold = parse_threshold(args.threshold) if args.threshold is not None else None
-    progress = progress_for(args, "measure")
-    result = pipeline.run_measure(
-        args.image, mask=args.mask, region=args.region, exclude=args.exclude, threshold=threshold,
-        below=args.below, min_size=args.min_size, connectivity=args.connectivity, min_slices=args.min_slices,
-        keep_segments=args.keep_segments, spacing=args.spacing, modality=args.modality, series=args.series,
-        record_paths=args.record_paths, progress=progress.sub(0.0, 0.8) if progress else None)
-    pipeline.write_measure_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
-                                   progress=progress.sub(0.8, 1.0) if progress else None)
-    warn_all(result.warnings)
-    unit = "mm²" if result.volume.is_2d else "mm³"
-    col = "area_mm2" if result.volume.is_2d else "volume_mm3"
-    total = sum(result.table.column(col)) if len(result.table) else 0.0
-    say(args, f"{result.lesions.n} lesions, total {total:.1f} {unit}; results in {args.outdir}/lesions.csv")
-    return 0
+    from calcinosis.tasks import measure as task
+    p = sub.add_parser("measure", help=task.HELP, description=task.DESCRIPTION)
+    task.add_arguments(p)
+    p.set_defaults(func=lambda args: run_task("measure", args))

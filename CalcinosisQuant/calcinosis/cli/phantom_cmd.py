@@ -1,15 +1,15 @@
 """``calcinosis phantom KIND``: synthetic images with exact ground truth.
 
-Each phantom family registers its kinds from its own ``phantoms_*.py`` module with
-``register(kind_subparsers)`` (found by :mod:`.registry`).
+Each phantom family registers its kinds from its own module (:data:`FAMILIES`) with
+``register(kind_subparsers)``.
 """
 
 from __future__ import annotations
 
-from .registry import discover
+import importlib
 
-
-ORDER = 80
+#: the modules of the phantom families, in the order ``phantom --help`` lists their kinds
+FAMILIES = ("phantoms_hand", "phantoms_simple", "phantoms_spine")
 
 
 def register(sub) -> None:
@@ -18,5 +18,5 @@ def register(sub) -> None:
                                    "sizes and positions, for tests, demos and checking a pipeline.")
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
-    for module in discover(prefix="phantoms_"):
-        module.register(kinds)
+    for name in FAMILIES:
+        importlib.import_module(f"{__package__}.{name}").register(kinds)

@@ -7,7 +7,6 @@ from calcinosis.core.output import check_output_free
 
 from .common import add_output_args, progress_for, say, spacing_arg
 
-ORDER = 70
 
 
 def register(sub) -> None:

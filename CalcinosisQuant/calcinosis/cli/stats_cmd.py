@@ -19,7 +19,6 @@ from calcinosis.core.provenance import build_record
 
 from .common import add_output_args
 
-ORDER = 65
 
 
 def _common(p, table_help: str) -> None:
@@ -47,7 +46,7 @@ def register(sub) -> None:
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
     kinds.required = True
 
-    g = kinds.add_parser("groups", help="variables by group: n (%) / mean ± SD and P (study 2 Tables 1-2)",
+    g = kinds.add_parser("groups", help="variables by group: n (%%) / mean ± SD and P (study 2 Tables 1-2)",
                          description="Per variable, n (%) or mean ± SD in each group and in total, and P with the test "
                                      "named. Default tests as study 2: Pearson chi-squared without continuity "
                                      "correction, Student's t with pooled variance.")
@@ -88,14 +87,14 @@ def register(sub) -> None:
     m.set_defaults(func=run_modalities)
 
     v = kinds.add_parser("prevalence", help="spine: patients with >= 1 calcification per segment, sub-site, level "
-                                            "(n/N, %, Wilson 95% CI) and the level × segment chart",
+                                            "(n/N, %%, Wilson 95%% CI) and the level × segment chart",
                          description="N counts only patients in whom the level was assessed. Subgroups with --where "
                                      "(e.g. --where spine_coverage=TAP).")
     _common(v, "patients.csv or a batch folder")
     v.add_argument("--levels", metavar="CSV", help="per-level table (default: levels.csv beside TABLE)")
     v.set_defaults(func=run_prevalence)
 
-    c = kinds.add_parser("change", help="baseline vs follow-up per patient: % change and progression/stable/improvement",
+    c = kinds.add_parser("change", help="baseline vs follow-up per patient: %% change and progression/stable/improvement",
                          description="% change = 100 (follow-up - baseline)/baseline; progression > +LIMIT%, "
                                      "improvement < -LIMIT%, stable in between (limits included). Baseline 0: 0 -> 0 "
                                      "stable, 0 -> >0 progression without a %.")

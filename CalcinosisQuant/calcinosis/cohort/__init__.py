@@ -1,7 +1,6 @@
 """Cohort work: batch runs, the studies' statistics and reports (Slicer-free).
 
-Public API (numpy/scipy only at import time; Dask and matplotlib are imported lazily by
-the functions that need them):
+Public API (imported on first use; Dask and matplotlib only by the functions that need them):
 
 * Batch — :func:`batch.run_batch` (manifest → ``cases/``, ``patients.csv`` ...),
   :func:`manifest.read_manifest`, :func:`batch.run_case` (one case, used by workers),
@@ -20,16 +19,26 @@ the functions that need them):
 * Contract data for tests/demos — :mod:`synthetic`.
 """
 
-from .agreement import bland_altman, cohen_kappa, icc_a1, kappa_from_table, reader_agreement
-from .change import change_table, classify_change
-from .formatting import StatsResult
-from .groups import compare_groups, fisher_exact, mann_whitney, pearson_chi2, student_t, welch_t
-from .modalities import compare_columns, compare_modalities, friedman, paired, spearman
-from .prevalence import prevalence as spine_prevalence, wilson_ci
+# The statistics are imported on first use (PEP 562), not with the package: the batch and the
+# command line import calcinosis.cohort.* without paying for scipy.stats.
+_EXPORTS = {
+    "bland_altman": "agreement", "cohen_kappa": "agreement", "icc_a1": "agreement", "kappa_from_table": "agreement",
+    "reader_agreement": "agreement", "change_table": "change", "classify_change": "change",
+    "StatsResult": "formatting", "compare_groups": "groups", "fisher_exact": "groups", "mann_whitney": "groups",
+    "pearson_chi2": "groups", "student_t": "groups", "welch_t": "groups", "compare_columns": "modalities",
+    "compare_modalities": "modalities", "friedman": "modalities", "paired": "modalities", "spearman": "modalities",
+    "wilson_ci": "prevalence",
+}
+_RENAMED = {"spine_prevalence": ("prevalence", "prevalence")}
 
-__all__ = [
-    "StatsResult", "bland_altman", "change_table", "classify_change", "cohen_kappa", "compare_columns",
-    "compare_groups", "compare_modalities", "fisher_exact", "friedman", "icc_a1", "kappa_from_table",
-    "mann_whitney", "paired", "pearson_chi2", "reader_agreement", "spine_prevalence", "spearman", "student_t",
-    "welch_t", "wilson_ci",
-]
+__all__ = sorted([*_EXPORTS, *_RENAMED])
+
+
+def __getattr__(name: str):
+    import importlib
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    if name in _RENAMED:
+        module, attr = _RENAMED[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

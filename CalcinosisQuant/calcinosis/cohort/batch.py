@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from calcinosis.core.errors import InputError
+from calcinosis.core.errors import Cancelled, InputError
 from calcinosis.core.output import json_text
 from calcinosis.core.progress import Progress, report
 from .contract import TASK_SUMMARY_FILE
@@ -97,20 +97,6 @@ def _init_worker(threads: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, threads)))
 
 
-def subcommand_options(task: str) -> set[str] | None:
-    """Option strings of ``calcinosis TASK`` in this installation, or None if absent."""
-    import argparse
-    import importlib.util
-    if importlib.util.find_spec(f"calcinosis.cli.{task}_cmd") is None:
-        return None
-    from calcinosis.cli.main import build_parser
-    parser = build_parser()
-    for action in parser._actions:  # noqa: SLF001 - argparse offers no public way to list sub-commands
-        if isinstance(action, argparse._SubParsersAction) and task in action.choices:  # noqa: SLF001
-            return set(action.choices[task]._option_string_actions)  # noqa: SLF001
-    return None
-
-
 def run_case(spec_dict: dict, case_dir: str, force: bool = False, record_paths: bool = False,
              threads: int | None = None) -> dict:
     """Compute (or import) one case into ``case_dir``.  Never raises: returns a state dict."""
@@ -128,33 +114,32 @@ def run_case(spec_dict: dict, case_dir: str, force: bool = False, record_paths: 
             state.status = "ok"
         else:
             state.run = "computed"
-            options = subcommand_options(spec.task)
-            if options is None:
-                raise InputError(f"the 'calcinosis {spec.task}' command is not installed in this version "
-                                 f"(module calcinosis.cli.{spec.task}_cmd is missing); give a result folder in column "
-                                 f"'result' or install a version with the {spec.task} pipeline")
-            argv = command_line(spec, case_dir, options)
-            if force and "--force" in options:
+            from calcinosis import tasks
+            task = tasks.get(spec.task)
+            argv = command_line(spec, case_dir, tasks.option_strings(spec.task))
+            if force:
                 argv.append("--force")
             state.command = " ".join(argv) if record_paths else redact(argv, spec)
-            from calcinosis.cli.main import main as cli_main
+            args = tasks.parser_for(spec.task).parse_args(argv[1:])
             with contextlib.redirect_stderr(log), contextlib.redirect_stdout(io.StringIO()):
-                try:
-                    code = cli_main(argv)
-                except SystemExit as e:  # argparse errors
-                    code = e.code if isinstance(e.code, int) else 2
-            text = log.getvalue()
-            state.warnings = [ln.split("warning:", 1)[1].strip() for ln in text.splitlines() if "calcinosis: warning:" in ln]
-            if code != 0:
-                state.reason = _reason_from(text, code)
+                outcome = task.run(args)
+            state.warnings = list(outcome.warnings)
+            for w in state.warnings:
+                log.write(f"calcinosis: warning: {w}\n")
+            if not (Path(case_dir) / task.SUMMARY_FILE).is_file():
+                state.reason = f"'calcinosis {spec.task}' finished but wrote no {task.SUMMARY_FILE}"
             else:
-                need = TASK_SUMMARY_FILE[spec.task]
-                if not (Path(case_dir) / need).is_file():
-                    state.reason = f"'calcinosis {spec.task}' finished but wrote no {need}"
-                else:
-                    state.status = "ok"
+                state.status = "ok"
     except InputError as e:
-        state.reason = str(e).splitlines()[0]
+        state.reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        log.write(f"calcinosis: error: {state.reason}\n")
+    except (Cancelled, KeyboardInterrupt):
+        state.reason = "cancelled"
+    except OSError as e:  # disk full, permission denied, ...: not a bug, not bad input
+        state.reason = f"{e}; nothing was written"
+        log.write(f"calcinosis: error: {state.reason}\n")
+    except MemoryError:
+        state.reason = "out of memory (image too large for this machine?)"
     except Exception as e:  # noqa: BLE001 - one broken case must not stop the batch
         state.reason = f"internal error: {type(e).__name__}: {e}"
         log.write(traceback.format_exc())
@@ -168,19 +153,6 @@ def run_case(spec_dict: dict, case_dir: str, force: bool = False, record_paths: 
     d = state.to_dict()
     d["log"] = log.getvalue()
     return d
-
-
-def _reason_from(text: str, code: int) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if "error:" in ln and "internal error" not in ln:
-            return ln.split("error:", 1)[1].strip() or ln
-    if any("internal error" in ln for ln in lines):
-        last = lines[-1] if lines else ""
-        return f"internal error: {last}"
-    if code == 130:
-        return "cancelled"
-    return f"exit code {code}" + (f": {lines[-1]}" if lines else "")
 
 
 def _import_result(spec: CaseSpec, case_dir: Path, force: bool) -> None:

@@ -1,17 +1,23 @@
 """The per-case summary files the cohort tools read (the shared table contract).
 
 ``calcinosis hand`` and ``calcinosis spine`` (and the Slicer modules' *Export*) write
-these files in each case folder; the names below are fixed by the project's contract
-and are the only thing the cohort code assumes about them.
+these files in each case folder; the names below are the only thing the cohort code
+assumes about them.  The anatomy (sides, digits, zones, levels, segments, sub-sites,
+patterns) is the hand and spine pipelines' own; the column lists are checked against the
+tables those pipelines write (``Testing/cohort/test_contract.py``).
 """
 
 from __future__ import annotations
 
+from calcinosis import tasks
+from calcinosis.hand import anatomy as hand_anatomy
+from calcinosis.spine import anatomy as spine_anatomy
+
 # ---------------------------------------------------------------------- hand
-HAND_SIDES = ("L", "R", "unknown")
-HAND_DIGITS = ("thumb", "index", "middle", "ring", "little", "unassigned")
-HAND_ZONES = ("distal_phalanx", "DIP", "PIP", "MCP", "wrist", "other")
-HAND_KINDS = ("periarticular", "subcutaneous")
+HAND_SIDES = hand_anatomy.SIDE_VALUES
+HAND_DIGITS = hand_anatomy.DIGIT_VALUES
+HAND_ZONES = hand_anatomy.ZONES
+HAND_KINDS = hand_anatomy.KINDS
 
 HAND_COLUMNS = (
     "side", "modality", "lesion_count", "total_area_mm2", "total_volume_mm3", "largest_area_mm2",
@@ -26,19 +32,11 @@ DIGIT_COLUMNS = (
 HAND_LESION_EXTRA = ("side", "digit", "zone", "kind")
 
 # ---------------------------------------------------------------------- spine
-SEGMENTS = ("anterior", "intracanal", "posterior")
-SUBSITES = (
-    "anterior_longitudinal_ligament", "intervertebral_disc", "posterior_longitudinal_ligament", "intracanal",
-    "foraminal", "costotransverse", "interspinous", "transverse_process",
-)
-SUBSITE_SEGMENT = {
-    "anterior_longitudinal_ligament": "anterior", "intervertebral_disc": "anterior",
-    "posterior_longitudinal_ligament": "anterior", "intracanal": "intracanal", "foraminal": "intracanal",
-    "costotransverse": "posterior", "interspinous": "posterior", "transverse_process": "posterior",
-}
-PATTERNS = ("linear", "punctate", "pseudotumoral")
-LEVELS = (("C7-T1",) + tuple(f"T{k}-T{k + 1}" for k in range(1, 12)) + ("T12-L1",)
-          + tuple(f"L{k}-L{k + 1}" for k in range(1, 5)) + ("L5-S1",))
+SEGMENTS = tuple(spine_anatomy.SEGMENTS)
+SUBSITES = tuple(spine_anatomy.SUBSITES)
+SUBSITE_SEGMENT = dict(spine_anatomy.SUBSITE_SEGMENT)
+PATTERNS = tuple(spine_anatomy.PATTERNS)
+LEVELS = tuple(spine_anatomy.LEVELS)
 LEVEL_STATUS = ("assessed", "not_assessed")
 
 # NOTE: the contract's segment "intracanal" and sub-site "intracanal" give the same column
@@ -58,7 +56,7 @@ SUBSITES_SHADOWED = tuple(s for s in SUBSITES if s in SEGMENTS)
 SPINE_LESION_EXTRA = ("level", "segment", "subsite", "pattern")
 
 #: Which file of a case folder proves the task ran, per task.
-TASK_SUMMARY_FILE = {"hand": "hand.csv", "spine": "patient.csv", "measure": "lesions.csv"}
+TASK_SUMMARY_FILE = {name: tasks.summary_file(name) for name in tasks.TASKS}   # the file the join reads
 TASKS = ("hand", "spine", "measure")
 
 #: Modality names used in cohort column names (``hand_ct_lesion_count`` ...).

@@ -28,9 +28,8 @@ from scipy import ndimage
 
 from .errors import InputError
 from .geometry import Geometry
+from .defaults import CONNECTIVITIES  # noqa: F401 (re-exported)
 from .progress import Progress, report
-
-CONNECTIVITIES = ("face", "full")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from . import image_io, provenance
+from .defaults import DEFAULT_CT_THRESHOLD_HU  # always recorded with the result
 from .dicom_meta import path_content_id
 from .errors import InputError
 from .lesions import LesionParams, LesionSet, candidate_mask, lesions_from_segmentation, split_lesions
@@ -23,9 +24,6 @@ from .progress import Progress, report
 from .segnrrd import write_seg_nrrd
 from .tables import Table
 from .volume import Volume
-
-#: Default CT threshold (Agatston's 130 HU); always recorded with the result.
-DEFAULT_CT_THRESHOLD_HU = 130.0
 
 
 @dataclass

@@ -47,39 +47,11 @@ from calcinosis.core.tables import Column, Table
 
 from .anatomy import DIGITS, LandmarkKey, digit_points
 from .landmarks import HandLandmarks, check_against_image
+from .params import METACARPAL_RATIO, AssignParams  # noqa: F401 (re-exported)
 
-#: typical metacarpal / proximal-phalanx length ratios (adult hands), to place a finger's
-#: metacarpal base from its MCP and PIP landmarks
-METACARPAL_RATIO = {"index": 1.65, "middle": 1.5, "ring": 1.42, "little": 1.55}
 #: typical joint-to-joint proportions along a digit (first point = 0), for missing points
 PROPORTIONS = {"thumb": (0.0, 44.0, 75.0, 97.0), "index": (0.0, 40.0, 63.0, 80.0),
                "middle": (0.0, 44.0, 71.0, 89.0), "ring": (0.0, 41.0, 67.0, 85.0), "little": (0.0, 33.0, 52.0, 68.0)}
-
-
-@dataclass(frozen=True)
-class AssignParams:
-    max_ray_distance_mm: float = 15.0
-    joint_radius_mm: float = 5.0
-    periarticular_mm: float = 6.0
-    wrist_reach_mm: float = 30.0
-    wrist_width_mm: float = 25.0
-    side_reach_mm: float = 60.0
-    landmark_margin_mm: float = 20.0
-    thumb_ip_zone: str = "DIP"
-
-    def validate(self) -> None:
-        for name in ("max_ray_distance_mm", "joint_radius_mm", "periarticular_mm", "wrist_reach_mm",
-                     "wrist_width_mm", "side_reach_mm", "landmark_margin_mm"):
-            v = getattr(self, name)
-            if not (v >= 0) or not np.isfinite(v):
-                raise InputError(f"--{name.replace('_', '-')}: expected a distance >= 0 in mm, got {v!r}")
-        if self.thumb_ip_zone not in ("DIP", "PIP"):
-            raise InputError(f"--thumb-ip-zone: expected DIP or PIP, got {self.thumb_ip_zone!r}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["metacarpal_ratio"] = dict(METACARPAL_RATIO)
-        return d
 
 
 @dataclass

@@ -57,75 +57,7 @@ from calcinosis.core.lesions import CONNECTIVITIES, LesionParams, LesionSet, lon
 from calcinosis.core.progress import Progress, report
 from calcinosis.core.volume import Volume
 
-BOUNDARIES = ("half-max", "threshold")
-XR_PARAMS = ("xr_max_lesion_mm", "xr_noise_k", "xr_edge_fraction", "xr_background_mm", "xr_max_aspect",
-             "xr_axis_reach_mm", "xr_mirror_min", "xr_carpal_min_mm", "xr_carpal_contrast", "xr_carpal_margin_mm",
-             "xr_carpal_reach_mm")
-DEFAULT_CT_THRESHOLD_HU = 130.0
-
-
-@dataclass(frozen=True)
-class DetectParams:
-    """Every parameter of hand lesion detection (all recorded in provenance).
-
-    Sizes in mm, mm³ (3D) or mm² (2D); intensities in the image's unit."""
-
-    threshold: float | None = None           # CT: HU (default 130); XR/MR: image units (default automatic)
-    min_size: float = 1.0                    # mm³ (3D) / mm² (2D)
-    connectivity: str = "face"
-    min_slices: int = 1
-    boundary: str = "half-max"
-    edge_fraction: float = 0.5
-    # CT bone
-    exclude_bone: bool = True
-    cortical_hu: float = 500.0
-    min_bone_mm3: float = 30.0
-    min_marrow_mm3: float = 2.0
-    marrow_contrast_hu: float = 300.0
-    cortex_max_mm: float = 2.0
-    rim_mm: float = 0.5
-    bone_sliver_mm: float = 1.0
-    # radiograph (see xr_detect)
-    xr_max_lesion_mm: float = 25.0           # largest deposit outlined (mm across)
-    xr_noise_k: float = 5.0                  # default threshold: k x the image noise SD
-    xr_edge_fraction: float = 0.2            # outline level, fraction of the peak excess
-    xr_background_mm: float = 24.0           # line-opening length for the seeding background
-    xr_max_aspect: float = 2.2               # longer/shorter axis above which a candidate is bone edge
-    xr_axis_reach_mm: float = 12.0           # symmetry test for candidates this close to a digit's axis
-    xr_mirror_min: float = 0.12              # excess over the mirror image below which a candidate is bone
-    xr_carpal_min_mm: float = 14.0           # at the carpus keep only candidates wider than this
-    xr_carpal_contrast: float = 1.3          # ... and brighter than this x the median of what is found there
-    xr_carpal_margin_mm: float = 12.0        # 'carpus' = proximal to a digit's base + this margin
-    xr_carpal_reach_mm: float = 50.0         # ... and within this distance of the base (wrist, distal forearm)
-    # MRI
-    mri_void_fraction: float = 0.5
-
-    def validate(self) -> None:
-        if self.connectivity not in CONNECTIVITIES:
-            raise InputError(f"--connectivity: expected one of {', '.join(CONNECTIVITIES)}, got {self.connectivity!r}")
-        if self.boundary not in BOUNDARIES:
-            raise InputError(f"--boundary: expected one of {', '.join(BOUNDARIES)}, got {self.boundary!r}")
-        for name in ("min_size", "cortex_max_mm", "rim_mm", "min_bone_mm3", "min_marrow_mm3", "marrow_contrast_hu",
-                     "bone_sliver_mm", "xr_axis_reach_mm", "xr_mirror_min", "xr_carpal_min_mm", "xr_carpal_contrast",
-                     "xr_carpal_margin_mm", "xr_carpal_reach_mm"):
-            v = getattr(self, name)
-            if not (v >= 0) or not np.isfinite(v):
-                raise InputError(f"--{name.replace('_', '-')}: expected a number >= 0, got {v!r}")
-        for name in ("xr_max_lesion_mm", "xr_noise_k", "xr_background_mm", "xr_max_aspect"):
-            v = getattr(self, name)
-            if not (v > 0) or not np.isfinite(v):
-                raise InputError(f"--{name.replace('_', '-')}: expected a positive number, got {v!r}")
-        for name in ("edge_fraction", "xr_edge_fraction", "mri_void_fraction"):
-            v = getattr(self, name)
-            if not (0 < v < 1):
-                raise InputError(f"--{name.replace('_', '-')}: expected a fraction between 0 and 1, got {v!r}")
-        if int(self.min_slices) != self.min_slices or self.min_slices < 1:
-            raise InputError(f"--min-slices: expected a whole number >= 1, got {self.min_slices!r}")
-        if self.threshold is not None and not np.isfinite(self.threshold):
-            raise InputError(f"--threshold: expected a number, got {self.threshold!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from .params import BOUNDARIES, DEFAULT_CT_THRESHOLD_HU, XR_PARAMS, DetectParams  # noqa: F401 (re-exported)
 
 
 @dataclass

@@ -33,8 +33,7 @@ from calcinosis.core.errors import InputError
 from calcinosis.core.geometry import AXIS_S, Geometry
 
 from .anatomy import VERTEBRAE, order_number
-
-CONVENTIONS = ("totalsegmentator", "totalspineseg", "verse", "totalsegmentator_v1")
+from .params import CONVENTIONS  # noqa: F401 (the names live with the parameters; the tables are here)
 
 
 class ConventionError(InputError):

@@ -3,15 +3,14 @@ provenance of each result).  The Slicer panel binds its parameter node to these 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
-import numpy as np
-
+from calcinosis.core.defaults import CONNECTIVITIES
 from calcinosis.core.errors import InputError
-from calcinosis.core.lesions import CONNECTIVITIES
 
-from .conventions import CONVENTIONS
-
+#: vertebra label conventions read by :mod:`.conventions` (numpy-free here, for the help)
+CONVENTIONS = ("totalsegmentator", "totalspineseg", "verse", "totalsegmentator_v1")
 CONVENTION_CHOICES = ("auto", "names") + CONVENTIONS
 
 
@@ -87,20 +86,20 @@ class SpineParams:
                   "rib_near_mm", "linear_min_length_mm")
         for name in positive:
             v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
+            if not (math.isfinite(v) and v > 0):
                 raise InputError(f"{_flag(name)}: expected a positive number, got {v!r}")
         for name in nonneg:
             v = getattr(self, name)
-            if not (np.isfinite(v) and v >= 0):
+            if not (math.isfinite(v) and v >= 0):
                 raise InputError(f"{_flag(name)}: expected a number >= 0, got {v!r}")
-        if not np.isfinite(self.threshold_hu):
+        if not math.isfinite(self.threshold_hu):
             raise InputError(f"--threshold: expected a number in HU, got {self.threshold_hu!r}")
         if self.connectivity not in CONNECTIVITIES:
             raise InputError(f"--connectivity: expected one of {', '.join(CONNECTIVITIES)}, got {self.connectivity!r}")
         if int(self.study_min_slices) != self.study_min_slices or self.study_min_slices < 1:
             raise InputError(f"--study-min-slices: expected a whole number >= 1, got {self.study_min_slices!r}")
         if not 0 < self.costotransverse_fraction <= 1:
-            raise InputError(f"--costotransverse-fraction: expected a number in (0, 1], got "
+            raise InputError(f"{_flag('costotransverse_fraction')}: expected a number in (0, 1], got "
                              f"{self.costotransverse_fraction!r}")
         if self.convention not in CONVENTION_CHOICES:
             raise InputError(f"--convention: expected one of {', '.join(CONVENTION_CHOICES)}, got {self.convention!r}")
@@ -116,5 +115,17 @@ class SpineParams:
         return {f.name: f.metadata.get("help", "") for f in fields(SpineParams)}
 
 
+#: parameter -> the ``calcinosis spine`` option that sets it; every other parameter is set
+#: with ``--param NAME=VALUE``
+OPTIONS = {
+    "threshold_hu": "--threshold", "min_size_mm3": "--min-size", "connectivity": "--connectivity",
+    "study_rule": "--no-study-rule", "study_min_slices": "--study-min-slices", "search_margin_mm": "--search-margin",
+    "vessel_margin_mm": "--vessel-margin", "detect_aorta": "--no-aorta-shape",
+    "pseudotumoral_min_diameter_mm": "--pseudotumoral-diameter", "linear_min_elongation": "--linear-elongation",
+    "convention": "--convention",
+}
+
+
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    """How an error message names a parameter: its option, else ``--param NAME``."""
+    return OPTIONS.get(name, f"--param {name}")
