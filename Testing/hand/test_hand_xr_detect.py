@@ -1,4 +1,4 @@
-"""Radiograph deposit detection (``detect.detect_xr`` / :mod:`calcinosis.hand.xr_detect`).
+"""Radiograph deposit detection (``detect.detect_xr`` / :mod:`calcinosis.hand.xr`).
 
 Ground truth: the hand radiograph phantom (``phantom_hand.xr_phantom``): the PA projection
 of the CT attenuation through cortical/trabecular bones, carpal bones, soft tissue, the
@@ -27,7 +27,8 @@ from scipy import ndimage
 from calcinosis.core.geometry import Geometry
 from calcinosis.core.phantoms import rotation_matrix
 from calcinosis.core.volume import Volume
-from calcinosis.hand import detect, phantom as phantom_hand, shapes, xr_detect
+from calcinosis.hand import detect, phantom as phantom_hand, shapes
+from calcinosis.hand import xr as xr_detect
 from calcinosis.hand.detect import DetectParams
 from calcinosis.hand.landmarks import landmarks_from_points
 
@@ -120,7 +121,7 @@ def test_detected_areas(hands):
     """What the detector's outlines achieve against the projected truth: lesions >= 3 mm
     found as one candidate each (shadows overlapping another lesion excluded).
 
-    The outlines are drawn on the edge of the shadow (step 5 of ``xr_detect``): where the
+    The outlines are drawn on the edge of the shadow (step 5, ``calcinosis.hand.xr.edge``): where the
     ridges support a closed contour around the deposit, seen from its own centre, its area
     is within a few percent (``test_edge_outline_finds_a_deposit_inside_its_nodule``: -0.6%
     to +2.5%).  The centre is searched (rays from a grid over the candidate and recast from

@@ -17,7 +17,7 @@ def register(sub) -> None:
                     "a failed case is recorded with its reason and the others go on. Writes OUTDIR/cases/<case_id>/, "
                     "cases.csv, patients.csv (one row per patient x reader x read x time point), hands.csv, digits.csv, "
                     "levels.csv, lesions.csv and provenance.json. Exit code 3 when some cases failed.")
-    p.add_argument("manifest", metavar="MANIFEST.csv", help="the case list (see README, section Cohort)")
+    p.add_argument("manifest", metavar="MANIFEST.csv", help="the case list (see docs/cohort.md, The manifest)")
     add_output_args(p)
     p.add_argument("--workers", type=int, metavar="N",
                    help="worker processes on this machine (default: number of cores; 0 = in this process)")

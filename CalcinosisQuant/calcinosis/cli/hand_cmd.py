@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from calcinosis.core.errors import InputError, OutputExistsError
-from calcinosis.core.output import OutputTransaction, check_output_free
+from calcinosis.core.output import OutputTransaction, check_output_free, write_file_atomic
 
 from .common import add_output_args, run_task, say, warn_all
 
@@ -76,26 +74,6 @@ def run_compare(args) -> int:
     warn_all(warnings)
     say(args, f"compared {', '.join(r.modality for r in runs)}: {args.outdir}/compare_digits.csv, compare_hand.csv")
     return 0
-
-
-def write_file_atomic(path: str | Path, text: str, force: bool) -> Path:
-    """Write one file all at once; an existing file is kept unless ``force``."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path}: exists; choose another -o or pass --force to replace it")
-    if path.exists() and path.is_dir():
-        raise InputError(f"{path}: is a folder; give a file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _write_table_files(table, path: Path, force: bool) -> None:

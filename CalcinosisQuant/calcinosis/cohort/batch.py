@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from calcinosis.core.errors import Cancelled, InputError
-from calcinosis.core.output import json_text
+from calcinosis.core.output import json_text, write_file_atomic
 from calcinosis.core.progress import Progress, report
 from .contract import TASK_SUMMARY_FILE
 from .manifest import CaseSpec, command_line, read_manifest, redact
@@ -179,11 +179,7 @@ def _import_result(spec: CaseSpec, case_dir: Path, force: bool) -> None:
 
 # ---------------------------------------------------------------------- the parent side
 def _write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(json_text(obj))
-    os.replace(tmp, path)
+    write_file_atomic(path, json_text(obj), force=True)
 
 
 def _read_state(outdir: Path, case_id: str) -> CaseState | None:

@@ -23,6 +23,12 @@ import numpy as np
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
+
+def lps_to_ras(points) -> np.ndarray:
+    """Positions (..., 3) in LPS turned into RAS (and back: the flip is its own inverse).
+    Sign changes only, so exact."""
+    return np.asarray(points, dtype=float) * np.array([-1.0, -1.0, 1.0])
+
 #: RAS unit vectors of the patient axes, used to find the array axis closest to each.
 AXIS_R = np.array([1.0, 0.0, 0.0])
 AXIS_A = np.array([0.0, 1.0, 0.0])

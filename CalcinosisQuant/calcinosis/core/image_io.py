@@ -28,7 +28,7 @@ import numpy as np
 
 from . import dicom_meta
 from .errors import InputError
-from .geometry import Geometry
+from .geometry import LPS_TO_RAS, Geometry
 from .volume import RADIOGRAPH_MODALITIES, Volume, normalise_modality
 
 PLAIN_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -204,7 +204,7 @@ def _load_dicom_file(path: Path, user_spacing: tuple[float, float] | None) -> Vo
         (sx, sy), source, w = dicom_meta.radiograph_spacing(ds, path, user_spacing)
         warnings += w
         geom = Geometry.create((arr.shape[1], arr.shape[0], 1), (sx, sy, 1.0),
-                               (0.0, 0.0, 0.0), np.diag([-1.0, -1.0, 1.0]))  # ITK default (LPS identity), as Slicer loads it
+                               (0.0, 0.0, 0.0), LPS_TO_RAS)  # ITK default (LPS identity), as Slicer loads it
         meta["spacing_source"] = source
         if modality in (None, "OT"):
             meta["modality"] = "XR"

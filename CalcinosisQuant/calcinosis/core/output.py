@@ -48,6 +48,27 @@ def _json_default(o: Any):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def write_file_atomic(path: str | Path, text: str, force: bool = False) -> Path:
+    """Write one text file all at once (a temporary file beside it, then ``os.replace``): a
+    reader never sees half of it.  An existing file is kept unless ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path}: exists; choose another -o or pass --force to replace it")
+    if path.exists() and path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def check_output_free(outdir: str | Path, force: bool = False, marker: str = PROVENANCE_NAME) -> None:
     """Fail fast, before long work, when ``outdir`` already holds a result."""
     p = Path(outdir)

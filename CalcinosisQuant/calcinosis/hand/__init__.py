@@ -7,7 +7,7 @@ Slicer-free; built on calcinosis.core.  What the CalcinosisQuant panel (and any 
   :func:`.landmarks.read_landmarks`, :func:`.landmarks.markups_json_text`;
 * *Detect*: :func:`.hand_pipeline.detect_lesions` (volume, modality, DetectParams, region,
   landmarks=...) -> :class:`.detect.Detection` whose ``lesions`` become the segmentation to
-  edit (on radiographs the landmarks let :mod:`.xr_detect` tell bone ends from deposits);
+  edit (on radiographs the landmarks let :mod:`.xr` tell bone ends from deposits);
 * *Measure*: :func:`.hand_pipeline.lesions_from_segmentation` (the edited segmentation)
   and :func:`.hand_pipeline.measure_hand` -> :class:`.hand_pipeline.HandResult` with
   ``lesions_table``, ``digits_table``, ``hand_table`` and segment names/colours;

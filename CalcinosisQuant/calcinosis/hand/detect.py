@@ -1,46 +1,14 @@
 """Candidate lesions on hand images: CT (bone found and removed), radiograph (against the
-local background) and MRI (signal voids inside a region the user draws).
+local background, :mod:`calcinosis.hand.xr`) and MRI (signal voids inside a region the user
+draws), and each lesion's outline (half-way between its local background and its plateau,
+or the plain threshold mask).
+
+How each detector works is described once, in ``docs/methods/hand-detection.md``; the
+parameters are :class:`~calcinosis.hand.params.DetectParams`.
 
 Every detector returns a :class:`Detection` whose :class:`~calcinosis.core.lesions.LesionSet`
 is an ordinary lesion label image: the Slicer panel turns it into a segmentation the user
 reviews and edits, and the command line writes it as ``lesions.seg.nrrd``.
-
-**CT.**  Candidates are voxels at or above the threshold (default 130 HU).  Bone is
-recognised by what makes it bone: a dense cortical shell (>= ``cortical_hu``) *enclosing*
-a marrow cavity at least ``marrow_contrast_hu`` less dense than the shell.  Per connected
-candidate component large enough to hold bone, the enclosed cavities of the dense voxels
-are found (3D, else slice-wise hole filling), and bone = cavity + the dense voxels
-connected to it that lie within ``cortex_max_mm`` of it + the partial-volume rim of those
-(``rim_mm``, at least one voxel).  Candidates against bone that never get farther than
-``bone_sliver_mm`` from it are bone edge, not deposits.  What is left is lesion, so a
-deposit touching bone stays a lesion and loses only the layer it shares with the bone's
-rim ("kept apart as far as the image allows").  A solid dense lesion has no enclosed
-cavity and is never taken for bone, whatever its size or density.
-
-**Radiograph** (:mod:`.xr_detect`).  Seeds are bright blobs of the image and of the
-image minus a line-opening background (bones and skin edges are long in one direction,
-deposits compact in every direction); each is outlined where its excess over a background
-interpolated across it - along the direction that best predicts the pixels around it -
-reaches ``xr_edge_fraction`` of its peak, the dense core of a deposit is separated from
-the soft-tissue nodule around it by a two-dome fit of its profile, elongated candidates
-are dropped, and with landmarks candidates mirror-symmetric about a digit's axis (bone
-ends, tufts) and small ones at the carpus are dropped too.  The threshold is the minimum
-peak contrast over that background (default ``xr_noise_k`` x the image noise).
-
-**MRI.**  Calcinosis is a signal void: candidates are voxels at or below a threshold
-inside the region the user drew (required); default threshold = ``mri_void_fraction``
-x the median signal on the region's border.
-
-**Boundaries.**  By default (``boundary='half-max'``) each lesion's outline is drawn
-where the image is half-way (``edge_fraction``) between its local background (median of
-a shell around it, bone and other lesions excluded) and its plateau (mean of its top
-10% of voxels): that edge does not move with lesion density, so volumes are not biased
-by partial volume the way a fixed 130 HU threshold is.  For radiographs the edge is at
-``xr_edge_fraction`` (0.2) of the peak above its local background: the shadow of a round
-lesion fades to zero at its outline as the square root of the distance to it, and an
-ellipsoid's shadow cut at a fraction f keeps 1 - f² of its area (96% at 0.2).  Small CT/MRI lesions that are thinner than one voxel
-keep their detected mask.  ``boundary='threshold'`` keeps the plain threshold
-mask (the classic calcium volume score).
 """
 
 from __future__ import annotations
@@ -520,9 +488,9 @@ def refine_edges(image: np.ndarray, geometry: Geometry, groups: list[np.ndarray]
 def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = None,
               exclude: np.ndarray | None = None, progress: Progress | None = None,
               landmarks=None) -> Detection:
-    """Radiograph deposits (see :mod:`.xr_detect`).  ``landmarks`` (a
+    """Radiograph deposits (see :mod:`calcinosis.hand.xr`).  ``landmarks`` (a
     :class:`~.landmarks.HandLandmarks`, optional) enables the bone-symmetry and carpus tests."""
-    from . import xr_detect as xd
+    from . import xr as xd
     params.validate()
     if not volume.is_2d:
         raise InputError(f"radiograph detection needs a 2D image; this image has {volume.geometry.size_ijk[2]} slices "

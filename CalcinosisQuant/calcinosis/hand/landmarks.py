@@ -5,30 +5,24 @@ A :class:`HandLandmarks` maps ``(side, digit, point)`` to a RAS position in mm. 
 the user has not placed yet (Slicer's *unplaced* control points, empty coordinates in a
 CSV, ``defined`` = 0) are simply absent: a partial set works for the digits it covers.
 
-Coordinates: ``.mrk.json`` says its coordinate system (``LPS``, the default Slicer
-writes, or ``RAS``); CSV files have columns ``r, a, s`` (RAS) or ``l, p, s`` (LPS), as
-Slicer's *Export to CSV* writes them; ``.fcsv`` says ``# CoordinateSystem = ...``.
-Everything inside the project is RAS.
+The files are read and written by :mod:`calcinosis.core.pointlists` (coordinate systems
+as each file says; everything inside the project is RAS).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from calcinosis.core import pointlists
 from calcinosis.core.errors import InputError
 from calcinosis.core.geometry import Geometry
 
 from .anatomy import DIGITS, LandmarkKey, digit_points, expected_landmark_labels, format_label, parse_landmark_label
 
-MARKUPS_SCHEMA = ("https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/"
-                  "Schema/markups-schema-v1.0.3.json#")
 UNKNOWN_LABEL_POLICIES = ("error", "warn")
 
 
@@ -144,21 +138,7 @@ def landmarks_from_points(points: Iterable[tuple[str, object]], source: str = ""
 def read_landmarks(path: str | Path, unknown: str = "error") -> HandLandmarks:
     """Read ``.mrk.json``, Slicer markups ``.csv`` or ``.fcsv``."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: landmark file not found")
-    name = path.name.lower()
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file (a .mrk.json or .csv point list was expected)") from None
-    if name.endswith(".json"):
-        points = _points_from_markups_json(text, path)
-    elif name.endswith(".fcsv"):
-        points = _points_from_fcsv(text, path)
-    elif name.endswith(".csv") or name.endswith(".tsv") or name.endswith(".txt"):
-        points = _points_from_csv(text, path)
-    else:
-        raise InputError(f"{path}: unknown landmark format (expected .mrk.json, .csv or .fcsv)")
+    points = pointlists.read_point_list(path, what="landmark")
     lm = landmarks_from_points(points, source=path.name, unknown=unknown)
     from calcinosis.core.dicom_meta import file_content_id
     lm.input_id = file_content_id([path])
@@ -167,174 +147,17 @@ def read_landmarks(path: str | Path, unknown: str = "error") -> HandLandmarks:
     return lm
 
 
-def _points_from_markups_json(text: str, path: Path) -> list[tuple[str, np.ndarray | None]]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    markups = doc.get("markups") if isinstance(doc, dict) else None
-    if not isinstance(markups, list):
-        raise InputError(f"{path}: not a Slicer markups file (no 'markups' list)")
-    points: list[tuple[str, np.ndarray | None]] = []
-    for m_no, m in enumerate(markups, start=1):
-        if not isinstance(m, dict):
-            continue
-        mtype = m.get("type", "Fiducial")
-        if mtype != "Fiducial":
-            raise InputError(f"{path}: markup {m_no} is a {mtype}; hand landmarks are a point list (Fiducial)")
-        system = str(m.get("coordinateSystem", "LPS") or "LPS").upper()
-        if system not in ("LPS", "RAS"):
-            raise InputError(f"{path}: markup {m_no} has coordinateSystem {system!r} (LPS or RAS expected)")
-        units = m.get("coordinateUnits", "mm")
-        if isinstance(units, list):
-            units = units[0] if units else "mm"
-        scale = {"mm": 1.0, "um": 1e-3}.get(str(units), None)
-        if scale is None:
-            raise InputError(f"{path}: markup {m_no} has coordinateUnits {units!r} (mm expected)")
-        for cp_no, cp in enumerate(m.get("controlPoints", []) or [], start=1):
-            label = cp.get("label", "")
-            status = str(cp.get("positionStatus", "defined") or "defined").lower()
-            pos = cp.get("position", "")
-            if status != "defined" or pos in ("", None):
-                points.append((label, None))
-                continue
-            try:
-                p = np.array([float(v) for v in pos], dtype=float)
-            except (TypeError, ValueError):
-                raise InputError(f"{path}: control point {cp_no} ({label!r}) has position {pos!r}; "
-                                 "three numbers expected") from None
-            if p.size != 3:
-                raise InputError(f"{path}: control point {cp_no} ({label!r}) has {p.size} coordinates, 3 expected")
-            p = p * scale
-            if system == "LPS":
-                p[:2] = -p[:2]
-            points.append((label, p))
-    return points
-
-
-def _truthy(text: str) -> bool:
-    return str(text).strip().lower() not in ("0", "false", "no", "")
-
-
-def _points_from_csv(text: str, path: Path) -> list[tuple[str, np.ndarray | None]]:
-    first = text.splitlines()[0] if text.strip() else ""
-    dialect = "excel-tab" if "\t" in first else "excel"
-    rows = list(csv.reader(io.StringIO(text), dialect=dialect))
-    if not rows:
-        raise InputError(f"{path}: empty file")
-    header = [h.strip().lower() for h in rows[0]]
-    if "label" not in header:
-        raise InputError(f"{path}: no 'label' column (columns label,r,a,s or label,l,p,s expected)")
-    if all(c in header for c in ("r", "a", "s")):
-        cols, lps = ("r", "a", "s"), False
-    elif all(c in header for c in ("l", "p", "s")):
-        cols, lps = ("l", "p", "s"), True
-    else:
-        raise InputError(f"{path}: coordinate columns r,a,s (RAS) or l,p,s (LPS) not found; "
-                         "x,y,z would leave the coordinate system unknown")
-    i_lab = header.index("label")
-    i_xyz = [header.index(c) for c in cols]
-    i_def = header.index("defined") if "defined" in header else None
-    points: list[tuple[str, np.ndarray | None]] = []
-    for lineno, rec in enumerate(rows[1:], start=2):
-        if not rec or all(v.strip() == "" for v in rec):
-            continue
-        if len(rec) < len(header):
-            rec = rec + [""] * (len(header) - len(rec))
-        label = rec[i_lab].strip()
-        vals = [rec[i].strip() for i in i_xyz]
-        if (i_def is not None and not _truthy(rec[i_def])) or all(v == "" for v in vals):
-            points.append((label, None))
-            continue
-        try:
-            p = np.array([float(v) for v in vals])
-        except ValueError:
-            raise InputError(f"{path}, row {lineno}: coordinates {vals} of {label!r} are not numbers") from None
-        if lps:
-            p[:2] = -p[:2]
-        points.append((label, p))
-    return points
-
-
-def _points_from_fcsv(text: str, path: Path) -> list[tuple[str, np.ndarray | None]]:
-    lps = False
-    columns = ["id", "x", "y", "z", "ow", "ox", "oy", "oz", "vis", "sel", "lock", "label", "desc", "associatedNodeID"]
-    data = []
-    for line in text.splitlines():
-        if line.startswith("#"):
-            body = line[1:].strip()
-            if body.lower().startswith("coordinatesystem"):
-                value = body.split("=", 1)[-1].strip().upper()
-                lps = value in ("LPS", "1")
-            elif body.lower().startswith("columns"):
-                columns = [c.strip() for c in body.split("=", 1)[-1].split(",")]
-            continue
-        if line.strip():
-            data.append(line)
-    points: list[tuple[str, np.ndarray | None]] = []
-    for lineno, rec in enumerate(csv.reader(data), start=1):
-        row = dict(zip(columns, rec))
-        try:
-            p = np.array([float(row["x"]), float(row["y"]), float(row["z"])])
-        except (KeyError, ValueError):
-            raise InputError(f"{path}, point {lineno}: x, y, z are not numbers") from None
-        if lps:
-            p[:2] = -p[:2]
-        points.append((row.get("label", ""), p))
-    return points
-
-
 # ---------------------------------------------------------------------- writing
 def markups_json_text(points: Sequence[tuple[str, np.ndarray | None]], name: str = "HandLandmarks",
                       coordinate_system: str = "LPS") -> str:
-    """A Slicer point list (``.mrk.json``).  ``None`` positions become unplaced points
-    (``positionStatus: undefined``), which Slicer offers to place one by one."""
-    cs = coordinate_system.upper()
-    if cs not in ("LPS", "RAS"):
-        raise ValueError("coordinate_system must be LPS or RAS")
-    cps = []
-    for n, (label, pos) in enumerate(points, start=1):
-        cp = {"id": str(n), "label": label, "description": "", "associatedNodeID": ""}
-        if pos is None:
-            cp["position"] = ""
-            status = "undefined"
-        else:
-            p = np.asarray(pos, dtype=float).copy()
-            if cs == "LPS":
-                p[:2] = -p[:2]
-            cp["position"] = [round(float(v), 6) for v in p]
-            status = "defined"
-        cp["orientation"] = [-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0] if cs == "LPS" else \
-            [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        cp.update({"selected": True, "locked": False, "visibility": True, "positionStatus": status})
-        cps.append(cp)
-    doc = {
-        "@schema": MARKUPS_SCHEMA,
-        "markups": [{
-            "type": "Fiducial", "coordinateSystem": cs, "coordinateUnits": "mm", "locked": False,
-            "fixedNumberOfControlPoints": False, "labelFormat": "%N-%d", "lastUsedControlPointNumber": len(cps),
-            "controlPoints": cps, "measurements": [],
-            "display": {"visibility": True, "opacity": 1.0, "color": [0.4, 1.0, 1.0],
-                        "selectedColor": [1.0, 0.5, 0.5], "propertiesLabelVisibility": False,
-                        "pointLabelsVisibility": True, "textScale": 2.0, "glyphType": "Sphere3D",
-                        "glyphScale": 1.5, "glyphSize": 3.0, "useGlyphScale": True},
-            "name": name,
-        }],
-    }
-    return json.dumps(doc, indent=4) + "\n"
+    """A Slicer point list (``.mrk.json``) of hand landmarks; ``None`` positions become
+    unplaced points, which Slicer offers to place one by one."""
+    return pointlists.markups_json_text(points, name=name, coordinate_system=coordinate_system)
 
 
 def landmarks_csv_text(points: Sequence[tuple[str, np.ndarray | None]]) -> str:
     """Slicer's markups CSV layout (``label,r,a,s,defined,selected,visible,locked,description``)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["label", "r", "a", "s", "defined", "selected", "visible", "locked", "description"])
-    for label, pos in points:
-        if pos is None:
-            w.writerow([label, "", "", "", 0, 1, 1, 0, ""])
-        else:
-            w.writerow([label] + [format(float(v), ".6f") for v in pos] + [1, 1, 1, 0, ""])
-    return buf.getvalue()
+    return pointlists.markups_csv_text(points)
 
 
 def template_points(sides: str | Sequence[str] = "both") -> list[tuple[str, None]]:

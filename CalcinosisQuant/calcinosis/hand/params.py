@@ -65,7 +65,7 @@ class DetectParams:
     cortex_max_mm: float = 2.0
     rim_mm: float = 0.5
     bone_sliver_mm: float = 1.0
-    # radiograph (see xr_detect)
+    # radiograph (see calcinosis.hand.xr and docs/methods/hand-detection.md)
     xr_max_lesion_mm: float = 25.0           # largest deposit outlined (mm across)
     xr_noise_k: float = 5.0                  # default threshold: k x the image noise SD
     xr_edge_fraction: float = 0.2            # outline level, fraction of the peak excess

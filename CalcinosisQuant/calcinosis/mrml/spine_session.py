@@ -115,14 +115,7 @@ def ct_volume_from_node(volume_node) -> Volume:
         raise InputError("no CT selected: choose the CT volume (Inputs, CT)")
     if _is(volume_node, "vtkMRMLLabelMapVolumeNode"):
         raise InputError(f"'{volume_node.GetName()}' is a label map; choose the CT volume as the CT")
-    volume = mrml.volume_from_node(volume_node, copy=False)
-    if volume.is_2d:
-        raise InputError(f"'{volume_node.GetName()}' is a 2D image; the spine map needs a CT volume")
-    if volume.modality not in (None, "CT"):
-        raise InputError(f"'{volume_node.GetName()}' is {volume.modality}; the spine map needs a CT (values in HU)")
-    volume.meta["modality"] = "CT"
-    volume.meta["intensity_unit"] = "HU"
-    return volume
+    return pipeline.require_ct(mrml.volume_from_node(volume_node, copy=False), f"'{volume_node.GetName()}'")
 
 
 def _label_array(node, what: str) -> tuple[np.ndarray, object]:

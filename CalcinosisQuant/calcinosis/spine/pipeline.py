@@ -238,6 +238,18 @@ def apply_reader_overrides(result: SpineResult, overrides: list[ov.Override]) ->
 
 
 # ---------------------------------------------------------------------- files
+def require_ct(volume: Volume, name: str) -> Volume:
+    """The spine map's input check: a 3D image that is (or does not say it is not) a CT;
+    marked as CT in HU.  ``name`` says which image in the message."""
+    if volume.is_2d:
+        raise InputError(f"{name} is a 2D image; the spine map needs a CT volume")
+    if volume.modality not in (None, "CT"):
+        raise InputError(f"{name} is {volume.modality}; the spine map needs a CT (values in HU)")
+    volume.meta["modality"] = "CT"
+    volume.meta["intensity_unit"] = "HU"
+    return volume
+
+
 def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: str | Path | None = None,
               aorta: str | Path | None = None, overrides: str | Path | None = None,
               params: SpineParams | None = None, series: str | None = None, record_paths: bool = False,
@@ -250,13 +262,7 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
     # the label map is read (decompressed) and its values counted on the other core while the CT is read
     with ThreadPoolExecutor(max_workers=1) as pool:
         label_map = pool.submit(_read_and_count, vertebrae) if vertebrae is not None and points is None else None
-        volume = image_io.load_image(ct, series=series)
-        if volume.is_2d:
-            raise InputError(f"{ct}: a 2D image; the spine map needs a CT volume")
-        if volume.modality not in (None, "CT"):
-            raise InputError(f"{ct}: modality {volume.modality}; the spine map needs a CT (HU)")
-        volume.meta["modality"] = "CT"
-        volume.meta["intensity_unit"] = "HU"
+        volume = require_ct(image_io.load_image(ct, series=series), str(ct))
         report(progress, 0.15, "loading vertebrae")
         label_image, values = label_map.result() if label_map is not None else (None, None)
     lab = load_spine_labels(volume, vertebrae, params.convention, points, aorta=aorta,
@@ -312,7 +318,7 @@ def results_summary(result: SpineResult) -> dict:
 def write_spine_outputs(outdir: str | Path, result: SpineResult, *, force: bool = False, case_id: str | None = None,
                         write_images: bool = True, chart: bool = True, command: str = "spine",
                         progress: Progress | None = None) -> list[Path]:
-    """Write the result folder (see the README's spine section for every file)."""
+    """Write the result folder (docs/spine.md lists every file)."""
     from .chart import chart_available, draw_level_chart
     warnings = list(result.warnings)
     with OutputTransaction(outdir, force=force) as out:

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aorta", metavar="MASK", help="an aorta mask (any non-zero label) when the vertebra labels "
                                                    "have none")
     p.add_argument("--overrides", metavar="CSV",
-                   help="reader overrides to apply (delete/change calcifications, matched by centroid); see README")
+                   help="reader overrides to apply (delete/change calcifications, matched by centroid); see docs/spine.md")
     g = p.add_argument_group("calcifications")
     g.add_argument("--threshold", type=float, default=d.threshold_hu, metavar="HU",
                    help=f"CT threshold in HU (default {d.threshold_hu:g})")
@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--linear-elongation", type=positive_float, default=d.linear_min_elongation, metavar="RATIO",
                    help=f"major/middle axis ratio of a linear calcification (default {d.linear_min_elongation:g})")
     g.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="set any other parameter (see the README's spine section), e.g. pll_back_mm=5")
+                   help="set any other parameter (listed in docs/spine.md), e.g. pll_back_mm=5")
     o = p.add_argument_group("outputs")
     o.add_argument("--no-chart", action="store_true", help="do not draw level_chart.png")
     o.add_argument("--no-images", action="store_true", help="do not write lesion_labels.nrrd and lesions.seg.nrrd")

@@ -1,0 +1,137 @@
+"""Backgrounds of the radiograph detector: the pixel noise, the line-opening background of
+step 1 (bones and skin edges are long in one direction, a deposit is compact in all) and the
+directional background of step 2 (interpolated across a candidate along the structure under
+it).  docs/methods/hand-detection.md, radiographs, steps 1-2."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+#: orientations of the line openings (step 1) and of the directional fills (step 2)
+N_OPENING_ANGLES = 36
+N_FILL_ANGLES = 12
+
+
+def noise_sigma(image2d: np.ndarray) -> float:
+    """Pixel noise SD from horizontal neighbour differences (MAD, robust to edges)."""
+    d = np.diff(np.asarray(image2d, dtype=np.float64), axis=1).ravel()
+    if d.size < 10:
+        return 0.0
+    mad = np.median(np.abs(d - np.median(d)))
+    return float(mad / 0.6745 / np.sqrt(2.0))
+
+
+def block_mean(image2d: np.ndarray, k: int) -> np.ndarray:
+    """Average k x k blocks (the last partial row/column blocks are averaged too)."""
+    if k <= 1:
+        return np.asarray(image2d, np.float32)
+    h, w = image2d.shape
+    H, W = -(-h // k), -(-w // k)
+    pad = np.pad(np.asarray(image2d, np.float64), ((0, H * k - h), (0, W * k - w)), mode="edge")
+    return pad.reshape(H, k, W, k).mean(axis=(1, 3)).astype(np.float32)
+
+
+def _shear(a: np.ndarray, t: float, fill):
+    """Shear column j by -round(j * t) rows so that the digital lines i = i0 + round(j t)
+    (slope t, rows per column) become rows of the output.  Returns (output, rows, cols):
+    ``output[rows, cols]`` is ``a``."""
+    h, w = a.shape
+    shift = np.round(np.arange(w) * t).astype(np.int64)
+    smax = int(shift.max())
+    rows = np.arange(h)[:, None] + (smax - shift)[None, :]
+    cols = np.broadcast_to(np.arange(w)[None, :], (h, w))
+    out = np.full((h + smax - int(shift.min()), w), fill, dtype=a.dtype)
+    out[rows, cols] = a
+    return out, rows, cols
+
+
+def line_opening_background(image2d: np.ndarray, length_px: float, n_angles: int = N_OPENING_ANGLES) -> np.ndarray:
+    """Maximum over ``n_angles`` orientations of the grey-level opening with a digital
+    line segment ``length_px`` pixels long (physical length; lines are sheared rows, so
+    pixel values are never interpolated).  Structures longer than the segment in some
+    direction keep their value; compact bumps narrower than it in every direction are
+    removed."""
+    img = np.asarray(image2d, np.float32)
+    big = np.float32(float(img.max()) + 1e6)
+    out = np.full(img.shape, -np.inf, np.float32)
+    for k in range(n_angles):
+        ang = np.pi * k / n_angles - np.pi / 2
+        c, s = np.cos(ang), np.sin(ang)
+        if abs(c) >= abs(s):
+            a, transpose, t = img, False, s / c
+        else:
+            a, transpose, t = img.T, True, c / s
+        sheared, rows, cols = _shear(a, t, big)
+        # odd length: the centred erosion and dilation windows are then each other's reflection
+        n = 2 * (max(int(round(length_px / np.sqrt(1.0 + t * t))), 1) // 2) + 1
+        e = ndimage.minimum_filter1d(sheared, n, axis=1, mode="constant", cval=big)
+        e[e >= big] = -big
+        o = ndimage.maximum_filter1d(e, n, axis=1, mode="constant", cval=-big)
+        back = o[rows, cols]
+        np.maximum(out, back.T if transpose else back, out=out)
+    return out
+
+
+def directional_fill(S: np.ndarray, M: np.ndarray, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fill the pixels of mask ``M`` by linear interpolation along direction ``theta``
+    (radians from the column axis toward the row axis) between the nearest pixels
+    outside ``M`` on each side (digital lines).  Returns (filled image, ok) where ok is
+    False for mask pixels that had known pixels on one side only."""
+    c, s = np.cos(theta), np.sin(theta)
+    if abs(c) >= abs(s):
+        A, Mm, t, tr = S, M, s / c, False
+    else:
+        A, Mm, t, tr = S.T, M.T, c / s, True
+    As, rows, cols = _shear(np.asarray(A, np.float64), t, np.nan)
+    Ms, _, _ = _shear(np.asarray(Mm, bool), t, True)
+    Ms |= np.isnan(As)
+    ph, w = As.shape
+    idx = np.broadcast_to(np.arange(w)[None, :], (ph, w))
+    left = np.maximum.accumulate(np.where(~Ms, idx, -1), axis=1)
+    right = np.minimum.accumulate(np.where(~Ms, idx, w)[:, ::-1], axis=1)[:, ::-1]
+    rr = np.broadcast_to(np.arange(ph)[:, None], (ph, w))
+    hasl, hasr = left >= 0, right < w
+    vl = np.where(hasl, As[rr, np.clip(left, 0, w - 1)], np.nan)
+    vr = np.where(hasr, As[rr, np.clip(right, 0, w - 1)], np.nan)
+    dl, dr = idx - left, right - idx
+    wl = dr / np.maximum(dl + dr, 1)
+    est = np.where(hasl & hasr, wl * vl + (1 - wl) * vr, np.where(hasl, vl, vr))
+    filled = np.where(Ms, est, As)[rows, cols]
+    both = (hasl & hasr)[rows, cols]
+    if tr:
+        filled, both = filled.T, both.T
+    out = np.asarray(S, np.float64).copy()
+    Mb = np.asarray(M, bool)
+    out[Mb] = filled[Mb]
+    bad = np.isnan(out)
+    if bad.any():   # a whole line inside the mask (window too small): the mean of the known pixels
+        out[bad] = float(np.mean(S[~Mb])) if (~Mb).any() else 0.0
+    return out, both | ~Mb
+
+
+def directional_background(S: np.ndarray, M: np.ndarray, ring_px: int = 2, n_angles: int = N_FILL_ANGLES,
+                           theta_hint: float | None = None) -> tuple[np.ndarray, float, float]:
+    """Background under mask ``M``: :func:`directional_fill` along the direction that best
+    predicts the ``ring_px``-wide ring of pixels just outside ``M`` when that ring is
+    filled too (cross-validation over ``n_angles`` directions, or over ``theta_hint`` and
+    its two neighbours).  Returns (background, direction, ring RMS error)."""
+    M = np.asarray(M, bool)
+    M2 = ndimage.binary_dilation(M, iterations=ring_px)
+    ring = M2 & ~M
+    best_err, best_theta = np.inf, 0.0 if theta_hint is None else theta_hint
+    if theta_hint is None:
+        thetas = [np.pi * k / n_angles for k in range(n_angles)]
+    else:
+        step = np.pi / n_angles
+        thetas = [theta_hint - step, theta_hint, theta_hint + step]
+    for th in thetas:
+        bv, ok = directional_fill(S, M2, th)
+        sel = ring & ok
+        if sel.sum() < 0.5 * max(ring.sum(), 1):
+            continue
+        err = float(np.sqrt(np.mean((bv[sel] - S[sel]) ** 2)))
+        if err < best_err:
+            best_err, best_theta = err, th
+    bg, _ = directional_fill(S, M, best_theta)
+    return bg, best_theta, best_err
