@@ -120,7 +120,7 @@ def test_failure_while_writing_leaves_nothing(cli, ct_phantom, tmp_path, monkeyp
 
     def boom(*a, **k):
         raise OSError("disk full")
-    monkeypatch.setattr(pipeline, "write_seg_nrrd", boom)
+    monkeypatch.setattr(pipeline, "write_seg_nrrd_image", boom)
     code, _, err = cli("measure", ct_phantom / "ct", "-o", tmp_path / "o", "-q")
     assert code == 1 and "disk full" in err
     assert list(tmp_path.iterdir()) == []

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from . import parallel
+from .defaults import CONNECTIVITIES  # noqa: F401 (re-exported)
 from .errors import InputError
 from .geometry import Geometry
-from .defaults import CONNECTIVITIES  # noqa: F401 (re-exported)
 from .progress import Progress, report
 
 
@@ -122,19 +123,26 @@ def candidate_mask(array: np.ndarray, low: float, high: float | None = None, bel
     """Voxels in the intensity window: ``low <= v`` (``<= high``), or ``v <= low`` with
     ``below``; restricted to ``region`` and outside ``exclude`` (boolean arrays on the
     same grid)."""
-    mask = np.empty(array.shape, dtype=bool)
-    if below:
-        np.less_equal(array, low, out=mask)
-    else:
-        np.greater_equal(array, low, out=mask)
-        if high is not None:
-            mask &= array <= high
     if region is not None:
         _check_same_shape(region, array, "region")
-        mask &= region.astype(bool, copy=False)
     if exclude is not None:
         _check_same_shape(exclude, array, "exclusion mask")
-        mask &= ~exclude.astype(bool, copy=False)
+    mask = np.empty(array.shape, dtype=bool)
+
+    def slab(k0: int, k1: int) -> None:   # slabs along the first axis, on both cores
+        a, m = array[k0:k1], mask[k0:k1]
+        if below:
+            np.less_equal(a, low, out=m)
+        else:
+            np.greater_equal(a, low, out=m)
+            if high is not None:
+                m &= a <= high
+        if region is not None:
+            m &= region[k0:k1].astype(bool, copy=False)
+        if exclude is not None:
+            m &= ~exclude[k0:k1].astype(bool, copy=False)
+
+    parallel.over_slabs(slab, array.shape[0], min_slab=8)
     return mask
 
 

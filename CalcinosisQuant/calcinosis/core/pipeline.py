@@ -21,7 +21,7 @@ from .lesions import LesionParams, LesionSet, candidate_mask, lesions_from_segme
 from .measure import measure_lesions
 from .output import OutputTransaction
 from .progress import Progress, report
-from .segnrrd import write_seg_nrrd
+from .segnrrd import crop_to_labels, label_dtype, write_seg_nrrd_image
 from .tables import Table
 from .volume import Volume
 
@@ -147,18 +147,39 @@ def lesion_colors(n: int) -> list[tuple[float, float, float]]:
 
 def write_lesion_images(out: OutputTransaction, lesions: LesionSet, names: Sequence[str] | None = None,
                         colors: Sequence[Sequence[float]] | None = None, stem: str = "lesion") -> list[str]:
-    """``{stem}_labels.nrrd`` (label value = lesion_id) and ``{stem}s.seg.nrrd``."""
+    """``{stem}_labels.nrrd`` (label value = lesion_id) and ``{stem}s.seg.nrrd`` (the same
+    voxels, cropped to the lesions' box when it is under half the grid).  The label image
+    is converted once for both."""
     n = lesions.n
-    dtype = np.uint8 if n < 256 else (np.uint16 if n < 65536 else np.uint32)
+    values = list(range(1, n + 1))
+    dtype = label_dtype(values)
     labels = lesions.labels if lesions.labels.dtype == dtype else lesions.labels.astype(dtype)
+    image = image_io.array_to_sitk(labels, lesions.geometry)
     label_name = f"{stem}_labels.nrrd"
-    image_io.write_image(labels, lesions.geometry, out.path(label_name))
+    sitk_write(image, out.path(label_name))
+    if lesions.voxel_index.size:   # the box of every lesion voxel, from the voxel list (no pass over the grid)
+        kji = np.unravel_index(lesions.voxel_index[[0, -1]], lesions.geometry.shape)
+        k_lo, k_hi = int(kji[0][0]), int(kji[0][1])
+        j, i = np.unravel_index(lesions.voxel_index, lesions.geometry.shape)[1:]
+        box = (k_lo, int(j.min()), int(i.min())), (k_hi, int(j.max()), int(i.max()))
+    else:                          # an empty segmentation keeps one voxel
+        box = (0, 0, 0), (0, 0, 0)
+    lo, hi = np.array(box[0]), np.array(box[1])
+    if np.prod(hi - lo + 1) < 0.5 * labels.size:    # cropped when that saves much; a copy costs time
+        seg_image, offset = crop_to_labels(image, *box)
+    else:
+        seg_image, offset = image, (0, 0, 0)
     seg_name = f"{stem}s.seg.nrrd"
-    write_seg_nrrd(labels, lesions.geometry, out.path(seg_name),
-                   names if names is not None else [f"{stem} {k}" for k in range(1, n + 1)],
-                   colors if colors is not None else lesion_colors(n),
-                   ids=[f"{stem}_{k}" for k in range(1, n + 1)])
+    write_seg_nrrd_image(seg_image, offset, out.path(seg_name),
+                         names if names is not None else [f"{stem} {k}" for k in range(1, n + 1)],
+                         colors if colors is not None else lesion_colors(n),
+                         values, ids=[f"{stem}_{k}" for k in range(1, n + 1)])
     return [label_name, seg_name]
+
+
+def sitk_write(image, path) -> None:
+    import SimpleITK as sitk
+    sitk.WriteImage(image, str(path), True)
 
 
 def write_measure_outputs(outdir: str | Path, result: LesionResult, *, force: bool = False,

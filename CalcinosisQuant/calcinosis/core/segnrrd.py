@@ -41,13 +41,9 @@ def write_seg_nrrd(labels: np.ndarray, geometry: Geometry, path: str | Path,
     ``names[n]``/``colors[n]`` (RGB 0-1) describe the segment with label value
     ``label_values[n]`` (default ``n + 1``).  The file is cropped to the bounding box
     of all labels (one voxel kept for an empty segmentation)."""
-    import SimpleITK as sitk
     from .image_io import array_to_sitk
 
-    path = Path(path)
     values = list(label_values) if label_values is not None else list(range(1, len(names) + 1))
-    if not (len(values) == len(names) == len(colors)):
-        raise ValueError("names, colors and label_values must have the same length")
     nz = labels != 0
     if nz.any():
         lo = [int(np.flatnonzero(nz.any(axis=tuple(a for a in range(3) if a != ax)))[0]) for ax in range(3)]
@@ -59,10 +55,44 @@ def write_seg_nrrd(labels: np.ndarray, geometry: Geometry, path: str | Path,
     crop_origin = geometry.ijk_to_ras(np.array(offset_ijk, float))
     crop_geom = Geometry.create((crop.shape[2], crop.shape[1], crop.shape[0]), geometry.spacing, crop_origin,
                                 geometry.direction)
-    maxv = max(values) if values else 0
-    dtype = np.uint8 if maxv < 256 else (np.uint16 if maxv < 65536 else np.uint32)
-    img = array_to_sitk(np.ascontiguousarray(crop, dtype=dtype), crop_geom)
-    extent = f"0 {crop.shape[2] - 1} 0 {crop.shape[1] - 1} 0 {crop.shape[0] - 1}"
+    img = array_to_sitk(np.ascontiguousarray(crop, dtype=label_dtype(values)), crop_geom)
+    return write_seg_nrrd_image(img, offset_ijk, path, names, colors, values, ids, tags)
+
+
+def label_dtype(label_values: Sequence[int]):
+    """The smallest unsigned type holding every label value."""
+    maxv = max(label_values) if len(label_values) else 0
+    return np.uint8 if maxv < 256 else (np.uint16 if maxv < 65536 else np.uint32)
+
+
+def crop_to_labels(image, kji_min: Sequence[int], kji_max: Sequence[int]):
+    """``image`` (a SimpleITK label image on the full grid) cropped to the box
+    ``kji_min``..``kji_max`` (inclusive, array order), and the box's offset (i, j, k).
+    The full image itself when the box covers it (no copy)."""
+    import SimpleITK as sitk
+
+    size = image.GetSize()
+    start = [int(kji_min[2]), int(kji_min[1]), int(kji_min[0])]
+    extent = [int(kji_max[2]) - start[0] + 1, int(kji_max[1]) - start[1] + 1, int(kji_max[0]) - start[2] + 1]
+    if start == [0, 0, 0] and tuple(extent) == tuple(size):
+        return image, (0, 0, 0)
+    return sitk.RegionOfInterest(image, extent, start), tuple(start)
+
+
+def write_seg_nrrd_image(image, offset_ijk: Sequence[int], path: str | Path, names: Sequence[str],
+                         colors: Sequence[Sequence[float]], label_values: Sequence[int] | None = None,
+                         ids: Sequence[str] | None = None, tags: Sequence[str] | None = None) -> Path:
+    """Write a SimpleITK label image (already cropped; ``offset_ijk`` its first voxel on the
+    reference grid) as a Slicer segmentation: one segment per label value, in layer 0."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    values = list(label_values) if label_values is not None else list(range(1, len(names) + 1))
+    if not (len(values) == len(names) == len(colors)):
+        raise ValueError("names, colors and label_values must have the same length")
+    size = image.GetSize()
+    extent = f"0 {size[0] - 1} 0 {size[1] - 1} 0 {size[2] - 1}"
+    img = image
     for n, (name, color, value) in enumerate(zip(names, colors, values)):
         sid = ids[n] if ids is not None else f"Segment_{value}"
         img.SetMetaData(f"Segment{n}_ID", str(sid))
@@ -76,7 +106,7 @@ def write_seg_nrrd(labels: np.ndarray, geometry: Geometry, path: str | Path,
         img.SetMetaData(f"Segment{n}_Tags", tags[n] if tags is not None else GENERIC_TERMINOLOGY)
     img.SetMetaData("Segmentation_MasterRepresentation", BINARY_LABELMAP)
     img.SetMetaData("Segmentation_ContainedRepresentationNames", BINARY_LABELMAP + "|")
-    img.SetMetaData("Segmentation_ReferenceImageExtentOffset", " ".join(str(v) for v in offset_ijk))
+    img.SetMetaData("Segmentation_ReferenceImageExtentOffset", " ".join(str(int(v)) for v in offset_ijk))
     sitk.WriteImage(img, str(path), True)
     return path
 

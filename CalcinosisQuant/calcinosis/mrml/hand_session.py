@@ -43,7 +43,6 @@ from calcinosis import mrml
 from calcinosis.core import provenance
 from calcinosis.core.errors import InputError
 from calcinosis.core.lesions import CONNECTIVITIES, LesionSet
-from . import workflow
 from calcinosis.core.output import check_output_free
 from calcinosis.core.progress import Progress, report
 from calcinosis.core.tables import Column, Table
@@ -55,6 +54,10 @@ from calcinosis.hand.assign import AssignParams
 from calcinosis.hand.detect import BOUNDARIES, DEFAULT_CT_THRESHOLD_HU, Detection, DetectParams
 from calcinosis.hand.landmarks import HandLandmarks, landmarks_from_points
 from calcinosis.hand.structural_form import FINDINGS, LOCATIONS, blank_form, validate_form
+
+from . import workflow
+from .tablenodes import fill_table_node
+from .views import center_views_on  # noqa: F401 (the panel centres its views through the session)
 
 # ---------------------------------------------------------------------- panel choices and defaults
 #: Modality combo box: ``auto`` reads it from the image.
@@ -529,32 +532,14 @@ def plot_table(digits: Table, is_2d: bool, name: str = "digits plot") -> Table:
     return t
 
 
-def _fill_table_node(table: Table, node, name: str, scene, locked: bool = True):
-    node = mrml.table_node_from_table(table, scene=scene, node=node, name=None if node is not None else name)
-    node.SetUseColumnTitleAsColumnHeader(True)  # header "volume_mm3 [mm3]"; rows are the table's rows
-    node.SetLocked(bool(locked))
-    return node
-
-
 def _fill_chart(digits: Table, is_2d: bool, title: str, chart_node, scene):
-    """The per-digit bar chart (its data table reused, its old series removed)."""
-    data_node = None
-    if chart_node is not None:
-        for n in reversed(range(chart_node.GetNumberOfPlotSeriesNodes())):
-            series = chart_node.GetNthPlotSeriesNode(n)
-            if series is None:
-                continue
-            if data_node is None and series.GetTableNode() is not None:
-                data_node = series.GetTableNode()
-            chart_node.RemovePlotSeriesNodeID(series.GetID())
-            scene.RemoveNode(series)
-    data = plot_table(digits, is_2d, f"{title} data")
-    data_node = _fill_table_node(data, data_node, f"{title} data", scene)
+    """The per-digit bar chart (its data table reused)."""
+    data_node = fill_table_node(plot_table(digits, is_2d, f"{title} data"), mrml.chart_table_node(chart_node),
+                                f"{title} data", scene)
     data_node.SetHideFromEditors(True)
     y = "total_area_mm2" if is_2d else "total_volume_mm3"
-    chart = mrml.plot_chart_from_table(data_node, "digit", [y], title, scene=scene, chart_type="bar",
-                                       chart_node=chart_node)
-    return chart
+    return mrml.plot_chart_from_table(data_node, "digit", [y], title, scene=scene, chart_type="bar",
+                                      chart_node=chart_node)
 
 
 def measure(volume_node, segmentation_node, modality: str | None = "auto", landmarks_node=None,
@@ -623,9 +608,9 @@ def measure(volume_node, segmentation_node, modality: str | None = "auto", landm
     before_ids = _node_ids(scene)
     base = segmentation_node.GetName()
     try:
-        lt = _fill_table_node(result.lesions_table, lesion_table_node, f"{base} table", scene)
-        dt = _fill_table_node(result.digits_table, digit_table_node, f"{base} digits", scene)
-        ht = _fill_table_node(result.hand_table, hand_table_node, f"{base} hand", scene)
+        lt = fill_table_node(result.lesions_table, lesion_table_node, f"{base} table", scene)
+        dt = fill_table_node(result.digits_table, digit_table_node, f"{base} digits", scene)
+        ht = fill_table_node(result.hand_table, hand_table_node, f"{base} hand", scene)
         what = "area" if volume.is_2d else "volume"
         chart = _fill_chart(result.digits_table, volume.is_2d, f"{base}: lesion {what} per digit", chart_node, scene)
     except BaseException:
@@ -662,22 +647,6 @@ def lesion_position(table_node, row: int) -> np.ndarray | None:
             return None
         out.append(v)
     return np.array(out)
-
-
-def center_views_on(ras: Sequence[float], scene=None) -> None:
-    """Centre every slice view on a RAS point (as clicking a point in the Markups list does)."""
-    import slicer
-
-    r, a, s = (float(v) for v in ras)
-    logic = None
-    try:
-        logic = mrml.module_logic("Markups", scene)
-    except (RuntimeError, AttributeError):
-        logic = None
-    if logic is not None:
-        logic.JumpSlicesToLocation(r, a, s, True)
-    else:
-        slicer.vtkMRMLSliceNode.JumpAllSlices(mrml.get_scene(scene), r, a, s, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
 
 
 # ---------------------------------------------------------------------- structural-lesion form

@@ -22,12 +22,24 @@ def _axis_title(table_node, column: str) -> str:
     return f"{column} ({unit})" if unit else column
 
 
+def chart_table_node(chart_node):
+    """The table node a chart's first series plots (None without one): what a refill reuses."""
+    if chart_node is None:
+        return None
+    for k in range(chart_node.GetNumberOfPlotSeriesNodes()):
+        series = chart_node.GetNthPlotSeriesNode(k)
+        if series is not None and series.GetTableNode() is not None:
+            return series.GetTableNode()
+    return None
+
+
 def plot_chart_from_table(table_node, x_column: str, y_columns: Sequence[str] | str, title: str, scene=None,
                           chart_type: str = "bar", chart_node=None):
     """A ``vtkMRMLPlotChartNode`` with one series per Y column of ``table_node``.
 
     ``bar``/``line``: one bar/point per row, equally spaced, labelled by ``x_column``
-    (any type); ``scatter``: ``x_column`` (numeric) gives the X coordinates."""
+    (any type); ``scatter``: ``x_column`` (numeric) gives the X coordinates.  With
+    ``chart_node`` the chart is refilled: its earlier series are removed from the scene."""
     scene = get_scene(scene)
     if chart_type not in CHART_TYPES:
         raise InputError(f"chart type must be one of {', '.join(CHART_TYPES)}, got {chart_type!r}")
@@ -44,8 +56,12 @@ def plot_chart_from_table(table_node, x_column: str, y_columns: Sequence[str] | 
         raise InputError(f"a scatter chart needs a numeric X column; '{x_column}' is not")
     if chart_node is None:
         chart_node = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", title)
-    else:
+    else:   # refill: the chart's series are replaced, and removed from the scene
+        old = [chart_node.GetNthPlotSeriesNode(k) for k in range(chart_node.GetNumberOfPlotSeriesNodes())]
         chart_node.RemoveAllPlotSeriesNodeIDs()
+        for series in old:
+            if series is not None and series.GetScene() is scene:
+                scene.RemoveNode(series)
     plot_type = {"bar": slicer.vtkMRMLPlotSeriesNode.PlotTypeBar, "line": slicer.vtkMRMLPlotSeriesNode.PlotTypeLine,
                  "scatter": slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter}[chart_type]
     for n, y in enumerate(y_columns):

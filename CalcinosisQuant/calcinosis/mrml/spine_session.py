@@ -58,6 +58,9 @@ from calcinosis.spine.anatomy import LEVELS, PATTERNS, SEGMENT_COLORS, SEGMENTS,
 from calcinosis.spine.params import SpineParams
 from calcinosis.spine.vertebrae import CAT_AORTA, SpineLabels, spine_labels
 
+from .tablenodes import fill_table_node
+from .views import center_views_on
+
 #: Parameter-node names shared with :class:`SpineParams` (same names, same meaning).
 SPINE_PARAMETER_NAMES = tuple(f.name for f in fields(SpineParams))
 
@@ -426,10 +429,7 @@ class SpineSession:
         return f"{base} spine {what}"
 
     def _table_node(self, node, table: Table, what: str, locked: bool = True):
-        node = mrml.table_node_from_table(table, scene=self.scene, node=node,
-                                          name=None if node is not None else self._name(what))
-        node.SetLocked(locked)   # computed: edits in a table view would not feed back
-        return node
+        return fill_table_node(table, node, self._name(what), self.scene, locked)
 
     def _fill_nodes(self, decisions_node_wanted: bool = True) -> None:
         r, n, scene = self.result, self.nodes, self.scene
@@ -455,19 +455,13 @@ class SpineSession:
         self._fill_chart()
 
     def _fill_chart(self) -> None:
-        n, scene = self.nodes, self.scene
-        old = []
-        if n.chart is not None:
-            old = [n.chart.GetNthPlotSeriesNode(k) for k in range(n.chart.GetNumberOfPlotSeriesNodes())]
+        n = self.nodes
         n.chart = mrml.plot_chart_from_table(n.chart_table, "level", list(SEGMENTS), self._name("level chart"),
-                                             scene=scene, chart_type="bar", chart_node=n.chart)
+                                             scene=self.scene, chart_type="bar", chart_node=n.chart)
         for k, seg in enumerate(SEGMENTS):
             series = n.chart.GetNthPlotSeriesNode(k)
             series.SetColor(*SEGMENT_COLORS[seg])
             series.SetName(f"{self._name('level chart')}: {seg}")
-        for s in old:
-            if s is not None and s.GetScene() is scene:
-                scene.RemoveNode(s)
         n.chart.SetTitle("Spinal calcifications per level")
         n.chart.SetXAxisTitle(level_chart_axis_title(self.result))
         n.chart.SetYAxisTitle("calcifications")
@@ -612,7 +606,7 @@ class SpineSession:
     def jump_to(self, auto_id: int) -> np.ndarray:
         """Centre every slice view on a calcification's centroid (RAS); returns it."""
         c = self.lesion_centroid(auto_id)
-        jump_slices_to(c, self.scene)
+        center_views_on(c, self.scene)
         return c
 
     # ------------------------------------------------------------------ export
@@ -677,14 +671,6 @@ def _final_auto_ids(result: pipeline.SpineResult) -> list[int]:
 def _describe_decision(auto: dict, final: dict) -> str:
     changes = [f"{k} {auto[k]} → {final[k]}" for k in ov.FIELDS if auto[k] != final[k]]
     return ("changed: " + "; ".join(changes)) if changes else ""
-
-
-def jump_slices_to(ras: Sequence[float], scene=None) -> None:
-    """Centre every slice view on a RAS point (as the Markups module's "jump")."""
-    import slicer
-    scene = mrml.get_scene(scene)
-    r, a, s = (float(v) for v in ras)
-    slicer.vtkMRMLSliceNode.JumpAllSlices(scene, r, a, s, slicer.vtkMRMLSliceNode.CenteredJumpSlice)
 
 
 # ---------------------------------------------------------------------- TotalSegmentator
@@ -772,5 +758,5 @@ __all__ = ["SPINE_PARAMETER_NAMES", "spine_params", "ct_volume_from_node", "vert
            "aorta_mask_from_node", "guess_aorta_segment", "labels_from_nodes", "overrides_from_table",
            "overrides_from_table_node",
            "SpineNodes", "ReviewRow", "Edit", "SpineSession", "chart_table", "level_chart_axis_title",
-           "jump_slices_to", "totalsegmentator_available", "totalsegmentator_packages_installed",
+           "center_views_on", "totalsegmentator_available", "totalsegmentator_packages_installed",
            "totalsegmentator_process_arguments", "run_totalsegmentator", "TOTALSEGMENTATOR_INSTALL_HINT"]

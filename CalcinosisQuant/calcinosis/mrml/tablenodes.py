@@ -86,6 +86,16 @@ def _column_type(arr) -> str:
     return "string"
 
 
+def fill_table_node(table: Table, node=None, name: str | None = None, scene=None, locked: bool = True):
+    """A table node showing ``table`` (``node`` refilled when given): column headers with
+    their unit (``volume_mm3 [mm3]``), locked unless ``locked=False`` (a computed table:
+    edits in a table view would not feed back)."""
+    node = table_node_from_table(table, scene=scene, node=node, name=None if node is not None else name)
+    node.SetUseColumnTitleAsColumnHeader(True)
+    node.SetLocked(bool(locked))
+    return node
+
+
 def table_from_table_node(node) -> Table:
     """A core :class:`Table` from a table node (types from its arrays, ``valueType``
     column property honoured; NaN and empty strings become missing values)."""
