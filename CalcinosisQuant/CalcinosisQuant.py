@@ -1,7 +1,7 @@
 """CalcinosisQuant: calcinosis of the hand on radiographs, CT and MRI, in 3D Slicer.
 
 Slicer GUI layer only: the Widget wires the panel to the parameter node and shows
-results; the Logic delegates to ``calcinosis.mrml.hand_session`` (plain Python on
+results; the Logic is ``calcinosis.mrml.hand_session.HandSession`` (plain Python on
 MRML nodes, tested headless on slicer-core), which runs the hand pipeline of
 ``calcinosis.hand.pipeline`` - the same steps ``calcinosis hand`` chains:
 
@@ -123,17 +123,12 @@ class CalcinosisQuantParameterNode:
 
 def detectParamsFrom(p):
     """Core detection parameters from the parameter node (validated)."""
-    return hand.detect_params(threshold=p.threshold if p.customThreshold else None, min_size=p.minSize,
-                              connectivity=p.connectivity, min_slices=p.minSlices, boundary=p.boundary,
-                              remove_bone=p.removeBone)
+    return hand.detect_params_from_node(p)
 
 
 def assignParamsFrom(p):
     """Core assignment parameters (distances in mm) from the parameter node (validated)."""
-    return hand.assign_params(max_ray_distance_mm=p.maxRayDistance, joint_radius_mm=p.jointRadius,
-                              periarticular_mm=p.periarticularDistance, wrist_reach_mm=p.wristReach,
-                              side_reach_mm=p.sideReach, thumb_ip_zone=p.thumbIpZone, wrist_width_mm=p.wristWidth,
-                              landmark_margin_mm=p.landmarkMargin)
+    return hand.assign_params_from_node(p)
 
 
 #
@@ -193,7 +188,7 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(None)
         self._measurement = None
         self._observeLandmarks(None)
-        self.logic.forgetDetections()
+        self.logic.forget_detections()
         # the scene is closing anyway: empty our lesion segmentations first, or Slicer spends
         # minutes removing hundreds of segments from a large shared labelmap one by one
         from calcinosis.mrml import workflow
@@ -296,7 +291,7 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if node is None:
             self.ui.landmarkStatusLabel.text = _("No landmarks: lesions get no digit, zone or kind.")
             return
-        placed, total, nextLabel = self.logic.landmarkProgress(node)
+        placed, total, nextLabel = hand.landmark_progress(node)
         text = _("{placed} of {total} landmarks placed.").format(placed=placed, total=total)
         if nextLabel:
             text += " " + _("Next click places {label}.").format(label=nextLabel)
@@ -305,23 +300,12 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ long steps
     def _runWithProgress(self, title, work):
         """Run ``work(progress)`` with a progress dialog whose Cancel stops it (None when cancelled)."""
-        from calcinosis.core.errors import Cancelled
-        from calcinosis.core.progress import Progress
+        from calcinosis.mrml.panel import run_with_progress
 
-        dialog = slicer.util.createProgressDialog(windowTitle=title, labelText=title, maximum=100, value=0)
-
-        def update(fraction, message):
-            dialog.value = int(round(100 * fraction))
-            dialog.labelText = message or title
-            slicer.app.processEvents()
-
-        try:
-            return work(Progress(update, lambda: dialog.wasCanceled))
-        except Cancelled:
+        result, cancelled = run_with_progress(title, work)
+        if cancelled:
             self.ui.statusLabel.text = _("{title}: cancelled; nothing was changed.").format(title=title)
-            return None
-        finally:
-            dialog.close()
+        return result
 
     def _showStatus(self, summary, warnings=()) -> None:
         text = summary
@@ -333,13 +317,13 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """A radiograph shown with the detector's pixel spacing: offer the spacing at the patient."""
         if volumeNode is None or volumeNode.GetID() in self._spacingDeclined:
             return
-        advice = self.logic.spacingAdvice(volumeNode)
+        advice = hand.radiograph_spacing_advice(volumeNode)
         if advice is None:
             return
         if slicer.util.confirmYesNoDisplay(advice.text(volumeNode.GetName()) + "\n\n"
                                            + _("Set the image to the spacing at the patient? (Recommended. Draw "
                                                "landmarks and outlines after this change.)")):
-            self.logic.applyPatientSpacing(volumeNode, advice)
+            hand.apply_patient_spacing(volumeNode, advice)
         else:
             self._spacingDeclined.add(volumeNode.GetID())
 
@@ -349,13 +333,13 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Cannot create the landmark list."), waitCursor=True):
             name = slicer.mrmlScene.GenerateUniqueName(
                 f"{p.inputVolume.GetName()} landmarks" if p.inputVolume else "HandLandmarks")
-            node = self.logic.createLandmarkList(p.landmarkSides, name)
+            node = hand.create_landmark_list(p.landmarkSides, name)
             p.landmarks = node
             # each click in a view now places the next unplaced label, in order
             markupsLogic = slicer.modules.markups.logic()
             markupsLogic.SetActiveList(node)
             markupsLogic.StartPlaceMode(True)
-            placed, total, nextLabel = self.logic.landmarkProgress(node)
+            placed, total, nextLabel = hand.landmark_progress(node)
             self._showStatus(_("Place the {n} landmarks in order, joints at the centre of the joint space, tips on the "
                                "tuft: the next click places {label}. Right-click or Esc stops placing; points you "
                                "skip stay unplaced (a partial set works for the digits it covers).").format(
@@ -432,18 +416,18 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if tableNode is None or not index.isValid():
             return
         sourceIndex = view.sortFilterProxyModel().mapToSource(index)
-        row = self.logic.tableRow(tableNode, sourceIndex.row())
-        ras = self.logic.lesionPosition(tableNode, row)
+        row = hand.table_row(tableNode, sourceIndex.row())
+        ras = hand.lesion_position(tableNode, row)
         if ras is not None:
-            self.logic.centerViewsOn(ras)
+            hand.center_views_on(ras)
 
     def onCreateFormButton(self) -> None:
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Cannot create the structural-lesion form."), waitCursor=True):
-            sides = self.logic.formSides(p.landmarks, p.inputVolume, self._measurement)
+            sides = hand.form_sides(p.landmarks, p.inputVolume, self._measurement)
             name = slicer.mrmlScene.GenerateUniqueName(
                 f"{p.inputVolume.GetName()} structural lesions" if p.inputVolume else "Structural lesions")
-            p.structuralForm = self.logic.createStructuralForm(sides, name)
+            p.structuralForm = hand.create_structural_form(sides, name)
             _showTable(p.structuralForm)
             self._showStatus(_("Form for the {sides} hand(s): type 1 (present) or 0 (absent), leave empty when not "
                                "assessed. Export saves it.").format(sides=" and ".join(sides)))
@@ -454,19 +438,19 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onCheckFormButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("The structural-lesion form has a problem."), waitCursor=True):
-            self._showStatus(self.logic.checkStructuralForm(self._parameterNode.structuralForm))
+            self._showStatus(hand.form_summary_text(hand.form_from_node(self._parameterNode.structuralForm)))
 
     def onExportButton(self) -> None:
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Measurement failed."), waitCursor=True):
-            settings = self.logic.measurementSettings(p.inputVolume, p.modality, detectParamsFrom(p), assignParamsFrom(p),
-                                                      p.splitIslands, p.landmarks, p.ignoreUnknownLandmarks)
-            if not self.logic.measurementIsCurrent(self._measurement, settings):
+            settings = hand.settings_key(p.inputVolume, p.modality, detectParamsFrom(p), assignParamsFrom(p),
+                                         p.splitIslands, p.landmarks, p.ignoreUnknownLandmarks)
+            if not hand.measurement_is_current(self._measurement, settings):
                 # lesions edited, landmarks moved or settings changed since Measure: export what is there now
                 if self._measure() is None:
                     return
         force = False
-        if self.logic.outputHoldsResult(p.outputDirectory):
+        if hand.output_holds_result(p.outputDirectory):
             if not slicer.util.confirmYesNoDisplay(_("'{folder}' holds an earlier result. Replace it?").format(
                     folder=p.outputDirectory)):
                 self.ui.statusLabel.text = _("Export cancelled: the earlier result was kept.")
@@ -502,89 +486,19 @@ def _showTable(tableNode) -> None:
 #
 
 
-class CalcinosisQuantLogic(ScriptedLoadableModuleLogic):
-    """Delegates to ``calcinosis.mrml.hand_session``; usable without the widget (scripts, tests).
-
-    Keeps the last detection per segmentation node, so that *Measure* on an unedited
-    detection measures it exactly as ``calcinosis hand`` does (bone contact kept)."""
+class CalcinosisQuantLogic(ScriptedLoadableModuleLogic, hand.HandSession):
+    """The panel's steps for the widget and for scripts: a
+    :class:`calcinosis.mrml.hand_session.HandSession` (``detect``, ``measure``, ``export``;
+    the detection is remembered so that *Measure* on an unedited detection measures it
+    exactly as ``calcinosis hand`` does).  The steps without state are the functions of
+    ``calcinosis.mrml.hand_session`` (imported here as ``hand``)."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self._detections = {}
+        hand.HandSession.__init__(self)
 
     def getParameterNode(self):
         return CalcinosisQuantParameterNode(super().getParameterNode())
-
-    def forgetDetections(self) -> None:
-        self._detections = {}
-
-    def imageSummary(self, inputVolume, modality="auto"):
-        return hand.image_summary(inputVolume, modality)
-
-    def spacingAdvice(self, inputVolume):
-        return hand.radiograph_spacing_advice(inputVolume)
-
-    def applyPatientSpacing(self, inputVolume, advice) -> None:
-        hand.apply_patient_spacing(inputVolume, advice)
-
-    def createLandmarkList(self, sides="both", name="HandLandmarks"):
-        """A point list with every expected label unplaced, placed in order by clicks."""
-        return hand.create_landmark_list(sides, name)
-
-    def landmarkProgress(self, landmarks):
-        return hand.landmark_progress(landmarks)
-
-    def detect(self, inputVolume, modality="auto", detectParams=None, regionSegmentation=None, landmarks=None,
-               assignParams=None, lesionSegmentation=None, ignoreUnknownLandmarks=False, progress=None):
-        """Candidate lesions as a segmentation node; returns a ``slicer_logic.HandDetection``."""
-        detection = hand.detect(inputVolume, modality, detectParams or hand.DETECT_DEFAULTS, regionSegmentation,
-                                landmarks, assignParams or hand.ASSIGN_DEFAULTS, lesionSegmentation,
-                                ignoreUnknownLandmarks, progress)
-        self._detections[detection.segmentation_node.GetID()] = detection
-        logging.info(f"CalcinosisQuant: {detection.lesions.n} lesions detected ({detection.modality})")
-        return detection
-
-    def measure(self, inputVolume, lesionSegmentation, modality="auto", landmarks=None, detectParams=None,
-                splitIslands=False, assignParams=None, ignoreUnknownLandmarks=False, lesionTable=None,
-                digitTable=None, handTable=None, digitChart=None, progress=None):
-        """Measure the (reviewed) segmentation with the landmarks; returns a ``slicer_logic.HandMeasurement``."""
-        detection = self._detections.get(lesionSegmentation.GetID()) if lesionSegmentation is not None else None
-        return hand.measure(inputVolume, lesionSegmentation, modality, landmarks, detection,
-                            detectParams or hand.DETECT_DEFAULTS, splitIslands, assignParams or hand.ASSIGN_DEFAULTS,
-                            ignoreUnknownLandmarks, lesionTable, digitTable, handTable, digitChart, progress)
-
-    def measurementSettings(self, inputVolume, modality, detectParams, assignParams, splitIslands, landmarks,
-                            ignoreUnknownLandmarks):
-        return hand.settings_key(inputVolume, modality, detectParams, assignParams, splitIslands, landmarks,
-                                 ignoreUnknownLandmarks)
-
-    def measurementIsCurrent(self, measurement, settings=None) -> bool:
-        return hand.measurement_is_current(measurement, settings)
-
-    def tableRow(self, tableNode, modelRow):
-        return hand.table_row(tableNode, modelRow)
-
-    def lesionPosition(self, tableNode, row):
-        return hand.lesion_position(tableNode, row)
-
-    def centerViewsOn(self, ras) -> None:
-        hand.center_views_on(ras)
-
-    def formSides(self, landmarks=None, inputVolume=None, measurement=None):
-        return hand.form_sides(landmarks, inputVolume, measurement)
-
-    def createStructuralForm(self, sides=("R", "L"), name="Structural lesions"):
-        return hand.create_structural_form(sides, name)
-
-    def checkStructuralForm(self, structuralForm) -> str:
-        return hand.form_summary_text(hand.form_from_node(structuralForm))
-
-    def outputHoldsResult(self, outputDirectory) -> bool:
-        return hand.output_holds_result(outputDirectory)
-
-    def export(self, outputDirectory, measurement, structuralForm=None, overwrite=False, caseId=None, progress=None):
-        """The files of ``calcinosis hand`` (+ the filled form); an earlier result only with ``overwrite``."""
-        return hand.export(outputDirectory, measurement, structuralForm, overwrite, caseId, progress)
 
 
 #
@@ -638,8 +552,8 @@ class CalcinosisQuantTest(ScriptedLoadableModuleTest):
             truth = phantom.truth
             logic = CalcinosisQuantLogic()
             # an NRRD says nothing about its modality: the panel's override says CT
-            self.assertIsNotNone(logic.imageSummary(volumeNode, "auto").problem)
-            detection = logic.detect(volumeNode, "CT", landmarks=landmarksNode)
+            self.assertIsNotNone(hand.image_summary(volumeNode, "auto").problem)
+            detection = logic.detect(volumeNode, "CT", landmarks_node=landmarksNode)
             segmentation = detection.segmentation_node
             self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), detection.lesions.n)
 
@@ -674,33 +588,33 @@ class CalcinosisQuantTest(ScriptedLoadableModuleTest):
             self.assertEqual(measurement.chart_node.GetNumberOfPlotSeriesNodes(), 1)
 
             # a lesion row gives its centroid (the panel centres the views there)
-            ras = logic.lesionPosition(measurement.lesion_table_node, 0)
+            ras = hand.lesion_position(measurement.lesion_table_node, 0)
             self.assertTrue(np.allclose(ras, [lesions.rows[0][f"centroid_{a}_mm"] for a in "ras"]))
 
             # the reviewer deletes a lesion: one row fewer, its digit one fewer
             gone = lesions.rows[0]
             segmentation.GetSegmentation().RemoveSegment(segmentation.GetSegmentation().GetNthSegmentID(0))
-            self.assertFalse(logic.measurementIsCurrent(measurement))
-            edited = logic.measure(volumeNode, segmentation, "CT", landmarksNode, lesionTable=measurement.lesion_table_node,
-                                   digitTable=measurement.digit_table_node, handTable=measurement.hand_table_node,
-                                   digitChart=measurement.chart_node)
+            self.assertFalse(hand.measurement_is_current(measurement))
+            edited = logic.measure(volumeNode, segmentation, "CT", landmarksNode,
+                                   lesion_table=measurement.lesion_table_node, digit_table=measurement.digit_table_node,
+                                   hand_table=measurement.hand_table_node, chart=measurement.chart_node)
             self.assertFalse(edited.from_detection)
             self.assertEqual(edited.lesion_table_node.GetTable().GetNumberOfRows(), len(lesions) - 1)
             before = {r["digit"]: r["lesion_count"] for r in measurement.result.digits_table.rows}
             after = {r["digit"]: r["lesion_count"] for r in edited.result.digits_table.rows}
             self.assertEqual(after[gone["digit"]], before[gone["digit"]] - 1)
 
-            written = logic.export(folder / "result", edited, caseId="phantom-0")
+            written = logic.export(folder / "result", edited, case_id="phantom-0")
             self.assertEqual(sorted(p.name for p in written), [
                 "digits.csv", "digits.schema.csv", "hand.csv", "hand.schema.csv", "lesion_assignment.csv",
                 "lesion_assignment.schema.csv", "lesion_labels.nrrd", "lesions.csv", "lesions.schema.csv",
                 "lesions.seg.nrrd", "provenance.json"])
-            self.assertTrue(logic.outputHoldsResult(folder / "result"))
+            self.assertTrue(hand.output_holds_result(folder / "result"))
 
             # the landmark list for a new image: every label, unplaced
-            blank = logic.createLandmarkList("R", "new landmarks")
+            blank = hand.create_landmark_list("R", "new landmarks")
             self.assertEqual(blank.GetNumberOfControlPoints(), 20)
-            self.assertEqual(logic.landmarkProgress(blank), (0, 20, "R_thumb_CMC"))
+            self.assertEqual(hand.landmark_progress(blank), (0, 20, "R_thumb_CMC"))
         self.delayDisplay("Test passed")
 
     def test_PanelWorkflow(self):
@@ -735,8 +649,8 @@ class CalcinosisQuantTest(ScriptedLoadableModuleTest):
             # clicking the third lesion row centres the red view on that lesion
             view = widget.ui.lesionTableView
             widget.onLesionRowClicked(view.model().index(2, 0))
-            row = widget.logic.tableRow(p.lesionTable, view.sortFilterProxyModel().mapToSource(view.model().index(2, 0)).row())
-            ras = widget.logic.lesionPosition(p.lesionTable, row)
+            row = hand.table_row(p.lesionTable, view.sortFilterProxyModel().mapToSource(view.model().index(2, 0)).row())
+            ras = hand.lesion_position(p.lesionTable, row)
             red = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceNode()
             centre = [red.GetSliceToRAS().GetElement(i, 3) for i in range(3)]
             self.assertTrue(np.allclose(centre, ras, atol=1e-3))

@@ -346,23 +346,12 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ long work
     def _runWithProgress(self, title, work):
         """Run ``work(progress)`` with a progress dialog whose Cancel stops it (None when cancelled)."""
-        from calcinosis.core.errors import Cancelled
-        from calcinosis.core.progress import Progress
+        from calcinosis.mrml.panel import run_with_progress
 
-        dialog = slicer.util.createProgressDialog(windowTitle=title, labelText=title, maximum=100, value=0)
-
-        def update(fraction, message):
-            dialog.value = int(round(100 * fraction))
-            dialog.labelText = message or title
-            slicer.app.processEvents()
-
-        try:
-            return work(Progress(update, lambda: dialog.wasCanceled))
-        except Cancelled:
+        result, cancelled = run_with_progress(title, work)
+        if cancelled:
             self.ui.statusLabel.text = _("{title}: cancelled; nothing was changed.").format(title=title)
-            return None
-        finally:
-            dialog.close()
+        return result
 
     def _showWarnings(self, summary, warnings) -> None:
         text = summary

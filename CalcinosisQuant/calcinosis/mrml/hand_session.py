@@ -32,6 +32,7 @@ changed, and nodes made by a step that fails are removed, so nothing is left hal
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,6 +90,32 @@ def detect_params(threshold: float | None = None, min_size: float = DETECT_DEFAU
     p = replace(DETECT_DEFAULTS, threshold=None if threshold is None else float(threshold), min_size=float(min_size),
                 connectivity=str(connectivity), min_slices=int(min_slices), boundary=str(boundary),
                 exclude_bone=bool(remove_bone))
+    p.validate()
+    return p
+
+
+#: the panel's parameter-node fields -> the detection and assignment parameters they set
+#: (``calcinosis.hand.params``; the panel's ``threshold`` applies only with ``customThreshold``).
+#: ``Testing/gui`` checks these against the module's parameter node.
+PANEL_DETECT_FIELDS = {"minSize": "min_size", "connectivity": "connectivity", "minSlices": "min_slices",
+                       "boundary": "boundary", "removeBone": "exclude_bone"}
+PANEL_ASSIGN_FIELDS = {"maxRayDistance": "max_ray_distance_mm", "jointRadius": "joint_radius_mm",
+                       "periarticularDistance": "periarticular_mm", "wristReach": "wrist_reach_mm",
+                       "sideReach": "side_reach_mm", "wristWidth": "wrist_width_mm",
+                       "landmarkMargin": "landmark_margin_mm", "thumbIpZone": "thumb_ip_zone"}
+
+
+def detect_params_from_node(node) -> DetectParams:
+    """Detection parameters from the panel's parameter node (validated)."""
+    values = {param: getattr(node, name) for name, param in PANEL_DETECT_FIELDS.items()}
+    p = replace(DETECT_DEFAULTS, threshold=float(node.threshold) if node.customThreshold else None, **values)
+    p.validate()
+    return p
+
+
+def assign_params_from_node(node) -> AssignParams:
+    """Assignment parameters (distances in mm) from the panel's parameter node (validated)."""
+    p = replace(ASSIGN_DEFAULTS, **{param: getattr(node, name) for name, param in PANEL_ASSIGN_FIELDS.items()})
     p.validate()
     return p
 
@@ -757,12 +784,53 @@ def export(outdir, measurement: HandMeasurement | None, form_node=None, force: b
                                             form=form, progress=progress)
 
 
+class HandSession:
+    """The CalcinosisQuant panel's steps that keep state between them, as the spine panel's
+    :class:`~calcinosis.mrml.spine_session.SpineSession` does: the last detection per
+    segmentation node, so that *Measure* on an unedited detection measures it exactly as
+    ``calcinosis hand`` does (bone contact kept).  The module's Logic is this session; the
+    steps without state are this module's functions."""
+
+    def __init__(self) -> None:
+        self.detections: dict[str, HandDetection] = {}
+
+    def forget_detections(self) -> None:
+        """Drop the remembered detections (the scene closes)."""
+        self.detections = {}
+
+    def detect(self, volume_node, modality: str | None = "auto", params: DetectParams | None = None,
+               region_node=None, landmarks_node=None, assign: AssignParams | None = None, segmentation_node=None,
+               ignore_unknown_landmarks: bool = False, progress: Progress | None = None) -> HandDetection:
+        """:func:`detect`, remembered for *Measure*."""
+        detection = detect(volume_node, modality, params or DETECT_DEFAULTS, region_node, landmarks_node,
+                           assign or ASSIGN_DEFAULTS, segmentation_node, ignore_unknown_landmarks, progress)
+        self.detections[detection.segmentation_node.GetID()] = detection
+        logging.info(f"CalcinosisQuant: {detection.lesions.n} lesions detected ({detection.modality})")
+        return detection
+
+    def measure(self, volume_node, segmentation_node, modality: str | None = "auto", landmarks_node=None,
+                params: DetectParams | None = None, split_islands: bool = False, assign: AssignParams | None = None,
+                ignore_unknown_landmarks: bool = False, lesion_table=None, digit_table=None, hand_table=None,
+                chart=None, progress: Progress | None = None) -> HandMeasurement:
+        """:func:`measure` of the segmentation as it is now, with the detection that made it."""
+        detection = self.detections.get(segmentation_node.GetID()) if segmentation_node is not None else None
+        return measure(volume_node, segmentation_node, modality, landmarks_node, detection,
+                       params or DETECT_DEFAULTS, split_islands, assign or ASSIGN_DEFAULTS, ignore_unknown_landmarks,
+                       lesion_table, digit_table, hand_table, chart, progress)
+
+    def export(self, outdir, measurement: HandMeasurement | None, form_node=None, force: bool = False,
+               case_id: str | None = None, progress: Progress | None = None) -> list[Path]:
+        """:func:`export`: the files of ``calcinosis hand``; an earlier result only with ``force``."""
+        return export(outdir, measurement, form_node, force, case_id, progress)
+
+
 __all__ = [
     "MODALITY_CHOICES", "LANDMARK_SIDES", "CONNECTIVITY_CHOICES", "BOUNDARY_CHOICES", "THUMB_IP_ZONES",
     "DETECT_DEFAULTS", "ASSIGN_DEFAULTS", "CT_THRESHOLD_DEFAULT", "detect_params", "assign_params",
+    "PANEL_DETECT_FIELDS", "PANEL_ASSIGN_FIELDS", "detect_params_from_node", "assign_params_from_node",
     "ImageSummary", "image_summary", "read_image", "dicom_header", "SpacingAdvice", "radiograph_spacing_advice",
     "apply_patient_spacing", "create_landmark_list", "landmark_progress", "landmarks_from_node", "HandDetection", "detect",
     "HandMeasurement", "measure", "measurement_is_current", "settings_key", "plot_table", "table_row",
     "lesion_position", "center_views_on", "form_sides", "create_structural_form", "form_from_node",
-    "form_cells_filled", "form_summary_text", "output_holds_result", "export", "FINDINGS", "DIGITS",
+    "form_cells_filled", "form_summary_text", "output_holds_result", "export", "FINDINGS", "DIGITS", "HandSession",
 ]

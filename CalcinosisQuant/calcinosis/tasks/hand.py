@@ -4,9 +4,10 @@ and placed on side, digit, zone and kind (:func:`calcinosis.hand.pipeline.run_ha
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
 from calcinosis.core.defaults import CONNECTIVITIES
-from calcinosis.hand.params import BOUNDARIES, AssignParams, DetectParams
+from calcinosis.hand.params import BOUNDARIES, THUMB_IP_ZONES, AssignParams, DetectParams
 
 from .arguments import add_output_args, fraction, nonneg_float, number, positive_int, spacing_arg
 
@@ -19,7 +20,6 @@ SUMMARY_FILE = "hand.csv"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d, a = DetectParams(), AssignParams()
     p.add_argument("image", help="DICOM folder/file (CT or MR series, CR/DX radiograph), NRRD, NIfTI, MHA, PNG/TIFF")
     p.add_argument("--modality", choices=("xr", "ct", "mri"), help="override the modality read from the header")
     p.add_argument("--landmarks", metavar="FILE", help="hand landmarks (.mrk.json, Slicer markups .csv or .fcsv); "
@@ -34,48 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                  "(e.g. the edited lesions.seg.nrrd); never modified")
     g.add_argument("--split-islands", action="store_true", help="with --mask: each island of a segment is a lesion "
                                                                 "(default: each segment is one lesion)")
-    g.add_argument("--threshold", type=number, metavar="T",
-                   help="CT: HU (default 130); MRI: voxels at or below T (default: "
-                        f"{d.mri_void_fraction:g} x the region border's median); radiograph: minimum peak contrast "
-                        f"in pixel units (default {d.xr_noise_k:g} x the noise SD)")
-    g.add_argument("--min-size", type=nonneg_float, default=d.min_size, metavar="SIZE",
-                   help=f"smallest lesion, mm³ (CT/MRI) or mm² (radiograph) (default {d.min_size:g})")
-    g.add_argument("--connectivity", choices=CONNECTIVITIES, default=d.connectivity)
-    g.add_argument("--min-slices", type=positive_int, default=1, metavar="N")
-    g.add_argument("--boundary", choices=BOUNDARIES, default=d.boundary,
-                   help="lesion outline: half-max (local background to peak; default) or threshold (plain mask)")
-    g.add_argument("--edge-fraction", type=fraction, default=d.edge_fraction,
-                   help=f"CT/MRI outline level between background and plateau (default {d.edge_fraction:g})")
-    g.add_argument("--xr-edge-fraction", type=fraction, default=d.xr_edge_fraction,
-                   help=f"radiograph outline level, fraction of the peak above background (default {d.xr_edge_fraction:g})")
-    g.add_argument("--keep-bone", action="store_true", help="CT: do not remove bone (everything above the threshold)")
-    g.add_argument("--cortical-hu", type=number, default=d.cortical_hu,
-                   help=f"CT: cortical bone level (default {d.cortical_hu:g} HU)")
-    g.add_argument("--cortex-max", type=nonneg_float, default=d.cortex_max_mm, metavar="MM",
-                   help=f"CT: thickest cortex around a marrow cavity (default {d.cortex_max_mm:g} mm)")
-    g.add_argument("--bone-rim", type=nonneg_float, default=d.rim_mm, metavar="MM",
-                   help=f"CT: partial-volume rim added to bone (default {d.rim_mm:g} mm)")
-    g.add_argument("--mri-void-fraction", type=fraction, default=d.mri_void_fraction,
-                   help=f"MRI default threshold as a fraction of the region border signal (default {d.mri_void_fraction:g})")
-    g = p.add_argument_group("assignment (distances in mm)")
-    g.add_argument("--max-ray-distance", type=nonneg_float, default=a.max_ray_distance_mm, metavar="MM",
-                   help=f"farthest a lesion may lie from a digit's ray and be assigned to it (default {a.max_ray_distance_mm:g})")
-    g.add_argument("--joint-radius", type=nonneg_float, default=a.joint_radius_mm, metavar="MM",
-                   help=f"half-length of a joint zone along the ray (default {a.joint_radius_mm:g})")
-    g.add_argument("--periarticular-distance", type=nonneg_float, default=a.periarticular_mm, metavar="MM",
-                   help=f"a lesion within this distance of a joint centre is periarticular (default {a.periarticular_mm:g})")
-    g.add_argument("--wrist-reach", type=nonneg_float, default=a.wrist_reach_mm, metavar="MM",
-                   help=f"how far proximal to the metacarpal bases the wrist zone reaches (default {a.wrist_reach_mm:g})")
-    g.add_argument("--side-reach", type=nonneg_float, default=a.side_reach_mm, metavar="MM",
-                   help=f"farthest a lesion may lie from a hand's landmarks to take its side (default {a.side_reach_mm:g})")
-    g.add_argument("--wrist-width", type=nonneg_float, default=a.wrist_width_mm, metavar="MM",
-                   help=f"how far from a ray's line a lesion proximal to the metacarpal bases may lie and still be "
-                        f"wrist (default {a.wrist_width_mm:g})")
-    g.add_argument("--landmark-margin", type=nonneg_float, default=a.landmark_margin_mm, metavar="MM",
-                   help=f"landmarks farther than this outside the image are ignored, with a warning "
-                        f"(default {a.landmark_margin_mm:g})")
-    g.add_argument("--thumb-ip-zone", choices=("DIP", "PIP"), default=a.thumb_ip_zone,
-                   help="zone of the thumb's interphalangeal joint (default DIP, its homologue)")
+    add_parameter_options(g, DetectParams)
+    add_parameter_options(p.add_argument_group("assignment (distances in mm)"), AssignParams)
     g = p.add_argument_group("image")
     g.add_argument("--spacing", type=spacing_arg, metavar="X,Y", help="pixel spacing (mm) of a radiograph without one")
     g.add_argument("--series", help="which DICOM series in a folder holding several")
@@ -84,17 +44,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_output_args(p)
 
 
+#: how each kind of parameter (``hand.params``) is read from the command line
+_KINDS = {"number": (number, "T"), "size": (nonneg_float, "SIZE"), "distance": (nonneg_float, "MM"),
+          "fraction": (fraction, "F"), "count": (positive_int, "N")}
+_CHOICES = {"connectivity": CONNECTIVITIES, "boundary": BOUNDARIES, "thumb_ip_zone": THUMB_IP_ZONES}
+
+
+def add_parameter_options(group, cls) -> None:
+    """One option per parameter of ``cls`` that has one (``hand.params``): its name, type,
+    default and help come from the parameter's definition."""
+    for f in fields(cls):
+        option, kind = f.metadata["option"], f.metadata["kind"]
+        if option is None:
+            continue
+        unit = f.metadata["unit"]
+        if kind == "off-switch":
+            group.add_argument(option, dest=f.name, action="store_false",
+                               help=f"{f.metadata['help']}: this option switches it off")
+            continue
+        if f.default is None:
+            default = ""
+        elif isinstance(f.default, str):
+            default = f" (default {f.default})"
+        else:
+            default = f" (default {f.default:g}{' ' + unit if unit else ''})"
+        if kind == "choice":
+            group.add_argument(option, dest=f.name, choices=_CHOICES[f.name], default=f.default,
+                               help=f.metadata["help"] + default)
+        else:
+            convert, metavar = _KINDS[kind]
+            group.add_argument(option, dest=f.name, type=convert, default=f.default, metavar=metavar,
+                               help=f.metadata["help"] + default)
+
+
 def params_from_args(args) -> tuple[DetectParams, AssignParams]:
-    d = DetectParams(threshold=args.threshold, min_size=args.min_size, connectivity=args.connectivity,
-                     min_slices=args.min_slices, boundary=args.boundary, edge_fraction=args.edge_fraction,
-                     exclude_bone=not args.keep_bone, cortical_hu=args.cortical_hu, cortex_max_mm=args.cortex_max,
-                     rim_mm=args.bone_rim, xr_edge_fraction=args.xr_edge_fraction,
-                     mri_void_fraction=args.mri_void_fraction)
+    """The parameters the options set (the others keep their defaults), validated."""
+    d = DetectParams(**{f.name: getattr(args, f.name) for f in fields(DetectParams) if f.metadata["option"]})
     d.validate()
-    a = AssignParams(max_ray_distance_mm=args.max_ray_distance, joint_radius_mm=args.joint_radius,
-                     periarticular_mm=args.periarticular_distance, wrist_reach_mm=args.wrist_reach,
-                     side_reach_mm=args.side_reach, wrist_width_mm=args.wrist_width,
-                     landmark_margin_mm=args.landmark_margin, thumb_ip_zone=args.thumb_ip_zone)
+    a = AssignParams(**{f.name: getattr(args, f.name) for f in fields(AssignParams) if f.metadata["option"]})
     a.validate()
     return d, a
 
