@@ -19,16 +19,8 @@ HAND_DIGITS = hand_anatomy.DIGIT_VALUES
 HAND_ZONES = hand_anatomy.ZONES
 HAND_KINDS = hand_anatomy.KINDS
 
-HAND_COLUMNS = (
-    "side", "modality", "lesion_count", "total_area_mm2", "total_volume_mm3", "largest_area_mm2",
-    "largest_volume_mm3", "total_projected_area_mm2", "n_subcutaneous", "n_periarticular",
-    "zone_distal_phalanx_count", "zone_dip_count", "zone_pip_count", "zone_mcp_count", "zone_wrist_count",
-    "zone_other_count", "digits_affected",
-)
-DIGIT_COLUMNS = (
-    "side", "digit", "modality", "lesion_count", "total_area_mm2", "largest_area_mm2", "total_volume_mm3",
-    "largest_volume_mm3", "total_projected_area_mm2",
-)
+HAND_COLUMNS = tasks.get("hand").HAND_COLUMNS        # what the hand task promises in hand.csv
+DIGIT_COLUMNS = tasks.get("hand").DIGIT_COLUMNS      # ... and in digits.csv
 HAND_LESION_EXTRA = ("side", "digit", "zone", "kind")
 
 # ---------------------------------------------------------------------- spine
@@ -39,18 +31,8 @@ PATTERNS = tuple(spine_anatomy.PATTERNS)
 LEVELS = tuple(spine_anatomy.LEVELS)
 LEVEL_STATUS = ("assessed", "not_assessed")
 
-# NOTE: the contract's segment "intracanal" and sub-site "intracanal" give the same column
-# names (count_intracanal, any_intracanal).  Such a column is read as the *segment* (listed
-# first in the contract): intracanal proper + foraminal.  The duplicates are dropped here.
-LEVEL_COLUMNS = tuple(dict.fromkeys(("level", "status", "count_total") + tuple(f"count_{s}" for s in SEGMENTS)
-                                    + tuple(f"count_{s}" for s in SUBSITES)))
-SPINE_PATIENT_COLUMNS = tuple(dict.fromkeys(
-    ("coverage", "levels_assessed", "first_level_assessed", "last_level_assessed", "calcification_count",
-     "any_calcification", "any_anterior", "any_intracanal", "any_posterior", "any_all_three_segments",
-     "count_anterior", "count_intracanal", "count_posterior")
-    + tuple(f"any_{s}" for s in SUBSITES) + tuple(f"count_{s}" for s in SUBSITES)
-    + tuple(f"count_{p}" for p in PATTERNS)
-))
+LEVEL_COLUMNS = tasks.get("spine").LEVEL_COLUMNS            # what the spine task promises in levels.csv
+SPINE_PATIENT_COLUMNS = tasks.get("spine").PATIENT_COLUMNS  # ... and in patient.csv
 #: Sub-sites whose column names are the same as a segment's (read as the segment).
 SUBSITES_SHADOWED = tuple(s for s in SUBSITES if s in SEGMENTS)
 SPINE_LESION_EXTRA = ("level", "segment", "subsite", "pattern")

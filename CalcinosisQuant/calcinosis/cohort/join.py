@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
 
 from calcinosis.core.errors import InputError
 from calcinosis.core.output import OutputTransaction
 from calcinosis.core.provenance import build_record
 from calcinosis.core.tables import Column, Table
-from .contract import DIGIT_COLUMNS, HAND_COLUMNS, LEVEL_COLUMNS, LEVELS, MODALITY_KEYS, SPINE_PATIENT_COLUMNS, level_index, modality_key
+from calcinosis import tasks
+from calcinosis.tasks import ContractError
+
+from .contract import DIGIT_COLUMNS, HAND_COLUMNS, LEVEL_COLUMNS, MODALITY_KEYS, level_index, modality_key
 from .manifest import CaseSpec
 
 KEY_SPEC = [Column("patient_id", "string", "", "Pseudonymous patient id"),
@@ -43,10 +45,6 @@ HAND_SUM = ("lesion_count", "total_area_mm2", "total_volume_mm3", "total_project
             "zone_wrist_count", "zone_other_count", "digits_affected")
 HAND_MAX = ("largest_area_mm2", "largest_volume_mm3")
 _UNIT = {"mm2": "mm2", "mm3": "mm3"}
-
-
-class ContractError(InputError):
-    pass
 
 
 def _unit(name: str) -> str:
@@ -64,16 +62,6 @@ def _f(v) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(x) else x
-
-
-def _read_contract(path: Path, columns: Sequence[str], what: str) -> Table:
-    if not path.is_file():
-        raise ContractError(f"{what}: {path.name} missing")
-    t = Table.read_csv(path)
-    missing = [c for c in columns if not t.has_column(c)]
-    if missing:
-        raise ContractError(f"{what}: {path.name} lacks contract column {missing[0]!r}")
-    return t
 
 
 def read_clinical(path: str | Path) -> Table:
@@ -114,9 +102,9 @@ def build_cohort_tables(outdir: Path, specs: list[CaseSpec], states: dict, clini
         keyd = {"patient_id": s.patient_id, "reader": s.reader, "read": s.read, "time_point": s.time_point,
                 "case_id": s.case_id}
         try:
+            summary = tasks.get(s.task).summarise(cdir, s.case_id)
             if s.task == "hand":
-                ht = _read_contract(cdir / "hand.csv", HAND_COLUMNS, f"case {s.case_id}")
-                for r in ht.rows:
+                for r in summary["hands"].rows:
                     m = modality_key(r["modality"]) or s.modality
                     if m is None:
                         raise ContractError(f"case {s.case_id}: hand.csv modality {r['modality']!r} is not XR, CT or MR")
@@ -132,32 +120,24 @@ def build_cohort_tables(outdir: Path, specs: list[CaseSpec], states: dict, clini
                         if v is not None:
                             acc[c] = max(acc.get(c, 0.0), v)
                     hands_rows.append({**keyd, **{c: r[c] for c in HAND_COLUMNS}, "modality": m})
-                dp = cdir / "digits.csv"
-                if dp.is_file():
-                    dt = _read_contract(dp, DIGIT_COLUMNS, f"case {s.case_id}")
-                    for r in dt.rows:
+                if summary["digits"] is not None:
+                    for r in summary["digits"].rows:
                         digit_rows.append({**keyd, **{c: r[c] for c in DIGIT_COLUMNS},
                                            "modality": modality_key(r["modality"]) or s.modality})
                 else:
                     warnings.append(f"case {s.case_id}: no digits.csv")
             elif s.task == "spine":
-                pt = _read_contract(cdir / "patient.csv", SPINE_PATIENT_COLUMNS, f"case {s.case_id}")
-                if len(pt.rows) != 1:
-                    raise ContractError(f"case {s.case_id}: patient.csv has {len(pt.rows)} rows (expected 1)")
+                pt = summary["patient"]
                 if not spine_cols:
                     spine_cols = [Column(f"spine_{c.name}", c.type if c.name not in ("coverage", "first_level_assessed",
                                                                                        "last_level_assessed") else "string",
                                          c.unit, c.description or f"Spine: {c.name}") for c in pt.columns]
                 rd["spine"] = pt.rows[0]
-                lp = cdir / "levels.csv"
-                lt = _read_contract(lp, LEVEL_COLUMNS, f"case {s.case_id}")
-                for r in lt.rows:
-                    if r["level"] not in LEVELS:
-                        raise ContractError(f"case {s.case_id}: levels.csv level {r['level']!r} is not C7-T1 ... L5-S1")
+                for r in summary["levels"].rows:
                     level_rows.append({**keyd, **{c: r[c] for c in LEVEL_COLUMNS}})
             else:
-                lt = Table.read_csv(cdir / "lesions.csv")
-                m = s.modality or modality_key(_provenance_modality(cdir)) or "unknown"
+                lt = summary["lesions"]
+                m = s.modality or modality_key(summary["modality"]) or "unknown"
                 col = "volume_mm3" if lt.has_column("volume_mm3") else ("area_mm2" if lt.has_column("area_mm2") else None)
                 vals = [_f(v) or 0.0 for v in lt.column(col)] if col else []
                 acc = rd["measure"].setdefault(m, {"lesion_count": 0, "total": 0.0, "largest": 0.0, "col": col})
@@ -293,15 +273,6 @@ def build_cohort_tables(outdir: Path, specs: list[CaseSpec], states: dict, clini
 def _rowkey(r: dict) -> tuple:
     return (str(r["patient_id"]), str(r["reader"]), int(r["read"]), str(r["time_point"]), str(r["case_id"]),
             str(r.get("side", "")), str(r.get("digit", "")), str(r.get("modality", "")))
-
-
-def _provenance_modality(cdir: Path) -> str | None:
-    import json
-    try:
-        d = json.loads((cdir / "provenance.json").read_text(encoding="utf-8"))
-        return d.get("inputs", {}).get("image", {}).get("modality")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 CASE_COLUMNS = [

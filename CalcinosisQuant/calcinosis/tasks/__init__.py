@@ -8,9 +8,11 @@ batch (one manifest row = one task) and scripts call:
 * ``spine``   - spine CT calcifications on levels and segments (:mod:`.spine`).
 
 Each task module has ``HELP`` and ``DESCRIPTION`` (one line, one paragraph),
-``SUMMARY_FILE`` (the file the cohort joins), ``add_arguments(parser)`` (its options, with
-their units and defaults) and ``run(args, progress=None) -> TaskOutcome`` (compute and write
-the result folder all at once; warnings are returned, never printed).  Task modules are
+``SUMMARY_FILE`` (the file that proves the task ran), ``add_arguments(parser)`` (its options,
+with their units and defaults), ``run(args, progress=None) -> TaskOutcome`` (compute and
+write the result folder all at once; warnings are returned, never printed) and
+``summarise(case_dir, case_id) -> dict`` (what the cohort joins from a result folder,
+checked against the columns the task promises: the table contract).  Task modules are
 imported only when asked for, so that naming a task costs nothing.
 """
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
+
+from calcinosis.core.errors import InputError
 
 from .arguments import TaskArgumentParser
 
@@ -30,6 +34,23 @@ class TaskOutcome:
     """What a task did: the warnings to show and a few lines summing up its result."""
     warnings: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+
+
+class ContractError(InputError):
+    """A result folder whose summary files break the table contract."""
+
+
+def read_summary_table(path, columns, what: str):
+    """A summary file of a result folder, checked to hold the contract's ``columns``."""
+    from calcinosis.core.tables import Table
+
+    if not path.is_file():
+        raise ContractError(f"{what}: {path.name} missing")
+    table = Table.read_csv(path)
+    missing = [c for c in columns if not table.has_column(c)]
+    if missing:
+        raise ContractError(f"{what}: {path.name} lacks contract column {missing[0]!r}")
+    return table
 
 
 def get(name: str) -> ModuleType:

@@ -18,6 +18,18 @@ DESCRIPTION = ("Find (or take from --mask) the calcinosis lesions of a hand imag
                "lesions.seg.nrrd, provenance.json (and a blank structural_form.csv for radiographs).")
 SUMMARY_FILE = "hand.csv"
 
+#: the columns of hand.csv and digits.csv the cohort reads (the table contract)
+HAND_COLUMNS = (
+    "side", "modality", "lesion_count", "total_area_mm2", "total_volume_mm3", "largest_area_mm2",
+    "largest_volume_mm3", "total_projected_area_mm2", "n_subcutaneous", "n_periarticular",
+    "zone_distal_phalanx_count", "zone_dip_count", "zone_pip_count", "zone_mcp_count", "zone_wrist_count",
+    "zone_other_count", "digits_affected",
+)
+DIGIT_COLUMNS = (
+    "side", "digit", "modality", "lesion_count", "total_area_mm2", "largest_area_mm2", "total_volume_mm3",
+    "largest_volume_mm3", "total_projected_area_mm2",
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="DICOM folder/file (CT or MR series, CR/DX radiograph), NRRD, NIfTI, MHA, PNG/TIFF")
@@ -109,3 +121,14 @@ def run(args, progress=None):
         lines.append(f"{r['side']} hand ({result.modality}): {r['lesion_count']} lesions, total {r[col]:.1f} {unit}")
     lines.append(f"results in {args.outdir}/ (lesions.csv, digits.csv, hand.csv, lesions.seg.nrrd)")
     return TaskOutcome(list(result.warnings), lines)
+
+
+def summarise(case_dir, case_id: str) -> dict:
+    """What the cohort joins from a hand result folder: ``hands`` (hand.csv) and ``digits``
+    (digits.csv, None when the folder has none), checked against the contract."""
+    from . import read_summary_table
+
+    what = f"case {case_id}"
+    digits = case_dir / "digits.csv"
+    return {"hands": read_summary_table(case_dir / "hand.csv", HAND_COLUMNS, what),
+            "digits": read_summary_table(digits, DIGIT_COLUMNS, what) if digits.is_file() else None}

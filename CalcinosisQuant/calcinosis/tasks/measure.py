@@ -75,3 +75,18 @@ def run(args, progress=None):
     total = sum(result.table.column(col)) if len(result.table) else 0.0
     return TaskOutcome(list(result.warnings),
                        [f"{result.lesions.n} lesions, total {total:.1f} {unit}; results in {args.outdir}/lesions.csv"])
+
+
+def summarise(case_dir, case_id: str) -> dict:
+    """What the cohort joins from a measure result folder: ``lesions`` (lesions.csv) and
+    the image's ``modality`` as its provenance records it (None when unknown)."""
+    import json
+
+    from calcinosis.core.tables import Table
+
+    try:
+        record = json.loads((case_dir / "provenance.json").read_text(encoding="utf-8"))
+        modality = record.get("inputs", {}).get("image", {}).get("modality")
+    except (OSError, ValueError, AttributeError):
+        modality = None
+    return {"lesions": Table.read_csv(case_dir / "lesions.csv"), "modality": modality}

@@ -21,6 +21,27 @@ DESCRIPTION = ("Find the calcifications near the spine on a CT (threshold, outsi
 SUMMARY_FILE = "patient.csv"
 
 
+def _contract_columns():
+    from calcinosis.spine.anatomy import LEVELS, PATTERNS, SEGMENTS, SUBSITES
+
+    # the segment "intracanal" and the sub-site "intracanal" give the same column names
+    # (count_intracanal, any_intracanal): such a column is read as the segment (canal and
+    # foramina); the duplicates are dropped here
+    levels = tuple(dict.fromkeys(("level", "status", "count_total") + tuple(f"count_{s}" for s in SEGMENTS)
+                                 + tuple(f"count_{s}" for s in SUBSITES)))
+    patient = tuple(dict.fromkeys(
+        ("coverage", "levels_assessed", "first_level_assessed", "last_level_assessed", "calcification_count",
+         "any_calcification", "any_anterior", "any_intracanal", "any_posterior", "any_all_three_segments",
+         "count_anterior", "count_intracanal", "count_posterior")
+        + tuple(f"any_{s}" for s in SUBSITES) + tuple(f"count_{s}" for s in SUBSITES)
+        + tuple(f"count_{p}" for p in PATTERNS)))
+    return levels, patient, tuple(LEVELS)
+
+
+#: the columns of levels.csv and patient.csv the cohort reads (the table contract)
+LEVEL_COLUMNS, PATIENT_COLUMNS, _LEVELS = _contract_columns()
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from calcinosis.spine.params import CONVENTION_CHOICES, SpineParams
     d = SpineParams()
@@ -133,3 +154,19 @@ def run(args, progress=None):
         f"({p['first_level_assessed']} to {p['last_level_assessed']}, coverage {p['coverage']}): "
         f"anterior {p['count_anterior']}, intracanal {p['count_intracanal']}, posterior {p['count_posterior']}"
         f"{extra}; results in {args.outdir}/"])
+
+
+def summarise(case_dir, case_id: str) -> dict:
+    """What the cohort joins from a spine result folder: ``patient`` (the one row of
+    patient.csv, as a table) and ``levels`` (levels.csv), checked against the contract."""
+    from . import ContractError, read_summary_table
+
+    what = f"case {case_id}"
+    patient = read_summary_table(case_dir / "patient.csv", PATIENT_COLUMNS, what)
+    if len(patient.rows) != 1:
+        raise ContractError(f"{what}: patient.csv has {len(patient.rows)} rows (expected 1)")
+    levels = read_summary_table(case_dir / "levels.csv", LEVEL_COLUMNS, what)
+    for r in levels.rows:
+        if r["level"] not in _LEVELS:
+            raise ContractError(f"{what}: levels.csv level {r['level']!r} is not C7-T1 ... L5-S1")
+    return {"patient": patient, "levels": levels}
