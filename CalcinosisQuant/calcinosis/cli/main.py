@@ -48,10 +48,19 @@ def _chosen_command(argv: list[str]) -> str | None:
     return None
 
 
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse, with a bad option reported in one line naming the command and the option
+    (and where to read more), exit code 2."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"calcinosis: error: {self.prog}: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
 def build_parser(command: str | None = None, full: bool = False) -> argparse.ArgumentParser:
     """The parser: every command listed with its help line; ``command`` (or, with ``full``,
     every command) registered in full from its module."""
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="calcinosis",
         description="Calcinosis imaging in systemic sclerosis: find, measure and map calcified lesions "
                     "on radiographs, CT and MRI (the SlicerCalcinosis pipelines, without Slicer).")

@@ -11,16 +11,16 @@ from calcinosis.core.segnrrd import write_seg_nrrd
 from calcinosis.core.pipeline import lesion_colors
 from calcinosis.hand import landmarks as lmk, phantom as ph
 
-from .common import add_output_args, say, spacing_arg
+from .common import add_output_args, in_range, nonneg_float, say, seed_int, spacing_arg
 
 XR_MAGNIFICATION = 1.08
 
 
 def _common(p, spacing_default: str) -> None:
     p.add_argument("--side", choices=("R", "L"), default="R", help="which hand (default R)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the patient (lesion sizes, places)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed of the patient (lesion sizes, places)")
     p.add_argument("--spacing", type=spacing_arg, metavar="MM", help=f"voxel/pixel spacing in mm (default {spacing_default})")
-    p.add_argument("--noise", type=float, help="noise SD (CT: HU, MRI: a.u., radiograph: pixel units)")
+    p.add_argument("--noise", type=nonneg_float, help="noise SD (CT: HU, MRI: a.u., radiograph: pixel units)")
     p.add_argument("--no-laterality", action="store_true", help="leave the DICOM laterality tag out")
 
 
@@ -43,7 +43,7 @@ def register(kinds) -> None:
     p = kinds.add_parser("hand-xr", help="PA hand radiograph (DICOM CR, detector spacing and magnification "
                                          "in the tags), with truth and landmarks")
     _common(p, "0.2")
-    p.add_argument("--magnification", type=float, default=XR_MAGNIFICATION,
+    p.add_argument("--magnification", type=in_range(1.0, 2.0), default=XR_MAGNIFICATION,
                    help=f"Estimated Radiographic Magnification Factor written (default {XR_MAGNIFICATION})")
     add_output_args(p)
     p.set_defaults(func=run_xr)

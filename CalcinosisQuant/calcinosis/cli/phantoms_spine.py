@@ -10,7 +10,7 @@ import numpy as np
 from calcinosis.core import dicom_write, image_io, provenance
 from calcinosis.core.output import OutputTransaction, check_output_free
 
-from .common import nonneg_float, add_output_args, positive_int, say, spacing_arg
+from .common import add_output_args, nonneg_float, positive_int, say, seed_int, spacing_arg
 
 
 def _size_arg(text: str) -> tuple[int, int]:
@@ -47,10 +47,10 @@ def register(kinds) -> None:
     p.add_argument("--slices", type=positive_int, default=None, metavar="N",
                    help="at least N slices (the scan goes on below the spine's coverage, into the pelvis)")
     p.add_argument("--no-contrast", action="store_true", help="aorta not enhanced (no contrast medium)")
-    p.add_argument("--noise", type=float, default=12.0, help="noise SD in HU (default 12)")
+    p.add_argument("--noise", type=nonneg_float, default=12.0, help="noise SD in HU (default 12)")
     p.add_argument("--per-level", type=nonneg_float, default=2.5, metavar="N",
                    help="spinal calcifications per disco-vertebral level, on average (default 2.5; 0 = none)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--format", choices=("dicom", "nrrd", "nifti"), default="dicom",
                    help="CT format (default dicom: a series in OUTDIR/ct/)")
     add_output_args(p)

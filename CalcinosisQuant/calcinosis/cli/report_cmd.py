@@ -29,6 +29,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from calcinosis.core.errors import InputError
+
+    if args.image is not None and not Path(args.image).exists():
+        raise InputError(f"--image {args.image}: no such file or folder")
     check_output_free(args.outdir, args.force)
     progress = progress_for(args, "report")
     files = write_reports(args.source, args.outdir, image=args.image, manifest=args.manifest, by=args.by,

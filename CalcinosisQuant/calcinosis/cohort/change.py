@@ -58,6 +58,10 @@ def change_table(table: Table, value: str, *, baseline: str | None = None, follo
             followup = followup or next(t for t in times if t != baseline)
         else:
             raise InputError(f"column {time_column!r} has time points {times}: say which with --baseline and --followup")
+    if baseline == followup:
+        raise InputError(f"--baseline and --followup are both {baseline!r}: change needs two different time points")
+    if not (limit_pct > 0 and limit_pct < float("inf")):
+        raise InputError(f"--limit: expected a positive percentage, got {limit_pct!r}")
     for t in (baseline, followup):
         if t not in times:
             raise InputError(f"--baseline/--followup: {t!r} is not a value of {time_column!r} (values: {', '.join(times)})")

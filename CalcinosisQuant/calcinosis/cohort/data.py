@@ -113,7 +113,7 @@ def numeric(table: Table, name: str, rows: Iterable[int] | None = None) -> list[
             out.append(float(v))
             continue
         if isinstance(v, (int, float)):
-            out.append(None if isinstance(v, float) and math.isnan(v) else float(v))
+            out.append(None if isinstance(v, float) and math.isnan(v) else _plausible(float(v), table, i, name, v))
             continue
         s = str(v).strip().lower()
         if s in _TRUE and s not in ("+",):
@@ -123,10 +123,34 @@ def numeric(table: Table, name: str, rows: Iterable[int] | None = None) -> list[
             out.append(0.0)
             continue
         try:
-            out.append(float(s))
+            x = float(s)
         except ValueError:
             raise InputError(f"{row_label(table, i)}, column {name}: {v!r} is not a number") from None
+        out.append(None if math.isnan(x) else _plausible(x, table, i, name, v))
     return out
+
+
+#: no measurement in a cohort table reaches this magnitude; a value that does is a typing or
+#: export error (1e308 would make every sum infinite)
+MAX_MAGNITUDE = 1e15
+
+
+def check_finite(table: Table, name: str) -> None:
+    """Refuse, naming row and column, a value of column ``name`` that reads as a number but
+    is infinite or implausibly large (text and blanks are left to the caller)."""
+    for i, r in enumerate(table.rows):
+        v = r[name]
+        if isinstance(v, bool) or is_blank(v) or not is_number(v):
+            continue
+        x = float(v)
+        if not math.isnan(x):
+            _plausible(x, table, i, name, v)
+
+
+def _plausible(x: float, table: Table, i: int, name: str, raw) -> float:
+    if not math.isfinite(x) or abs(x) >= MAX_MAGNITUDE:
+        raise InputError(f"{row_label(table, i)}, column {name}: {raw!r} is not a finite number of a plausible size")
+    return x
 
 
 def is_number(value) -> bool:

@@ -20,7 +20,7 @@ from scipy import stats as sps
 
 from calcinosis.core.errors import InputError
 from calcinosis.core.tables import Column, Table
-from .data import ID_LIKE, apply_where, as_binary, describe_source, is_blank, is_number, one_row_per, require_column, row_label, stray_text, stray_text_error
+from .data import ID_LIKE, apply_where, as_binary, check_finite, describe_source, is_blank, is_number, one_row_per, require_column, row_label, stray_text, stray_text_error
 from .formatting import StatsResult, digits_for, fmt_mean_sd, fmt_median_iqr, fmt_n_pct, fmt_p, html_table, markdown_table
 
 CATEGORICAL_TESTS = ("chi2", "fisher")
@@ -253,6 +253,7 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
                                     "N": len(all_l), "percent": _pct(all_l.count(lv), len(all_l))})
                 out_rows.append(row)
         else:
+            check_finite(table, var)
             try:
                 vals = {g: [float(r[var]) for r in grouped[g] if not is_blank(r[var])] for g in labels}
             except (TypeError, ValueError):

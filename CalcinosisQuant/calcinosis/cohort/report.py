@@ -145,7 +145,9 @@ def _task_of(case_dir: Path, prov: dict | None) -> str:
 
 # ---------------------------------------------------------------------- case report
 def case_report_html(case_dir: str | Path, image: str | Path | None = None, case_id: str | None = None,
-                     spacing=None, modality: str | None = None) -> str:
+                     spacing=None, modality: str | None = None, strict_image: bool = False) -> str:
+    """The case report.  ``strict_image``: ``image`` was given by the user, so an image that
+    cannot be read, or is not the one the case was measured on, is an error (else a note)."""
     from . import figures
     case_dir = Path(case_dir)
     prov = _read_prov(case_dir)
@@ -206,7 +208,7 @@ def case_report_html(case_dir: str | Path, image: str | Path | None = None, case
         doc.source("levels.csv (one row per disco-vertebral level; counts empty when not assessed)")
     if lesions is not None and len(lesions):
         doc.h(2, "Lesion images")
-        _slices(doc, case_dir, lesions, image, prov, notes, spacing, modality)
+        _slices(doc, case_dir, lesions, image, prov, notes, spacing, modality, strict_image)
         doc.h(2, "Lesions")
         key = [c for c in ("lesion_id", "side", "digit", "zone", "kind", "level", "segment", "subsite", "pattern",
                            size_col, "projected_area_mm2", "equivalent_diameter_mm", "mean_intensity", "max_intensity",
@@ -225,7 +227,7 @@ def _mk(v):
     return modality_key(v) or (str(v).lower() if v else None)
 
 
-def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=None) -> None:
+def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=None, strict=False) -> None:
     from .figures import FiguresUnavailable
     labels_path = next((p for p in (case_dir / "lesion_labels.nrrd", case_dir / "lesions.seg.nrrd") if p.exists()), None)
     if labels_path is None:
@@ -243,6 +245,10 @@ def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=N
         from calcinosis.core import image_io
         from .slices import lesion_panels
         vol = image_io.load_image(image, spacing=spacing, modality=modality)
+        measured = ((prov or {}).get("inputs", {}).get("image", {}) or {}).get("input_id")
+        if measured and vol.meta.get("input_id") and vol.meta["input_id"] != measured:
+            raise InputError(f"--image: not the image this case was measured on (its id {vol.meta['input_id']}, "
+                             f"the case's {measured})")
         lab = image_io.load_label_image(labels_path, reference=vol.geometry)
         arr = lab.layers[0]
         if labels_path.name.endswith(".seg.nrrd"):
@@ -258,6 +264,8 @@ def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=N
         doc.note(f"Slice images left out: {e}")
         _left_out(notes, str(e), "slice images of the lesions")
     except (InputError, ValueError, OSError) as e:
+        if strict:
+            raise
         doc.note(f"Slice images left out: {str(e).splitlines()[0]}")
 
 
@@ -497,7 +505,7 @@ def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path |
                                                     spacing=_spacing(sp), modality=sp.modality if sp and sp.task == "measure" else None),
                                    f"cases/{cd.name}.html")
         else:
-            out.write_text(case_report_html(source, image=image), "report.html")
+            out.write_text(case_report_html(source, image=image, strict_image=image is not None), "report.html")
         out.write_json(build_record("report", {"source": {"kind": "batch" if is_batch else "case"}},
                                     {"by": by, "where": list(where or []), "case_reports": case_reports},
                                     {"files": len(out.written)}, outputs=out.written + ["provenance.json"]),

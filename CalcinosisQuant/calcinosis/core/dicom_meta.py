@@ -89,9 +89,13 @@ def _positive_pair(value) -> tuple[float, float] | None:
         vals = [float(v) for v in value]
     except (TypeError, ValueError):
         return None
-    if len(vals) != 2 or any(not (v > 0) for v in vals):
+    if len(vals) != 2 or any(not (0 < v < float("inf")) for v in vals):
         return None
     return vals[0], vals[1]
+
+
+#: geometric magnification of a radiograph (source-detector over source-object distance)
+MAGNIFICATION_RANGE = (1.0, 2.0)
 
 
 def radiograph_spacing(ds, path: Path, user_spacing: tuple[float, float] | None) -> tuple[tuple[float, float], str, list[str]]:
@@ -115,7 +119,11 @@ def radiograph_spacing(ds, path: Path, user_spacing: tuple[float, float] | None)
             m = float(mag) if mag is not None and str(mag) != "" else None
         except (TypeError, ValueError):
             m = None
-        if m is not None and m > 0:
+        if m is not None and not MAGNIFICATION_RANGE[0] <= m <= MAGNIFICATION_RANGE[1]:
+            raise InputError(f"{path}: Estimated Radiographic Magnification Factor (0018,1114) is {mag} (a radiograph's "
+                             f"is {MAGNIFICATION_RANGE[0]:g} to {MAGNIFICATION_RANGE[1]:g}); give the spacing in mm "
+                             "with --spacing X,Y")
+        if m is not None:
             return (ips[1] / m, ips[0] / m), f"{SPACING_IMAGER_MAG} = {m:g}", warnings
         warnings.append(f"{path.name}: spacing is the detector's (Imager Pixel Spacing) without a magnification "
                         "factor; sizes at the patient are overestimated by the geometric magnification")

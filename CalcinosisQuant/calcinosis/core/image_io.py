@@ -87,10 +87,21 @@ def array_to_sitk(array: np.ndarray, geometry: Geometry):
 
 def write_image(array: np.ndarray, geometry: Geometry, path: str | Path, compress: bool = True) -> Path:
     """Write an array on ``geometry`` to NRRD/NIfTI/MHA (by suffix)."""
-    import SimpleITK as sitk
     path = Path(path)
-    sitk.WriteImage(array_to_sitk(array, geometry), str(path), compress)
+    write_sitk_image(array_to_sitk(array, geometry), path, compress)
     return path
+
+
+def write_sitk_image(image, path: str | Path, compress: bool = True) -> None:
+    """``SimpleITK.WriteImage``, a failure (a full disk, no permission) raised as the
+    ``OSError`` it is rather than SimpleITK's ``RuntimeError`` with a C++ trace."""
+    import SimpleITK as sitk
+    try:
+        sitk.WriteImage(image, str(path), compress)
+    except RuntimeError as e:
+        reason = next((ln.strip() for ln in str(e).splitlines() if "rror" in ln or "space" in ln), "")
+        raise OSError(f"{Path(path).name}: the image could not be written"
+                      + (f" ({reason.split(': ', 1)[-1][:200]})" if reason else "")) from None
 
 
 # ---------------------------------------------------------------------- entry point
@@ -123,6 +134,12 @@ def load_image(path: str | Path, spacing: Sequence[float] | None = None, modalit
             vol = _load_plain_image(path, user_spacing)
         else:
             raise InputError(f"{path}: unknown image format '{suf}' (DICOM, NRRD, NIfTI, MHA, or PNG/TIFF with --spacing)")
+    _check_plausible_spacing(vol, path)
+    if vol.array.dtype.kind == "f":    # a NaN or an infinity would become a lesion or hide one
+        bad = int(np.count_nonzero(~np.isfinite(vol.array)))
+        if bad:
+            raise InputError(f"{path}: {bad} voxel value(s) are not finite numbers (NaN or infinite); "
+                             "fix or resample the image first")
     if modality is not None:
         vol.meta["modality"] = normalise_modality(modality)
         vol.meta["modality_source"] = "user"
@@ -130,6 +147,21 @@ def load_image(path: str | Path, spacing: Sequence[float] | None = None, modalit
         vol.meta["intensity_unit"] = "HU"
     vol.meta.setdefault("intensity_unit", "HU" if vol.meta.get("modality") == "CT" else "a.u.")
     return vol
+
+
+#: voxel sizes (mm) outside this range are no hand or spine image at the patient: a header
+#: error (``1e-30``, ``1e6``), which would make every area and volume meaningless
+PLAUSIBLE_SPACING_MM = (0.01, 50.0)
+
+
+def _check_plausible_spacing(vol: Volume, path: Path) -> None:
+    lo, hi = PLAUSIBLE_SPACING_MM
+    axes = vol.geometry.spacing[:2] if vol.is_2d else vol.geometry.spacing
+    bad = [float(s) for s in axes if not lo <= float(s) <= hi]
+    if bad:
+        fix = "give the pixel spacing with --spacing X,Y" if vol.is_2d else "fix the spacing in the file's header"
+        raise InputError(f"{path}: voxel spacing {bad[0]:g} mm ({vol.meta.get('spacing_source', 'image header')}) is "
+                         f"not a plausible size ({lo:g} to {hi:g} mm); {fix}")
 
 
 def _check_spacing(spacing: Sequence[float], path: Path) -> tuple[float, float]:
@@ -260,6 +292,11 @@ def _load_dicom_series(folder: Path, series: str | None) -> Volume:
         sid = listing[0][0]
     files = list(reader.GetGDCMSeriesFileNames(str(folder), sid))
     first = dicom_meta.read_header(Path(files[0]))
+    if dicom_meta._positive_pair(first.get("PixelSpacing")) is None:   # GDCM would read 1 mm
+        value = first.get("PixelSpacing")
+        raise InputError(f"{Path(files[0])}: Pixel Spacing (0028,0030) is "
+                         f"{'missing' if value is None else repr(str(value))}: the pixel size is unknown "
+                         "(a series needs two positive numbers in mm)")
     _check_slice_positions([Path(f) for f in files], folder)
     reader.SetFileNames(files)
     try:
@@ -282,16 +319,20 @@ def _load_dicom_series(folder: Path, series: str | None) -> Volume:
 
 
 def _check_slice_positions(files: list[Path], folder: Path) -> None:
-    """Refuse stacks that a regular grid would misplace (missing slices, tilt)."""
-    if len(files) < 3:
+    """Refuse stacks that a regular grid would misplace (no slice positions, missing slices,
+    tilt)."""
+    if len(files) < 2:
         return
     pos, iop = [], None
     for f in files:
         ds = dicom_meta.read_header(f)
         ipp = ds.get("ImagePositionPatient")
         iop = ds.get("ImageOrientationPatient") if iop is None else iop
-        if ipp is None or iop is None:
-            return  # no geometry to check; GDCM will have used what it had
+        if ipp is None:   # GDCM would stack the slices 1 mm apart
+            raise InputError(f"{f}: no Image Position (Patient) (0020,0032): where the slices lie, and so the "
+                             "slice spacing, is unknown")
+        if iop is None:
+            return  # no orientation to check against; GDCM will have used what it had
         pos.append([float(v) for v in ipp])
     o = np.array([float(v) for v in iop]).reshape(2, 3)
     normal = np.cross(o[0], o[1])

@@ -21,6 +21,7 @@ and the label image is built once, in place.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,6 +82,8 @@ def parse_threshold(text: str) -> tuple[float, float | None]:
         vals = [float(p) for p in parts]
     except ValueError:
         raise InputError(f"--threshold: expected LOW or LOW:HIGH (numbers), got {text!r}") from None
+    if not all(math.isfinite(v) for v in vals):
+        raise InputError(f"--threshold: expected finite numbers, got {text!r}")
     if len(vals) == 1:
         return vals[0], None
     if len(vals) == 2:

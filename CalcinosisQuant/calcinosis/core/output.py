@@ -19,6 +19,7 @@ the directory never mixes two runs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -32,7 +33,19 @@ PROVENANCE_NAME = "provenance.json"
 
 
 def json_text(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, default=_json_default) + "\n"
+    """Strict JSON (a NaN or an infinity, which JSON cannot hold, is written as null)."""
+    return json.dumps(_finite(obj), indent=2, sort_keys=False, ensure_ascii=False, default=_json_default,
+                      allow_nan=False) + "\n"
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _json_default(o: Any):
@@ -40,12 +53,19 @@ def _json_default(o: Any):
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (np.floating,)):
-        return float(o)
+        return _finite(float(o))
     if isinstance(o, np.ndarray):
-        return o.tolist()
+        return _finite(o.tolist())
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_file_atomic(path: str | Path, text: str, force: bool = False) -> Path:
@@ -61,6 +81,7 @@ def write_file_atomic(path: str | Path, text: str, force: bool = False) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~current_umask())   # mkstemp makes it private: as the umask allows
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -95,6 +116,7 @@ class OutputTransaction:
         except OSError as e:
             raise InputError(f"{parent}: cannot create output directory ({e.strerror})") from None
         self._staging = Path(tempfile.mkdtemp(prefix=f".{self.outdir.name}.partial-", dir=parent))
+        os.chmod(self._staging, 0o777 & ~current_umask())   # mkdtemp makes it private: as the umask allows
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -186,6 +208,8 @@ class OutputTransaction:
         files = data.get("outputs", []) if isinstance(data, dict) else []
         safe = set()
         for f in files:
-            if isinstance(f, str) and not os.path.isabs(f) and ".." not in Path(f).parts:
+            # only files inside the folder: never the folder itself ("", "."), nothing outside it
+            if isinstance(f, str) and f.strip() and not os.path.isabs(f) and ".." not in Path(f).parts \
+                    and Path(f).parts and Path(f) != Path("."):
                 safe.add(f)
         return safe

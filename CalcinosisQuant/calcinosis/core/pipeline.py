@@ -107,6 +107,8 @@ def run_measure(image: str | Path, *, mask: str | Path | None = None, region: st
         inputs["segmentation"] = _describe_label_input(mask, seg, record_paths)
         if not seg.segments:
             volume.warn(f"segmentation {Path(mask).name} holds no segment: no lesions")
+        elif not seg.union().any():
+            volume.warn("the --mask segmentation does not overlap the image (drawn on another image?): no lesions")
     if region is not None:
         region_mask = load_mask(region, volume, "region")
         inputs["region"] = {"input_id": path_content_id(region), **({"path": str(region)} if record_paths else {})}
@@ -156,7 +158,7 @@ def write_lesion_images(out: OutputTransaction, lesions: LesionSet, names: Seque
     labels = lesions.labels if lesions.labels.dtype == dtype else lesions.labels.astype(dtype)
     image = image_io.array_to_sitk(labels, lesions.geometry)
     label_name = f"{stem}_labels.nrrd"
-    sitk_write(image, out.path(label_name))
+    image_io.write_sitk_image(image, out.path(label_name), True)
     if lesions.voxel_index.size:   # the box of every lesion voxel, from the voxel list (no pass over the grid)
         kji = np.unravel_index(lesions.voxel_index[[0, -1]], lesions.geometry.shape)
         k_lo, k_hi = int(kji[0][0]), int(kji[0][1])
@@ -175,11 +177,6 @@ def write_lesion_images(out: OutputTransaction, lesions: LesionSet, names: Seque
                          colors if colors is not None else lesion_colors(n),
                          values, ids=[f"{stem}_{k}" for k in range(1, n + 1)])
     return [label_name, seg_name]
-
-
-def sitk_write(image, path) -> None:
-    import SimpleITK as sitk
-    sitk.WriteImage(image, str(path), True)
 
 
 def write_measure_outputs(outdir: str | Path, result: LesionResult, *, force: bool = False,

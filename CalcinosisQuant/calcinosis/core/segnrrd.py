@@ -84,7 +84,7 @@ def write_seg_nrrd_image(image, offset_ijk: Sequence[int], path: str | Path, nam
                          ids: Sequence[str] | None = None, tags: Sequence[str] | None = None) -> Path:
     """Write a SimpleITK label image (already cropped; ``offset_ijk`` its first voxel on the
     reference grid) as a Slicer segmentation: one segment per label value, in layer 0."""
-    import SimpleITK as sitk
+    from .image_io import write_sitk_image
 
     path = Path(path)
     values = list(label_values) if label_values is not None else list(range(1, len(names) + 1))
@@ -107,7 +107,7 @@ def write_seg_nrrd_image(image, offset_ijk: Sequence[int], path: str | Path, nam
     img.SetMetaData("Segmentation_MasterRepresentation", BINARY_LABELMAP)
     img.SetMetaData("Segmentation_ContainedRepresentationNames", BINARY_LABELMAP + "|")
     img.SetMetaData("Segmentation_ReferenceImageExtentOffset", " ".join(str(int(v)) for v in offset_ijk))
-    sitk.WriteImage(img, str(path), True)
+    write_sitk_image(img, path, True)
     return path
 
 

@@ -60,9 +60,12 @@ def read_hand_result(folder: str | Path) -> HandRun:
             raise InputError(f"{folder}: {name} is missing (incomplete result folder)")
     digits = Table.read_csv(folder / "digits.csv")
     hand = Table.read_csv(folder / "hand.csv")
-    for col in ("side", "digit", "lesion_count"):
-        if not digits.has_column(col):
-            raise InputError(f"{folder / 'digits.csv'}: column {col} is missing")
+    size = "total_area_mm2" if modality == "XR" else "total_volume_mm3"
+    for table, name, needed in ((digits, "digits.csv", ("side", "digit", "lesion_count")),
+                                (hand, "hand.csv", ("side", "lesion_count", size))):
+        for col in needed:
+            if not table.has_column(col):
+                raise InputError(f"{folder / name}: column {col} is missing")
     sides = sorted({r["side"] for r in hand.rows if r["side"] in ("L", "R")})
     return HandRun(folder, modality, prov.get("case_id"), digits, hand, prov, sides)
 

@@ -131,7 +131,24 @@ def landmarks_from_points(points: Iterable[tuple[str, object]], source: str = ""
                              "delete one of them")
         out.points[key] = p
         where_of[key] = where
+    _check_spread(out, source)
     return out
+
+
+#: two hand landmarks (joints, tips) are never closer than this (mm); all of them closer is
+#: a list in the wrong units (um) or every point placed at one place
+MIN_LANDMARK_SPREAD_MM = 5.0
+
+
+def _check_spread(landmarks: HandLandmarks, source: str) -> None:
+    if len(landmarks.points) < 2:
+        return
+    pts = np.array(list(landmarks.points.values()), dtype=float)
+    spread = float(np.max(np.linalg.norm(pts - pts.mean(axis=0), axis=1))) * 2.0
+    if spread < MIN_LANDMARK_SPREAD_MM:
+        raise InputError(f"{source or 'landmarks'}: the {len(pts)} placed landmarks lie within {spread:.2g} mm of one "
+                         "another (a hand spans about 100 mm): wrong coordinate units, or every point placed at one "
+                         "place?")
 
 
 # ---------------------------------------------------------------------- reading

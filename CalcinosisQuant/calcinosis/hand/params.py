@@ -108,6 +108,8 @@ class DetectParams:
             raise InputError(f"--min-slices: expected a whole number >= 1, got {self.min_slices!r}")
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise InputError(f"--threshold: expected a number, got {self.threshold!r}")
+        if not math.isfinite(self.cortical_hu):
+            raise InputError(f"{option_name('cortical_hu')}: expected a finite number in HU, got {self.cortical_hu!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,17 +9,40 @@ them with the same parser, so a flag means the same in both.
 from __future__ import annotations
 
 import argparse
+import math
 
 from calcinosis.core.errors import InputError
 
 
-def spacing_arg(text: str) -> tuple[float, ...]:
+#: pixel spacings outside this range (mm) are not a hand, a spine or any human anatomy at
+#: the patient: a header or a typing error (a microscope slide is not calcinosis imaging)
+SPACING_RANGE_MM = (0.01, 50.0)
+
+
+def _float(text: str, what: str) -> float:
     try:
-        vals = tuple(float(v) for v in text.replace(" ", "").split(","))
+        v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers in mm like 0.1,0.1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r} (not a finite number)")
+    return v
+
+
+def spacing_arg(text: str) -> tuple[float, ...]:
+    """Pixel spacing in mm, e.g. ``0.1,0.1``: finite, within :data:`SPACING_RANGE_MM`."""
+    vals = tuple(_float(v, "numbers in mm like 0.1,0.1") for v in text.replace(" ", "").split(","))
+    lo, hi = SPACING_RANGE_MM
+    if not vals or any(not (lo <= v <= hi) for v in vals):
+        raise argparse.ArgumentTypeError(f"expected pixel spacings between {lo:g} and {hi:g} mm, got {text!r}")
+    return vals
+
+
+def positive_list(text: str) -> tuple[float, ...]:
+    """Positive finite numbers separated by commas (``2,3,4``)."""
+    vals = tuple(_float(v, "positive numbers like 2,3,4") for v in text.replace(" ", "").split(","))
     if not vals or any(not (v > 0) for v in vals):
-        raise argparse.ArgumentTypeError(f"expected positive numbers in mm, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected positive numbers like 2,3,4, got {text!r}")
     return vals
 
 
@@ -33,11 +56,19 @@ def positive_int(text: str) -> int:
     return v
 
 
-def nonneg_float(text: str) -> float:
+def seed_int(text: str) -> int:
+    """A random seed: a whole number >= 0."""
     try:
-        v = float(text)
+        v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if not 0 <= v < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 4294967295, got {text!r}")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    v = _float(text, "a number")
     if not (v >= 0):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return v
@@ -51,20 +82,26 @@ def positive_float(text: str) -> float:
 
 
 def fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}") from None
+    v = _float(text, "a fraction between 0 and 1")
     if not 0 < v < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text!r}")
     return v
 
 
 def number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    """Any finite number."""
+    return _float(text, "a number")
+
+
+def in_range(lo: float, hi: float, unit: str = ""):
+    """A finite number between ``lo`` and ``hi`` (an argparse type)."""
+    def convert(text: str) -> float:
+        v = _float(text, "a number")
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"expected a number from {lo:g} to {hi:g}{' ' + unit if unit else ''}, "
+                                             f"got {text!r}")
+        return v
+    return convert
 
 
 def add_output_args(p: argparse.ArgumentParser, required: bool = True) -> None:

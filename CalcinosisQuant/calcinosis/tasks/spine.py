@@ -9,7 +9,7 @@ from dataclasses import fields, replace
 from calcinosis.core.defaults import CONNECTIVITIES
 from calcinosis.core.errors import InputError
 
-from .arguments import add_output_args, nonneg_float, positive_float, positive_int
+from .arguments import add_output_args, nonneg_float, number, positive_float, positive_int
 
 HELP = "map spine CT calcifications to levels C7-T1 … L5-S1, segments and sub-sites"
 DESCRIPTION = ("Find the calcifications near the spine on a CT (threshold, outside the vertebrae, the aorta "
@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overrides", metavar="CSV",
                    help="reader overrides to apply (delete/change calcifications, matched by centroid); see docs/spine.md")
     g = p.add_argument_group("calcifications")
-    g.add_argument("--threshold", type=float, default=d.threshold_hu, metavar="HU",
+    g.add_argument("--threshold", type=number, default=d.threshold_hu, metavar="HU",
                    help=f"CT threshold in HU (default {d.threshold_hu:g})")
     g.add_argument("--min-size", type=nonneg_float, default=d.min_size_mm3, metavar="MM3",
                    help=f"smallest calcification in mm³ (default {d.min_size_mm3:g})")
