@@ -36,6 +36,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shlex
@@ -263,12 +264,12 @@ def _parse_row(raw: dict, lineno: int, base: Path, errs: list[str]) -> CaseSpec 
     if thr is not None:
         parts = thr.split(":")
         try:
-            [float(x) for x in parts if x != ""]
-            if not parts[0] or len(parts) > 2:
+            values = [float(x) for x in parts if x != ""]
+            if not parts[0] or len(parts) > 2 or not all(math.isfinite(v) for v in values):
                 raise ValueError
             spec.threshold = thr
         except ValueError:
-            errs.append(f"column threshold: {thr!r} is not a number or LOW:HIGH")
+            errs.append(f"column threshold: {thr!r} is not a finite number or LOW:HIGH")
     b = get("below")
     if b is not None:
         if b.lower() in ("1", "yes", "true"):
@@ -279,7 +280,9 @@ def _parse_row(raw: dict, lineno: int, base: Path, errs: list[str]) -> CaseSpec 
     if ms is not None:
         try:
             spec.min_size = float(ms)
-            if spec.min_size < 0:
+            if not math.isfinite(spec.min_size):
+                errs.append(f"column min_size: {ms!r} is not a finite number")
+            elif spec.min_size < 0:
                 errs.append(f"column min_size: {ms!r} is negative")
         except ValueError:
             errs.append(f"column min_size: {ms!r} is not a number")
