@@ -280,3 +280,19 @@ def test_change_needs_two_different_time_points(cli, tmp_path):
     out = tmp_path / "out"
     code, _, err = cli("stats", "change", table, "--value", "v", "--baseline", "M12", "--followup", "M12", "-o", out)
     _one_line_refusal(code, err, "both 'M12'", out)
+
+
+def test_report_and_stats_never_write_into_their_input(cli, tmp_path, dicom_series):
+    """-o onto the input folder with --force would replace or remove the input's files."""
+    case = tmp_path / "case"
+    code, _, err = cli("measure", dicom_series[0].parent, "--threshold", "130", "-o", case, "-q")
+    assert code == 0, err
+    before = sorted(p.name for p in case.iterdir())
+    code, _, err = cli("report", case, "-o", case, "--force")
+    assert code == 2 and "holds the input" in err and err.count("\n") == 1, err
+    table = tmp_path / "t.csv"
+    table.write_text("patient_id,time_point,v\nP1,baseline,1\nP1,M12,2\nP2,baseline,3\nP2,M12,3\n",
+                     encoding="utf-8")
+    code, _, err = cli("stats", "change", table, "--value", "v", "-o", tmp_path, "--force")
+    assert code == 2 and "holds the input t.csv" in err, err
+    assert sorted(p.name for p in case.iterdir()) == before and table.is_file()

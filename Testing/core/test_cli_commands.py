@@ -26,16 +26,18 @@ from calcinosis.spine import params as spine_params
 PACKAGE = Path(cli_main.__file__).resolve().parents[1]
 
 
-def _subparsers(parser: argparse.ArgumentParser):
-    for action in parser._actions:  # noqa: SLF001 - walking our own parser
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
-            yield from action.choices.items()
+def _docs_tool():
+    """``Utilities/make_cli_docs.py``, whose walk over the parser the reference page uses too."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_cli_docs", PACKAGE.parents[1] / "Utilities" / "make_cli_docs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def _all_parsers(parser, prefix=()):
-    yield prefix, parser
-    for name, sub in _subparsers(parser):
-        yield from _all_parsers(sub, prefix + (name,))
+_DOCS = _docs_tool()
+_subparsers = _DOCS._subparsers  # noqa: SLF001
+_all_parsers = _DOCS._pages      # noqa: SLF001
 
 
 def all_option_strings() -> set[str]:

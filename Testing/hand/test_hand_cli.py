@@ -236,3 +236,16 @@ def test_assignment_details_flag_lesions_separated_from_bone(hand_results):
     kinds = {r["lesion_id"]: r["kind"] for r in lesions.rows}
     assert all(kinds[r["lesion_id"]] == "periarticular" for r in details.rows if r["touches_bone"] == 1)
     assert {r["touches_bone"] for r in read(hand_results / "mri" / "lesion_assignment.csv").rows} == {None}
+
+
+def test_landmarks_of_the_other_hand_win_over_dicom_laterality(hand_data, tmp_path, capsys):
+    """Landmarks labelled L on an image whose DICOM says R: the landmarks are used (a
+    warning says so) and no empty R hand row is made up for hand-compare to compare."""
+    src = (hand_data / "ct" / "landmarks.csv").read_text(encoding="utf-8")
+    (tmp_path / "left.csv").write_text(src.replace("R_", "L_"), encoding="utf-8")
+    out = tmp_path / "o"
+    code = run_cli("hand", hand_data / "ct" / "ct", "--landmarks", tmp_path / "left.csv", "-o", out, "-q")
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "DICOM laterality says R" in err
+    assert [r["side"] for r in read(out / "hand.csv").rows] == ["L"]

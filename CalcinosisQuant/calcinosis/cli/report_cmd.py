@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from calcinosis.cohort.report import write_reports
-from calcinosis.core.output import check_output_free
+from calcinosis.core.output import check_not_an_input, check_output_free
 
 from .common import add_output_args, progress_for, say, spacing_arg
 
@@ -35,6 +35,7 @@ def run(args) -> int:
 
     if args.image is not None and not Path(args.image).exists():
         raise InputError(f"--image {args.image}: no such file or folder")
+    check_not_an_input(args.outdir, [args.source if Path(args.source).is_dir() else None, args.image, args.manifest])
     check_output_free(args.outdir, args.force)
     progress = progress_for(args, "report")
     files = write_reports(args.source, args.outdir, image=args.image, manifest=args.manifest, by=args.by,

@@ -14,7 +14,7 @@ from calcinosis.cohort import agreement, change, groups, modalities, prevalence
 from calcinosis.cohort.data import batch_sibling, load_table
 from calcinosis.cohort.formatting import StatsResult
 from calcinosis.core.errors import InputError
-from calcinosis.core.output import OutputTransaction, check_output_free
+from calcinosis.core.output import OutputTransaction, check_not_an_input, check_output_free
 from calcinosis.core.provenance import build_record
 
 from .common import add_output_args, in_range, positive_float
@@ -109,6 +109,7 @@ def register(sub) -> None:
 
 def _finish(args, res: StatsResult, inputs: dict) -> int:
     if args.outdir:
+        check_not_an_input(args.outdir, [args.table, getattr(args, "levels", None), getattr(args, "digits", None)])
         check_output_free(args.outdir, args.force)
     if not getattr(args, "quiet", False) or not args.outdir:
         print(res.full_markdown())

@@ -150,8 +150,14 @@ def run_case(spec_dict: dict, case_dir: str, force: bool = False, record_paths: 
         state.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
     except (ImportError, OSError):  # pragma: no cover - not on Windows
         pass
+    log_text = log.getvalue()
+    if not record_paths:   # no input path or file name (they carry names) in cases.csv, state/, logs/
+        from calcinosis.core.provenance import redact_paths
+        from .manifest import PATH_COLUMNS
+        inputs = {c: getattr(spec, c) for c in PATH_COLUMNS}
+        state.reason, log_text, *state.warnings = redact_paths([state.reason, log_text, *state.warnings], inputs)
     d = state.to_dict()
-    d["log"] = log.getvalue()
+    d["log"] = log_text
     return d
 
 
@@ -211,11 +217,26 @@ def check_batch_dir(outdir: Path, force: bool) -> None:
             raise InputError(f"{outdir}: already holds {clash[0]} from something else; choose another -o or pass --force")
 
 
-def run_batch(manifest: str | Path, outdir: str | Path, *, workers: int | None = None, scheduler: str | None = None,
-              force: bool = False, only: Sequence[str] | None = None, record_paths: bool = False,
-              clinical: str | Path | None = None, progress: Progress | None = None,
-              on_case: Callable[[CaseState], None] | None = None) -> BatchSummary:
-    """Run every case of ``manifest`` into ``outdir`` and write the cohort tables."""
+def run_batch(manifest: str | Path, outdir: str | Path, **kwargs) -> BatchSummary:
+    """Run every case of ``manifest`` into ``outdir`` and write the cohort tables (keyword
+    arguments: see :func:`_run_batch`).  A batch stopped before any case finished (a bad
+    scheduler address, Ctrl-C at once) leaves no empty folders behind."""
+    outdir = Path(outdir)
+    existed = {d: (outdir / d).exists() for d in ("", STATE_DIR, CASES_DIR, LOGS_DIR)}
+    try:
+        return _run_batch(manifest, outdir, **kwargs)
+    except BaseException:
+        for d in (LOGS_DIR, CASES_DIR, STATE_DIR, ""):
+            folder = outdir / d
+            if not existed[d] and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+
+
+def _run_batch(manifest: str | Path, outdir: Path, *, workers: int | None = None, scheduler: str | None = None,
+               force: bool = False, only: Sequence[str] | None = None, record_paths: bool = False,
+               clinical: str | Path | None = None, progress: Progress | None = None,
+               on_case: Callable[[CaseState], None] | None = None) -> BatchSummary:
     specs = read_manifest(manifest)
     outdir = Path(outdir)
     check_batch_dir(outdir, force)

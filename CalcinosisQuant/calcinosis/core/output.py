@@ -90,6 +90,20 @@ def write_file_atomic(path: str | Path, text: str, force: bool = False) -> Path:
     return path
 
 
+def check_not_an_input(outdir: str | Path, inputs, option: str = "-o") -> None:
+    """Refuse an output folder that is, or holds, an input (``--force`` would replace or
+    remove the input's files)."""
+    out = Path(outdir).resolve()
+    for given in inputs:
+        if not given or not Path(given).exists():
+            continue
+        path = Path(given).resolve()
+        folder = path if path.is_dir() else path.parent
+        if out == folder or out in folder.parents:
+            raise InputError(f"{option} {outdir}: this folder holds the input {Path(given).name}; "
+                             "write the results to another folder")
+
+
 def check_output_free(outdir: str | Path, force: bool = False, marker: str = PROVENANCE_NAME) -> None:
     """Fail fast, before long work, when ``outdir`` already holds a result."""
     p = Path(outdir)

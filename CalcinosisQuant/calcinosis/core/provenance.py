@@ -67,3 +67,33 @@ def build_record(command: str, inputs: dict[str, Any], parameters: dict[str, Any
         "warnings": list(warnings or []),
         "outputs": list(outputs or []),
     }
+
+
+def redact_paths(texts: list[str], paths: dict[str, Any]) -> list[str]:
+    """``texts`` (warnings, reasons) with every input path replaced by ``<its role>``: the
+    path as given, normalised and absolute, and its file name when that is distinctive (it
+    often carries a patient's name; a bare ``ct`` is left alone: it is also a word).
+    ``paths``: role -> path (None skipped).  Used unless ``--record-paths``."""
+    import os
+    import re
+
+    whole: list[tuple[str, str]] = []
+    names: list[tuple[str, str]] = []
+    for role, path in paths.items():
+        if not path:
+            continue
+        text = str(path)
+        for form in {text, os.path.normpath(text), os.path.abspath(text)}:
+            whole.append((form, f"<{role}>"))
+        base = os.path.basename(os.path.normpath(text))
+        if base and (len(base) >= 8 or re.search(r"[._\d]", base)):
+            names.append((base, f"<{role}>"))
+    whole.sort(key=lambda s: len(s[0]), reverse=True)     # the longest form first
+    out = []
+    for line in texts:
+        for form, role in whole:
+            line = line.replace(form, role)
+        for base, role in names:
+            line = re.sub(r"(?<![\w.-])" + re.escape(base) + r"(?![\w-])", role, line)
+        out.append(line)
+    return out

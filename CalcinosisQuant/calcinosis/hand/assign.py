@@ -341,7 +341,7 @@ def _covered(rays: list[Ray]) -> dict:
 
 def _sides(lm: HandLandmarks, lat: str | None, assigned: list | None = None) -> list[str]:
     s = set(lm.sides)
-    if lat:
+    if lat and (not s or lat in s):   # landmarks that say the other hand win (a warning says so): no empty row
         s.add(lat)
     for a in assigned or []:
         s.add(a)

@@ -53,6 +53,15 @@ def read_summary_table(path, columns, what: str):
     return table
 
 
+def redact_inputs(texts: list[str], args, roles) -> list[str]:
+    """``texts`` with the task's input paths (``args.<role>``) replaced by ``<role>``, unless
+    the user asked for paths (``--record-paths``): names in file names stay out of outputs."""
+    if getattr(args, "record_paths", False):
+        return list(texts)
+    from calcinosis.core.provenance import redact_paths
+    return redact_paths(list(texts), {role: getattr(args, role, None) for role in roles})
+
+
 def get(name: str) -> ModuleType:
     """The module of task ``name`` (``measure``, ``hand`` or ``spine``)."""
     if name not in TASKS:
