@@ -296,3 +296,11 @@ def test_report_and_stats_never_write_into_their_input(cli, tmp_path, dicom_seri
     code, _, err = cli("stats", "change", table, "--value", "v", "-o", tmp_path, "--force")
     assert code == 2 and "holds the input t.csv" in err, err
     assert sorted(p.name for p in case.iterdir()) == before and table.is_file()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_spine_param_must_be_finite(cli, tmp_path, value):
+    """``--param points_bone_hu=nan`` was reported later as "no vertebra inside the CT"."""
+    out = tmp_path / "out"
+    code, _, err = cli("spine", "ct", "--vertebrae", "v.nii.gz", "--param", f"points_bone_hu={value}", "-o", out)
+    _one_line_refusal(code, err, "--param points_bone_hu", out)

@@ -4,6 +4,7 @@ segments and sub-sites (:func:`calcinosis.spine.pipeline.run_spine`)."""
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import fields, replace
 
 from calcinosis.core.defaults import CONNECTIVITIES
@@ -119,6 +120,8 @@ def params_from_args(args):
                 v = int(value)
             elif t in ("float", "<class 'float'>"):
                 v = float(value)
+                if not math.isfinite(v):
+                    raise InputError(f"--param {name}: {value!r} is not a finite number")
             else:
                 v = value
         except ValueError:
