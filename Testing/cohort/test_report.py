@@ -209,3 +209,20 @@ def test_cohort_report_without_matplotlib(synthetic_batch, cohort_reports, tmp_p
     assert html.count("Figure left out (Bland-Altman ") >= 2
     closing = re.search(r"Figures left out, matplotlib is not installed \([^)]*\): ([^<]*)<", html)
     assert closing and "level by segment" in closing.group(1) and "Bland-Altman" in closing.group(1)
+
+
+def test_no_link_to_a_case_page_that_is_not_written(synthetic_batch, tmp_path):
+    """A case folder removed after the batch: the cohort report neither writes its page nor
+    links to it (was: a dead link)."""
+    import shutil
+    out, _ = synthetic_batch
+    copy = tmp_path / "batch"
+    shutil.copytree(out, copy)
+    ok = [r["case_id"] for r in Table.read_csv(copy / "cases.csv").rows if r["status"] == "ok"]
+    gone, kept = ok[0], ok[1]
+    shutil.rmtree(copy / "cases" / gone)
+    rep = tmp_path / "rep"
+    write_reports(copy, rep)
+    html_text = (rep / "cohort.html").read_text(encoding="utf-8")
+    assert f'href="cases/{gone}.html"' not in html_text and not (rep / "cases" / f"{gone}.html").exists()
+    assert f'href="cases/{kept}.html"' in html_text and (rep / "cases" / f"{kept}.html").is_file()

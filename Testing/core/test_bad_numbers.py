@@ -304,3 +304,14 @@ def test_spine_param_must_be_finite(cli, tmp_path, value):
     out = tmp_path / "out"
     code, _, err = cli("spine", "ct", "--vertebrae", "v.nii.gz", "--param", f"points_bone_hu={value}", "-o", out)
     _one_line_refusal(code, err, "--param points_bone_hu", out)
+
+
+def test_report_names_a_corrupt_provenance(cli, tmp_path, dicom_series):
+    """A case folder whose provenance.json is corrupt: one line naming it (was: "none found", exit 0)."""
+    case = tmp_path / "case"
+    code, _, err = cli("measure", dicom_series[0].parent, "--threshold", "130", "-o", case, "-q")
+    assert code == 0, err
+    (case / "provenance.json").write_text('{"command": "measure", "outputs": [', encoding="utf-8")
+    out = tmp_path / "rep"
+    code, _, err = cli("report", case, "-o", out)
+    _one_line_refusal(code, err, "provenance.json: unreadable provenance record", out)

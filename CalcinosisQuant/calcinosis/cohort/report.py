@@ -122,12 +122,27 @@ def _provenance_block(doc: HtmlDoc, prov: dict | None, title: str = "Provenance"
             + html.escape(json.dumps(prov, indent=2, ensure_ascii=False)) + "</pre></details>")
 
 
+def _has_case_page(batch_dir: Path, case_id: str) -> bool:
+    """A case gets its page (and the cohort report a link to it) when its folder holds its
+    summary: a case folder that is missing or incomplete gets neither."""
+    case_dir = Path(batch_dir) / "cases" / str(case_id)
+    return any((case_dir / f).is_file() for f in TASK_SUMMARY_FILE.values())
+
+
 def _read_prov(d: Path) -> dict | None:
+    """The folder's provenance record; None when it has none; an error naming the file when
+    it has one that cannot be read (a report must not say "none found" of a corrupt record)."""
     p = d / "provenance.json"
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    if not p.exists():
         return None
+    try:
+        record = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{p}: unreadable provenance record ({str(e).splitlines()[0]}); restore it or run the "
+                         "case again") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{p}: not a provenance record (a JSON object was expected)")
+    return record
 
 
 def _task_of(case_dir: Path, prov: dict | None) -> str:
@@ -336,7 +351,7 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
             links = []
             for r, row in zip(cases.rows, rows):
                 row = [html.escape(x) for x in row]
-                if r["status"] == "ok":
+                if r["status"] == "ok" and _has_case_page(batch_dir, r["case_id"]):
                     row[0] = f'<a href="cases/{html.escape(r["case_id"])}.html">{row[0]}</a>'
                 links.append("<tr" + (' class="failed"' if r["status"] != "ok" else "") + ">"
                              + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
@@ -498,7 +513,7 @@ def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path |
                 case_dirs = sorted(p for p in (source / "cases").iterdir() if p.is_dir())
                 for k, cd in enumerate(case_dirs):
                     prog(progress, 0.1 + 0.9 * k / max(len(case_dirs), 1), cd.name)
-                    if not any((cd / f).is_file() for f in TASK_SUMMARY_FILE.values()):
+                    if not _has_case_page(source, cd.name):
                         continue
                     sp = images.get(cd.name)
                     out.write_text(case_report_html(cd, image=sp.image if sp else None, case_id=cd.name,
