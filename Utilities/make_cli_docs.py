@@ -12,7 +12,6 @@ is out of date.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -23,29 +22,17 @@ PARAMETERS_PAGE = ROOT / "docs" / "parameters.md"
 WIDTH = "100"
 
 
-def _subparsers(parser: argparse.ArgumentParser):
-    for action in parser._actions:  # noqa: SLF001 - walking our own parser
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
-            yield from action.choices.items()
-
-
-def _pages(parser, path=()):
-    yield path, parser
-    for name, sub in _subparsers(parser):
-        yield from _pages(sub, path + (name,))
-
-
 def reference_markdown() -> str:
     old = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = WIDTH  # argparse wraps to the terminal: fix the width
     try:
-        from calcinosis.cli.main import build_parser
+        from calcinosis.cli.main import build_parser, walk_parsers
         parser = build_parser(full=True)
         out = ["# Command reference", "",
                "[Back to the README](../README.md)", "",
                "Generated from the command line's own parser by `python Utilities/make_cli_docs.py`; "
                "each section is what `--help` prints.", ""]
-        pages = list(_pages(parser))
+        pages = list(walk_parsers(parser))
         out += [f"- [`{' '.join(('calcinosis',) + p)}`](#{'-'.join(('calcinosis',) + p)})" for p, _ in pages if p]
         out.append("")
         for path, p in pages:

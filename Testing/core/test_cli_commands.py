@@ -26,18 +26,8 @@ from calcinosis.spine import params as spine_params
 PACKAGE = Path(cli_main.__file__).resolve().parents[1]
 
 
-def _docs_tool():
-    """``Utilities/make_cli_docs.py``, whose walk over the parser the reference page uses too."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("make_cli_docs", PACKAGE.parents[1] / "Utilities" / "make_cli_docs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_DOCS = _docs_tool()
-_subparsers = _DOCS._subparsers  # noqa: SLF001
-_all_parsers = _DOCS._pages      # noqa: SLF001
+_subparsers = cli_main.subparsers
+_all_parsers = cli_main.walk_parsers
 
 
 def all_option_strings() -> set[str]:

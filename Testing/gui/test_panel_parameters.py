@@ -102,7 +102,7 @@ def test_command_line_defaults_are_the_parameters(task, cls):
 def test_parameters_page_is_current():
     import importlib.util
     spec = importlib.util.spec_from_file_location("make_cli_docs", REPO / "Utilities" / "make_cli_docs.py")
-    mod = importlib.util.module_from_spec(spec)
+    mod = importlib.util.module_from_spec(spec)   # the one test that needs the docs tool itself
     spec.loader.exec_module(mod)
     page = (REPO / "docs" / "parameters.md").read_text(encoding="utf-8")
     assert page == mod.parameters_markdown(), "docs/parameters.md is out of date: run python Utilities/make_cli_docs.py"

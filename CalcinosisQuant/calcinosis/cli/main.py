@@ -81,6 +81,20 @@ def build_parser(command: str | None = None, full: bool = False) -> argparse.Arg
     return parser
 
 
+def subparsers(parser: argparse.ArgumentParser):
+    """(name, parser) of each sub-command of ``parser``."""
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of sub-commands
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            yield from action.choices.items()
+
+
+def walk_parsers(parser: argparse.ArgumentParser, path: tuple = ()):
+    """(command path, parser) of ``parser`` and of every sub-command below it."""
+    yield path, parser
+    for name, sub in subparsers(parser):
+        yield from walk_parsers(sub, path + (name,))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_chosen_command(argv))

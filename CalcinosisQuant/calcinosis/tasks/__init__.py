@@ -62,6 +62,12 @@ def redact_inputs(texts: list[str], args, roles) -> list[str]:
     return redact_paths(list(texts), {role: getattr(args, role, None) for role in roles})
 
 
+def redact_warnings(result, args, roles) -> None:
+    """A task's result warnings, before they are written: no input path or file name in
+    them (unless ``--record-paths``)."""
+    result.warnings[:] = redact_inputs(result.warnings, args, roles)
+
+
 def get(name: str) -> ModuleType:
     """The module of task ``name`` (``measure``, ``hand`` or ``spine``)."""
     if name not in TASKS:

@@ -103,7 +103,7 @@ def run(args, progress=None):
     from calcinosis.core.output import check_output_free
     from calcinosis.hand import pipeline as hand_pipeline
 
-    from . import TaskOutcome
+    from . import TaskOutcome, redact_warnings
 
     check_output_free(args.outdir, args.force)
     dparams, aparams = params_from_args(args)
@@ -113,7 +113,7 @@ def run(args, progress=None):
         spacing=args.spacing, series=args.series, laterality=args.laterality,
         unknown_landmarks="warn" if args.ignore_unknown_landmarks else "error", record_paths=args.record_paths,
         progress=progress.sub(0.0, 0.85) if progress else None)
-    _redact_warnings(result, args, ('image', 'landmarks', 'roi', 'mask', 'exclude'))
+    redact_warnings(result, args, ('image', 'landmarks', 'roi', 'mask', 'exclude'))
     hand_pipeline.write_hand_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
                                      progress=progress.sub(0.85, 1.0) if progress else None)
     lines = []
@@ -133,9 +133,3 @@ def summarise(case_dir, case_id: str) -> dict:
     digits = case_dir / "digits.csv"
     return {"hands": read_summary_table(case_dir / "hand.csv", HAND_COLUMNS, what),
             "digits": read_summary_table(digits, DIGIT_COLUMNS, what) if digits.is_file() else None}
-
-
-def _redact_warnings(result, args, roles) -> None:
-    """No input path or file name in the warnings written to provenance (unless --record-paths)."""
-    from . import redact_inputs
-    result.warnings[:] = redact_inputs(result.warnings, args, roles)

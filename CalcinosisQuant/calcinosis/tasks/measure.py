@@ -59,7 +59,7 @@ def run(args, progress=None):
     from calcinosis.core.lesions import parse_threshold
     from calcinosis.core.output import check_output_free
 
-    from . import TaskOutcome
+    from . import TaskOutcome, redact_warnings
 
     check_output_free(args.outdir, args.force)
     threshold = parse_threshold(args.threshold) if args.threshold is not None else None
@@ -68,7 +68,7 @@ def run(args, progress=None):
         below=args.below, min_size=args.min_size, connectivity=args.connectivity, min_slices=args.min_slices,
         keep_segments=args.keep_segments, spacing=args.spacing, modality=args.modality, series=args.series,
         record_paths=args.record_paths, progress=progress.sub(0.0, 0.8) if progress else None)
-    _redact_warnings(result, args, ('image', 'mask', 'region', 'exclude'))
+    redact_warnings(result, args, ('image', 'mask', 'region', 'exclude'))
     pipeline.write_measure_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
                                    progress=progress.sub(0.8, 1.0) if progress else None)
     unit = "mm²" if result.volume.is_2d else "mm³"
@@ -91,9 +91,3 @@ def summarise(case_dir, case_id: str) -> dict:
     except (OSError, ValueError, AttributeError):
         modality = None
     return {"lesions": Table.read_csv(case_dir / "lesions.csv"), "modality": modality}
-
-
-def _redact_warnings(result, args, roles) -> None:
-    """No input path or file name in the warnings written to provenance (unless --record-paths)."""
-    from . import redact_inputs
-    result.warnings[:] = redact_inputs(result.warnings, args, roles)

@@ -136,7 +136,7 @@ def run(args, progress=None):
     from calcinosis.core.output import check_output_free
     from calcinosis.spine import pipeline
 
-    from . import TaskOutcome
+    from . import TaskOutcome, redact_warnings
 
     if (args.vertebrae is None) == (args.points is None):
         raise InputError("give the vertebrae with --vertebrae LABELS or --points FILE (one of them)")
@@ -146,7 +146,7 @@ def run(args, progress=None):
                                 overrides=args.overrides, params=params, series=args.series,
                                 record_paths=args.record_paths,
                                 progress=progress.sub(0.0, 0.85) if progress else None)
-    _redact_warnings(result, args, ('ct', 'vertebrae', 'points', 'aorta', 'overrides'))
+    redact_warnings(result, args, ('ct', 'vertebrae', 'points', 'aorta', 'overrides'))
     pipeline.write_spine_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
                                  write_images=not args.no_images, chart=not args.no_chart,
                                  progress=progress.sub(0.85, 1.0) if progress else None)
@@ -174,9 +174,3 @@ def summarise(case_dir, case_id: str) -> dict:
         if r["level"] not in _LEVELS:
             raise ContractError(f"{what}: levels.csv level {r['level']!r} is not C7-T1 ... L5-S1")
     return {"patient": patient, "levels": levels}
-
-
-def _redact_warnings(result, args, roles) -> None:
-    """No input path or file name in the warnings written to provenance (unless --record-paths)."""
-    from . import redact_inputs
-    result.warnings[:] = redact_inputs(result.warnings, args, roles)
