@@ -110,16 +110,23 @@ class SpineCalcMapParameterNode:
     # --- the spine map's parameters (SpineParams names and defaults)
     threshold_hu: Annotated[float, WithinRange(-1024, 3071)] = SPINE_DEFAULTS.threshold_hu
     min_size_mm3: Annotated[float, WithinRange(0, 100000)] = SPINE_DEFAULTS.min_size_mm3
+    min_voxels: Annotated[int, WithinRange(1, 1000)] = SPINE_DEFAULTS.min_voxels
     connectivity: Annotated[str, Choice(list(CONNECTIVITIES))] = SPINE_DEFAULTS.connectivity
     study_rule: bool = SPINE_DEFAULTS.study_rule
     study_min_slices: Annotated[int, WithinRange(1, 100)] = SPINE_DEFAULTS.study_min_slices
+    study_slice_mm: Annotated[float, WithinRange(0.1, 20)] = SPINE_DEFAULTS.study_slice_mm
     search_margin_mm: Annotated[float, WithinRange(0.1, 500)] = SPINE_DEFAULTS.search_margin_mm
     vertebra_margin_mm: Annotated[float, WithinRange(0, 20)] = SPINE_DEFAULTS.vertebra_margin_mm
     bone_margin_mm: Annotated[float, WithinRange(0, 20)] = SPINE_DEFAULTS.bone_margin_mm
+    label_shift_limit_mm: Annotated[float, WithinRange(0, 10)] = SPINE_DEFAULTS.label_shift_limit_mm
     vessel_margin_mm: Annotated[float, WithinRange(0, 100)] = SPINE_DEFAULTS.vessel_margin_mm
     detect_aorta: bool = SPINE_DEFAULTS.detect_aorta
     bone_contact_mm2: Annotated[float, WithinRange(0, 1000)] = SPINE_DEFAULTS.bone_contact_mm2
     bone_contact_fraction: Annotated[float, WithinRange(0, 1)] = SPINE_DEFAULTS.bone_contact_fraction
+    bone_rim_protrusion_mm: Annotated[float, WithinRange(0.1, 20)] = SPINE_DEFAULTS.bone_rim_protrusion_mm
+    bone_hollow_margin_hu: Annotated[float, WithinRange(0, 2000)] = SPINE_DEFAULTS.bone_hollow_margin_hu
+    noise_multiple: Annotated[float, WithinRange(0.1, 50)] = SPINE_DEFAULTS.noise_multiple
+    vessel_blood_hu: Annotated[float, WithinRange(-1024, 3071)] = SPINE_DEFAULTS.vessel_blood_hu
     anterior_max_gap_mm: Annotated[float, WithinRange(0, 100)] = SPINE_DEFAULTS.anterior_max_gap_mm
     pll_front_mm: Annotated[float, WithinRange(0, 50)] = SPINE_DEFAULTS.pll_front_mm
     pll_back_mm: Annotated[float, WithinRange(0, 50)] = SPINE_DEFAULTS.pll_back_mm

@@ -70,15 +70,17 @@ def mapped(coverage: str = "tap", convention: str = "totalsegmentator", seed: in
 
 def score(r: phantom.RenderedPhantom, res: pipeline.SpineResult) -> dict:
     full = res.full_grid_labels()
-    out = {"n": 0, "found": 0, "vascular_reported": [], "matched": set(), "wrong": []}
+    out = {"n": 0, "found": 0, "vascular_reported": [], "osteophytes_reported": [], "matched": set(), "wrong": []}
     for f in FIELDS:
         out[f] = 0
     for row, vox in zip(r.truth.rows, r.truth_voxels):
         ids = full.ravel()[vox]
         ids = ids[ids > 0]
-        if row["kind"] == "vascular":
+        if row["kind"] != "spinal":      # vascular wall calcifications, osteophytes: never reported
             if ids.size:
-                out["vascular_reported"].append(row["name"])
+                out[f"{row['kind']}s_reported" if row["kind"] == "osteophyte" else "vascular_reported"].append(
+                    row["name"])
+                out["matched"].update(int(i) for i in np.unique(ids))
             continue
         out["n"] += 1
         if ids.size == 0:

@@ -50,9 +50,23 @@ from calcinosis.core.lesions import LesionParams, LesionSet, label_components, l
 from calcinosis.core.progress import Progress, report
 from calcinosis.core.volume import Volume
 
+from . import bone, noise as noise_mod, vessels
 from .vertebrae import CAT_AORTA, CAT_BONE, CAT_ORGAN, CAT_RIB, CAT_VESSEL, SpineLabels
 
-REJECT_REASONS = ("vessel", "vessel_lumen", "far", "leaves_region", "size", "bone", "study_rule")
+REJECT_REASONS = ("vessel", "vessel_lumen", "vessel_shape", "blood_density", "far", "leaves_region", "size", "bone",
+                  "study_rule", "noise", "lung")
+#: a candidate's surroundings below this are aerated lung
+LUNG_HU = -400.0
+#: blood at or above this is enhanced (unenhanced blood is 30-60 HU)
+ENHANCED_BLOOD_HU = 110.0
+
+
+def blood_hu(ct: np.ndarray, lab: SpineLabels) -> float | None:
+    """The blood's CT value: the median inside the labelled aorta (None without one)."""
+    if not lab.has_aorta:
+        return None
+    vals = ct[lab.category == CAT_AORTA]
+    return float(np.median(vals)) if vals.size >= 50 else None
 
 
 @dataclass
@@ -61,6 +75,10 @@ class CandidateResult:
     rejected: dict[str, int]
     aorta_by_shape: int = 0             # tubes taken for the aorta/iliac lumen (no label)
     notes: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)   # label surfaces, noise, effective rules (provenance)
+    #: (voxels, their component, each component's rejection reason or ''): why a voxel
+    #: above the threshold is not a calcification
+    explain: tuple | None = field(default=None, repr=False)
 
 
 def label_dtype(n: int):
@@ -189,12 +207,43 @@ class Margins(NamedTuple):
     mask: np.ndarray       # the kept voxels as a box mask
 
 
-def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float, bone_margin_mm: float,
-                 vessel_margin_mm: float) -> Margins:
+def near_values(flat: np.ndarray, values: np.ndarray, lut: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """:func:`near` for the voxels of ``values`` (an integer box array) whose value ``lut``
+    marks - without building their mask."""
+    shape = values.shape
+    out = np.zeros(flat.size, dtype=bool)
+    if flat.size == 0 or not lut.any():
+        return out
+    v = values.ravel()
+    steps = offsets @ np.array([shape[1] * shape[2], shape[2], 1])
+    for st in np.unique(steps):
+        out |= lut[np.take(v, flat + st, mode="clip")]
+    return out
+
+
+def vertebra_radius_groups(vertebra_margin_mm: float | dict[int, float], n_codes: int) -> dict[float, np.ndarray]:
+    """{radius (mm): look-up table of the vertebra codes (1-based) with that radius};
+    codes with a negative radius (a label reaching beyond its bone) are left out."""
+    radii = vertebra_margin_mm if isinstance(vertebra_margin_mm, dict) else {
+        c: float(vertebra_margin_mm) for c in range(1, n_codes + 1)}
+    groups: dict[float, np.ndarray] = {}
+    for code, r in radii.items():
+        if r < 0:
+            continue
+        key = round(float(r), 2)
+        lut = groups.setdefault(key, np.zeros(max([n_codes, *radii]) + 1, dtype=bool))
+        lut[code] = True
+    return groups
+
+
+def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float | dict[int, float],
+                 bone_margin_mm: float, vessel_margin_mm: float, vessels: bool = True,
+                 near_bone: np.ndarray | None = None) -> Margins:
     """Step 2 of the module docstring for the voxels ``idx`` above the threshold (sorted
     flat box indices, outside every labelled structure):
 
-    * dropped: within ``vertebra_margin_mm`` of a vertebra or ``bone_margin_mm`` of other
+    * dropped: within ``vertebra_margin_mm`` of a vertebra (one radius, or one per
+      vertebra code: ``{code: mm}``, negative ones skipped) or ``bone_margin_mm`` of other
       labelled bone, or within ``vessel_margin_mm`` of a labelled vessel ("the zone");
     * ``touch``: a kept voxel within one more voxel (the largest spacing) of the zone;
     * ``contact``: a kept voxel face-adjacent to a dropped voxel that is not in that
@@ -206,15 +255,17 @@ def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float, b
     kept voxel need the vessel tests."""
     g = lab.box_geometry
     shape = lab.box.shape
-    vert_mask = lab.vert > 0
-    bone_mask = (lab.category == CAT_RIB) | (lab.category == CAT_BONE)
-    if bone_margin_mm == vertebra_margin_mm:
-        near_bone = near(idx, vert_mask | bone_mask, neighbour_offsets(g, vertebra_margin_mm))
-    else:
-        near_bone = near(idx, vert_mask, neighbour_offsets(g, vertebra_margin_mm))
-        near_bone |= near(idx, bone_mask, neighbour_offsets(g, bone_margin_mm))
+    if near_bone is None:
+        near_bone = np.zeros(idx.size, dtype=bool)
+        bone_mask = (lab.category == CAT_RIB) | (lab.category == CAT_BONE)
+        for radius, lut in vertebra_radius_groups(vertebra_margin_mm, len(lab.names)).items():
+            todo = np.flatnonzero(~near_bone)
+            near_bone[todo] = near_values(idx[todo], lab.vert, lut, neighbour_offsets(g, radius))
+        if bone_mask.any():
+            todo = np.flatnonzero(~near_bone)
+            near_bone[todo] = near(idx[todo], bone_mask, neighbour_offsets(g, bone_margin_mm))
     vessel_mask = (lab.category == CAT_AORTA) | (lab.category == CAT_VESSEL)
-    has_vessel = bool(vessel_mask.any())
+    has_vessel = vessels and bool(vessel_mask.any())
     # in_zone: within vessel_margin_mm of a vessel (dropped); shell: beyond that but within
     # one more voxel (a candidate there touches the zone).  Tested only where the answer
     # matters: voxels not already dropped next to bone, and (below) the dropped voxels
@@ -250,52 +301,221 @@ def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float, b
     return Margins(idx, touch, contact, mask)
 
 
-def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.0, min_size_mm3: float = 1.0,
-                    connectivity: str = "face", study_rule: bool = True, study_min_slices: int = 2,
-                    search_margin_mm: float = 25.0, vertebra_margin_mm: float = 1.0, bone_margin_mm: float = 1.0,
-                    vessel_margin_mm: float = 3.0, detect_aorta: bool = True, bone_contact_mm2: float = 6.0,
-                    bone_contact_fraction: float = 0.25, ct_box: np.ndarray | None = None,
-                    progress: Progress | None = None) -> CandidateResult:
+@dataclass(frozen=True)
+class CandidateOptions:
+    """The candidate search's settings (the :class:`~.params.SpineParams` of the same
+    names; see there and the module docstring)."""
+
+    threshold_hu: float = 130.0
+    min_size_mm3: float = 1.0
+    min_voxels: int = 2
+    connectivity: str = "face"
+    study_rule: bool = True
+    study_min_slices: int = 2
+    study_slice_mm: float = 1.25
+    search_margin_mm: float = 25.0
+    vertebra_margin_mm: float = 0.5
+    bone_margin_mm: float = 0.5
+    label_shift_limit_mm: float = 3.0
+    bone_hollow_margin_hu: float = 60.0
+    bone_rim_protrusion_mm: float = 1.4
+    bone_contact_mm2: float = 30.0
+    bone_contact_fraction: float = 0.25
+    vessel_margin_mm: float = 3.0
+    detect_vessels: bool = True
+    vessel_blood_hu: float = 100.0
+    noise_multiple: float = 5.0
+
+    @staticmethod
+    def from_params(p) -> "CandidateOptions":
+        return CandidateOptions(**{f: getattr(p, f) for f in CandidateOptions.__dataclass_fields__
+                                   if hasattr(p, f)}, detect_vessels=p.detect_aorta)
+
+
+def effective_min_slices(opts: CandidateOptions, slice_mm: float) -> int:
+    """Contiguous axial slices asked for on this CT: the study's rule (``study_min_slices``
+    slices of ``study_slice_mm``) as the same craniocaudal span - a calcification seen on n
+    slices of thickness t spans about (n - 1) t - so 2 slices of 1.25 mm are 2 slices of
+    1.25 mm, 3 of 0.625 mm, and 1 of 3 mm (rounded half up, at least 1)."""
+    span = (int(opts.study_min_slices) - 1) * float(opts.study_slice_mm)
+    return max(1, 1 + int(np.floor(span / float(slice_mm) + 0.5)))
+
+
+def label_structures(lab: SpineLabels) -> list[tuple[str, np.ndarray]]:
+    """The labelled bones as (name, flat box indices): each vertebra, the ribs, other bone."""
+    out = [(name, flat) for name, flat in lab.vertebra_voxels().items()]
+    cat = lab.category.ravel()
+    for code, name in ((CAT_RIB, "ribs"), (CAT_BONE, "other bone")):
+        flat = np.flatnonzero(cat == code)
+        if flat.size:
+            out.append((name, flat))
+    return out
+
+
+def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfaces, lab: SpineLabels,
+              vertebra_margin_mm: float, bone_margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which voxels above the threshold are bone (see :mod:`.bone`):
+
+    * ``outside`` (flat box indices outside every bone label) -> in the zone: within the
+      radius fitted at the nearest label border voxel (the margin plus the local surface
+      shift, or the reach of the partial-volume rim, whichever is larger);
+    * ``inside`` (flat indices inside bone labels) -> those *not* bone: where the label
+      reaches beyond the bone (negative shift) by more than the margin, the outer part.
+
+    Returns (in-zone flags for ``outside``, the ``inside`` voxels that are not bone)."""
+    g = lab.box_geometry
+    shape = lab.box.shape
+    sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
+    n_vert = len(lab.names)
+    margin = np.where(surfaces.structure <= n_vert, vertebra_margin_mm, bone_margin_mm)
+    radius = margin + surfaces.shift_mm                         # per border voxel
+    pos = np.stack(np.unravel_index(outside, shape), axis=1) * sp
+    upper = float(radius.max()) + 1e-6 if radius.size else 0.0
+    d, b = surfaces.nearest(pos, max(upper, 0.0))
+    in_zone = np.isfinite(d) & (d <= radius[b] + 1e-6) if radius.size else np.zeros(outside.size, bool)
+    over = np.flatnonzero(radius < 0)
+    if over.size == 0 or inside.size == 0:
+        return in_zone, np.zeros(0, np.int64)
+    tree = cKDTree(surfaces.points[over])
+    pin = np.stack(np.unravel_index(inside, shape), axis=1) * sp
+    di, bi = tree.query(pin, distance_upper_bound=float(-radius[over].min()) + 1e-6)
+    hit = np.isfinite(di)
+    free = np.zeros(inside.size, dtype=bool)
+    free[hit] = di[hit] < -radius[over][bi[hit]]
+    return in_zone, inside[free]
+
+
+def attached_rim(idx: np.ndarray, clab: np.ndarray, dropped: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
+    """The dropped voxels (the partial-volume rim of bone) face-adjacent to a candidate,
+    with that candidate's label: the rim a calcification shares with the bone it touches.
+    Not measured, but counted by the study rule (a calcification filling a 3 mm disc
+    keeps its slices against the end plates)."""
+    if dropped.size == 0 or idx.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    rim, owner = [], []
+    size = int(np.prod(shape))
+    for st in np.r_[strides, -strides]:
+        nb = dropped + st
+        ok = (nb >= 0) & (nb < size)
+        pos = np.searchsorted(idx, nb[ok])
+        pos = np.minimum(pos, idx.size - 1)
+        hit = idx[pos] == nb[ok]
+        rim.append(dropped[ok][hit])
+        owner.append(clab[pos[hit]])
+    rim_all, owner_all = np.concatenate(rim), np.concatenate(owner)
+    rim_u, first = np.unique(rim_all, return_index=True)
+    return rim_u, owner_all[first]
+
+
+def protrusion_mm(idx: np.ndarray, surfaces: bone.BoneSurfaces, lab: SpineLabels, vertebra_margin_mm: float,
+                  bone_margin_mm: float, upper_mm: float = 50.0) -> np.ndarray:
+    """Per voxel: how far (mm) beyond the zone fitted to the nearest labelled bone it lies
+    (inf beyond ``upper_mm`` from every bone)."""
+    g = lab.box_geometry
+    sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
+    d, b = surfaces.nearest(np.stack(np.unravel_index(idx, lab.box.shape), axis=1) * sp, upper_mm)
+    if surfaces.tree is None:
+        return d
+    margin = np.where(surfaces.structure[b] <= len(lab.names), vertebra_margin_mm, bone_margin_mm)
+    return np.where(np.isfinite(d), d - (margin + surfaces.shift_mm[b]), np.inf)
+
+
+def bone_rim(protrusion: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray, min_mm: float,
+             touch_mm: float) -> np.ndarray:
+    """Per component (``which``: those to test): a piece of a bone's partial-volume rim left
+    outside its zone where the label is locally short - it touches the zone (a voxel
+    within ``touch_mm`` of it) and fewer than two of its voxels lie ``min_mm`` or more
+    beyond it.  A calcification of 2 mm or more standing on the bone protrudes further."""
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    touches = np.bincount(clab, weights=(protrusion <= touch_mm).astype(float), minlength=n + 1)[1:] > 0
+    out_far = np.bincount(clab, weights=(protrusion >= min_mm).astype(float), minlength=n + 1)[1:]
+    return which & touches & (out_far < 2)
+
+
+def held_between_bones(rim: np.ndarray, rim_owner: np.ndarray, n: int, surfaces: bone.BoneSurfaces,
+                       shape: tuple[int, int, int], g: Geometry, n_vertebrae: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per component: whether the bone rim it touches belongs to two bones or more (the
+    nearest labelled structure of each rim voxel), and whether two of them are vertebrae
+    (a disc space)."""
+    if rim.size == 0 or surfaces.tree is None:
+        return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
+    _, b = surfaces.nearest(np.stack(np.unravel_index(rim, shape), axis=1) * sp, np.inf)
+    pairs = np.unique(np.stack([rim_owner, surfaces.structure[b]], axis=1), axis=0)
+    counts = np.bincount(pairs[:, 0], minlength=n + 1)[1:]
+    vert = pairs[pairs[:, 1] <= n_vertebrae]
+    return counts >= 2, np.bincount(vert[:, 0], minlength=n + 1)[1:] >= 2
+
+
+def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | None = None,
+                    ct_box: np.ndarray | None = None, progress: Progress | None = None) -> CandidateResult:
     """Candidate calcifications (a :class:`LesionSet` on the box grid) and the count of
     components rejected for each reason (see the module docstring)."""
+    o = opts or CandidateOptions()
     g = lab.box_geometry
     shape = lab.box.shape
     ct = np.ascontiguousarray(volume.array[lab.box.slices]) if ct_box is None else ct_box
-    report(progress, 0.0, "thresholding near the spine")
+    threshold_hu = float(o.threshold_hu)
+    report(progress, 0.0, "bone surfaces from the CT")
+    noise = noise_mod.noise_by_slice(ct, g)
+    # the partial-volume rim of bone reaches the threshold where noise lets it (1.5 SD;
+    # the rarer voxels beyond are single specks the study rule rejects)
+    floor = threshold_hu - 1.5 * np.nan_to_num(noise, nan=0.0)
+    surfaces = bone.fit_bone_surfaces(ct, label_structures(lab), g, o.vertebra_margin_mm, o.label_shift_limit_mm,
+                                      floor)
+    report(progress, 0.1, "thresholding near the spine")
     # one pass over the box; the label tests only on the (few) voxels above the threshold
-    idx = np.flatnonzero(ct >= threshold_hu)
+    above = np.flatnonzero(ct >= threshold_hu)
     cat_excluded = np.zeros(256, dtype=bool)
     cat_excluded[[CAT_AORTA, CAT_VESSEL, CAT_RIB, CAT_BONE, CAT_ORGAN]] = True
-    idx = idx[(lab.vert.ravel()[idx] == 0) & ~cat_excluded[lab.category.ravel()[idx]]]
+    in_bone = (lab.vert.ravel()[above] > 0) | np.isin(lab.category.ravel()[above], (CAT_RIB, CAT_BONE))
+    idx = above[(lab.vert.ravel()[above] == 0) & ~cat_excluded[lab.category.ravel()[above]]]
+    in_zone, freed = bone_zone(idx, above[in_bone], surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
+    if freed.size:      # label voxels beyond the bone: candidates, never in the zone
+        idx = np.concatenate([idx, freed])
+        in_zone = np.concatenate([in_zone, np.zeros(freed.size, bool)])
+        order = np.argsort(idx, kind="stable")
+        idx, in_zone = idx[order], in_zone[order]
     report(progress, 0.15, f"{idx.size} voxels above {threshold_hu:g} HU")
-    idx, touch, contact, mask = margin_tests(idx, lab, vertebra_margin_mm, bone_margin_mm, vessel_margin_mm)
+    m = margin_tests(idx, lab, o.vertebra_margin_mm, o.bone_margin_mm, o.vessel_margin_mm, near_bone=in_zone)
+    dropped = np.setdiff1d(idx, m.idx, assume_unique=True)
+    idx, touch, mask = m.idx, m.touch, m.mask
     report(progress, 0.35, "connected components")
-    clab, n = _components(mask, idx, connectivity)
+    clab, n = _components(mask, idx, o.connectivity)
     rejected = {r: 0 for r in REJECT_REASONS}
     keep = np.ones(n, dtype=bool)
-    reason = np.array([""] * n, dtype=object)
+    aorta_by_shape = 0
+    stats: dict = {"label_surfaces": surfaces.fits}
+
+    why_not = np.array([""] * n, dtype=object)
 
     def reject(sel: np.ndarray, why: str) -> None:
         new = sel & keep
         rejected[why] += int(new.sum())
-        reason[new] = why
         keep[new] = False
+        why_not[new] = why
 
+    min_slices = effective_min_slices(o, g.spacing_along_array_axis(g.axial_axis))
+    min_size = max(float(o.min_size_mm3), int(o.min_voxels) * g.voxel_volume_mm3)
+    bone_label = (lab.vert > 0) | (lab.category == CAT_RIB) | (lab.category == CAT_BONE)
     if n:
-        # vessels
         touches = np.bincount(clab, weights=touch.astype(float), minlength=n + 1)[1:] > 0
         reject(touches, "vessel")
         hu = ct.ravel()[idx].astype(np.float64)
-        aorta_by_shape = 0
         report(progress, 0.5, "distances to the vertebrae")
         vox = lab.vertebra_voxels()
         dist = CoarseDistance(np.concatenate(list(vox.values())) if vox else np.zeros(0, np.int64), shape, g)
-        d = dist.lookup(idx, beyond_mm=search_margin_mm + dist.error_mm + 1.0)   # only compared with these
+        d = dist.lookup(idx, beyond_mm=o.search_margin_mm + dist.error_mm + 1.0)   # only compared with these
         dmin = _component_reduce(clab, d, n, "min")
         dmax = _component_reduce(clab, d, n, "max")
-        if detect_aorta and not lab.has_aorta:
+        blood = blood_hu(ct, lab)
+        if o.detect_vessels and not lab.has_aorta:
             tubes = aorta_like(clab, idx, n, g, shape, hu)
-            tubes &= dmin <= search_margin_mm  # a tube next to the spine
+            if tubes.any() and blood is None:
+                blood = float(np.median(hu[tubes[clab - 1]]))
+            tubes &= dmin <= o.search_margin_mm  # a tube next to the spine
             aorta_by_shape = int(tubes.sum())
             reject(tubes, "vessel_lumen")
             if tubes.any():
@@ -303,28 +523,70 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
                 tube_mask.ravel()[idx[tubes[clab - 1]]] = True
                 small = keep[clab - 1]
                 hit = np.zeros(idx.size, dtype=bool)
-                hit[small] = near(idx[small], tube_mask, neighbour_offsets(g, vessel_margin_mm))
+                hit[small] = near(idx[small], tube_mask, neighbour_offsets(g, o.vessel_margin_mm))
                 reject(np.bincount(clab, weights=hit.astype(float), minlength=n + 1)[1:] > 0, "vessel")
-        reject(dmin > search_margin_mm, "far")
-        reject(dmax > search_margin_mm + dist.error_mm, "leaves_region")
+        reject(dmin > o.search_margin_mm, "far")
+        reject(dmax > o.search_margin_mm + dist.error_mm, "leaves_region")
         reject(_touches_fov_edge(idx, clab, n, lab, volume.geometry), "leaves_region")
         counts = np.bincount(clab, minlength=n + 1)[1:]
-        reject(counts * g.voxel_volume_mm3 < min_size_mm3 * (1 - 1e-9), "size")
-        if bone_contact_mm2 > 0:
+        reject(counts * g.voxel_volume_mm3 < min_size * (1 - 1e-9), "size")
+        report(progress, 0.6, "bone or calcification")
+        rim, rim_owner = attached_rim(idx, clab, dropped, shape)
+        # held between two bones (a thin disc's end plates, a costotransverse joint): a
+        # calcification filling the space, not one bone's rim
+        between, in_disc = held_between_bones(rim, rim_owner, n, surfaces, shape, g, len(lab.names))
+        big_enough = np.bincount(clab, minlength=n + 1)[1:] * g.voxel_volume_mm3 >= 8.0   # 2 mm across at least
+        between &= big_enough
+        in_disc &= big_enough
+        # continuing into labelled bone broadly: bone the label missed (a rib head, a
+        # process) whose marrow the CT's voxels cannot show
+        if o.bone_contact_mm2 > 0:
+            solid = bone_label.copy()
+            solid.ravel()[dropped] = True
+            face = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
+            touching = np.bincount(clab, weights=near(idx, solid, face).astype(float), minlength=n + 1)[1:]
             face_area = min(g.spacing[0] * g.spacing[1], g.spacing[1] * g.spacing[2], g.spacing[0] * g.spacing[2])
-            touching = np.bincount(clab, weights=contact.astype(float), minlength=n + 1)[1:]
-            area = touching * face_area
-            reject((area >= bone_contact_mm2) & ((touching >= bone_contact_fraction * counts)
-                                                 | (area >= 5 * bone_contact_mm2)), "bone")
-        if study_rule:
-            report(progress, 0.7, "study rule (2 slices, seen in another plane)")
-            ok = study_rule_ok(mask, idx, clab, n, g, study_min_slices)
+            # (not a calcification filling a disc between two vertebrae's end plates)
+            reject((touching * face_area >= o.bone_contact_mm2) & (touching >= o.bone_contact_fraction * counts)
+                   & ~in_disc, "bone")
+        prot = protrusion_mm(idx, surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
+        reject(bone_rim(prot, clab, n, keep & ~between, o.bone_rim_protrusion_mm, float(max(g.spacing))), "bone")
+        # the rim shared with bone counts for the study rule only for those: a fragment
+        # of one bone's rim must not pass the rule on its own rim
+        shared = between[rim_owner - 1] if rim.size else np.zeros(0, bool)
+        rim, rim_owner = rim[shared], rim_owner[shared]
+        # bone is cortex around marrow wherever it is: against a labelled bone (an
+        # osteophyte, a spur) or not labelled at all (a rib, a process, the pelvis)
+        reject(bone.hollow(ct, idx, clab, n, bone_label, threshold_hu, g, keep,
+                           margin_hu=o.bone_hollow_margin_hu), "bone")
+        if o.study_rule:
+            report(progress, 0.7, "study rule (contiguous slices, seen in another plane)")
+            ok = study_rule_ok(mask, idx, clab, n, g, min_slices, rim, rim_owner)
             reject(~ok, "study_rule")
-    else:
-        aorta_by_shape = 0
-    report(progress, 0.9, f"{int(keep.sum())} candidates")
-    params = LesionParams(threshold_hu, None, False, connectivity, float(min_size_mm3),
-                          int(study_min_slices) if study_rule else 1, True)
+        report(progress, 0.8, "contrast against the surroundings")
+        excluded = bone_label | (lab.category == CAT_AORTA) | (lab.category == CAT_VESSEL)
+        peak, background, kji = noise_mod.local_contrast(ct, idx, clab, n, keep, threshold_hu, excluded, g)
+        sigma = noise_mod.slice_noise_of_components(noise, kji, clab, n, g.axial_axis)
+        measured = keep & np.isfinite(background) & np.isfinite(sigma)
+        low = np.zeros(n, dtype=bool)
+        low[measured] = (peak - background)[measured] < o.noise_multiple * sigma[measured]
+        reject(low, "noise")
+        # surrounded by aerated lung: a pulmonary vessel or nodule, not the spine's
+        reject(keep & np.isfinite(background) & (background < LUNG_HU), "lung")
+        # on an enhanced scan, no denser than blood: a vessel's cross-section
+        if blood is not None and blood >= ENHANCED_BLOOD_HU:
+            faint = np.zeros(n, dtype=bool)
+            faint[measured] = peak[measured] < blood + o.noise_multiple * sigma[measured]
+            reject(faint, "blood_density")
+        if o.detect_vessels:
+            report(progress, 0.9, "contrast-filled vessels")
+            reject(vessels.in_enhanced_tube(ct, idx, clab, n, keep, bone_label, g, o.noise_multiple * sigma,
+                                            blood_hu=o.vessel_blood_hu), "vessel_shape")
+    stats.update(noise_summary(noise, o, threshold_hu, min_slices, min_size))
+    stats["blood_hu"] = None if n == 0 or blood is None else round(float(blood), 1)
+    report(progress, 0.95, f"{int(keep.sum())} candidates")
+    params = LesionParams(threshold_hu, None, False, o.connectivity, float(min_size),
+                          int(min_slices) if o.study_rule else 1, True)
     remap = np.zeros(n + 1, dtype=np.int64)
     remap[1:][keep] = np.arange(1, int(keep.sum()) + 1)
     new_lab = remap[clab] if n else clab
@@ -332,8 +594,30 @@ def find_candidates(volume: Volume, lab: SpineLabels, threshold_hu: float = 130.
     labels = np.zeros(shape, dtype=label_dtype(int(keep.sum())))
     labels.ravel()[idx[sel]] = new_lab[sel]
     lesions = LesionSet(labels, g, idx[sel], new_lab[sel], ["threshold"] * int(keep.sum()), params)
-    res = CandidateResult(lesions, rejected, aorta_by_shape)
+    res = CandidateResult(lesions, rejected, aorta_by_shape, stats=stats)
+    res.explain = (idx, clab, why_not)
     return res
+
+
+def noise_summary(noise: np.ndarray, o: CandidateOptions, threshold_hu: float, min_slices: int,
+                  min_size: float) -> dict:
+    """What the provenance records of the noise and the effective rules."""
+    ok = np.isfinite(noise)
+    med = float(np.median(noise[ok])) if ok.any() else None
+    return {
+        "noise_hu": {"median": None if med is None else round(med, 1),
+                     "min": round(float(noise[ok].min()), 1) if ok.any() else None,
+                     "max": round(float(noise[ok].max()), 1) if ok.any() else None,
+                     "method": "median local SD (5x5 voxels) over soft tissue, per axial slice"},
+        "noise_multiple": o.noise_multiple,
+        "effective_threshold_hu": {
+            "threshold_hu": threshold_hu,
+            "peak_above_surroundings_hu_median_slice": None if med is None else round(o.noise_multiple * med, 1),
+            "peak_above_surroundings_hu_noisiest_slice": (round(o.noise_multiple * float(noise[ok].max()), 1)
+                                                          if ok.any() else None)},
+        "study_rule_slices": int(min_slices),
+        "min_size_mm3_effective": round(float(min_size), 3),
+    }
 
 
 def _components(mask: np.ndarray, idx: np.ndarray, connectivity: str) -> tuple[np.ndarray, int]:
@@ -361,11 +645,19 @@ def _touches_fov_edge(idx: np.ndarray, clab: np.ndarray, n: int, lab: SpineLabel
 
 
 def study_rule_ok(mask: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, g: Geometry,
-                  min_slices: int) -> np.ndarray:
+                  min_slices: int, rim: np.ndarray | None = None, rim_owner: np.ndarray | None = None) -> np.ndarray:
     """Per component: >= ``min_slices`` contiguous axial slices and a 2 x 2 block in a
-    sagittal or coronal plane (see the module docstring)."""
+    sagittal or coronal plane - or, when one slice is asked for (thick slices), in the
+    axial plane (see the module docstring).  ``rim``/``rim_owner``: bone-rim voxels
+    counted with the candidate they touch."""
     shape = mask.shape
     ax = g.axial_axis
+    if rim is not None and rim.size:
+        mask = mask.copy()
+        mask.ravel()[rim] = True
+        order = np.argsort(np.r_[idx, rim], kind="stable")
+        idx = np.r_[idx, rim][order]
+        clab = np.r_[clab, rim_owner][order]
     kji = np.unravel_index(idx, shape)
     _, _, runs = longest_slice_runs(clab, kji[ax], n)
     ok = runs >= min_slices
@@ -373,11 +665,12 @@ def study_rule_ok(mask: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, g
     strides = np.array([shape[1] * shape[2], shape[2], 1])
     block = np.zeros(idx.size, dtype=bool)
     coords = np.stack(kji, axis=1)
-    for other in (a for a in range(3) if a != ax):
-        # voxel + axial step, + in-plane step, + both: all inside (and inside the array)
-        inside = (coords[:, ax] + 1 < shape[ax]) & (coords[:, other] + 1 < shape[other])
+    planes = [(ax, o) for o in range(3) if o != ax] if min_slices > 1 else [tuple(a for a in range(3) if a != ax)]
+    for first, other in planes:
+        # voxel + a step along both axes of the plane, + both: all inside (and inside the array)
+        inside = (coords[:, first] + 1 < shape[first]) & (coords[:, other] + 1 < shape[other])
         f = idx[inside]
-        s_ax, s_o = strides[ax], strides[other]
+        s_ax, s_o = strides[first], strides[other]
         b = m[f + s_ax] & m[f + s_o] & m[f + s_ax + s_o]
         block[np.flatnonzero(inside)[b]] = True
     has_block = np.bincount(clab, weights=block.astype(float), minlength=n + 1)[1:] > 0

@@ -24,28 +24,46 @@ class SpineParams:
     threshold_hu: float = _p(130.0,
         "Voxels at or above this CT value are calcification candidates (Agatston's 130 HU).")
     min_size_mm3: float = _p(1.0,
-        'Smallest calcification kept (mm³).')
+        'Smallest calcification kept (mm³) …')
+    min_voxels: int = _p(2,
+        '… and never fewer voxels than this (the smallest size follows the voxel size).')
     connectivity: str = _p("face",
         "Voxel neighbourhood joining a calcification: face (Slicer's Islands default) or full.")
     study_rule: bool = _p(True,
         "Apply study 2's rule: >= study_min_slices contiguous axial slices and seen in another plane.")
     study_min_slices: int = _p(2,
-        'Contiguous axial slices a calcification must span under the study rule.')
+        'Contiguous axial slices a calcification must span under the study rule, on slices of study_slice_mm …')
+    study_slice_mm: float = _p(1.25,
+        "… the study's slice thickness: on other slices the rule asks for the same craniocaudal span.")
     search_margin_mm: float = _p(25.0,
         'How far from the vertebrae a calcification may lie; structures reaching beyond are rejected.')
-    vertebra_margin_mm: float = _p(1.0,
-        'Voxels this close to a vertebra (and always its 26 neighbours) are bone, not candidates.')
-    bone_margin_mm: float = _p(1.0,
+    vertebra_margin_mm: float = _p(0.5,
+        "Voxels this close beyond a vertebra's bone surface (fitted to the CT along its label's border) are bone; "
+        "further where the CT shows the partial-volume rim reaching further.")
+    bone_margin_mm: float = _p(0.5,
         'The same around ribs and other labelled bones.')
+    label_shift_limit_mm: float = _p(3.0,
+        "How far the fitted bone surface may lie from a vertebra label's border (a label's imprecision).")
     vessel_margin_mm: float = _p(3.0,
         'Zone excluded around the aorta and other labelled vessels; candidates touching it are vessel wall.')
     detect_aorta: bool = _p(True,
-        'Without an aorta label, reject contrast-filled tubes (aorta, iliac arteries) found by shape and what'
-        ' touches them.')
-    bone_contact_mm2: float = _p(6.0,
-        "Candidates continuing into labelled bone over this area (mm², 0 = off) …")
+        'Reject contrast-filled vessels found by shape and density (aorta, vena cava, iliac, renal, azygos) and '
+        'what touches them, besides the labelled ones.')
+    bone_rim_protrusion_mm: float = _p(1.4,
+        "A dense body touching bone with fewer than two voxels this far beyond the bone's fitted zone is the "
+        "bone's own rim (a label locally short), not a calcification.")
+    bone_contact_mm2: float = _p(30.0,
+        "A dense body continuing into labelled bone over this area (mm², 0 = off) …")
     bone_contact_fraction: float = _p(0.25,
-        "… with at least this share of their voxels touching it are unlabelled bone.")
+        "… with at least this share of its voxels against it is bone the label missed (a rib head, a process).")
+    bone_hollow_margin_hu: float = _p(60.0,
+        "A dense body touching bone whose core is less dense than its outer layer by this much (HU) is bone "
+        "(cortex over marrow: an osteophyte, a spur, a process the label missed), not a calcification.")
+    noise_multiple: float = _p(5.0,
+        "A calcification's peak must stand above the tissue around it by this many times the CT's noise "
+        "(measured per slice around the spine).")
+    vessel_blood_hu: float = _p(100.0,
+        'Vessel search by shape: enhanced blood from this CT value (after 3 x 3 smoothing).')
     anterior_max_gap_mm: float = _p(10.0,
         'Anterior candidates further than this from the vertebral body/disc outline are not ligamentous '
         '(prevertebral).')
@@ -79,9 +97,10 @@ class SpineParams:
         'Reader overrides match a calcification whose centroid lies within this distance.')
 
     def validate(self) -> None:
-        positive = ("search_margin_mm", "foramen_depth_mm", "interspinous_half_width_mm",
+        positive = ("search_margin_mm", "foramen_depth_mm", "study_slice_mm", "noise_multiple",
+                    "bone_rim_protrusion_mm", "interspinous_half_width_mm",
                     "pseudotumoral_min_diameter_mm", "linear_min_elongation", "override_tolerance_mm")
-        nonneg = ("min_size_mm3", "bone_contact_mm2", "bone_contact_fraction", "vertebra_margin_mm",
+        nonneg = ("min_size_mm3", "label_shift_limit_mm", "bone_contact_mm2", "bone_contact_fraction", "bone_hollow_margin_hu", "vertebra_margin_mm",
                   "bone_margin_mm", "vessel_margin_mm", "anterior_max_gap_mm", "pll_front_mm", "pll_back_mm",
                   "rib_near_mm", "linear_min_length_mm")
         for name in positive:
@@ -92,6 +111,10 @@ class SpineParams:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise InputError(f"{_flag(name)}: expected a number >= 0, got {v!r}")
+        if not math.isfinite(self.vessel_blood_hu):
+            raise InputError(f"{_flag('vessel_blood_hu')}: expected a number in HU, got {self.vessel_blood_hu!r}")
+        if int(self.min_voxels) != self.min_voxels or self.min_voxels < 1:
+            raise InputError(f"{_flag('min_voxels')}: expected a whole number >= 1, got {self.min_voxels!r}")
         if not math.isfinite(self.threshold_hu):
             raise InputError(f"--threshold: expected a number in HU, got {self.threshold_hu!r}")
         if self.connectivity not in CONNECTIVITIES:

@@ -124,6 +124,13 @@ class PhantomSpec:
     calcifications_per_level: float = 2.5
     vascular_calcifications: int = 14
     n_slices: int | None = None              # more slices than the spine's coverage: the scan goes on into the pelvis
+    # --- the hard cases real anatomy has (see :mod:`.phantom_hard`)
+    bone_touching: bool = False              # calcifications against the cortex at every sub-site
+    thin_discs: bool = False                 # thoracic discs 3-5 mm tall (degenerated)
+    osteophytes: int = 0                     # osteophytes and end-plate spurs (bone, never reported)
+    veins: bool = False                      # IVC, iliac and renal veins, renal arteries, azygos
+    shoulder_noise_sd: float | None = None   # noise (HU) reached at the scan's cranial end (shoulders)
+    label_error_mm: float = 0.0              # vertebra labels off by up to this (per vertebra) + a voxel locally
 
 
 @dataclass
@@ -135,6 +142,8 @@ class SpinePhantom:
     iliac_paths: list[list[tuple[np.ndarray, float]]]
     scan_s: tuple[float, float]              # S range covered by the scan
     notes: list[str] = field(default_factory=list)
+    vein_paths: list = field(default_factory=list)      # (label key or "", lumen HU, path) - see phantom_hard
+    osteophyte_prims: dict = field(default_factory=dict)  # vertebra name -> [Capsule]
 
     def vertebra(self, name: str) -> Vertebra:
         return next(v for v in self.vertebrae if v.name == name)
@@ -154,6 +163,8 @@ def build_phantom(spec: PhantomSpec) -> SpinePhantom:
     for name in names:
         n = order_number(name)
         W, D, H, disc, cx, cy = _interp(_BODY, n)
+        if spec.thin_discs and name.startswith("T"):
+            disc = float(rng.uniform(3.0, 5.0))
         phi = np.radians(_interp(_PHI, n))
         chi = np.radians(sco_amp * np.sin(2 * np.pi * (n - 7) / 18.0))
         rho = np.radians(rot_amp * np.sin(np.pi * (n - 7) / 12.0) if n <= 19 else -0.4 * rot_amp * np.sin(
@@ -183,7 +194,14 @@ def build_phantom(spec: PhantomSpec) -> SpinePhantom:
     s_range = (s_bottom + shift[2], s_top + shift[2])
     ph = SpinePhantom(spec, verts, [], [], [], s_range)
     _build_vessels(ph, rng)
+    from . import phantom_hard   # the hard cases (lazy: it builds on this module)
+    if spec.veins:
+        phantom_hard.build_veins(ph)
+    if spec.osteophytes:
+        phantom_hard.place_osteophytes(ph, np.random.default_rng(spec.seed + 77))
     _place_calcifications(ph, rng)
+    if spec.bone_touching:
+        phantom_hard.place_touching(ph, np.random.default_rng(spec.seed + 99))
     return ph
 
 
@@ -323,7 +341,7 @@ def _build_vessels(ph: SpinePhantom, rng) -> None:
 
 def vessel_prims(ph: SpinePhantom, extra: float = 0.0) -> list[Capsule]:
     out = []
-    for path_ in [ph.aorta_path] + ph.iliac_paths:
+    for path_ in [ph.aorta_path] + ph.iliac_paths + [p for _, _, p in ph.vein_paths]:
         for (p, R), (q, _) in zip(path_[:-1], path_[1:]):
             out.append(Capsule(p, q, R + extra))
     return out
@@ -339,6 +357,7 @@ def _bone_sdf_factory(ph: SpinePhantom):
     prims = []
     for v in ph.vertebrae:
         prims.append(vertebra_prims(v)[0])
+        prims += ph.osteophyte_prims.get(v.name, [])
     for v in ph.vertebrae:
         if v.name.startswith("T"):
             for s in (-1, 1):
@@ -693,13 +712,16 @@ def render_phantom(ph: SpinePhantom, geometry: Geometry | None = None, progress=
                 sub = labels[sl]
                 sub[fr >= 0.5] = values[key]
     # vertebrae: cortex, then the trabecular core 1.6 mm inside
+    label_rng = np.random.default_rng(spec.seed + 555)
     for n, v in enumerate(ph.vertebrae):
         solid, _ = vertebra_prims(v)
-        sl = cv.box(solid.lo, solid.hi)
+        osteo = ph.osteophyte_prims.get(v.name, [])
+        painted = Union(solid.parts + osteo, solid.minus) if osteo else solid
+        sl = cv.box(painted.lo, painted.hi)
         if sl is None:
             continue
         pts = cv.points(sl)
-        d = solid.sdf(pts)
+        d = painted.sdf(pts)
         f_out = np.clip(0.5 - d / cv.h, 0, 1).astype(np.float32)
         f_core = np.clip(0.5 - (d + 1.6) / cv.h, 0, 1).astype(np.float32)
         cv.paint(sl, f_out, HU["cortex"])
@@ -707,8 +729,14 @@ def render_phantom(ph: SpinePhantom, geometry: Geometry | None = None, progress=
         key = v.name
         lv = values.get(key) or (values.get("sacrum") if v.name == "S1" else None)
         if lv is not None:
+            # the label follows the vertebra without its osteophytes (as a model's would),
+            # off by the spec's label error
+            d_label = solid.sdf(pts) if osteo else d
+            if spec.label_error_mm > 0:
+                from .phantom_hard import label_error_field
+                d_label = d_label - label_error_field(pts, spec.label_error_mm, cv.h, label_rng)
             sub = labels[sl]
-            sub[f_out >= 0.5] = lv
+            sub[d_label <= 0] = lv
         if progress:
             progress(0.2 + 0.4 * (n + 1) / len(ph.vertebrae), f"vertebra {v.name}")
     # sacrum below S1 (S2 and down), tilted like S1
@@ -756,6 +784,9 @@ def render_phantom(ph: SpinePhantom, geometry: Geometry | None = None, progress=
             if key in values:
                 sub = labels[sl]
                 sub[(fw >= 0.5) & (sub == 0)] = values[key]
+    if ph.vein_paths:
+        from .phantom_hard import paint_veins
+        paint_veins(ph, cv, labels, values)
     # calcifications
     truth_voxels = []
     rows = []
@@ -777,10 +808,18 @@ def render_phantom(ph: SpinePhantom, geometry: Geometry | None = None, progress=
     if progress:
         progress(0.85, "noise")
     ct = np.empty(g.shape, dtype=np.int16)
+    if spec.shoulder_noise_sd is not None:
+        from .phantom_hard import noise_sd_per_slice
+        sd_k = noise_sd_per_slice(ph, g)
+    else:
+        sd_k = np.full(g.shape[0], float(spec.noise_sd))
     for k in range(g.shape[0]):
         sl = cv.arr[k]
-        noisy = sl + rng.normal(0.0, spec.noise_sd, size=sl.shape).astype(np.float32) if spec.noise_sd > 0 else sl
+        noisy = sl + rng.normal(0.0, sd_k[k], size=sl.shape).astype(np.float32) if sd_k[k] > 0 else sl
         ct[k] = np.clip(np.round(noisy), -1024, 3071).astype(np.int16)
+    if ph.osteophyte_prims:
+        from .phantom_hard import osteophyte_truth
+        osteophyte_truth(ph, cv, g, rows, truth_voxels)
     truth = Table(TRUTH_COLUMNS, rows, name="truth", description="Spine phantom ground truth")
     names = {v: k for k, v in values.items()}
     return RenderedPhantom(ct, labels, g, truth, truth_voxels, ph, names)
@@ -810,7 +849,8 @@ def _label_values(convention: str) -> dict[str, int]:
 TRUTH_COLUMNS = [
     Column("lesion_id", "int", "", "Phantom calcification number"),
     Column("name", "string", "", "Phantom calcification name"),
-    Column("kind", "string", "", "spinal (to be mapped) or vascular (aortic/iliac wall: must not be reported)"),
+    Column("kind", "string", "", "spinal (to be mapped); vascular (aortic/iliac wall) or osteophyte (bone "
+                                 "outgrowth, spur): must not be reported"),
     Column("level", "string", "", "True disco-vertebral level (spinal only)"),
     Column("segment", "string", "", "True segment: anterior, intracanal or posterior (spinal only)"),
     Column("subsite", "string", "", "True sub-site (spinal only)"),

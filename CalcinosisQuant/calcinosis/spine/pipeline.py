@@ -34,7 +34,7 @@ from calcinosis.core.volume import Volume
 from . import overrides as ov
 from .anatomy import LEVELS, SEGMENTS, SUBSITES, subsite_color
 from .assign import assign_lesions
-from .candidates import find_candidates, label_dtype
+from .candidates import CandidateOptions, find_candidates, label_dtype
 from .frame import SpineFrame, build_frame
 from .params import SpineParams
 from .summary import lesion_table_columns, levels_table, patient_table
@@ -150,10 +150,7 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending_frame = pool.submit(build_frame, labels)
         ct_box = np.ascontiguousarray(volume.array[labels.box.slices])
-        cand = find_candidates(volume, labels, params.threshold_hu, params.min_size_mm3, params.connectivity,
-                               params.study_rule, params.study_min_slices, params.search_margin_mm,
-                               params.vertebra_margin_mm, params.bone_margin_mm, params.vessel_margin_mm,
-                               params.detect_aorta, params.bone_contact_mm2, params.bone_contact_fraction, ct_box,
+        cand = find_candidates(volume, labels, CandidateOptions.from_params(params), ct_box,
                                progress.sub(0.0, 0.7) if progress else None)
         frame = pending_frame.result()
     assessed = frame.assessed_levels()
@@ -189,7 +186,7 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
     notes += [f"{v.name}: canal found by {v.canal_method}" for v in frame.vertebrae if v.canal_method != "foramen"]
     stats = {"candidates_rejected": dict(cand.rejected), "calcifications_dropped": dropped,
              "aorta_found_by_shape": cand.aorta_by_shape, "aorta_label": labels.has_aorta,
-             "rib_labels": labels.has_ribs, "disc_labels": labels.has_discs, "notes": notes}
+             "rib_labels": labels.has_ribs, "disc_labels": labels.has_discs, "notes": notes, **cand.stats}
     if not labels.has_aorta and not cand.aorta_by_shape:
         warnings.append("no aorta label and no contrast-filled aorta found: aortic wall calcifications lying against "
                         "the spine cannot be told from ligament calcifications (give a label map with the aorta)")

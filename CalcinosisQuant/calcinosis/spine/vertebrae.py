@@ -565,10 +565,11 @@ def labels_from_points(points: dict[str, np.ndarray], volume: Volume, bone_hu: f
     Bone is the CT at or above ``bone_hu`` with its enclosed cavities filled (the
     trabecular core of a body enclosed by its cortex; the canal, open along the spine,
     stays empty); it is cut into vertebrae by the planes half-way between consecutive
-    body points, perpendicular to the line joining them, limited to 60 mm from that line,
-    and each vertebra is the bone connected to its body point.  Calcifications touching
-    bone at that threshold become part of it, and ribs fused to the vertebrae at that
-    threshold count as vertebra: a label map gives better results."""
+    body points, perpendicular to the line joining them, limited to 90 mm from that line (a lumbar spinous process reaches 80 mm behind its body point),
+    and each vertebra is the bone connected to its body point; a piece cut off from its
+    body by a plane goes to the vertebra it touches, and the rest of the bone continuous
+    with the vertebrae (ribs, pelvis) is "other bone".  Calcifications touching bone at
+    that threshold become part of it: a label map gives better results."""
     warnings = list(warnings or [])
     geom = volume.geometry
     inside = {n: p for n, p in points.items() if geom.contains_ras(p[None])[0]}
@@ -584,7 +585,10 @@ def labels_from_points(points: dict[str, np.ndarray], volume: Volume, bone_hu: f
     box = spine_box(flat, geom, margin_mm + 30.0)
     g = box.geometry(geom)
     ct = volume.array[box.slices]
-    filled = fill_enclosed(ct >= bone_hu)
+    bone = ct >= bone_hu
+    # the body's trabecular interior: enclosed in 3D, or by the cortex ring of an axial
+    # slice (in 3D it leaks through the discs) when its CT is marrow's, not the canal's
+    filled = fill_enclosed(bone) | fill_marrow_by_slice(bone, ct, g.axial_axis)
     bone_idx = np.flatnonzero(filled)
     ras = g.kji_to_ras(np.stack(np.unravel_index(bone_idx, filled.shape), axis=1))
     # axis through the points, planes half-way between consecutive points
@@ -606,14 +610,17 @@ def labels_from_points(points: dict[str, np.ndarray], volume: Volume, bone_hu: f
         rel = ras - P[n]
         along = rel @ axes[n]
         radial = np.linalg.norm(rel - np.outer(along, axes[n]), axis=1)
-        ok = (np.abs(along) <= half_heights[n] * 1.05) & (radial <= 60.0)
+        ok = (np.abs(along) <= half_heights[n] * 1.05) & (radial <= 90.0)
         score = np.abs(along) / half_heights[n]
         better = ok & (score < best)
         code[better] = n + 1
         best[better] = score[better]
     vert = np.zeros(filled.shape, dtype=np.int16)
     vert.ravel()[bone_idx] = code
-    # the body point's component only: bone of other structures in the slab is dropped
+    # the body point's component of each slab; a piece of a slab cut off from its body
+    # (a spinous process reaching down into the next vertebra's slab) goes to the
+    # vertebra it touches across the plane; bone touching none (ribs, pelvis) is dropped
+    pieces = []
     for n in range(len(names)):
         m = vert == n + 1
         comp, k = ndimage.label(m)
@@ -623,8 +630,21 @@ def labels_from_points(points: dict[str, np.ndarray], volume: Volume, bone_hu: f
             keep = comp[tuple(p_kji)]
             if keep == 0:
                 keep = int(np.argmax(np.bincount(comp.ravel())[1:]) + 1)
+            objs = ndimage.find_objects(comp)
+            for c in range(1, k + 1):
+                if c != keep and objs[c - 1] is not None:
+                    pieces.append((objs[c - 1], comp[objs[c - 1]] == c))
             vert[m & (comp != keep)] = 0
+    _reattach_pieces(vert, pieces)
     category = np.zeros(vert.shape, dtype=np.uint8)
+    # bone continuous with a vertebra but left outside it by the slab planes or the
+    # 90 mm limit (a rib, the pelvis, a process's end) is bone, not a calcification
+    comp, k = ndimage.label(filled)
+    if k:
+        joined = np.zeros(k + 1, dtype=bool)
+        joined[np.unique(comp[vert > 0])] = True
+        joined[0] = False
+        category[joined[comp] & (vert == 0)] = CAT_BONE
     lab = SpineLabels(geom, box, list(names), vert, category, None, source,
                       conv.ConventionChoice("points", "points"), warnings=warnings)
     for n in sorted(duplicated or []):
@@ -633,6 +653,51 @@ def labels_from_points(points: dict[str, np.ndarray], volume: Volume, bone_hu: f
     _drop_absent(lab)
     check_vertebrae(lab, volume)
     return lab
+
+
+def fill_marrow_by_slice(bone: np.ndarray, ct: np.ndarray, axis: int, marrow_min_hu: float = 60.0) -> np.ndarray:
+    """Per axial slice, the holes of ``bone`` (regions not reaching the slice's border)
+    whose mean CT value is at least ``marrow_min_hu``: trabecular marrow inside a cortex
+    ring.  The canal (CSF and cord, 0-40 HU) and fat stay empty."""
+    out = np.zeros(bone.shape, dtype=bool)
+    for k in range(bone.shape[axis]):
+        b = np.take(bone, k, axis=axis)
+        if not b.any():
+            continue
+        holes = ndimage.binary_fill_holes(b) & ~b
+        if not holes.any():
+            continue
+        lab, n = ndimage.label(holes)
+        mean = ndimage.mean(np.take(ct, k, axis=axis), lab, np.arange(1, n + 1))
+        keep = np.r_[False, np.asarray(mean) >= marrow_min_hu]
+        sl = [slice(None)] * 3
+        sl[axis] = k
+        out[tuple(sl)] = keep[lab]
+    return out
+
+
+def _reattach_pieces(vert: np.ndarray, pieces: list) -> None:
+    """Give each cut-off piece (its bounding slices and mask) the vertebra code it touches
+    most (26 neighbours), repeatedly while some piece finds a neighbour."""
+    todo = list(pieces)
+    while todo:
+        left = []
+        for sl, m in todo:
+            grow = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
+            sub = vert[grow]
+            local = np.zeros(sub.shape, dtype=bool)
+            off = tuple(s.start - g.start for s, g in zip(sl, grow))
+            local[tuple(slice(o, o + d) for o, d in zip(off, m.shape))] = m
+            ring = ndimage.binary_dilation(local, structure=np.ones((3, 3, 3), bool)) & ~local
+            codes = sub[ring]
+            codes = codes[codes > 0]
+            if codes.size:
+                sub[local] = np.bincount(codes).argmax()
+            else:
+                left.append((sl, m))
+        if len(left) == len(todo):
+            break
+        todo = left
 
 
 def fill_enclosed(mask: np.ndarray) -> np.ndarray:

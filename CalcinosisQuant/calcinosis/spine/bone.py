@@ -1,0 +1,242 @@
+"""Where the bone's surface really is, and whether a dense body touching it is bone.
+
+A label map tells where each vertebra and rib is, not where its surface lies: model
+outputs (TotalSegmentator, SPINEPS) are off by a voxel or two, and a vertebra mask made
+from points follows a threshold.  Two questions are answered from the CT itself:
+
+* :func:`fit_bone_surfaces` - how far beyond each border voxel of a label the bone (and
+  the partial-volume rim of its cortex) reaches: the CT is sampled along the outward
+  normal at up to 2,500 border voxels per structure (trilinear, every 0.25 mm from -4 to
+  +5 mm); the surface is where a profile falls, past its cortical peak, half-way to the
+  lowest value beyond (the 50% point of a blurred edge); the rim reaches where it falls
+  below the threshold less 1.5 noise SD, never past that lowest point (between two bones
+  each rim reaches half-way).  The local values are medians over 10 mm of surface, so a
+  calcification against the bone moves a few samples, not the zone.
+* :func:`hollow` - bone or calcification, for a dense body: bone is a cortex around
+  marrow, so its innermost voxels are *less* dense than its densest layer; a
+  calcification is a solid dense body, densest at its core.  An outgrowth of the bone
+  (osteophyte, end-plate spur, an unlabelled process) is hollow; a calcification against
+  the cortex is not.
+
+The functions work on the box arrays of :mod:`.vertebrae` (``[k, j, i]``) with the box
+geometry; distances in mm along the array axes (the grid's axes are orthonormal, so a
+frame scaled by the spacing is a physical frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from calcinosis.core.geometry import Geometry
+
+#: the profile's sample positions along the outward normal (mm from the border voxels)
+PROFILE_MM = np.arange(-4.0, 5.0 + 1e-9, 0.25)
+
+
+@dataclass
+class BoneSurfaces:
+    """Every labelled bone's border voxels with the local shift of the CT's bone surface
+    beyond them (see :func:`fit_bone_surfaces`); positions in mm along the box's array
+    axes."""
+
+    points: np.ndarray        # (m, 3) border voxel centres (mm)
+    flat: np.ndarray          # (m,) their flat box indices
+    structure: np.ndarray     # (m,) structure number (see ``names``)
+    shift_mm: np.ndarray      # (m,) local surface shift, bounded
+    names: list[str]          # structure number - 1 -> name ('T8', 'ribs', 'other bone')
+    fits: dict                # name -> what was fitted (provenance)
+    tree: cKDTree | None
+
+    def nearest(self, points_mm: np.ndarray, upper_mm: float) -> tuple[np.ndarray, np.ndarray]:
+        """Distance (mm, inf beyond ``upper_mm``) and index of the nearest border voxel."""
+        if self.tree is None or len(points_mm) == 0:
+            return np.full(len(points_mm), np.inf), np.zeros(len(points_mm), np.int64)
+        d, i = self.tree.query(points_mm, distance_upper_bound=upper_mm)
+        return d, np.minimum(i, max(len(self.points) - 1, 0))
+
+
+def _profiles(ct: np.ndarray, mask: np.ndarray, lo: np.ndarray, border: np.ndarray, sp: np.ndarray,
+              window_mm: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """CT profiles along the outward normals at border voxels (crop coordinates) -> (the
+    profiles (k, len(PROFILE_MM)), which border voxels had a normal)."""
+    w = np.maximum(np.round(window_mm / sp).astype(int), 1)
+    grids = np.meshgrid(*[np.arange(-m, m + 1) for m in w], indexing="ij")
+    off = np.stack([g.ravel() for g in grids], axis=1)
+    off = off[((off * sp) ** 2).sum(axis=1) <= window_mm ** 2 + 1e-9]
+    inward = np.zeros((len(border), 3))
+    shape = np.array(mask.shape)
+    for o in off:                       # one offset at a time: no (samples x offsets x 3) array
+        pos = border + o
+        ok = np.all((pos >= 0) & (pos < shape), axis=1)
+        hit = np.zeros(len(border), dtype=bool)
+        hit[ok] = mask[pos[ok, 0], pos[ok, 1], pos[ok, 2]]
+        inward += hit[:, None] * (o * sp)[None, :]
+    norm = np.linalg.norm(inward, axis=1)
+    ok = norm > 1e-6
+    normal = -inward[ok] / norm[ok, None]
+    pts = (border[ok] + lo)[:, None, :].astype(float) + PROFILE_MM[None, :, None] * normal[:, None, :] / sp
+    vals = ndimage.map_coordinates(ct, pts.reshape(-1, 3).T, output=np.float32, order=1, mode="nearest",
+                                   prefilter=False)
+    return vals.reshape(int(ok.sum()), -1), ok
+
+
+def edge_positions(profiles: np.ndarray, floor_hu: np.ndarray | float | None = None,
+                   min_step_hu: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per profile: where it falls, past its cortical peak (searched up to +3 mm), half-way
+    to the lowest value beyond the peak (the tissue outside, or the middle of a thin disc
+    before the next end plate); and where it then falls below ``floor_hu`` (per profile:
+    the threshold less a multiple of the noise - beyond it no voxel of the bone's
+    partial-volume rim reaches the threshold), at most the lowest point beyond the peak
+    (between two bones, each rim reaches half-way).  mm; NaN where there is no edge."""
+    if profiles.size == 0:
+        return np.zeros(0), np.zeros(0)
+    n, m = profiles.shape
+    cols = np.arange(m)[None, :]
+    search = PROFILE_MM <= 3.0
+    ip = np.argmax(np.where(search[None, :], profiles, -np.inf), axis=1)
+    rows = np.arange(n)
+    peak = profiles[rows, ip]
+    beyond = cols > ip[:, None]
+    low = np.min(np.where(beyond, profiles, np.inf), axis=1)
+    half = 0.5 * (peak + low)
+    after = (profiles < half[:, None]) & beyond
+    has = after.any(axis=1) & (peak - low >= min_step_hu)
+    j = np.where(has, np.argmax(after, axis=1), 1)
+    v0, v1 = profiles[rows, j - 1], profiles[rows, j]
+    t0, t1 = PROFILE_MM[j - 1], PROFILE_MM[j]
+    frac = np.where(v0 != v1, (v0 - half) / np.where(v0 != v1, v0 - v1, 1.0), 1.0)
+    edge = np.where(has, t0 + frac * (t1 - t0), np.nan)
+    if floor_hu is None:
+        return edge, np.full(n, np.nan)
+    floor = np.broadcast_to(np.asarray(floor_hu, float), (n,))
+    below = (profiles < floor[:, None]) & (cols >= j[:, None])
+    k = np.argmax(below, axis=1)
+    # never past the lowest point beyond the peak: there the next bone's rim begins
+    lowest = np.argmin(np.where(beyond, profiles, np.inf), axis=1)
+    rim = np.where(below.any(axis=1), PROFILE_MM[np.minimum(k, lowest)], PROFILE_MM[lowest])
+    return edge, np.where(has, rim, np.nan)
+
+
+def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], geometry: Geometry,
+                      margin_mm: float = 1.0, limit_mm: float = 3.0, floor_hu: np.ndarray | float | None = None,
+                      n_samples: int = 2500, smooth_mm: float = 10.0, seed: int = 0) -> BoneSurfaces:
+    """For each structure (name, flat box indices of its label): its border voxels and
+    how far beyond each the bone reaches, from the CT.  At sampled border voxels
+    (:func:`edge_positions`): the surface's shift (edge position less half a voxel, what
+    an exact label gives) and the reach of the partial-volume rim (where the profile
+    falls below ``floor_hu``: per axial slice of the box, or one value).  The zone's
+    radius there is the larger of shift + ``margin_mm`` and that reach; the median over
+    the samples within ``smooth_mm`` (a calcification against the bone moves a few
+    samples' edges out, not the median), bounded by ``limit_mm`` (+ the margin); a
+    border voxel takes its nearest sample's value (``BoneSurfaces.shift_mm`` holds the
+    radius less ``margin_mm``)."""
+    shape = ct.shape
+    sp = np.array([geometry.spacing_along_array_axis(a) for a in range(3)])
+    exact = 0.5 * float(np.mean(sp[[a for a in range(3) if a != geometry.axial_axis]]))
+    rng = np.random.default_rng(seed)
+    reach = np.ceil(6.0 / sp).astype(int) + 2
+    pts_all, flat_all, struct_all, shift_all, names, fits = [], [], [], [], [], {}
+    for number, (name, flat) in enumerate(structures, start=1):
+        names.append(name)
+        if flat.size < 27:
+            continue
+        kji = np.stack(np.unravel_index(flat, shape), axis=1)
+        lo = np.maximum(kji.min(axis=0) - reach, 0)
+        hi = np.minimum(kji.max(axis=0) + reach + 1, shape)
+        mask = np.zeros(tuple(hi - lo), dtype=bool)
+        loc = kji - lo
+        mask[loc[:, 0], loc[:, 1], loc[:, 2]] = True
+        border = np.argwhere(mask & ~ndimage.binary_erosion(mask, border_value=0))
+        if border.size == 0:
+            continue
+        pick = np.sort(rng.choice(len(border), min(n_samples, len(border)), replace=False))
+        prof, ok = _profiles(ct, mask, lo, border[pick], sp)
+        sample_kji = border[pick][ok] + lo
+        sample_pos = sample_kji * sp
+        floor = None if floor_hu is None else (np.asarray(floor_hu, float)[sample_kji[:, geometry.axial_axis]]
+                                               if np.ndim(floor_hu) else float(floor_hu))
+        edge, rim = edge_positions(prof, floor)
+        edge = edge - exact
+        radius = np.fmax(edge + margin_mm, rim) - margin_mm         # as a shift
+        good = np.isfinite(radius)
+        whole = float(np.median(radius[good])) if good.sum() >= 20 else 0.0
+        local = np.full(len(sample_pos), whole)
+        if good.sum() >= 20:
+            tree = cKDTree(sample_pos[good])
+            groups = tree.query_ball_point(sample_pos, smooth_mm)
+            e = radius[good]
+            local = np.array([float(np.median(e[g])) if len(g) >= 5 else whole for g in groups])
+        local = np.clip(local, -limit_mm, limit_mm)
+        pos = (border + lo) * sp
+        if len(sample_pos):
+            _, nearest = cKDTree(sample_pos).query(pos)
+            shift = local[nearest]
+        else:
+            shift = np.zeros(len(pos))
+        pts_all.append(pos)
+        flat_all.append(np.ravel_multi_index(tuple((border + lo).T), shape))
+        struct_all.append(np.full(len(pos), number, np.int32))
+        shift_all.append(shift)
+        fits[name] = {"surface_shift_mm": round(float(np.clip(np.median(edge[np.isfinite(edge)]), -limit_mm,
+                                                                  limit_mm)), 2) if good.sum() >= 20 else None,
+                      "zone_mm_median": round(float(np.clip(whole, -limit_mm, limit_mm) + margin_mm), 2),
+                      "local_shift_mm_range": [round(float(local.min()), 2), round(float(local.max()), 2)]
+                      if len(local) else None,
+                      "edge_samples": int(good.sum())}
+    if not pts_all:
+        return BoneSurfaces(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0), names,
+                            fits, None)
+    P = np.concatenate(pts_all)
+    return BoneSurfaces(P, np.concatenate(flat_all), np.concatenate(struct_all), np.concatenate(shift_all), names,
+                        fits, cKDTree(P))
+
+
+def hollow(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, bone_label: np.ndarray, threshold_hu: float,
+           geometry: Geometry, which: np.ndarray, min_core: int = 3, margin_hu: float = 60.0) -> np.ndarray:
+    """Per component (``which``: the components to test), whether it is bone - a cortex
+    over marrow: its innermost voxels are less dense, by ``margin_hu``, than its densest
+    layer.  Layers are one voxel deep (the smallest spacing), by depth from the soft
+    tissue: the labelled bone (``bone_label``) and every voxel at or above the threshold
+    count as inside, so a calcification's face against the cortex is deep (and dense),
+    and an outgrowth's marrow, continuous with the vertebra's, is its core.  The outer
+    layer is partial volume: low in both.  A calcification is densest at its core.
+    Components without ``min_core`` voxels more than 1.5 voxels deep are not hollow
+    (nothing tells a thin spur from a calcification by density)."""
+    out = np.zeros(n, dtype=bool)
+    shape = ct.shape
+    sp = np.array([geometry.spacing_along_array_axis(a) for a in range(3)])
+    step = float(np.min(sp))
+    pad = np.ceil(6.0 / sp).astype(int) + 1
+    kji = np.stack(np.unravel_index(idx, shape), axis=1)
+    for c in np.flatnonzero(which) + 1:
+        sel = np.flatnonzero(clab == c)
+        if sel.size < min_core * 3:
+            continue
+        p = kji[sel]
+        lo = np.maximum(p.min(axis=0) - pad, 0)
+        hi = np.minimum(p.max(axis=0) + pad + 1, shape)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        sub = ct[box]
+        m = (sub >= threshold_hu) | bone_label[box]
+        q = p - lo
+        m[q[:, 0], q[:, 1], q[:, 2]] = True
+        depth = ndimage.distance_transform_edt(m, sampling=sp)[q[:, 0], q[:, 1], q[:, 2]]
+        if depth.max() < 1.5 * step:
+            continue
+        hu = sub[q[:, 0], q[:, 1], q[:, 2]].astype(np.float64)
+        core = depth >= depth.max() - 0.75 * step
+        if core.sum() < min_core:
+            core = depth >= np.sort(depth)[-min_core]
+        layer = np.floor(depth / step).astype(int)
+        inner = ~core
+        if not inner.any():
+            continue
+        means = [hu[inner & (layer == k)].mean() for k in np.unique(layer[inner])
+                 if np.count_nonzero(inner & (layer == k)) >= min_core]
+        if means:
+            out[c - 1] = float(np.mean(hu[core])) < max(means) - margin_hu
+    return out

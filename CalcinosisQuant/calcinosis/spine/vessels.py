@@ -1,0 +1,86 @@
+"""Contrast-filled vessels recognised by shape and density, without a vessel label.
+
+On a contrast-enhanced CT every large vessel's blood is 110-400 HU (aorta, inferior vena
+cava, iliac arteries and veins, renal vessels, azygos): a 130 HU threshold selects whole
+lumens, or, in the portal-venous phase, fragments of them.  A candidate is taken for part
+of a vessel (:func:`in_enhanced_tube`) when the enhanced structure it belongs to is a
+tube along the body:
+
+1. around the candidate (``reach_mm`` along the spine, ``side_mm`` across), the CT is
+   smoothed over 3 x 3 voxels in the axial plane (noise down by three) and the voxels
+   from ``blood_hu`` up (blood, enhanced tissue, bone not labelled), not next to labelled
+   bone, are joined into connected regions;
+2. the region holding the candidate is a vessel when it runs at least ``min_length_mm``
+   (20 mm) along the spine's axis (on the axial slices it crosses), its median cross-section on
+   those slices is a vessel's (``area_mm2``: 7-1500 mm², 3-44 mm across: azygos to
+   aorta), and it is blood, not bone: its median CT value is below ``max_median_hu`` and
+   under ``max_dense_fraction`` of it reaches ``dense_hu`` (a rib or a process, cortex
+   around marrow, would).
+
+3. and the candidate is part of the lumen - its peak stands less than ``contrast_hu``
+   (the noise test's margin) above the region's median - or small beside it (the region
+   ``lumen_ratio`` times its size or more): a calcification in a vessel's wall touches
+   the lumen, is vascular, not spinal, and goes with the vessel.  A linear ligament
+   calcification with its partial-volume halo is a dense body about its region's size.  Renal veins join the inferior vena
+cava and go with it.  Discs, muscle and unenhanced blood (30-60 HU) stay below
+``blood_hu`` after smoothing; an enhanced organ (kidney, liver) is wider than a vessel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from calcinosis.core.geometry import Geometry
+
+
+def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray,
+                     bone_label: np.ndarray, geometry: Geometry, contrast_hu: np.ndarray | None = None,
+                     blood_hu: float = 100.0, dense_hu: float = 450.0, lumen_ratio: float = 10.0,
+                     min_length_mm: float = 20.0, area_mm2: tuple[float, float] = (7.0, 1500.0),
+                     max_median_hu: float = 330.0, max_dense_fraction: float = 0.08, reach_mm: float = 60.0,
+                     side_mm: float = 30.0) -> np.ndarray:
+    """Per component (``which``: those to test), whether it lies in an enhanced tube (see
+    the module docstring).  ``bone_label``: the labelled bones on the box (growth stops
+    there)."""
+    out = np.zeros(n, dtype=bool)
+    shape = ct.shape
+    ax = geometry.axial_axis
+    sp = np.array([geometry.spacing_along_array_axis(a) for a in range(3)])
+    reach = np.ceil(np.where(np.arange(3) == ax, reach_mm, side_mm) / sp).astype(int)
+    size = [3 if a != ax else 1 for a in range(3)]
+    px = float(np.prod([sp[a] for a in range(3) if a != ax]))
+    kji = np.stack(np.unravel_index(idx, shape), axis=1)
+    for c in np.flatnonzero(which) + 1:
+        p = kji[clab == c]
+        lo = np.maximum(p.min(axis=0) - reach, 0)
+        hi = np.minimum(p.max(axis=0) + reach + 1, shape)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        raw = ct[box].astype(np.float32)
+        smooth = ndimage.uniform_filter(raw, size=size)
+        # growth stops one voxel short of labelled bone; unlabelled bone (a rib, a
+        # process) is grown with its cortex, which the dense fraction then reveals
+        grow = (smooth >= blood_hu) & ~ndimage.binary_dilation(bone_label[box])
+        q = p - lo
+        grow[q[:, 0], q[:, 1], q[:, 2]] = True           # the candidate itself (it may be denser)
+        regions, _ = ndimage.label(grow)
+        ids = np.unique(regions[q[:, 0], q[:, 1], q[:, 2]])
+        region = np.isin(regions, ids[ids > 0])
+        per_slice = region.sum(axis=tuple(a for a in range(3) if a != ax))
+        slices = np.flatnonzero(per_slice)
+        if slices.size == 0:
+            continue
+        length = (slices.max() - slices.min() + 1) * sp[ax]
+        area = float(np.median(per_slice[slices])) * px
+        if length < min_length_mm or not area_mm2[0] <= area <= area_mm2[1]:
+            continue
+        vals = raw[region]
+        if not (float(np.median(vals)) < max_median_hu and float(np.mean(vals >= dense_hu)) < max_dense_fraction):
+            continue
+        # part of the lumen (no denser than the blood around it), or a small thing on a
+        # lumen many times its size (a wall calcification); not a dense body of about the
+        # region's own size (a linear ligament calcification and its partial-volume halo)
+        peak = float(raw[q[:, 0], q[:, 1], q[:, 2]].max())
+        faint = contrast_hu is not None and peak - float(np.median(vals)) < contrast_hu[c - 1]
+        out[c - 1] = faint or region.sum() >= lumen_ratio * len(p)
+    return out
