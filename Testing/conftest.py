@@ -49,6 +49,11 @@ def totalseg_example(external_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tcia_ct(external_data) -> Path:
+    return _external_or_skip("tcia-pancreatic-ct")
+
+
+@pytest.fixture(scope="session")
 def verse_sample(external_data) -> Path:
     return _external_or_skip("verse-sample")
 

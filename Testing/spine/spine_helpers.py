@@ -49,6 +49,34 @@ def get_phantom(coverage: str = "tap", convention: str = "totalsegmentator", see
     return phantom.render_phantom(ph, g)
 
 
+@functools.lru_cache(maxsize=None)
+def get_hard_phantom(coverage: str = "tap", seed: int = 0, spacing: tuple = TEST_SPACING,
+                     convention: str = "totalsegmentator") -> phantom.RenderedPhantom:
+    """A phantom with the cases real anatomy has (:mod:`calcinosis.spine.phantom_hard`):
+    calcifications against bone, thin discs, osteophytes, veins, noisy shoulders,
+    vertebra labels off by up to 1 mm plus a local wobble."""
+    from calcinosis.spine import phantom_hard
+    spec = phantom.PhantomSpec(coverage=coverage, spacing=spacing, size_xy=None, seed=seed, convention=convention,
+                               **phantom_hard.hard_spec_kwargs())
+    ph = phantom.build_phantom(spec)
+    return phantom.render_phantom(ph, phantom.default_geometry(ph))
+
+
+@functools.lru_cache(maxsize=None)
+def mapped_hard(coverage: str = "tap", seed: int = 0, spacing: tuple = TEST_SPACING,
+                convention: str = "totalsegmentator") -> pipeline.SpineResult:
+    r = get_hard_phantom(coverage, seed, spacing, convention)
+    return pipeline.map_spine(volume_of(r), labels_of(r), SpineParams())
+
+
+def touching_recall(r: phantom.RenderedPhantom, s: dict) -> tuple[int, int]:
+    """(found, placed) of the calcifications placed against bone."""
+    from calcinosis.spine.phantom_hard import is_touching
+    names = [row["name"] for row in r.truth.rows if row["kind"] == "spinal" and is_touching(row["name"])]
+    missed = {w[0] for w in s["wrong"] if w[1] == "missed"}
+    return sum(n not in missed for n in names), len(names)
+
+
 def volume_of(r: phantom.RenderedPhantom) -> Volume:
     return Volume(r.ct, r.geometry, {"modality": "CT", "intensity_unit": "HU"})
 

@@ -196,7 +196,7 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
 
 
 def hollow(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, bone_label: np.ndarray, threshold_hu: float,
-           geometry: Geometry, which: np.ndarray, min_core: int = 3, margin_hu: float = 60.0) -> np.ndarray:
+           geometry: Geometry, which: np.ndarray, min_core: int = 3, margin_hu: float = 30.0) -> np.ndarray:
     """Per component (``which``: the components to test), whether it is bone - a cortex
     over marrow: its innermost voxels are less dense, by ``margin_hu``, than its densest
     layer.  Layers are one voxel deep (the smallest spacing), by depth from the soft

@@ -55,6 +55,8 @@ from .vertebrae import CAT_AORTA, CAT_BONE, CAT_ORGAN, CAT_RIB, CAT_VESSEL, Spin
 
 REJECT_REASONS = ("vessel", "vessel_lumen", "vessel_shape", "blood_density", "far", "leaves_region", "size", "bone",
                   "study_rule", "noise", "lung")
+#: a candidate with this share of its surface voxels against bone is enclosed by it (marrow)
+ENCLOSED_FRACTION = 0.8
 #: a candidate's surroundings below this are aerated lung
 LUNG_HU = -400.0
 #: blood at or above this is enhanced (unenhanced blood is 30-60 HU)
@@ -317,7 +319,7 @@ class CandidateOptions:
     vertebra_margin_mm: float = 0.5
     bone_margin_mm: float = 0.5
     label_shift_limit_mm: float = 3.0
-    bone_hollow_margin_hu: float = 60.0
+    bone_hollow_margin_hu: float = 30.0
     bone_rim_protrusion_mm: float = 1.4
     bone_contact_mm2: float = 30.0
     bone_contact_fraction: float = 0.25
@@ -544,10 +546,16 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             solid = bone_label.copy()
             solid.ravel()[dropped] = True
             face = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
-            touching = np.bincount(clab, weights=near(idx, solid, face).astype(float), minlength=n + 1)[1:]
+            against = near(idx, solid, face)
+            touching = np.bincount(clab, weights=against.astype(float), minlength=n + 1)[1:]
             face_area = min(g.spacing[0] * g.spacing[1], g.spacing[1] * g.spacing[2], g.spacing[0] * g.spacing[2])
             # (not a calcification filling a disc between two vertebrae's end plates)
             reject((touching * face_area >= o.bone_contact_mm2) & (touching >= o.bone_contact_fraction * counts)
+                   & ~in_disc, "bone")
+            # enclosed by bone (most of its surface against it): marrow the label missed
+            surface = near(idx, ~mask, face)          # a face on something else
+            outer = np.bincount(clab, weights=surface.astype(float), minlength=n + 1)[1:]
+            reject((touching >= ENCLOSED_FRACTION * np.maximum(outer, 1)) & (touching * face_area >= o.bone_contact_mm2)
                    & ~in_disc, "bone")
         prot = protrusion_mm(idx, surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
         reject(bone_rim(prot, clab, n, keep & ~between, o.bone_rim_protrusion_mm, float(max(g.spacing))), "bone")
@@ -573,15 +581,18 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         reject(low, "noise")
         # surrounded by aerated lung: a pulmonary vessel or nodule, not the spine's
         reject(keep & np.isfinite(background) & (background < LUNG_HU), "lung")
+        if o.detect_vessels:
+            report(progress, 0.9, "contrast-filled vessels")
+            tube, tube_blood = vessels.in_enhanced_tube(ct, idx, clab, n, keep, bone_label, g,
+                                                        o.noise_multiple * sigma, blood_hu=o.vessel_blood_hu)
+            reject(tube, "vessel_shape")
+            if blood is None and len(tube_blood) >= 2:
+                blood = float(np.median(tube_blood))
         # on an enhanced scan, no denser than blood: a vessel's cross-section
         if blood is not None and blood >= ENHANCED_BLOOD_HU:
             faint = np.zeros(n, dtype=bool)
             faint[measured] = peak[measured] < blood + o.noise_multiple * sigma[measured]
             reject(faint, "blood_density")
-        if o.detect_vessels:
-            report(progress, 0.9, "contrast-filled vessels")
-            reject(vessels.in_enhanced_tube(ct, idx, clab, n, keep, bone_label, g, o.noise_multiple * sigma,
-                                            blood_hu=o.vessel_blood_hu), "vessel_shape")
     stats.update(noise_summary(noise, o, threshold_hu, min_slices, min_size))
     stats["blood_hu"] = None if n == 0 or blood is None else round(float(blood), 1)
     report(progress, 0.95, f"{int(keep.sum())} candidates")

@@ -56,7 +56,7 @@ class SpineParams:
         "A dense body continuing into labelled bone over this area (mm², 0 = off) …")
     bone_contact_fraction: float = _p(0.25,
         "… with at least this share of its voxels against it is bone the label missed (a rib head, a process).")
-    bone_hollow_margin_hu: float = _p(60.0,
+    bone_hollow_margin_hu: float = _p(30.0,
         "A dense body touching bone whose core is less dense than its outer layer by this much (HU) is bone "
         "(cortex over marrow: an osteophyte, a spur, a process the label missed), not a calcification.")
     noise_multiple: float = _p(5.0,

@@ -164,7 +164,7 @@ def _touching(ph: SpinePhantom, v, w, level: str, subsite: str, rng, bone) -> Ca
     if subsite == "anterior_longitudinal_ligament":
         t = 0.5 * td                              # the lower half of the upper body
         f, d = _level_frame(v, w, t)
-        ang = np.radians(rng.uniform(-40, 40))
+        ang = np.radians(rng.uniform(-20, 20))      # in front, between the aorta and the vena cava
         radial = _unit(np.sin(ang) * f.r + np.cos(ang) * f.a)
         body = v.frame.origin + t * (w.frame.origin - v.frame.origin)
         c0 = body + (d["D"] / 2 + 12.0) * radial
@@ -210,12 +210,11 @@ def _touching(ph: SpinePhantom, v, w, level: str, subsite: str, rng, bone) -> Ca
         side = rng.choice([-1, 1])
         tip = tp_tip(v, side)
         root = v.frame.to_ras(side * (v.cx + 5), v.canal_y, 0.1 * v.H)
-        c0 = root + 0.6 * (tip - root) - v.frame.u * (v.tp[2] + 8.0)
-        if v.name.startswith("T"):             # behind the process (the rib neck runs in front)
-            c0 = root + 0.5 * (tip - root) - v.frame.a * (v.tp[2] + 8.0)
-            c = _push(c0, v.frame.a, 1.8, bone)
-        else:
-            c = _push(c0, v.frame.u, 1.8, bone)
+        # under the process (towards the level below), pushed up against it; at
+        # thoracic levels half-way out, clear of the rib's tubercle at the tip
+        frac = 0.45 if v.name.startswith("T") else 0.6
+        c0 = root + frac * (tip - root) - v.frame.u * (v.tp[2] + 8.0)
+        c = _push(c0, v.frame.u, 1.8, bone)
         if c is None:
             return None
         lobes = [Ellipsoid(c, eye, [1.8, 1.8, 1.8])]
@@ -259,7 +258,7 @@ def place_touching(ph: SpinePhantom, rng) -> None:
             if calc is None:
                 continue
             c = calc.lobes[0].center
-            if vessel(c[None])[0] < 6.0 + float(np.max(calc.lobes[0].semi)):
+            if vessel(c[None])[0] < 3.0 + float(np.max(calc.lobes[0].semi)):
                 continue
             if any(np.linalg.norm(c - o.lobes[0].center) < 12 for o in ph.calcifications if o.kind == "spinal"):
                 continue

@@ -633,18 +633,25 @@ def labels_from_points(points: dict[str, np.ndarray], volume: Volume, bone_hu: f
             objs = ndimage.find_objects(comp)
             for c in range(1, k + 1):
                 if c != keep and objs[c - 1] is not None:
-                    pieces.append((objs[c - 1], comp[objs[c - 1]] == c))
+                    piece = comp[objs[c - 1]] == c
+                    # bone has cortex; an enhanced vessel (blood up to 400 HU) does not
+                    if np.percentile(ct[objs[c - 1]][piece], 90) >= CORTEX_HU:
+                        pieces.append((objs[c - 1], piece))
             vert[m & (comp != keep)] = 0
     _reattach_pieces(vert, pieces)
     category = np.zeros(vert.shape, dtype=np.uint8)
     # bone continuous with a vertebra but left outside it by the slab planes or the
     # 90 mm limit (a rib, the pelvis, a process's end) is bone, not a calcification
-    comp, k = ndimage.label(filled)
+    # (bone by its cortex - at least 400 HU, filled like the bodies - so that enhanced
+    # blood, up to 400 HU, touching a vertebra is not taken for bone)
+    cortex = ct >= CORTEX_HU
+    other = (fill_enclosed(cortex) | fill_marrow_by_slice(cortex, ct, g.axial_axis)) & (vert == 0)
+    comp, k = ndimage.label(other | (vert > 0))
     if k:
         joined = np.zeros(k + 1, dtype=bool)
         joined[np.unique(comp[vert > 0])] = True
         joined[0] = False
-        category[joined[comp] & (vert == 0)] = CAT_BONE
+        category[joined[comp] & other] = CAT_BONE
     lab = SpineLabels(geom, box, list(names), vert, category, None, source,
                       conv.ConventionChoice("points", "points"), warnings=warnings)
     for n in sorted(duplicated or []):
@@ -653,6 +660,11 @@ def labels_from_points(points: dict[str, np.ndarray], volume: Volume, bone_hu: f
     _drop_absent(lab)
     check_vertebrae(lab, volume)
     return lab
+
+
+#: a piece of "bone" whose densest tenth is below this has no cortex: enhanced blood
+#: (up to 400 HU), not bone
+CORTEX_HU = 400.0
 
 
 def fill_marrow_by_slice(bone: np.ndarray, ct: np.ndarray, axis: int, marrow_min_hu: float = 60.0) -> np.ndarray:

@@ -39,11 +39,12 @@ def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, 
                      blood_hu: float = 100.0, dense_hu: float = 450.0, lumen_ratio: float = 10.0,
                      min_length_mm: float = 20.0, area_mm2: tuple[float, float] = (7.0, 1500.0),
                      max_median_hu: float = 330.0, max_dense_fraction: float = 0.08, reach_mm: float = 60.0,
-                     side_mm: float = 30.0) -> np.ndarray:
+                     side_mm: float = 30.0) -> tuple[np.ndarray, list[float]]:
     """Per component (``which``: those to test), whether it lies in an enhanced tube (see
-    the module docstring).  ``bone_label``: the labelled bones on the box (growth stops
-    there)."""
+    the module docstring), and the median CT value of every tube found (the blood's).
+    ``bone_label``: the labelled bones on the box (growth stops there)."""
     out = np.zeros(n, dtype=bool)
+    blood: list[float] = []
     shape = ct.shape
     ax = geometry.axial_axis
     sp = np.array([geometry.spacing_along_array_axis(a) for a in range(3)])
@@ -77,10 +78,11 @@ def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, 
         vals = raw[region]
         if not (float(np.median(vals)) < max_median_hu and float(np.mean(vals >= dense_hu)) < max_dense_fraction):
             continue
+        blood.append(float(np.median(vals)))
         # part of the lumen (no denser than the blood around it), or a small thing on a
         # lumen many times its size (a wall calcification); not a dense body of about the
         # region's own size (a linear ligament calcification and its partial-volume halo)
         peak = float(raw[q[:, 0], q[:, 1], q[:, 2]].max())
         faint = contrast_hu is not None and peak - float(np.median(vals)) < contrast_hu[c - 1]
         out[c - 1] = faint or region.sum() >= lumen_ratio * len(p)
-    return out
+    return out, blood

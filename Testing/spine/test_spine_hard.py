@@ -1,0 +1,183 @@
+"""The spine map on phantoms built to be hard (issue 16): calcifications against bone at
+every sub-site, thoracic discs 3-5 mm tall, osteophytes and end-plate spurs outside the
+vertebra labels, contrast-filled vena cava, iliac and renal veins, renal arteries and the
+azygos (only the vena cava and iliac veins labelled), shoulders with 45 HU noise, and
+vertebra labels off by up to 1 mm plus a local wobble (:mod:`calcinosis.spine.phantom_hard`).
+
+Targets (the issue's): recall >= 95% overall and >= 90% of the calcifications against
+bone; level >= 95%, segment >= 90%, sub-site >= 85%, pattern >= 85%; no osteophyte, no
+vessel and no noise cluster reported (precision: at most 5% spurious, as on the base
+phantom - the truth lists every calcification, so anything else reported is spurious).
+Where a target is not met yet, the test says so with ``xfail(strict=True)`` and the
+measured value: it fails the day the target is met, so the marker cannot outlive the gap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from calcinosis.spine import pipeline, vertebrae
+from calcinosis.spine import phantom
+from calcinosis.spine.params import SpineParams
+
+from spine_helpers import get_hard_phantom, labels_of, mapped_hard, score, touching_recall, volume_of
+
+CASES = [("tap", 0, (1.0, 1.0, 1.25)), ("tap", 1, (1.0, 1.0, 1.25)), ("lumbar", 3, (1.0, 1.0, 1.25))]
+CHEST = ("chest", 2, (0.8, 0.8, 1.25))
+THICK = ("tap", 0, (1.0, 1.0, 3.0))
+
+
+def _gap(reason: str):
+    return pytest.mark.xfail(strict=True, reason=reason)
+
+
+@pytest.mark.parametrize("coverage,seed,spacing", [
+    pytest.param(*CASES[0], marks=_gap("TAP seed 0: recall 93.7% (59 of 63): 4 calcifications against bone missed "
+                                       "(a 3 mm disc, an interspinous one in the 45 HU shoulder noise, a PLL and "
+                                       "an anterior ligament one against the body), target 95%")),
+    CASES[1], CASES[2],
+    pytest.param(*CHEST, marks=_gap("chest 0.8 mm: recall 91% (4 of 13 calcifications against bone missed: "
+                                    "2 in 3-4 mm discs, 1 ligament, 1 PLL), target 95%")),
+    pytest.param(*THICK, marks=_gap("3 mm slices: recall 84%: calcifications of 3.6 mm against bone are one "
+                                    "slice beyond the partial-volume rim"))])
+def test_accuracy_on_hard_phantom(coverage, seed, spacing):
+    r = get_hard_phantom(coverage, seed, spacing)
+    s = score(r, mapped_hard(coverage, seed, spacing))
+    msg = f"{coverage}/{seed}/{spacing}: {s['wrong']}"
+    assert s["found_rate"] >= 0.95, msg
+    assert s["level_rate"] >= 0.95, msg
+    assert s["segment_rate"] >= 0.90, msg
+    assert s["subsite_rate"] >= 0.85, msg
+    assert s["pattern_rate"] >= 0.85, msg
+
+
+@pytest.mark.parametrize("coverage,seed,spacing", CASES + [CHEST, THICK])
+def test_no_osteophyte_vessel_or_noise_reported(coverage, seed, spacing):
+    """Osteophytes and spurs (bone continuous with the marrow), the enhanced veins and
+    arteries (labelled or not), vascular wall calcifications and the noisy shoulder slices
+    give nothing - on every hard phantom, the 3 mm one included."""
+    r = get_hard_phantom(coverage, seed, spacing)
+    res = mapped_hard(coverage, seed, spacing)
+    s = score(r, res)
+    assert s["osteophytes_reported"] == []
+    assert s["vascular_reported"] == []
+    if spacing[2] < 3.0:
+        assert len(s["false_positives"]) <= max(1, int(0.05 * s["n"])), s["false_positives"]
+    else:
+        pytest.xfail("3 mm slices: rim fragments of bone one slice thick protrude like a calcification "
+                     f"({len(s['false_positives'])} reported)") if len(s["false_positives"]) > max(
+            1, int(0.05 * s["n"])) else None
+
+
+@pytest.mark.parametrize("coverage,seed,spacing", [
+    pytest.param(*CASES[0], marks=_gap("TAP seed 0: 14 of 18 (78%) - a 3 mm disc, an interspinous one in the "
+                                       "shoulder noise, a PLL and an anterior ligament one against the body")),
+    pytest.param(*CASES[1], marks=_gap("TAP seed 1: 15 of 18 (83%)")),
+    CASES[2]])
+def test_calcifications_against_bone_are_kept(coverage, seed, spacing):
+    r = get_hard_phantom(coverage, seed, spacing)
+    s = score(r, mapped_hard(coverage, seed, spacing))
+    found, placed = touching_recall(r, s)
+    assert placed >= 6
+    assert found >= 0.90 * placed, (found, placed, s["wrong"])
+
+
+def test_hard_phantom_has_what_it_promises():
+    """The hard cases are in the image: calcifications against bone at every sub-site,
+    thin discs, osteophytes outside the labels, veins above the threshold with and without
+    labels, noisy shoulders, labels off the bone."""
+    r = get_hard_phantom("tap", 0)
+    ph = r.phantom
+    touching = {row["subsite"] for row in r.truth.rows if "_touching_" in row["name"]}
+    assert touching == {"anterior_longitudinal_ligament", "intervertebral_disc", "posterior_longitudinal_ligament",
+                        "costotransverse", "transverse_process", "interspinous"}
+    assert min(v.disc_below for v in ph.vertebrae if v.name.startswith("T")) < 4.0
+    assert sum(row["kind"] == "osteophyte" for row in r.truth.rows) == 6
+    keys = {k for k, _, _ in ph.vein_paths}
+    assert {"inferior_vena_cava", "iliac_vena_left", "iliac_vena_right", ""} <= keys
+    # the veins are above the threshold in places (so they must be recognised, not missed)
+    assert np.mean(r.ct[r.labels == 63] >= 130) > 0.3
+    # shoulders: the noise measured on the top slices is several times the bottom's
+    top, bottom = r.ct[-3:, :20, :20].std(), r.ct[:3, :20, :20].std()
+    assert top > 2.5 * bottom
+
+
+@pytest.mark.parametrize("mm", [2.0, pytest.param(-2.0, marks=_gap(
+    "labels eroded by 2 mm: 2 spurious (10-11 voxels) - laminae thinner than 4 mm lose their label entirely, "
+    "and pieces of them are not recognised as bone"))])
+def test_vertebra_labels_dilated_or_eroded_by_2mm(mm):
+    """The label is a guide, not the border: with every vertebra label dilated or eroded
+    by 2 mm the map finds the same calcifications (recall, no vessel, no osteophyte, no
+    spurious ones) - lumbar hard phantom.  Exact equality is the issue's target (below)."""
+    r = get_hard_phantom("lumbar", 3)
+    base = score(r, mapped_hard("lumbar", 3))
+    res = pipeline.map_spine(volume_of(r), labels_of(r, _morph(r, mm)), SpineParams())
+    s = score(r, res)
+    assert s["osteophytes_reported"] == [] and s["vascular_reported"] == []
+    assert s["found"] >= base["found"] - 1, s["wrong"]
+    assert len(s["false_positives"]) <= max(1, int(0.05 * s["n"])), s["false_positives"]
+
+
+@pytest.mark.xfail(strict=True, reason="with labels moved 2 mm, one calcification against bone of 21 changes "
+                                       "(found 20 of 21 either way; eroded: 2 rim fragments reported)")
+@pytest.mark.parametrize("mm", [2.0, -2.0])
+def test_vertebra_labels_moved_2mm_give_the_same_answer(mm):
+    r = get_hard_phantom("lumbar", 3)
+    base = mapped_hard("lumbar", 3)
+    res = pipeline.map_spine(volume_of(r), labels_of(r, _morph(r, mm)), SpineParams())
+    key = [(x["level"], x["segment"], x["subsite"]) for x in base.table.rows]
+    assert sorted(key) == sorted((x["level"], x["segment"], x["subsite"]) for x in res.table.rows)
+
+
+def _morph(r, mm: float) -> np.ndarray:
+    """The label map with every vertebra label grown (mm > 0, into the background only)
+    or shrunk by |mm| (Euclidean distance, physical spacing)."""
+    from calcinosis.spine.conventions import category
+    vals = [v for v, n in r.label_names.items() if category(n) == "vertebra" or n in ("S1", "sacrum_rest")]
+    sp = r.geometry.spacing[::-1]
+    vm = np.isin(r.labels, vals)
+    out = r.labels.copy()
+    if mm > 0:
+        d, ind = ndimage.distance_transform_edt(~vm, sampling=sp, return_indices=True)
+        grow = (r.labels == 0) & (d <= mm)
+        out[grow] = r.labels[tuple(i[grow] for i in ind)]
+    else:
+        out[vm & (ndimage.distance_transform_edt(vm, sampling=sp) <= -mm)] = 0
+    return out
+
+
+def test_points_mode_never_reports_trabecular_bone():
+    """Vertebrae given as one point per body: the bodies' trabecular interiors (190 HU,
+    above the threshold) are filled slice by slice, and bone cut off by the slab planes
+    stays bone: nothing spurious is reported, no osteophyte, no vessel."""
+    r = get_hard_phantom("lumbar", 3)
+    lab = vertebrae.labels_from_points(dict(phantom.vertebra_body_points(r.phantom, r.geometry)), volume_of(r))
+    res = pipeline.map_spine(volume_of(r), lab, SpineParams())
+    s = score(r, res)
+    assert s["false_positives"] == [] and s["osteophytes_reported"] == [] and s["vascular_reported"] == []
+    # the trabecular interiors (vertebra labels 2 voxels in) are inside the vertebra masks
+    from calcinosis.spine.conventions import category
+    vals = [v for v, n in r.label_names.items() if category(n) == "vertebra"]
+    interior = ndimage.binary_erosion(np.isin(r.labels, vals), iterations=2)
+    box = np.zeros(r.ct.shape, bool)
+    box[lab.box.slices] = lab.vert > 0
+    assert box[interior].mean() > 0.9
+
+
+def test_noise_and_effective_rules_are_recorded():
+    """Provenance holds the noise measured per slice (the phantom's 12 HU, 45 HU at the
+    shoulders: within 15%, the local-SD estimate's bias on white noise), the effective
+    thresholds and study-rule slices; 3 mm slices ask for one slice (the study's 2 x
+    1.25 mm span)."""
+    res = mapped_hard("tap", 0)
+    noise = res.stats["noise_hu"]
+    assert abs(noise["median"] - 12.0) <= 0.15 * 12.0
+    assert abs(noise["max"] - 45.0) <= 0.15 * 45.0
+    assert res.stats["study_rule_slices"] == 2
+    assert res.stats["effective_threshold_hu"]["peak_above_surroundings_hu_median_slice"] == pytest.approx(
+        5 * noise["median"], rel=0.01)
+    assert mapped_hard(*THICK).stats["study_rule_slices"] == 1
+    fits = res.stats["label_surfaces"]
+    assert {"T8", "L1", "ribs"} <= set(fits)
