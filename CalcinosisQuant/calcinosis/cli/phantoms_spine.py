@@ -47,6 +47,11 @@ def register(kinds) -> None:
     p.add_argument("--slices", type=positive_int, default=None, metavar="N",
                    help="at least N slices (the scan goes on below the spine's coverage, into the pelvis)")
     p.add_argument("--no-contrast", action="store_true", help="aorta not enhanced (no contrast medium)")
+    p.add_argument("--hard", action="store_true",
+                   help="the cases real anatomy has: calcifications against bone at every sub-site, thoracic discs "
+                        "3-5 mm, 6 osteophytes/spurs outside the labels (truth kind 'osteophyte'), enhanced vena "
+                        "cava, iliac and renal veins, renal arteries and azygos, 45 HU noise at the shoulders, "
+                        "vertebra labels off by up to 1 mm")
     p.add_argument("--noise", type=nonneg_float, default=12.0, help="noise SD in HU (default 12)")
     p.add_argument("--per-level", type=nonneg_float, default=2.5, metavar="N",
                    help="spinal calcifications per disco-vertebral level, on average (default 2.5; 0 = none)")
@@ -62,9 +67,11 @@ def run_spine_ct(args) -> int:
     check_output_free(args.outdir, args.force)
     sp = tuple(args.spacing) + (args.spacing[-1],) * (3 - len(args.spacing))
     size = None if args.fit else (args.size or (512, 512))
+    from calcinosis.spine.phantom_hard import hard_spec_kwargs
     r = phantom.make_spine_phantom(args.coverage, spacing=sp[:3], size_xy=size, seed=args.seed,
                                    convention=args.convention, contrast=not args.no_contrast, noise_sd=args.noise,
-                                   n_slices=args.slices, calcifications_per_level=args.per_level)
+                                   n_slices=args.slices, calcifications_per_level=args.per_level,
+                                   **(hard_spec_kwargs() if args.hard else {}))
     g = r.geometry
     truth_labels = np.zeros(g.shape, dtype=np.uint16)
     for n, vox in enumerate(r.truth_voxels, start=1):
@@ -83,15 +90,17 @@ def run_spine_ct(args) -> int:
         out.write_table(r.truth, "truth.csv")
         params = {"coverage": args.coverage, "convention": args.convention, "spacing_mm": list(sp[:3]),
                   "size": list(g.size_ijk), "fit": args.fit, "contrast": not args.no_contrast,
-                  "noise_sd_hu": args.noise, "seed": args.seed, "format": args.format}
+                  "noise_sd_hu": args.noise, "seed": args.seed, "format": args.format, "hard": args.hard}
         spinal = sum(row["kind"] == "spinal" for row in r.truth.rows)
+        vascular = sum(row["kind"] == "vascular" for row in r.truth.rows)
         out.write_json(provenance.build_record(
             "phantom spine-ct", {}, params,
             {"image": image_name, "labels": "vertebrae.nii.gz", "n_spinal_calcifications": spinal,
-             "n_vascular_calcifications": len(r.truth) - spinal, "geometry": g.to_dict(),
+             "n_vascular_calcifications": vascular, "n_osteophytes": len(r.truth) - spinal - vascular,
+             "geometry": g.to_dict(),
              "label_values": {str(k): v for k, v in sorted(r.label_names.items())}},
             outputs=out.written + ["provenance.json"]), "provenance.json")
     say(args, f"spine phantom ({args.coverage}, {g.size_ijk[0]}x{g.size_ijk[1]}x{g.size_ijk[2]}) with {spinal} "
-              f"spinal and {len(r.truth) - spinal} vascular calcifications: {args.outdir}/{image_name}, labels in "
+              f"spinal and {vascular} vascular calcifications: {args.outdir}/{image_name}, labels in "
               f"{args.outdir}/vertebrae.nii.gz, truth in {args.outdir}/truth.csv")
     return 0

@@ -1,36 +1,20 @@
-"""Calcification candidates near the spine.
+"""Calcification candidates near the spine (the whole method, with every reason a
+candidate is rejected: ``docs/methods/spine-map.md`` step 2).
 
 Within the box around the spine (see :mod:`.vertebrae`):
 
-1. voxels at or above the threshold (HU, a recorded parameter);
-2. minus the vertebrae themselves and every voxel within ``vertebra_margin_mm`` of them
-   (always at least the 26 neighbours, which hold the partial-volume rim of cortical
-   bone); minus ribs and other labelled bones (``bone_margin_mm``), organs (their voxels),
-   and the aorta and other labelled vessels with ``vessel_margin_mm`` around them;
-3. connected components (``face`` or ``full`` connectivity), then rejected, each with a
-   recorded reason:
-
-   * ``vessel`` - touches the zone excluded around a labelled vessel (a vessel-wall
-     calcification protruding from the label), or, without an aorta label, lies within
-     ``vessel_margin_mm`` of a contrast-filled tube found by shape (see
-     :func:`aorta_like`);
-   * ``vessel_lumen`` - is such a tube (enhanced aorta or iliac artery);
-   * ``far`` - lies entirely further than ``search_margin_mm`` from every vertebra;
-   * ``leaves_region`` - reaches beyond ``search_margin_mm``: a structure that continues
-     away from the spine (rib, vessel, bowel, other bone), not a calcification; or is
-     cut by the image's in-plane edge (it continues outside the field of view);
-   * ``size`` - smaller than ``min_size_mm3``;
-   * ``bone`` - bone the label map missed: the candidate continues, above the threshold,
-     through the margin into labelled bone over at least ``bone_contact_mm2`` and a
-     ``bone_contact_fraction`` of its voxels, or over five times ``bone_contact_mm2``
-     (a process or rib head just outside a coarse label).  A calcification fused to bone
-     that broadly is dropped too;
-   * ``study_rule`` - fails the rule of the study (switchable): present on at least
-     ``study_min_slices`` contiguous axial slices *and* seen in another plane, defined
-     as: in at least one sagittal or coronal plane of the grid the candidate's
-     cross-section holds a 2 x 2 block of voxels (two contiguous axial slices by two
-     neighbouring voxels in that plane), so that the reformat shows it across slices
-     as a blob, not as a one-voxel streak.
+1. voxels at or above the threshold (HU, a recorded parameter), outside the labelled
+   bones, organs and vessels - and outside the zone the CT shows to be each bone's
+   (:mod:`.bone`: the label's border fitted to the bone's edge and partial-volume rim) -
+   and outside ``vessel_margin_mm`` around labelled vessels;
+2. connected components (``face`` or ``full`` connectivity), then rejected, each with a
+   recorded reason (:data:`REJECT_REASONS`), cheap tests first: ``vessel`` (touches the
+   zone around a vessel label), ``vessel_lumen`` (a contrast-filled aorta-like tube at
+   the threshold, no aorta label), ``far`` / ``leaves_region``, ``size``, ``bone`` (broad
+   contact with or enclosure by labelled bone, a piece of one bone's rim, a hollow body:
+   cortex around marrow), ``study_rule``, ``noise`` (:mod:`.noise`: peak above the
+   surroundings), ``lung``, ``vessel_shape`` (:mod:`.vessels`: an enhanced tube at the
+   blood's density), ``blood_density`` (no denser than the measured blood).
 
 Distances to the vertebrae come from a Euclidean distance map on a coarse copy of the
 box (cells of about 2.5 mm), accurate to about 2 mm, enough for a 25 mm margin.
