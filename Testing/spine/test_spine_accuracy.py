@@ -20,6 +20,8 @@ CASES = [
     ("tap", "totalsegmentator"), ("chest", "totalsegmentator"), ("lumbar", "totalsegmentator"),
     # the other conventions: discs (TotalSpineSeg), no aorta/rib labels (both: the aorta found by shape)
     ("lumbar", "totalspineseg"), ("chest", "verse"),
+    # SPINEPS instances: VerSe numbers with discs 100 + the vertebra above
+    ("lumbar", "spineps"),
 ]
 
 

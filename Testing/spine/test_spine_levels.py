@@ -69,10 +69,27 @@ def test_a_single_ambiguous_value_asks_for_the_convention():
 
 
 def test_phantom_label_maps_detected_in_all_three_conventions():
-    for coverage, convention in (("tap", "totalsegmentator"), ("lumbar", "totalspineseg"), ("chest", "verse")):
+    for coverage, convention in (("tap", "totalsegmentator"), ("lumbar", "totalspineseg"), ("chest", "verse"),
+                                 ("lumbar", "spineps")):
         res = mapped(coverage, convention)
         assert res.labels.convention.key == convention
     assert mapped("lumbar", "totalspineseg").labels.has_discs
+    assert mapped("lumbar", "spineps").labels.has_discs
+
+
+def test_spineps_instances_read_with_discs_and_end_plates():
+    """SPINEPS instance masks use VerSe's vertebra numbers plus discs 100 + the vertebra
+    above (119 = T12-L1, 124 = L5-S1) and the end plates facing a disc 200 + it (bone):
+    detected only when such a value is present - without one the map is VerSe's."""
+    vals = [19, 20, 21, 119, 120, 219, 220]          # T12, L1, L2, the discs and end plates between
+    pos = {19: 100.0, 119: 84.0, 219: 86.0, 20: 68.0, 120: 50.0, 220: 52.0, 21: 32.0}
+    choice = conv.detect_convention({v: 1 for v in vals}, pos)
+    assert choice.key == "spineps"
+    table = conv.structure_names("spineps")
+    assert table[119] == "disc:T12-L1" and table[124] == "disc:L5-S1" and table[107] == "disc:C7-T1"
+    assert conv.category(table[219]) == "bone" and table[26] == "sacrum"
+    plain = [19, 20, 21]
+    assert conv.detect_convention({v: 1 for v in plain}, _stack(plain, 37)).key == "verse"
 
 
 def test_given_convention_that_does_not_fit_is_an_error():

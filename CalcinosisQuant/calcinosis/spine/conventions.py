@@ -10,6 +10,9 @@ Three conventions are known (values from the tools' own documentation):
   (63-67 C2-C3…C6-C7, 71 C7-T1, 72-82 T1-T2…T11-T12, 91 T12-L1, 92-95 L1-L2…L4-L5,
   100 L5-S);
 * ``verse`` - VerSe: 1-7 C1-C7, 8-19 T1-T12, 20-25 L1-L6, 26 sacrum, 27 coccyx, 28 T13;
+* ``spineps`` - SPINEPS instance masks: VerSe's numbers, the discs as 100 + the vertebra
+  above (119 = T12-L1) and the end plates facing a disc as 200 + that vertebra (bone);
+  detected only when a disc or end-plate value is present (else it is VerSe);
 * ``totalsegmentator_v1`` - TotalSegmentator before version 2 (104 classes: 18-41
   vertebrae L5…C1, 7 aorta, 51-52 iliac arteries, 58-81 ribs, 92 sacrum), still found in
   archives: read with the same numbers it would silently map to the wrong vertebrae.
@@ -96,6 +99,23 @@ for _n in range(12):
 for _n in range(6):
     _VERSE_NAMES[20 + _n] = f"L{_n + 1}"
 
+# SPINEPS instance masks (``*_seg-vert_msk``): VerSe's vertebra numbers (S2-S6 29-33, the
+# sacrum written as 26), intervertebral discs 100 + the vertebra above, end plates 200 + the
+# vertebra above (both end plates facing that disc: bone, not either vertebra)
+_SPINEPS_NAMES = dict(_VERSE_NAMES)
+_SPINEPS_NAMES.update({29 + _n: "sacrum" for _n in range(5)})
+_NEXT = {"C7": "T1", "T12": "L1", "T13": "L1", "L5": "S1", "L6": "S1"}
+for _v, _name in list(_VERSE_NAMES.items()):
+    if _name in ("sacrum", "coccyx"):
+        continue
+    _below = _NEXT.get(_name) or f"{_name[0]}{int(_name[1:]) + 1}"
+    if _name == "T12":
+        _below = "L1"
+    _SPINEPS_NAMES[100 + _v] = f"disc:{_name}-{_below}"
+    _SPINEPS_NAMES[200 + _v] = f"endplate:{_name}-{_below}"
+_SPINEPS_NAMES[126] = "disc:S1-S2"
+_SPINEPS_NAMES[226] = "endplate:S1-S2"
+
 # TotalSegmentator before version 2 (task total, 104 classes): still found in archives
 _TS1_NAMES = {1: "spleen", 2: "kidney_right", 3: "kidney_left", 4: "gallbladder", 5: "liver", 6: "stomach",
               7: "aorta", 8: "inferior_vena_cava", 9: "portal_vein_and_splenic_vein", 10: "pancreas",
@@ -119,9 +139,12 @@ for _n in range(12):
     _TS1_NAMES[70 + _n] = f"rib_right_{_n + 1}"
 
 TITLES = {"totalsegmentator": "TotalSegmentator total", "totalspineseg": "TotalSpineSeg", "verse": "VerSe",
-          "totalsegmentator_v1": "TotalSegmentator v1 total"}
+          "totalsegmentator_v1": "TotalSegmentator v1 total", "spineps": "SPINEPS instances"}
 TABLES: dict[str, dict[int, str]] = {"totalsegmentator": _TS_NAMES, "totalspineseg": _TSS_NAMES,
-                                     "verse": _VERSE_NAMES, "totalsegmentator_v1": _TS1_NAMES}
+                                     "verse": _VERSE_NAMES, "totalsegmentator_v1": _TS1_NAMES,
+                                     "spineps": _SPINEPS_NAMES}
+#: a convention that extends another: chosen only when a value outside the other is present
+EXTENDS = {"spineps": "verse"}
 
 VESSELS = {"aorta", "pulmonary_vein", "brachiocephalic_trunk", "subclavian_artery_right", "subclavian_artery_left",
            "common_carotid_artery_right", "common_carotid_artery_left", "brachiocephalic_vein_left",
@@ -156,6 +179,8 @@ def category(name: str) -> str:
         return "vessel"
     if name.startswith("rib_"):
         return "rib"
+    if name.startswith("endplate:"):
+        return "bone"
     if name in OTHER_BONES:
         return "bone"
     if name in ORGANS:
@@ -267,11 +292,12 @@ def detect_convention(values_counts: dict[int, int], s_of_value: dict[int, float
 
     fits = [k for k in CONVENTIONS if not unknown_values(values, k)]
     fits = [k for k in fits if any(category(TABLES[k][v]) == "vertebra" or TABLES[k][v] == "sacrum" for v in values)]
+    fits = [k for k in fits if not (EXTENDS.get(k) in fits and not unknown_values(values, EXTENDS[k]))]
     if not fits:
         detail = "; ".join(f"{TITLES[k]}: {_fmt_values(unknown_values(values, k)) or 'no vertebra values'}"
                            for k in CONVENTIONS)
         raise ConventionError(f"{source}: label values fit no known convention (values not in each: {detail}); "
-                              "pass --convention, or use a TotalSegmentator, TotalSpineSeg or VerSe label map")
+                              "pass --convention, or use a TotalSegmentator, TotalSpineSeg, VerSe or SPINEPS label map")
     if len(fits) == 1:
         return ConventionChoice(fits[0], "detected", [f"only {TITLES[fits[0]]} knows every label value"])
     scored = []

@@ -10,7 +10,7 @@ from calcinosis.core.defaults import CONNECTIVITIES
 from calcinosis.core.errors import InputError
 
 #: vertebra label conventions read by :mod:`.conventions` (numpy-free here, for the help)
-CONVENTIONS = ("totalsegmentator", "totalspineseg", "verse", "totalsegmentator_v1")
+CONVENTIONS = ("totalsegmentator", "totalspineseg", "verse", "totalsegmentator_v1", "spineps")
 CONVENTION_CHOICES = ("auto", "names") + CONVENTIONS
 
 
@@ -90,7 +90,7 @@ class SpineParams:
         '… when its major axis is at least this long.')
     # --- inputs
     convention: str = _p("auto",
-        'Label convention of the vertebra label map: auto, names, totalsegmentator, totalspineseg, verse.')
+        'Label convention of the vertebra label map: auto, names, totalsegmentator, totalspineseg, verse, spineps.')
     points_bone_hu: float = _p(200.0,
         'Point-list input: bone threshold used to make the vertebra masks.')
     override_tolerance_mm: float = _p(3.0,

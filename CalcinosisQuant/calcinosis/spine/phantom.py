@@ -832,7 +832,7 @@ def _label_values(convention: str) -> dict[str, int]:
         raise ValueError(f"convention must be one of {', '.join(conv.TABLES)}")
     table = conv.structure_names(convention)
     for v, name in table.items():
-        out[name] = v
+        out.setdefault(name, v)      # a name with several values (SPINEPS' sacrum 26, 29-33): the first
     if convention == "totalsegmentator":
         out["sacrum_rest"] = out["sacrum"]
         out["lung_left"] = out["lung_lower_lobe_left"]

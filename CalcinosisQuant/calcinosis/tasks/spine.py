@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("ct", help="CT: DICOM series folder, NRRD, NIfTI or MHA (values in HU)")
     src = p.add_argument_group("vertebrae (one of)")
     src.add_argument("--vertebrae", metavar="LABELS",
-                     help="vertebra label map (TotalSegmentator total, TotalSpineSeg or VerSe; any grid) or a "
+                     help="vertebra label map (TotalSegmentator total, TotalSpineSeg, VerSe or SPINEPS; any grid) or a "
                           "segmentation (.seg.nrrd) whose segment names carry the vertebra (vertebrae_T8, T8)")
     src.add_argument("--points", metavar="FILE",
                      help="one point per vertebral body labelled T8, L1 … (Slicer .mrk.json, .fcsv, or CSV with "
