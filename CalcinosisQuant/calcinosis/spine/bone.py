@@ -166,13 +166,10 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         whole = float(np.median(radius[good])) if good.sum() >= 20 else 0.0
         local = np.full(len(sample_pos), whole)
         if good.sum() >= 20:
-            # median over the (up to 128) nearest good samples within smooth_mm (about all of them)
-            e = np.r_[radius[good], np.nan]
-            k = int(min(128, good.sum()))
-            _, nb = cKDTree(sample_pos[good]).query(sample_pos, k=k, distance_upper_bound=smooth_mm)
-            vals = e[np.minimum(nb, len(e) - 1).reshape(len(sample_pos), -1)]
-            enough = np.sum(np.isfinite(vals), axis=1) >= 5
-            local = np.where(enough, np.nanmedian(np.where(enough[:, None], vals, 0.0), axis=1), whole)
+            # median over every good sample within smooth_mm
+            e = radius[good]
+            groups = cKDTree(sample_pos[good]).query_ball_point(sample_pos, smooth_mm)
+            local = np.array([float(np.median(e[g])) if len(g) >= 5 else whole for g in groups])
         local = np.clip(local, -limit_mm, limit_mm)
         pos = (border + lo) * sp
         if len(sample_pos):

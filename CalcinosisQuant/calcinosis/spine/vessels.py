@@ -38,8 +38,8 @@ def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, 
                      bone_label: np.ndarray, geometry: Geometry, contrast_hu: np.ndarray | None = None,
                      blood_hu: float = 100.0, dense_hu: float = 450.0, lumen_ratio: float = 10.0,
                      min_length_mm: float = 20.0, area_mm2: tuple[float, float] = (7.0, 1500.0),
-                     max_median_hu: float = 330.0, max_dense_fraction: float = 0.08, reach_mm: float = 40.0,
-                     side_mm: float = 25.0) -> tuple[np.ndarray, list[float]]:
+                     max_median_hu: float = 330.0, max_dense_fraction: float = 0.08, reach_mm: float = 60.0,
+                     side_mm: float = 30.0) -> tuple[np.ndarray, list[float]]:
     """Per component (``which``: those to test), whether it lies in an enhanced tube (see
     the module docstring), and the median CT value of every tube found (the blood's).
     ``bone_label``: the labelled bones on the box (growth stops there)."""
