@@ -55,7 +55,7 @@ class BoneSurfaces:
         """Distance (mm, inf beyond ``upper_mm``) and index of the nearest border voxel."""
         if self.tree is None or len(points_mm) == 0:
             return np.full(len(points_mm), np.inf), np.zeros(len(points_mm), np.int64)
-        d, i = self.tree.query(points_mm, distance_upper_bound=upper_mm)
+        d, i = self.tree.query(points_mm, distance_upper_bound=upper_mm, workers=2)
         return d, np.minimum(i, max(len(self.points) - 1, 0))
 
 
@@ -168,12 +168,12 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         if good.sum() >= 20:
             # median over every good sample within smooth_mm
             e = radius[good]
-            groups = cKDTree(sample_pos[good]).query_ball_point(sample_pos, smooth_mm)
+            groups = cKDTree(sample_pos[good]).query_ball_point(sample_pos, smooth_mm, workers=2)
             local = np.array([float(np.median(e[g])) if len(g) >= 5 else whole for g in groups])
         local = np.clip(local, -limit_mm, limit_mm)
         pos = (border + lo) * sp
         if len(sample_pos):
-            _, nearest = cKDTree(sample_pos).query(pos)
+            _, nearest = cKDTree(sample_pos).query(pos, workers=2)
             shift = local[nearest]
         else:
             shift = np.zeros(len(pos))
