@@ -90,15 +90,7 @@ def near(flat: np.ndarray, mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     offsets is in ``mask``.  Offsets are applied to flat indices (clamped to the array):
     at the array's edge a neighbour may wrap to the next row, which the box's room
     around the spine makes harmless."""
-    shape = mask.shape
-    out = np.zeros(flat.size, dtype=bool)
-    if flat.size == 0 or not mask.any():
-        return out
-    m = mask.ravel()
-    steps = offsets @ np.array([shape[1] * shape[2], shape[2], 1])
-    for st in np.unique(steps):
-        out |= np.take(m, flat + st, mode="clip")
-    return out
+    return near_values(flat, mask.view(np.uint8), np.array([False, True]), offsets)
 
 
 class CoarseDistance:
