@@ -199,30 +199,16 @@ def near_values(flat: np.ndarray, values: np.ndarray, lut: np.ndarray, offsets: 
     return out
 
 
-def vertebra_radius_groups(vertebra_margin_mm: float | dict[int, float], n_codes: int) -> dict[float, np.ndarray]:
-    """{radius (mm): look-up table of the vertebra codes (1-based) with that radius};
-    codes with a negative radius (a label reaching beyond its bone) are left out."""
-    radii = vertebra_margin_mm if isinstance(vertebra_margin_mm, dict) else {
-        c: float(vertebra_margin_mm) for c in range(1, n_codes + 1)}
-    groups: dict[float, np.ndarray] = {}
-    for code, r in radii.items():
-        if r < 0:
-            continue
-        key = round(float(r), 2)
-        lut = groups.setdefault(key, np.zeros(max([n_codes, *radii]) + 1, dtype=bool))
-        lut[code] = True
-    return groups
-
-
-def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float | dict[int, float],
+def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float,
                  bone_margin_mm: float, vessel_margin_mm: float, vessels: bool = True,
                  near_bone: np.ndarray | None = None) -> Margins:
     """Step 2 of the module docstring for the voxels ``idx`` above the threshold (sorted
     flat box indices, outside every labelled structure):
 
-    * dropped: within ``vertebra_margin_mm`` of a vertebra (one radius, or one per
-      vertebra code: ``{code: mm}``, negative ones skipped) or ``bone_margin_mm`` of other
-      labelled bone, or within ``vessel_margin_mm`` of a labelled vessel ("the zone");
+    * dropped: within ``vertebra_margin_mm`` of a vertebra or ``bone_margin_mm`` of other
+      labelled bone (or, given ``near_bone``, the voxels it marks: the zone fitted to the
+      CT, :func:`bone_zone`), or within ``vessel_margin_mm`` of a labelled vessel ("the
+      zone");
     * ``touch``: a kept voxel within one more voxel (the largest spacing) of the zone;
     * ``contact``: a kept voxel face-adjacent to a dropped voxel that is not in that
       shell around the zone - bone continuing, above the threshold, beyond its label.
@@ -234,11 +220,8 @@ def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float | 
     g = lab.box_geometry
     shape = lab.box.shape
     if near_bone is None:
-        near_bone = np.zeros(idx.size, dtype=bool)
+        near_bone = near(idx, lab.vert > 0, neighbour_offsets(g, vertebra_margin_mm))
         bone_mask = (lab.category == CAT_RIB) | (lab.category == CAT_BONE)
-        for radius, lut in vertebra_radius_groups(vertebra_margin_mm, len(lab.names)).items():
-            todo = np.flatnonzero(~near_bone)
-            near_bone[todo] = near_values(idx[todo], lab.vert, lut, neighbour_offsets(g, radius))
         if bone_mask.any():
             todo = np.flatnonzero(~near_bone)
             near_bone[todo] = near(idx[todo], bone_mask, neighbour_offsets(g, bone_margin_mm))
@@ -581,9 +564,7 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     labels = np.zeros(shape, dtype=label_dtype(int(keep.sum())))
     labels.ravel()[idx[sel]] = new_lab[sel]
     lesions = LesionSet(labels, g, idx[sel], new_lab[sel], ["threshold"] * int(keep.sum()), params)
-    res = CandidateResult(lesions, rejected, aorta_by_shape, stats=stats)
-    res.explain = (idx, clab, why_not)
-    return res
+    return CandidateResult(lesions, rejected, aorta_by_shape, stats=stats, explain=(idx, clab, why_not))
 
 
 def noise_summary(noise: np.ndarray, o: CandidateOptions, threshold_hu: float, min_slices: int,
