@@ -54,6 +54,11 @@ def tcia_ct(external_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_hand_xr(external_data) -> Path:
+    return _external_or_skip("real-hand-xr-normal")
+
+
+@pytest.fixture(scope="session")
 def verse_sample(external_data) -> Path:
     return _external_or_skip("verse-sample")
 

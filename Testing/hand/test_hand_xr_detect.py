@@ -218,14 +218,26 @@ def test_rejected_candidates_are_recorded(hands):
         assert det.parameters["candidates_examined"] >= det.lesions.n + sum(rej.values())
 
 
-def test_without_landmarks_bone_ends_remain_and_a_warning_says_so(hands):
+def test_without_placed_landmarks_the_automatic_ones_build_the_bone_model(hands):
+    """No landmarks and no laterality: the hand model's 20 landmarks give the bone tests their
+    axes, the side is taken from the thumb (and a warning says it is a guess)."""
     side, seed, ph, vol, det = hands[0]
     bare = detect.detect_xr(vol, DetectParams())
-    with_lm = score(ph, det.lesions.labels[0])
-    without = score(ph, bare.lesions.labels[0])
-    assert without["false"] > with_lm["false"] + 3
-    assert any("without landmarks" in w for w in bare.warnings)
-    assert bare.parameters["bone_model"] == "none"
+    assert bare.parameters["bone_model"] == "landmarks"
+    hm = bare.parameters["hand_model"]
+    assert hm["side"] == side and hm["side_source"] == "thumb position (guessed)"
+    assert len(hm["automatic_landmarks"]) == 20
+    assert any("hand side not given" in w for w in bare.warnings)
+    assert not any("without landmarks" in w for w in bare.warnings)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 open: the mirror test is sensitive to an axis 0.3-0.6 mm off the "
+                                       "bone's; with automatic landmarks 17-28 false candidates per phantom hand "
+                                       "remain at bone ends and skin edges (2 with the exact landmarks)")
+def test_automatic_landmarks_as_good_as_placed_ones(hands):
+    for side, seed, ph, vol, det in hands:
+        bare = detect.detect_xr(Volume(vol.array, vol.geometry, {"modality": "XR", "laterality": side}), DetectParams())
+        assert score(ph, bare.lesions.labels[0])["false"] <= 2
 
 
 def test_region_limits_the_search(hands):

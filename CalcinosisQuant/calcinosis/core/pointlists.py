@@ -160,16 +160,19 @@ def _read_fcsv(text: str, path: Path) -> list[Point]:
 
 
 # ---------------------------------------------------------------------- writing
-def markups_json_text(points: Sequence[Point], name: str = "Points", coordinate_system: str = "LPS") -> str:
+def markups_json_text(points: Sequence[Point], name: str = "Points", coordinate_system: str = "LPS",
+                      descriptions: dict | None = None) -> str:
     """A Slicer point list (``.mrk.json``) of RAS positions, written in ``coordinate_system``
     (LPS, as Slicer writes).  ``None`` positions become unplaced points (``positionStatus:
-    undefined``), which Slicer offers to place one by one."""
+    undefined``), which Slicer offers to place one by one.  ``descriptions``: label -> the
+    point's description (Slicer shows it in the Markups module)."""
     cs = coordinate_system.upper()
     if cs not in ("LPS", "RAS"):
         raise ValueError("coordinate_system must be LPS or RAS")
     cps = []
     for n, (label, pos) in enumerate(points, start=1):
-        cp = {"id": str(n), "label": label, "description": "", "associatedNodeID": ""}
+        cp = {"id": str(n), "label": label, "description": (descriptions or {}).get(label, ""),
+              "associatedNodeID": ""}
         if pos is None:
             cp["position"] = ""
             status = "undefined"

@@ -25,6 +25,8 @@ from calcinosis.core.lesions import CONNECTIVITIES, LesionParams, LesionSet, lon
 from calcinosis.core.progress import Progress, report
 from calcinosis.core.volume import Volume
 
+from .handmodel import build_hand_model, hand_side, model_landmarks
+from .landmarks import with_automatic
 from .params import BOUNDARIES, DEFAULT_CT_THRESHOLD_HU, XR_PARAMS, DetectParams  # noqa: F401 (re-exported)
 
 
@@ -38,6 +40,8 @@ class Detection:
     bone_mask: np.ndarray | None = None      # CT: voxels taken for bone (for review / overlays)
     touches_bone: np.ndarray | None = None   # per lesion (index id-1): shares a face with bone
     warnings: list[str] = field(default_factory=list)
+    landmarks: object = None                 # radiograph: the landmarks used (placed + automatic)
+    hand_model: object = None                # radiograph: the hand model (handmodel.HandModel2D)
 
 
 # ---------------------------------------------------------------------- shared helpers
@@ -512,11 +516,37 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
     exc2 = exclude[0].astype(bool) if exclude is not None else None
     a_reg = xd.block_mean(reg2.astype(np.float32), k) >= 0.5 if reg2 is not None else None
     a_exc = xd.block_mean(exc2.astype(np.float32), k) >= 0.5 if exc2 is not None else None
-    bones = xd.BoneModel.from_landmarks(landmarks, geom, k, apx)
+    report(progress, 0.01, "finding the hand and its bones")
+    model = build_hand_model(img, pix)
+    warnings += model.warnings
+    side, side_source = hand_side(volume.meta.get("laterality"), landmarks, model)
+    used = landmarks
+    if side is not None and model.digits:
+        used = with_automatic(landmarks, model_landmarks(model, geom, side))
+        if side_source.endswith("(guessed)") and (landmarks is None or not landmarks.points):
+            warnings.append(f"hand side not given (no landmarks, no DICOM laterality, no --laterality): taken as {side} "
+                            "from the thumb's position on a conventionally displayed PA view; a mirrored image would "
+                            "flip it - give --laterality")
+    bones = xd.BoneModel.from_landmarks(used, geom, k, apx)
+    # candidates lie in the hand (markers, text, collimation and the air are not searched); the
+    # noise is measured in its soft tissue
+    tissue_a = xd.block_mean(model.upsample(model.tissue, img.shape).astype(np.float32), k) >= 0.5
+    if model.digits:     # a hand was found: the search stays in it
+        hand_a = xd.block_mean(model.upsample(model.hand & model.tissue, img.shape).astype(np.float32), k) >= 0.5
+    else:                # no hand shape (a part of one, a test object): wherever there is tissue
+        hand_a = tissue_a
+        warnings.append("radiograph: without the hand's outline the search covers wherever the image has signal "
+                        "(markers and text included)")
+    bone_a = xd.block_mean(model.upsample(model.bone, img.shape).astype(np.float32), k) > 0.0
+    soft_a = hand_a & ~ndimage.binary_dilation(bone_a, iterations=2)
+    if hand_a.any():
+        outside = ~ndimage.binary_dilation(hand_a, iterations=max(int(round(HAND_MARGIN_MM / apx)), 1))
+        a_exc = outside if a_exc is None else (a_exc | outside)
     # inside a region the user drew, the user has pointed at the deposits: the landmark bone
     # tests (symmetry, carpus) are not applied there
     cands, info = xd.find_candidates(a_img, apx, params, a_reg, a_exc, bones if reg2 is None else None,
-                                     params.threshold, progress.sub(0.02, 0.95) if progress else None)
+                                     params.threshold, progress.sub(0.05, 0.95) if progress else None,
+                                     tissue=soft_a if soft_a.sum() > 100 else None)
     groups, sources = [], []
     full_shape = img.shape
     for c in cands:
@@ -546,10 +576,14 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
               "min_size_unit": "mm2", "analysis_pixel_mm": round(apx, 6), "blob_scales_mm": list(xd.SEED_SCALES_MM),
               "bone_model": ("none" if bones is None else
                              "landmarks" if reg2 is None else "landmarks (not applied inside the drawn region)"),
+              "hand_model": {"found": bool(model.hand.any()), "digits": [d.name for d in model.digits],
+                             "side": side, "side_source": side_source,
+                             "automatic_landmarks": sorted(k_.label for k_ in used.automatic) if used is not None else [],
+                             "hand_area_mm2": round(float(model.hand.sum()) * model.pixel_mm ** 2, 1)},
               "seeds": info["n_seeds"], "seeds_skipped": info["seeds_skipped"],
               "candidates_examined": len(cands), "candidates_rejected": rejected,
               "carpal_contrast_level": info["carpal_contrast_level"]})
-    det = Detection(lesions, "XR", d, warnings=warnings)
+    det = Detection(lesions, "XR", d, warnings=warnings, landmarks=used, hand_model=model)
     if bones is None and reg2 is None:
         det.warnings.append("radiograph searched without landmarks: bone ends, tufts and carpal bones cannot be told "
                             "from deposits (the symmetry and carpus tests need the digits' axes); review the "
@@ -560,6 +594,10 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
                             "segmentation (or draw a region around the lesions)")
     report(progress, 1.0, f"{lesions.n} lesions")
     return det
+
+
+#: candidates are searched in the hand found on the image, widened by this margin (mm)
+HAND_MARGIN_MM = 1.0
 
 
 # ---------------------------------------------------------------------- MRI

@@ -34,6 +34,8 @@ class HandLandmarks:
     source: str = ""
     warnings: list[str] = field(default_factory=list)
     input_id: str | None = None
+    #: the points found by the hand model (:mod:`~calcinosis.hand.handmodel`), not placed
+    automatic: set = field(default_factory=set)
 
     def __len__(self) -> int:
         return len(self.points)
@@ -89,6 +91,7 @@ class HandLandmarks:
             "sides": self.sides,
             "digits_covered": {s: self.covered_digits(s) for s in self.sides},
             "labels": [lab for lab, _ in self.as_points()],
+            "automatic": sorted(k.label for k in self.automatic),
         }
 
 
@@ -164,12 +167,41 @@ def read_landmarks(path: str | Path, unknown: str = "error") -> HandLandmarks:
     return lm
 
 
+def with_automatic(placed: HandLandmarks | None, automatic: Iterable[tuple[str, np.ndarray]]) -> HandLandmarks:
+    """The placed landmarks completed by automatic ones: a placed point always wins over the
+    automatic point of the same label; automatic points of the other side than the placed
+    ones are not added (the hand model sees one hand)."""
+    placed = placed if placed is not None else HandLandmarks()
+    out = HandLandmarks(dict(placed.points), placed.source, list(placed.warnings), placed.input_id,
+                        set(placed.automatic))
+    placed_sides = set(placed.sides)
+    for label, ras in automatic:
+        key = parse_landmark_label(label)
+        if key in out.points or (placed_sides and key.side not in placed_sides):
+            continue
+        out.points[key] = np.asarray(ras, float)
+        out.automatic.add(key)
+    return out
+
+
 # ---------------------------------------------------------------------- writing
 def markups_json_text(points: Sequence[tuple[str, np.ndarray | None]], name: str = "HandLandmarks",
-                      coordinate_system: str = "LPS") -> str:
+                      coordinate_system: str = "LPS", descriptions: dict | None = None) -> str:
     """A Slicer point list (``.mrk.json``) of hand landmarks; ``None`` positions become
     unplaced points, which Slicer offers to place one by one."""
-    return pointlists.markups_json_text(points, name=name, coordinate_system=coordinate_system)
+    return pointlists.markups_json_text(points, name=name, coordinate_system=coordinate_system,
+                                        descriptions=descriptions)
+
+
+#: the description of an automatic landmark in the written point list
+AUTOMATIC_DESCRIPTION = "automatic (hand model): review, move if wrong"
+
+
+def landmarks_json_text(landmarks: HandLandmarks) -> str:
+    """The landmarks a result used, as a Slicer point list: the automatic ones described as
+    such, so the reader knows which to review (moving one makes it placed)."""
+    desc = {k.label: (AUTOMATIC_DESCRIPTION if k in landmarks.automatic else "placed") for k in landmarks.points}
+    return markups_json_text(landmarks.as_points(), descriptions=desc)
 
 
 def landmarks_csv_text(points: Sequence[tuple[str, np.ndarray | None]]) -> str:
@@ -218,5 +250,5 @@ def landmark_label_list(sides: str = "both") -> list[str]:
     return expected_landmark_labels(sides)
 
 
-__all__ = ["HandLandmarks", "landmarks_from_points", "read_landmarks", "markups_json_text", "landmarks_csv_text",
+__all__ = ["HandLandmarks", "landmarks_from_points", "with_automatic", "read_landmarks", "markups_json_text", "landmarks_csv_text",
            "template_points", "check_against_image", "landmark_label_list", "format_label", "MARKUPS_SCHEMA"]

@@ -33,7 +33,7 @@ from calcinosis.core.volume import Volume, normalise_modality
 
 from .assign import AssignParams, Assignment, assign_lesions
 from .detect import Detection, DetectParams, detect
-from .landmarks import HandLandmarks, read_landmarks
+from .landmarks import HandLandmarks, landmarks_json_text, read_landmarks
 from .structural_form import LOCATIONS, blank_form, summarise_form, validate_form
 from .summary import digit_table, hand_lesion_table, hand_table
 
@@ -229,6 +229,8 @@ def write_hand_outputs(outdir: str | Path, result: HandResult, *, force: bool = 
         elif result.modality == "XR":
             sides = form_sides or [s for s in ("R", "L") if s in {r["side"] for r in result.hand_table.rows}] or ["R", "L"]
             out.write_table(blank_form(sides), "structural_form.csv")
+        if result.landmarks is not None and result.landmarks.automatic:
+            out.write_text(landmarks_json_text(result.landmarks), "landmarks.mrk.json")
         if write_images:
             report(progress, 0.3, "writing label map and segmentation")
             write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors())
@@ -335,6 +337,8 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
         detection = detect_lesions(volume, m, detect_params, region, excl, progress.sub(0.1, 0.7) if progress else None,
                                    landmarks=lm)
         lesions = detection.lesions
+    if detection is not None and detection.landmarks is not None:
+        lm = detection.landmarks        # placed points completed by the hand model's
     result = measure_hand(volume, m, lesions, lm, assign_params, detection,
                           progress.sub(0.7, 1.0) if progress else None)
     if mask is not None:

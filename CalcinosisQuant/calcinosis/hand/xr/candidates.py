@@ -59,8 +59,9 @@ class NoiseModel:
         return FLOOR_NOISE_K * self.smoothed_sd
 
     @classmethod
-    def of(cls, image: np.ndarray, params, min_contrast: float | None) -> "NoiseModel":
-        sigma = noise_sigma(image)
+    def of(cls, image: np.ndarray, params, min_contrast: float | None,
+           tissue: np.ndarray | None = None) -> "NoiseModel":
+        sigma = noise_sigma(image, tissue)
         smoothed_sd = sigma / (2.0 * np.sqrt(np.pi))
         threshold = min_contrast if min_contrast is not None else params.xr_noise_k * max(sigma, 1e-6)
         return cls(sigma, smoothed_sd, threshold)
@@ -105,10 +106,11 @@ def outline_candidate(smoothed: np.ndarray, seed: Seed, ring_px: float, noise: N
 
 def find_candidates(img: np.ndarray, pixel_mm: float, params, region: np.ndarray | None,
                     exclude: np.ndarray | None, bones: BoneModel | None, min_contrast: float | None,
-                    progress: Progress | None = None) -> tuple[list[XRCandidate], dict]:
+                    progress: Progress | None = None, tissue: np.ndarray | None = None) -> tuple[list[XRCandidate], dict]:
     """Steps 1-5 on the analysis grid.  Returns every candidate looked at (kept ones have
-    ``reason`` None) and what was estimated (noise, contrast threshold)."""
-    noise = NoiseModel.of(img, params, min_contrast)
+    ``reason`` None) and what was estimated (noise - over ``tissue`` when given -, contrast
+    threshold)."""
+    noise = NoiseModel.of(img, params, min_contrast, tissue)
     smoothed = ndimage.gaussian_filter(np.asarray(img, np.float32), 1.0)
     allowed = allowed_mask(region, exclude)
     seeds = find_seeds(img, smoothed, pixel_mm, params.xr_background_mm, noise.contrast_threshold, allowed, progress)

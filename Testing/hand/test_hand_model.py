@@ -1,0 +1,190 @@
+"""The hand model from the image (:mod:`calcinosis.hand.handmodel`) and what the radiograph
+detector gains from it (issue 11).
+
+Ground truth: the phantom radiographs' true landmarks (joint centres and tuft ends of the
+model hand) and lesion table; on the real normal hand, the landmarks placed by eye in
+``landmarks_lps.csv`` (estimated spacing, ±10%) and the fact that it has no calcinosis.
+
+Tolerances: a landmark within 5 mm (the issue's figure: about half a phalanx's width, the
+distance within which a lesion keeps its zone).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.volume import Volume
+from calcinosis.hand import detect, handmodel, phantom as phantom_hand
+from calcinosis.hand.detect import DetectParams
+from calcinosis.hand.landmarks import AUTOMATIC_DESCRIPTION
+from calcinosis.hand.pipeline import measure_hand
+from calcinosis.hand.xr.background import noise_sigma
+
+HANDS = [("R", 0), ("L", 1), ("R", 2), ("L", 3)]
+REAL_SPACING_MM = 0.104
+
+
+def _auto_errors_mm(model, geometry, truth: dict, pixel_mm: float) -> dict:
+    out = {}
+    for d in model.digits:
+        for name, rc in d.points.items():
+            lab = f"{d.name}_{name}"
+            if lab in truth:
+                ijk = geometry.ras_to_ijk(np.asarray(truth[lab], float)[None])[0]
+                out[lab] = float(np.linalg.norm(model.to_input_rc(rc) - np.array([ijk[1], ijk[0]])) * pixel_mm)
+    return out
+
+
+@pytest.fixture(scope="module")
+def phantoms():
+    return [(side, seed, phantom_hand.xr_phantom(side, seed)) for side, seed in HANDS]
+
+
+def test_automatic_landmarks_on_the_phantom_radiographs(phantoms):
+    """Every digit found and named, and >= 95% of the 80 landmarks within 5 mm of the true
+    ones (measured: 79 of 80; the one miss is a thumb CMC over the carpus)."""
+    errs = []
+    for side, seed, ph in phantoms:
+        model = handmodel.build_hand_model(ph.array[0].astype(np.float32), float(ph.geometry.spacing[0]))
+        assert sorted(d.name for d in model.digits) == sorted(["thumb", "index", "middle", "ring", "little"])
+        truth = {lab.split("_", 1)[1]: p for lab, p in ph.landmarks}
+        e = _auto_errors_mm(model, ph.geometry, truth, float(ph.geometry.spacing[0]))
+        assert len(e) == 20, (side, seed, sorted(set(truth) - set(e)))
+        errs += list(e.values())
+    errs = np.array(errs)
+    assert np.mean(errs <= 5.0) >= 0.95, np.round(np.sort(errs)[-6:], 1)
+
+
+def test_automatic_landmarks_assign_digits_and_zones_on_the_phantom(phantoms):
+    """Without a placed point: the found lesions' digit as the truth's in 100% of cases and
+    their zone in >= 95% (issue 11's target)."""
+    digit_ok, zone_ok, n = 0, 0, 0
+    for side, seed, ph in phantoms:
+        vol = Volume(ph.array.astype(np.float32), ph.geometry, {"modality": "XR", "laterality": side})
+        det = detect.detect_xr(vol, DetectParams())
+        assert len(det.landmarks.automatic) == 20
+        res = measure_hand(vol, "XR", det.lesions, det.landmarks, detection=det)
+        outl = ph.outlines[0]
+        lab = det.lesions.labels[0]
+        truth = {r["lesion_id"]: r for r in ph.truth.rows}
+        for row in res.lesions_table.rows:
+            ids = np.unique(outl[lab == row["lesion_id"]])
+            ids = [int(i) for i in ids if i > 0]
+            if len(ids) != 1:
+                continue
+            t = truth[ids[0]]
+            n += 1
+            digit_ok += row["digit"] == t["digit"]
+            zone_ok += row["zone"] == t["zone"]
+    assert n >= 40
+    assert digit_ok == n, (digit_ok, n)
+    assert zone_ok >= 0.95 * n, (zone_ok, n)
+
+
+def test_tissue_noise_ignores_collimation_and_the_air_outside():
+    """A collimated radiograph (60% of the pixels exactly 0) keeps the noise estimate of its
+    tissue (true SD 6; the estimate is within 25%: curvature of the soft tissue adds a little);
+    over the whole image it would be about 0."""
+    ph = phantom_hand.xr_phantom("R", 0)
+    img = ph.array[0].astype(np.float32).copy()
+    h, w = img.shape
+    img[: int(0.35 * h)] = 0.0
+    img[:, : int(0.3 * w)] = 0.0
+    assert (img == 0).mean() > 0.5
+    assert noise_sigma(img) < 1.0                       # what the old estimate saw
+    model = handmodel.build_hand_model(img, float(ph.geometry.spacing[0]))
+    tissue = model.upsample(model.hand & model.tissue & ~ndimage.binary_dilation(model.bone, iterations=2), img.shape)
+    assert noise_sigma(img, tissue) == pytest.approx(6.0, rel=0.25)
+
+
+def test_markers_and_collimation_are_not_searched():
+    """A lead marker (a bright letter in the air) and a collimated border give no candidate;
+    the deposits inside the hand are found as on the clean image (one may change with the
+    noise estimate)."""
+    ph = phantom_hand.xr_phantom("L", 1)
+    img = ph.array[0].astype(np.float32).copy()
+    sp = float(ph.geometry.spacing[0])
+    air = float(np.median(img[:20, :20]))
+    marker = np.zeros(img.shape, bool)
+    clear = ndimage.distance_transform_edt(img < air + 100.0) * sp          # mm of air around
+    clear[:, : int(20 / sp)] = 0
+    r0, c0 = np.unravel_index(int(np.argmax(clear)), img.shape)
+    assert clear[r0, c0] >= 15.0
+    r0, c0 = r0 - int(5 / sp), c0 - int(3 / sp)
+    marker[r0:r0 + int(10 / sp), c0:c0 + int(2 / sp)] = True            # an "L": a bar and a foot
+    marker[r0 + int(8 / sp):r0 + int(10 / sp), c0:c0 + int(7 / sp)] = True
+    img[marker] = air + 2500.0
+    img[:, : int(5 / sp)] = 0.0                                           # collimated strip
+    det = detect.detect_xr(Volume(img[None], ph.geometry, {"modality": "XR", "laterality": "L"}), DetectParams())
+    lab = det.lesions.labels[0]
+    hand = det.hand_model.upsample(det.hand_model.hand, img.shape)
+    assert not (lab[ndimage.binary_dilation(marker, iterations=10)] > 0).any()
+    assert not (lab[:, : int(5 / sp) + 2] > 0).any()
+    assert not (lab[~ndimage.binary_dilation(hand, iterations=int(1.5 / sp))] > 0).any()
+    found = {int(i) for i in np.unique(ph.outlines[0][lab > 0]) if i > 0}
+    clean = detect.detect_xr(Volume(ph.array.astype(np.float32), ph.geometry, {"modality": "XR", "laterality": "L"}),
+                             DetectParams()).lesions.labels[0]
+    found_clean = {int(i) for i in np.unique(ph.outlines[0][clean > 0]) if i > 0}
+    assert len(found) >= len(found_clean) - 1, (sorted(found), sorted(found_clean))
+
+
+# ---------------------------------------------------------------------- the real normal hand
+def _real(real_hand_xr):
+    from PIL import Image
+    img = np.asarray(Image.open(real_hand_xr / "normal-hand-pa.jpg").convert("L")).astype(np.float32)
+    geom = Geometry.create((img.shape[1], img.shape[0], 1), (REAL_SPACING_MM, REAL_SPACING_MM, 1.0), (0, 0, 0),
+                           np.diag([-1.0, -1.0, 1.0]))
+    placed = {}
+    with open(real_hand_xr / "landmarks_lps.csv") as f:
+        for r in csv.DictReader(f):
+            placed[r["label"].split("_", 1)[1]] = np.array([-float(r["l"]), -float(r["p"]), float(r["s"])])
+    return img, geom, placed
+
+
+def test_real_hand_automatic_landmarks_within_5mm_of_the_placed_ones(real_hand_xr):
+    """Issue 11: >= 90% of the automatic landmarks within 5 mm of those placed by eye
+    (measured 18 of 20; the index and middle MCP heads, under the thick palm, are 9-14 mm off)."""
+    img, geom, placed = _real(real_hand_xr)
+    model = handmodel.build_hand_model(img, REAL_SPACING_MM)
+    assert [d.name for d in model.digits] == ["thumb", "index", "middle", "ring", "little"]
+    e = _auto_errors_mm(model, geom, placed, REAL_SPACING_MM)
+    assert len(e) == 20
+    assert sum(v <= 5.0 for v in e.values()) >= 18, {k: round(v, 1) for k, v in e.items()}
+    # the lead marker ("Sin", top left) is not part of the hand
+    assert not model.hand[: int(12 / model.pixel_mm), : int(25 / model.pixel_mm)].any()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 open: the real normal hand still gives about 40 false candidates "
+                                       "(bone ends at the joints, tufts, trabecular spots, the sesamoid); target <= 2")
+def test_real_normal_hand_reports_at_most_two_lesions(real_hand_xr):
+    img, geom, _ = _real(real_hand_xr)
+    det = detect.detect_xr(Volume(img[None], geom, {"modality": "XR", "laterality": "L"}), DetectParams())
+    assert det.lesions.n <= 2
+
+
+def test_real_hand_from_the_command_line_writes_the_automatic_landmarks(real_hand_xr, tmp_path):
+    """Without placed landmarks the result's point list holds the 20 automatic landmarks,
+    each described as automatic, in LPS as Slicer writes; the lesions get digits; far fewer
+    false candidates than before the hand model (188 were reported; measured now about 40)."""
+    from calcinosis.cli.main import main
+    out = tmp_path / "o"
+    code = main(["hand", str(real_hand_xr / "normal-hand-pa.jpg"), "--spacing", "0.104,0.104", "--modality", "xr",
+                 "--laterality", "L", "-o", str(out), "-q"])
+    assert code == 0
+    doc = json.loads((out / "landmarks.mrk.json").read_text())
+    cps = doc["markups"][0]["controlPoints"]
+    assert len(cps) == 20 and all(cp["description"] == AUTOMATIC_DESCRIPTION for cp in cps)
+    assert all(cp["label"].startswith("L_") for cp in cps)
+    prov = json.loads((out / "provenance.json").read_text())
+    hm = prov["parameters"]["detection"]["hand_model"]
+    assert hm["side"] == "L" and hm["side_source"] == "image laterality"
+    with open(out / "lesions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) < 60
+    assert all(r["digit"] != "" for r in rows)
