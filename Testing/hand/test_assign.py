@@ -71,6 +71,21 @@ def test_thumb_ip_zone_and_cmc():
     assert a.zone[0] == "PIP"
 
 
+def test_a_placed_finger_cmc_is_accepted_and_is_the_ray_base():
+    """Issue 11: every digit has a carpometacarpal joint; a placed finger CMC (80 mm from the
+    MCP, the estimate is 66 mm) is the ray's base - a deposit 3 mm from it is at the wrist
+    and periarticular, where the estimated base left it 11 mm beyond the ray."""
+    les, cen = one_voxel_lesions([(0.0, 3.0, -80.0)])
+    before = assign_lesions(les, cen, lmk.landmarks_from_points(INDEX), AssignParams())
+    assert before.kind[0] == "subcutaneous"
+    placed = lmk.landmarks_from_points(INDEX + [("R_index_CMC", [0.0, 0.0, -80.0])])
+    a = assign_lesions(les, cen, placed, AssignParams())
+    assert (a.digit[0], a.zone[0], a.kind[0]) == ("index", "wrist", "periarticular")
+    assert [lab for lab, _ in placed.as_points()][-1] == "R_index_CMC"
+    with pytest.raises(InputError, match="point 'CMC' does not exist on the thumb|does not exist"):
+        lmk.landmarks_from_points([("R_index_CMC2", [0.0, 0.0, 0.0])])
+
+
 def test_partial_landmarks_estimate_missing_points_with_a_warning():
     L = lmk.landmarks_from_points([INDEX[0], INDEX[3]])   # MCP and tip only
     rays, warnings = build_rays(L)

@@ -3,7 +3,8 @@
 Landmark labels follow ``{L|R}_{digit}_{point}``:
 
 * digits ``thumb, index, middle, ring, little``;
-* thumb points ``CMC, MCP, IP, tip``; finger points ``MCP, PIP, DIP, tip``;
+* thumb points ``CMC, MCP, IP, tip``; finger points ``MCP, PIP, DIP, tip`` (and optionally
+  ``CMC``, the base of the finger's ray, estimated when not placed);
 * ``tip`` is the end of the distal phalanx (the tuft), the joints are placed at the
   centre of the joint space.
 
@@ -45,6 +46,16 @@ DIGIT_ALIASES = {
 #: accepted point spellings (upper-cased key) -> canonical point
 POINT_ALIASES = {"CMC": "CMC", "MCP": "MCP", "PIP": "PIP", "DIP": "DIP", "IP": "IP",
                  "TIP": "tip", "FINGERTIP": "tip", "TUFT": "tip"}
+
+
+#: points a reader may also place on a finger (not in the template): its carpometacarpal
+#: joint, the base of its ray (otherwise estimated from the MCP and PIP)
+OPTIONAL_FINGER_POINTS = ("CMC",)
+
+
+def accepted_points(digit: str) -> tuple[str, ...]:
+    """Every point a label may name on a digit (the template's and the optional ones)."""
+    return digit_points(digit) if digit == "thumb" else OPTIONAL_FINGER_POINTS + digit_points(digit)
 
 
 def digit_points(digit: str) -> tuple[str, ...]:
@@ -111,8 +122,8 @@ def parse_landmark_label(text: str, where: str = "") -> LandmarkKey:
         raise InputError(f"{prefix}landmark label {raw!r}: side {s!r} is not L or R ({example})")
     if digit is None:
         raise InputError(f"{prefix}landmark label {raw!r}: digit {d!r} is not one of {', '.join(DIGITS)}")
-    if point is None or point not in digit_points(digit):
-        valid = ", ".join(digit_points(digit))
+    if point is None or point not in accepted_points(digit):
+        valid = ", ".join(accepted_points(digit))
         raise InputError(f"{prefix}landmark label {raw!r}: point {p!r} does not exist on the {digit} "
                          f"(its points are {valid})")
     return LandmarkKey(side, digit, point)

@@ -142,10 +142,11 @@ def build_rays(landmarks: HandLandmarks, geometry: Geometry | None = None) -> tu
                 warnings.append(f"{side} {d}: {', '.join(estimated)} not placed; estimated from typical proportions")
             placed_flags = [n in placed for n in names]
             if d != "thumb":
-                base = pts[0] - METACARPAL_RATIO[d] * (pts[1] - pts[0])
+                cmc = landmarks.get(side, d, "CMC")       # placed (optional), else estimated
+                base = cmc if cmc is not None else pts[0] - METACARPAL_RATIO[d] * (pts[1] - pts[0])
                 names = ["CMC"] + names
                 pts = np.vstack([base, pts])
-                placed_flags = [False] + placed_flags
+                placed_flags = [cmc is not None] + placed_flags
             rays.append(Ray(side, d, names, _project(pts, geometry), placed_flags))
     return rays, warnings
 
@@ -256,7 +257,7 @@ def assign_lesions(lesions: LesionSet, centroids: np.ndarray, landmarks: HandLan
     joint_list = []
     for r in rays:
         for (name, _, placed), p in zip(r.joints(), r.points):
-            if name == "CMC" and r.digit != "thumb":
+            if name == "CMC" and r.digit != "thumb" and not placed:
                 continue  # estimated finger base: not a joint a user placed
             joint_list.append((r.side, f"{r.side}_{r.digit}_{name}", p))
     order = np.argsort(plab, kind="stable")

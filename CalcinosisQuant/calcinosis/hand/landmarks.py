@@ -68,7 +68,8 @@ class HandLandmarks:
     def as_points(self) -> list[tuple[str, np.ndarray]]:
         """``[(label, ras)]`` in the canonical order."""
         order = {lab: n for n, lab in enumerate(expected_landmark_labels("both"))}
-        return sorted(((k.label, v) for k, v in self.points.items()), key=lambda t: order[t[0]])
+        return sorted(((k.label, v) for k, v in self.points.items()),
+                      key=lambda t: (order.get(t[0], len(order)), t[0]))   # optional finger CMCs last
 
     def palm_normal(self, side: str) -> np.ndarray | None:
         """Unit normal (RAS) of the plane fitted to one hand's placed points (least
