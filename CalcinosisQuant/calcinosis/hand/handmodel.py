@@ -336,11 +336,6 @@ def find_joints(profile: np.ndarray, on_bone: np.ndarray, digit: str) -> tuple[d
     return out, best_err
 
 
-def _pairs(it):
-    it = list(it)
-    return zip(it[:-1], it[1:])
-
-
 def build_hand_model(img: np.ndarray, pixel_mm: float) -> HandModel2D:
     """Steps 1-6 on a 2D image (``pixel_mm`` its square pixel size)."""
     img = np.asarray(img, np.float32)
