@@ -530,14 +530,17 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
     bones = xd.BoneModel.from_landmarks(used, geom, k, apx)
     # candidates lie in the hand (markers, text, collimation and the air are not searched); the
     # noise is measured in its soft tissue
-    tissue_a = xd.block_mean(model.upsample(model.tissue, img.shape).astype(np.float32), k) >= 0.5
-    if model.digits:     # a hand was found: the search stays in it
-        hand_a = xd.block_mean(model.upsample(model.hand & model.tissue, img.shape).astype(np.float32), k) >= 0.5
-    else:                # no hand shape (a part of one, a test object): wherever there is tissue
-        hand_a = tissue_a
+    def on_analysis_grid(mask: np.ndarray, cover: float) -> np.ndarray:
+        """A model-grid mask on the analysis grid: blocks covered more than ``cover``."""
+        return xd.block_mean(model.upsample(mask, img.shape).astype(np.float32), k) > cover
+
+    # a hand was found: the search stays in it; else (a part of one, a test object) wherever
+    # there is tissue
+    hand_a = on_analysis_grid(model.hand & model.tissue if model.digits else model.tissue, 0.499)
+    if not model.digits:
         warnings.append("radiograph: without the hand's outline the search covers wherever the image has signal "
                         "(markers and text included)")
-    bone_a = xd.block_mean(model.upsample(model.bone, img.shape).astype(np.float32), k) > 0.0
+    bone_a = on_analysis_grid(model.bone, 0.0)
     soft_a = hand_a & ~ndimage.binary_dilation(bone_a, iterations=2)
     if hand_a.any():
         outside = ~ndimage.binary_dilation(hand_a, iterations=max(int(round(HAND_MARGIN_MM / apx)), 1))
