@@ -117,6 +117,73 @@ def test_radiograph_imager_spacing_without_magnification_warns(tmp_path):
     assert any("detector" in w for w in vol.meta["warnings"])
 
 
+def _with_pixel_spacing(p, row_col):
+    ds = pydicom.dcmread(str(p))
+    ds.PixelSpacing = [f"{v:.6f}" for v in row_col]
+    ds.save_as(str(p))
+
+
+def test_pixel_spacing_equal_to_imager_spacing_is_the_detector_plane(tmp_path):
+    """Many CR/DX writers copy Imager Pixel Spacing into Pixel Spacing: that is the detector
+    plane, so the file's magnification factor divides it, and without one a warning says
+    that areas include the magnification (DOMAIN.md: the hand is 5-20% smaller)."""
+    _, p = _xr(tmp_path, spacing_xy=(0.1, 0.15), spacing_tag="imager", magnification=1.25)
+    _with_pixel_spacing(p, (0.1875, 0.125))          # = Imager Pixel Spacing (row, column)
+    vol = image_io.load_image(p)
+    assert vol.geometry.spacing[:2] == pytest.approx((0.1, 0.15))
+    assert vol.meta["magnification"] == pytest.approx(1.25)
+    assert vol.meta["magnification_source"].startswith("file")
+    ds = pydicom.dcmread(str(p))
+    del ds.EstimatedRadiographicMagnificationFactor
+    ds.save_as(str(p))
+    vol = image_io.load_image(p)
+    assert vol.geometry.spacing[:2] == pytest.approx((0.125, 0.1875))
+    assert vol.meta["spacing_source"].startswith(dicom_meta.SPACING_PIXEL_IS_IMAGER)
+    assert vol.meta["magnification"] is None and vol.meta["magnification_source"].startswith("none")
+    assert sum("detector" in w and "--magnification" in w for w in vol.meta["warnings"]) == 1
+
+
+def test_user_magnification_corrects_a_detector_plane_spacing(tmp_path):
+    """--magnification divides the detector's spacing (and wins over the file's factor);
+    the areas then scale by 1/m² exactly."""
+    img, p = _xr(tmp_path, spacing_xy=(0.2, 0.2), spacing_tag="imager")
+    vol = image_io.load_image(p, magnification=1.1)
+    assert vol.geometry.spacing[:2] == pytest.approx((0.2 / 1.1, 0.2 / 1.1))
+    assert not any("detector" in w for w in vol.meta["warnings"])
+    assert vol.meta["magnification"] == 1.1 and vol.meta["magnification_source"].startswith("user")
+    assert "--magnification 1.1" in vol.meta["spacing_source"]
+    (tmp_path / "m").mkdir()
+    _, p2 = _xr(tmp_path / "m", spacing_xy=(0.2, 0.2), spacing_tag="imager", magnification=1.25)
+    vol = image_io.load_image(p2, magnification=1.1)        # the detector spacing is 0.25: 0.25 / 1.1
+    assert vol.geometry.spacing[:2] == pytest.approx((0.25 / 1.1, 0.25 / 1.1))
+    # a plain image with --spacing: that spacing is taken as the detector's
+    png = tmp_path / "xr.png"
+    from PIL import Image
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(png)
+    vol = image_io.load_image(png, spacing=(0.2, 0.3), magnification=1.25)
+    assert vol.geometry.spacing[:2] == pytest.approx((0.16, 0.24))
+    assert vol.meta["magnification_source"].startswith("user")
+
+
+def test_user_magnification_is_refused_where_it_would_correct_twice(tmp_path):
+    _, p = _xr(tmp_path, spacing_xy=(0.1, 0.1), spacing_tag="imager", magnification=1.25)
+    _with_pixel_spacing(p, (0.1, 0.1))     # calibrated at the patient: differs from Imager Pixel Spacing
+    assert image_io.load_image(p).geometry.spacing[:2] == pytest.approx((0.1, 0.1))
+    with pytest.raises(InputError, match=r"^--magnification: xr\.dcm .*already at the patient"):
+        image_io.load_image(p, magnification=1.1)
+    for bad in (0.9, 2.5):
+        with pytest.raises(InputError, match="^--magnification: expected"):
+            image_io.load_image(p, magnification=bad)
+
+
+def test_magnification_is_refused_for_a_3d_image(tmp_path):
+    g = Geometry.create((8, 8, 4), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    p = tmp_path / "ct.nrrd"
+    image_io.write_image(np.zeros((4, 8, 8), np.int16), g, p)
+    with pytest.raises(InputError, match="^--magnification: ct.nrrd is a 3D image"):
+        image_io.load_image(p, magnification=1.1)
+
+
 @pytest.mark.parametrize("tag", ["none", "zero"])
 def test_radiograph_without_spacing_is_a_clear_error(tmp_path, tag):
     _, p = _xr(tmp_path, spacing_xy=(0.2, 0.2), spacing_tag=tag)

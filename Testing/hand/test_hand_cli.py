@@ -249,3 +249,33 @@ def test_landmarks_of_the_other_hand_win_over_dicom_laterality(hand_data, tmp_pa
     assert code == 0, err
     assert "DICOM laterality says R" in err
     assert [r["side"] for r in read(out / "hand.csv").rows] == ["L"]
+
+
+def test_magnification_scales_areas_and_is_recorded(hand_data, tmp_path, capsys):
+    """The phantom radiograph carries Imager Pixel Spacing = 0.2 mm x 1.08 and the factor
+    1.08; ``--magnification 1.2`` replaces the factor, so every area of the same pixels
+    (a plain threshold, ``calcinosis measure``) scales by exactly (1.08 / 1.2)² and
+    provenance names the source.  Without any factor (tag removed) ``calcinosis hand``
+    warns that sizes are at the detector plane."""
+    import pydicom
+    d = hand_data / "xr"
+    areas = {}
+    for name, extra in (("file", ()), ("user", ("--magnification", "1.2"))):
+        assert run_cli("measure", d / "xr.dcm", "--threshold", "2800", *extra, "-o", tmp_path / name, "-q") == 0
+        areas[name] = np.array([r["area_mm2"] for r in read(tmp_path / name / "lesions.csv").rows])
+    assert areas["file"].size >= 3
+    np.testing.assert_allclose(areas["user"], areas["file"] * (1.08 / 1.2) ** 2, rtol=1e-6)
+    image = json.loads((tmp_path / "user" / "provenance.json").read_text())["inputs"]["image"]
+    assert image["magnification"] == 1.2 and image["magnification_source"] == "user (--magnification)"
+    image = json.loads((tmp_path / "file" / "provenance.json").read_text())["inputs"]["image"]
+    assert image["magnification"] == pytest.approx(1.08) and image["magnification_source"].startswith("file")
+    ds = pydicom.dcmread(str(d / "xr.dcm"))
+    del ds.EstimatedRadiographicMagnificationFactor
+    ds.save_as(str(tmp_path / "nofactor.dcm"))
+    capsys.readouterr()
+    assert run_cli("hand", tmp_path / "nofactor.dcm", "--mask", d / "outlines.seg.nrrd", "-o", tmp_path / "n") == 0
+    assert "give it with --magnification" in _err(capsys)
+    image = json.loads((tmp_path / "n" / "provenance.json").read_text())["inputs"]["image"]
+    assert image["magnification"] is None and image["magnification_source"].startswith("none")
+    assert run_cli("hand", d / "xr.dcm", "--magnification", "3", "-o", tmp_path / "bad") == 2
+    assert "--magnification" in _err(capsys) and not (tmp_path / "bad").exists()

@@ -273,6 +273,38 @@ def xr(mrml_scene, hand_data, monkeypatch):
     return node, vol
 
 
+def test_panel_magnification_wins_and_is_recorded(xr, mrml_scene):
+    """The panel's magnification field: the detector spacing (0.216 mm) divided by the
+    user's 1.2 instead of the file's 1.08; applied once (asking again changes nothing),
+    kept on the node, and recorded as the user's in what the pipeline reads; on an image
+    without a DICOM header the spacing as loaded is the detector's."""
+    from calcinosis import mrml
+    from calcinosis.core.volume import Volume
+    from calcinosis.mrml import hand_session as sl
+
+    node, vol = xr
+    detector = 0.2 * 1.08
+    advice = sl.radiograph_spacing_advice(node, magnification=1.2)
+    assert advice.patient_spacing == pytest.approx((detector / 1.2, detector / 1.2), rel=1e-9)
+    assert "(user)" in advice.source
+    sl.apply_patient_spacing(node, advice)
+    assert node.GetSpacing()[:2] == pytest.approx((detector / 1.2, detector / 1.2), rel=1e-9)
+    assert sl.radiograph_spacing_advice(node) is None                   # the node remembers 1.2
+    assert sl.radiograph_spacing_advice(node, magnification=1.2) is None
+    volume, _ = sl.read_image(node)
+    assert volume.meta["magnification"] == 1.2 and volume.meta["magnification_source"].startswith("user")
+    assert not any("at the patient they are" in w for w in volume.meta["warnings"])
+    # no DICOM header: the node's spacing as loaded, divided; twice asked, once applied
+    plain = mrml.node_from_volume(Volume(vol.array, vol.geometry, {}), "plain XR")
+    assert sl.radiograph_spacing_advice(plain) is None
+    loaded = plain.GetSpacing()[0]
+    sl.apply_patient_spacing(plain, sl.radiograph_spacing_advice(plain, magnification=1.25))
+    assert sl.radiograph_spacing_advice(plain, magnification=1.25) is None
+    assert plain.GetSpacing()[0] == pytest.approx(loaded / 1.25, rel=1e-9)
+    sl.apply_patient_spacing(plain, sl.radiograph_spacing_advice(plain, magnification=1.1))
+    assert plain.GetSpacing()[0] == pytest.approx(loaded / 1.1, rel=1e-9)   # from the spacing as loaded
+
+
 def test_radiograph_spacing_at_the_patient_and_outlines_equal_hand_mask(xr, hand_data, hand_results, tmp_path):
     from calcinosis import mrml
     from calcinosis.mrml import hand_session as sl

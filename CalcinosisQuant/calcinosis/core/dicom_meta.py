@@ -23,8 +23,10 @@ KEPT_ATTRIBUTES = (
 
 #: Radiograph spacing sources, as recorded in provenance.
 SPACING_PIXEL = "PixelSpacing (0028,0030), patient plane"
-SPACING_IMAGER_MAG = "ImagerPixelSpacing (0018,1164) / EstimatedRadiographicMagnificationFactor (0018,1114)"
-SPACING_IMAGER = "ImagerPixelSpacing (0018,1164), detector plane (no magnification factor in the file)"
+MAGNIFICATION_TAG = "EstimatedRadiographicMagnificationFactor (0018,1114)"
+DETECTOR_PLANE = "detector plane (no magnification factor in the file)"
+SPACING_IMAGER = f"ImagerPixelSpacing (0018,1164), {DETECTOR_PLANE}"
+SPACING_PIXEL_IS_IMAGER = "PixelSpacing (0028,0030) = ImagerPixelSpacing (0018,1164)"
 SPACING_USER = "user (--spacing)"
 SPACING_HEADER = "image header"
 
@@ -98,39 +100,87 @@ def _positive_pair(value) -> tuple[float, float] | None:
 MAGNIFICATION_RANGE = (1.0, 2.0)
 
 
-def radiograph_spacing(ds, path: Path, user_spacing: tuple[float, float] | None) -> tuple[tuple[float, float], str, list[str]]:
+def _same_pair(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return all(abs(x - y) <= 1e-4 * max(abs(x), abs(y)) for x, y in zip(a, b))
+
+
+def _file_magnification(ds, path: Path) -> float | None:
+    mag = ds.get("EstimatedRadiographicMagnificationFactor")
+    try:
+        m = float(mag) if mag is not None and str(mag) != "" else None
+    except (TypeError, ValueError):
+        m = None
+    if m is not None and not MAGNIFICATION_RANGE[0] <= m <= MAGNIFICATION_RANGE[1]:
+        raise InputError(f"{path}: Estimated Radiographic Magnification Factor (0018,1114) is {mag} (a radiograph's "
+                         f"is {MAGNIFICATION_RANGE[0]:g} to {MAGNIFICATION_RANGE[1]:g}); give the spacing in mm "
+                         "with --spacing X,Y or the factor with --magnification")
+    return m
+
+
+def radiograph_spacing(ds, path: Path, user_spacing: tuple[float, float] | None,
+                       magnification: float | None = None) -> tuple[tuple[float, float], str, list[str]]:
     """Physical (column, row) spacing in mm at the patient, its source and warnings.
 
     Order (DOMAIN.md): a spacing the user gives; Pixel Spacing (0028,0030);
     Imager Pixel Spacing (0018,1164) divided by Estimated Radiographic Magnification
-    Factor (0018,1114) when present (detector-plane spacing, with a warning, when not).
+    Factor (0018,1114) when present.  Pixel Spacing equal to Imager Pixel Spacing is the
+    detector plane too (what many CR/DX writers store): it is divided by the factor when
+    the file has one.  Detector-plane spacing without a factor is used as it is, with a
+    warning (areas then include the X-ray magnification, 5-20% in area and more).
+
+    ``magnification`` (the user's ``--magnification``) divides the detector-plane spacing
+    (the user's ``--spacing``, else Imager Pixel Spacing, else Pixel Spacing) and wins over
+    the file's factor; it is refused when the file's Pixel Spacing is already at the patient
+    (different from Imager Pixel Spacing), which it would correct twice.
     DICOM stores both as [row spacing, column spacing]; this returns (x, y) = (column, row).
     """
     warnings: list[str] = []
+    user_m = f"--magnification {magnification:g} (user)" if magnification is not None else ""
     if user_spacing is not None:
-        return (float(user_spacing[0]), float(user_spacing[1])), SPACING_USER, warnings
+        sx, sy = float(user_spacing[0]), float(user_spacing[1])
+        if magnification is not None:
+            return (sx / magnification, sy / magnification), f"{SPACING_USER} / {user_m}", warnings
+        return (sx, sy), SPACING_USER, warnings
     ps = _positive_pair(ds.get("PixelSpacing"))
-    if ps is not None:
-        return (ps[1], ps[0]), SPACING_PIXEL, warnings
     ips = _positive_pair(ds.get("ImagerPixelSpacing"))
-    if ips is not None:
-        mag = ds.get("EstimatedRadiographicMagnificationFactor")
-        try:
-            m = float(mag) if mag is not None and str(mag) != "" else None
-        except (TypeError, ValueError):
-            m = None
-        if m is not None and not MAGNIFICATION_RANGE[0] <= m <= MAGNIFICATION_RANGE[1]:
-            raise InputError(f"{path}: Estimated Radiographic Magnification Factor (0018,1114) is {mag} (a radiograph's "
-                             f"is {MAGNIFICATION_RANGE[0]:g} to {MAGNIFICATION_RANGE[1]:g}); give the spacing in mm "
-                             "with --spacing X,Y")
-        if m is not None:
-            return (ips[1] / m, ips[0] / m), f"{SPACING_IMAGER_MAG} = {m:g}", warnings
-        warnings.append(f"{path.name}: spacing is the detector's (Imager Pixel Spacing) without a magnification "
-                        "factor; sizes at the patient are overestimated by the geometric magnification")
-        return (ips[1], ips[0]), SPACING_IMAGER, warnings
-    raise InputError(
-        f"{path}: no usable pixel spacing (Pixel Spacing (0028,0030) and Imager Pixel Spacing (0018,1164) "
-        "are missing or zero); give the spacing in mm with --spacing X,Y")
+    file_m = _file_magnification(ds, path) if (ps is None or ips is not None) else None
+    if ps is not None and (ips is None or not _same_pair(ps, ips)):
+        if magnification is not None and ips is not None:
+            raise InputError(f"--magnification: {path.name} has a Pixel Spacing (0028,0030) of {ps[1]:g} x {ps[0]:g} "
+                             f"mm, different from its Imager Pixel Spacing (0018,1164), so already at the patient; "
+                             "correcting it again would shrink every size - leave --magnification out")
+        if magnification is not None:
+            return (ps[1] / magnification, ps[0] / magnification), f"{SPACING_PIXEL} / {user_m}", warnings
+        return (ps[1], ps[0]), SPACING_PIXEL, warnings
+    if ips is None:
+        raise InputError(
+            f"{path}: no usable pixel spacing (Pixel Spacing (0028,0030) and Imager Pixel Spacing (0018,1164) "
+            "are missing or zero); give the spacing in mm with --spacing X,Y")
+    # the detector plane: Imager Pixel Spacing (or a Pixel Spacing that only repeats it)
+    what = SPACING_PIXEL_IS_IMAGER if ps is not None else "ImagerPixelSpacing (0018,1164)"
+    if magnification is not None:
+        return (ips[1] / magnification, ips[0] / magnification), f"{what} / {user_m}", warnings
+    if file_m is not None:
+        return (ips[1] / file_m, ips[0] / file_m), f"{what} / {MAGNIFICATION_TAG} = {file_m:g}", warnings
+    warnings.append(f"{path.name}: the spacing is the detector's ({what}) and the file gives no magnification "
+                    "factor: areas include the X-ray magnification (typically 5-20% larger than at the hand); "
+                    "give it with --magnification")
+    return (ips[1], ips[0]), f"{what}, {DETECTOR_PLANE}", warnings
+
+
+def magnification_record(spacing_source: str, user_magnification: float | None) -> dict:
+    """What provenance says about a radiograph's magnification, from the spacing's source:
+    ``magnification`` (the factor divided out, None when none was) and
+    ``magnification_source`` (user, file, none - detector plane -, or not needed)."""
+    if user_magnification is not None:
+        return {"magnification": float(user_magnification), "magnification_source": "user (--magnification)"}
+    if MAGNIFICATION_TAG in spacing_source:
+        return {"magnification": float(spacing_source.rsplit("=", 1)[1]), "magnification_source": f"file {MAGNIFICATION_TAG}"}
+    if DETECTOR_PLANE in spacing_source:
+        return {"magnification": None, "magnification_source": "none: sizes at the detector plane"}
+    if spacing_source == SPACING_PIXEL:
+        return {"magnification": None, "magnification_source": "not needed (Pixel Spacing is at the patient)"}
+    return {"magnification": None, "magnification_source": "not given (the spacing is taken as at the patient)"}
 
 
 def pseudonymous_id(*parts: str) -> str:

@@ -106,20 +106,27 @@ def write_sitk_image(image, path: str | Path, compress: bool = True) -> None:
 
 # ---------------------------------------------------------------------- entry point
 def load_image(path: str | Path, spacing: Sequence[float] | None = None, modality: str | None = None,
-               series: str | None = None) -> Volume:
+               series: str | None = None, magnification: float | None = None) -> Volume:
     """Load any supported image.  ``spacing`` (x, y in mm) is for radiographs and
     plain images; ``modality`` overrides the header; ``series`` picks one DICOM
-    series in a folder that holds several (its number in the listing, or its UID)."""
+    series in a folder that holds several (its number in the listing, or its UID);
+    ``magnification`` (radiographs) divides a detector-plane spacing to the patient
+    (:func:`~calcinosis.core.dicom_meta.radiograph_spacing`)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     user_spacing = _check_spacing(spacing, path) if spacing is not None else None
+    if magnification is not None:
+        lo, hi = dicom_meta.MAGNIFICATION_RANGE
+        if not (lo <= float(magnification) <= hi):
+            raise InputError(f"--magnification: expected a radiograph's geometric magnification from {lo:g} to "
+                             f"{hi:g}, got {magnification!r}")
     if path.is_dir():
         dicoms = [p for p in sorted(path.iterdir()) if p.is_file() and dicom_meta.is_dicom_file(p)]
         if not dicoms:
             raise InputError(f"{path}: folder holds no DICOM files (a DICOM series folder was expected)")
         if len(dicoms) == 1:
-            vol = _load_dicom_file(dicoms[0], user_spacing)
+            vol = _load_dicom_file(dicoms[0], user_spacing, magnification)
         else:
             vol = _load_dicom_series(path, series)
     else:
@@ -127,13 +134,15 @@ def load_image(path: str | Path, spacing: Sequence[float] | None = None, modalit
         if suf == ".seg.nrrd":
             raise InputError(f"{path}: this is a segmentation; pass it as the mask/segmentation, not as the image")
         if dicom_meta.is_dicom_file(path) or suf in (".dcm", ".dicom"):
-            vol = _load_dicom_file(path, user_spacing)
+            vol = _load_dicom_file(path, user_spacing, magnification)
         elif suf in VOLUME_SUFFIXES:
             vol = _load_itk_file(path, user_spacing)
         elif suf in PLAIN_IMAGE_SUFFIXES:
             vol = _load_plain_image(path, user_spacing)
         else:
             raise InputError(f"{path}: unknown image format '{suf}' (DICOM, NRRD, NIfTI, MHA, or PNG/TIFF with --spacing)")
+    if magnification is not None:
+        _apply_user_magnification(vol, path, float(magnification))
     _check_plausible_spacing(vol, path)
     if vol.array.dtype.kind == "f":    # a NaN or an infinity would become a lesion or hide one
         bad = int(np.count_nonzero(~np.isfinite(vol.array)))
@@ -216,7 +225,25 @@ def _read_single_dicom_pixels(path: Path, ds) -> np.ndarray:
     return arr
 
 
-def _load_dicom_file(path: Path, user_spacing: tuple[float, float] | None) -> Volume:
+def _apply_user_magnification(vol: Volume, path: Path, m: float) -> None:
+    """``--magnification`` on a loaded image: refused for CT/MRI; a DICOM radiograph has it
+    applied already (by :func:`dicom_meta.radiograph_spacing`); another 2D image's spacing
+    (the user's ``--spacing`` or its header's) is taken as the detector's and divided."""
+    if not vol.is_2d:
+        raise InputError(f"--magnification: {path.name} is a 3D image (CT/MRI, no projection magnification); "
+                         "it is for radiographs only")
+    if vol.meta.get("magnification_source"):
+        return
+    g = vol.geometry
+    sx, sy = float(g.spacing[0]) / m, float(g.spacing[1]) / m
+    vol.geometry = Geometry.create(g.size_ijk, (sx, sy, float(g.spacing[2])), g.origin_ras, g.direction)
+    vol.meta["spacing_source"] = f"{vol.meta.get('spacing_source', dicom_meta.SPACING_HEADER)} / --magnification {m:g} (user)"
+    vol.meta["magnification"] = m
+    vol.meta["magnification_source"] = "user (--magnification)"
+
+
+def _load_dicom_file(path: Path, user_spacing: tuple[float, float] | None,
+                     magnification: float | None = None) -> Volume:
     ds = dicom_meta.read_header(path)
     if "PixelData" not in ds and not _has_pixel_data(path):
         raise InputError(f"{path}: DICOM file holds no image (no Pixel Data)")
@@ -233,8 +260,9 @@ def _load_dicom_file(path: Path, user_spacing: tuple[float, float] | None) -> Vo
         arr = (arr.max() + arr.min()) - arr
         warnings.append(f"{path.name}: MONOCHROME1 image inverted so that dense structures are bright")
     if modality in (None, "XR", "OT") or str(ds.get("Modality", "")).upper() in RADIOGRAPH_MODALITIES:
-        (sx, sy), source, w = dicom_meta.radiograph_spacing(ds, path, user_spacing)
+        (sx, sy), source, w = dicom_meta.radiograph_spacing(ds, path, user_spacing, magnification)
         warnings += w
+        meta.update(dicom_meta.magnification_record(source, magnification))
         geom = Geometry.create((arr.shape[1], arr.shape[0], 1), (sx, sy, 1.0),
                                (0.0, 0.0, 0.0), LPS_TO_RAS)  # ITK default (LPS identity), as Slicer loads it
         meta["spacing_source"] = source

@@ -90,10 +90,11 @@ def run_measure(image: str | Path, *, mask: str | Path | None = None, region: st
                 below: bool = False, min_size: float = 1.0, connectivity: str = "face", min_slices: int = 1,
                 keep_segments: bool = False, spacing: Sequence[float] | None = None, modality: str | None = None,
                 series: str | None = None, record_paths: bool = False,
-                progress: Progress | None = None) -> LesionResult:
+                progress: Progress | None = None, magnification: float | None = None) -> LesionResult:
     """Load, find and measure (no writing).  Used by ``calcinosis measure``."""
     report(progress, 0.0, "loading image")
-    volume = image_io.load_image(image, spacing=spacing, modality=modality, series=series)
+    volume = image_io.load_image(image, spacing=spacing, modality=modality, series=series,
+                                 magnification=magnification)
     if mask is not None and threshold is not None:
         raise InputError("--mask gives the lesions already segmented; to threshold inside a drawn region use --region")
     low, high, below = resolve_threshold(volume, threshold, below, mask is not None)

@@ -42,6 +42,9 @@ def describe_volume(volume, path: str | None = None, record_paths: bool = False)
         "spacing_source": m.get("spacing_source"),
         "geometry": volume.geometry.to_dict(),
     }
+    if m.get("magnification_source"):
+        d["magnification"] = m.get("magnification")
+        d["magnification_source"] = m["magnification_source"]
     if m.get("laterality"):
         d["laterality"] = m["laterality"]
     if m.get("dicom"):

@@ -177,6 +177,9 @@ DETAIL_COLUMNS = [
     Column("distance_to_joint_mm", "double", "mm", "Distance from the lesion's nearest voxel to that joint centre"),
     Column("touches_bone", "int", "", "CT detection: 1 if the lesion shares a face with the voxels taken for bone "
                                       "(kept apart from it; check its outline), 0 if not; empty otherwise"),
+    Column("detection_confidence", "double", "", "Radiograph detection: how sure the detector is that the lesion is "
+                                                 "a deposit, 0-1 (docs/methods/hand-detection.md, step 6; 0.5 is the "
+                                                 "default operating point); empty for lesions not found by it"),
 ]
 
 

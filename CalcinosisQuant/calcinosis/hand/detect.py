@@ -42,6 +42,7 @@ class Detection:
     warnings: list[str] = field(default_factory=list)
     landmarks: object = None                 # radiograph: the landmarks used (placed + automatic)
     hand_model: object = None                # radiograph: the hand model (handmodel.HandModel2D)
+    confidence: np.ndarray | None = None     # radiograph: per lesion (index id-1), step 6's confidence (0-1)
 
 
 # ---------------------------------------------------------------------- shared helpers
@@ -547,10 +548,12 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
         a_exc = outside if a_exc is None else (a_exc | outside)
     # inside a region the user drew, the user has pointed at the deposits: the landmark bone
     # tests (symmetry, carpus) are not applied there
+    # the confidence cut (step 6) is not applied inside a region the user drew either
     cands, info = xd.find_candidates(a_img, apx, params, a_reg, a_exc, bones if reg2 is None else None,
                                      params.threshold, progress.sub(0.05, 0.95) if progress else None,
-                                     tissue=soft_a if soft_a.sum() > 100 else None)
-    groups, sources = [], []
+                                     tissue=soft_a if soft_a.sum() > 100 else None,
+                                     min_confidence=params.xr_min_confidence if reg2 is None else 0.0)
+    groups, sources, confidences = [], [], []
     full_shape = img.shape
     for c in cands:
         if c.reason is not None:
@@ -565,7 +568,14 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
         if m.any():
             groups.append(np.flatnonzero(m.ravel()))
             sources.append("radiograph")
+            confidences.append(c.confidence)
     lesions = build_lesion_set(groups, sources, geom, params)
+    confidence = np.full(lesions.n, np.nan)
+    flat_labels = lesions.labels.reshape(-1)
+    for g, conf in zip(groups, confidences):
+        lesion_id = int(flat_labels[g.min()])      # 0: dropped by the minimum size
+        if lesion_id:
+            confidence[lesion_id - 1] = conf
     rejected: dict = {}
     for c in cands:
         if c.reason is not None:
@@ -583,10 +593,11 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
                              "side": side, "side_source": side_source,
                              "automatic_landmarks": sorted(k_.label for k_ in used.automatic) if used is not None else [],
                              "hand_area_mm2": round(float(model.hand.sum()) * model.pixel_mm ** 2, 1)},
+              "min_confidence_applied": params.xr_min_confidence if reg2 is None else 0.0,
               "seeds": info["n_seeds"], "seeds_skipped": info["seeds_skipped"],
               "candidates_examined": len(cands), "candidates_rejected": rejected,
               "carpal_contrast_level": info["carpal_contrast_level"]})
-    det = Detection(lesions, "XR", d, warnings=warnings, landmarks=used, hand_model=model)
+    det = Detection(lesions, "XR", d, warnings=warnings, landmarks=used, hand_model=model, confidence=confidence)
     if bones is None and reg2 is None:
         det.warnings.append("radiograph searched without landmarks: bone ends, tufts and carpal bones cannot be told "
                             "from deposits (the symmetry and carpus tests need the digits' axes); review the "

@@ -23,7 +23,8 @@ METACARPAL_RATIO = {"index": 1.65, "middle": 1.5, "ring": 1.42, "little": 1.55}
 def _p(default, unit: str, help_text: str, option: str | None = None, kind: str | None = None):
     """A parameter: default, unit ("" when none), what it does, and the ``calcinosis hand``
     option that sets it (None: Python callers only), of ``kind`` number | size | distance |
-    fraction | count | choice | off-switch (the option turns the parameter off)."""
+    fraction | unit-interval (0 to 1, both included) | count | choice | off-switch (the option
+    turns the parameter off)."""
     return field(default=default, metadata={"unit": unit, "help": help_text, "option": option, "kind": kind})
 
 
@@ -31,7 +32,7 @@ BOUNDARIES = ("half-max", "threshold")
 THUMB_IP_ZONES = ("DIP", "PIP")
 XR_PARAMS = ("xr_max_lesion_mm", "xr_noise_k", "xr_edge_fraction", "xr_background_mm", "xr_max_aspect",
              "xr_axis_reach_mm", "xr_mirror_min", "xr_carpal_min_mm", "xr_carpal_contrast", "xr_carpal_margin_mm",
-             "xr_carpal_reach_mm")
+             "xr_carpal_reach_mm", "xr_min_confidence")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class DetectParams:
                                    "found there")
     xr_carpal_margin_mm: float = _p(12.0, "mm", "radiograph: the carpus begins this far proximal to a digit's base")
     xr_carpal_reach_mm: float = _p(50.0, "mm", "radiograph: ... and reaches this far from the base")
+    xr_min_confidence: float = _p(0.5, "", "radiograph: keep candidates at least this confident (0-1; 0.5 is the "
+                                  "operating point chosen for precision on real radiographs, 0 keeps every "
+                                  "candidate of steps 1-5); not applied inside a drawn region",
+                                  "--min-confidence", "unit-interval")
     # MRI
     mri_void_fraction: float = _p(0.5, "", "MRI: default threshold as a fraction of the region border's median "
                                   "signal", "--mri-void-fraction", "fraction")
@@ -104,6 +109,9 @@ class DetectParams:
             v = getattr(self, name)
             if not (0 < v < 1):
                 raise InputError(f"{option_name(name)}: expected a fraction between 0 and 1, got {v!r}")
+        if not (0 <= self.xr_min_confidence <= 1):
+            raise InputError(f"{option_name('xr_min_confidence')}: expected a number from 0 to 1, "
+                             f"got {self.xr_min_confidence!r}")
         if int(self.min_slices) != self.min_slices or self.min_slices < 1:
             raise InputError(f"--min-slices: expected a whole number >= 1, got {self.min_slices!r}")
         if self.threshold is not None and not math.isfinite(self.threshold):

@@ -122,6 +122,10 @@ def measure_hand(volume: Volume, modality: str, lesions: LesionSet, landmarks: H
     if detection is not None and detection.touches_bone is not None and len(detection.touches_bone) == lesions.n:
         for row in assignment.details.rows:
             row["touches_bone"] = int(detection.touches_bone[row["lesion_id"] - 1])
+    if detection is not None and detection.confidence is not None and len(detection.confidence) == lesions.n:
+        for row in assignment.details.rows:
+            conf = float(detection.confidence[row["lesion_id"] - 1])
+            row["detection_confidence"] = round(conf, 4) if np.isfinite(conf) else None
     lt = hand_lesion_table(engine, assignment)
     dt = digit_table(lt, m, assignment, volume.is_2d)
     ht = hand_table(lt, m, assignment, volume.is_2d)
@@ -289,10 +293,10 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
              split_islands: bool = False, detect_params: DetectParams = DetectParams(),
              assign_params: AssignParams = AssignParams(), spacing=None, series: str | None = None,
              laterality: str | None = None, unknown_landmarks: str = "error", record_paths: bool = False,
-             progress: Progress | None = None) -> HandResult:
+             progress: Progress | None = None, magnification: float | None = None) -> HandResult:
     """Load, detect (or take ``mask``), measure and assign.  No writing."""
     report(progress, 0.0, "loading image")
-    volume = image_io.load_image(image, spacing=spacing, series=series)
+    volume = image_io.load_image(image, spacing=spacing, series=series, magnification=magnification)
     m = resolve_modality(volume, modality, str(image))
     volume.meta["modality"] = m
     if m == "CT":

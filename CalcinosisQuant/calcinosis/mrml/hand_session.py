@@ -245,6 +245,7 @@ class SpacingAdvice:
     node_spacing: tuple[float, float]
     patient_spacing: tuple[float, float]
     source: str
+    magnification: float | None = None      # the user's (panel), None: from the file
 
     def text(self, name: str) -> str:
         return (f"'{name}': Slicer shows pixels of {self.node_spacing[0]:.4g} x {self.node_spacing[1]:.4g} mm, "
@@ -255,35 +256,58 @@ class SpacingAdvice:
         return (self.node_spacing[0] * self.node_spacing[1]) / (self.patient_spacing[0] * self.patient_spacing[1])
 
 
-def radiograph_spacing_advice(volume_node) -> SpacingAdvice | None:
-    """For a radiograph from Slicer's DICOM database: the core's spacing at the patient
-    (Pixel Spacing, else Imager Pixel Spacing / Estimated Radiographic Magnification
-    Factor) when it differs from the node's (Slicer shows the detector's).  None when
-    they agree or the header is not available."""
-    ds = dicom_header(volume_node)
-    if ds is None or volume_node.GetImageData() is None:
+#: node attribute keeping a radiograph's spacing as loaded (the detector's, for an image
+#: without a DICOM header) before ``--magnification`` was applied from the panel
+DETECTOR_SPACING_ATTRIBUTE = "Calcinosis.DetectorSpacing"
+#: node attribute: the magnification the user gave in the panel
+MAGNIFICATION_ATTRIBUTE = "Calcinosis.Magnification"
+
+
+def radiograph_spacing_advice(volume_node, magnification: float | None = None) -> SpacingAdvice | None:
+    """For a radiograph: the core's spacing at the patient (Pixel Spacing, else Imager
+    Pixel Spacing / Estimated Radiographic Magnification Factor, or / ``magnification``,
+    the panel's field, which wins) when it differs from the node's (Slicer shows the
+    detector's).  An image without a DICOM header has its spacing as loaded divided by
+    ``magnification``.  None when they agree or nothing is known."""
+    if volume_node is None or volume_node.GetImageData() is None:
         return None
     dims = volume_node.GetImageData().GetDimensions()
     if sum(d > 1 for d in dims) != 2:
         return None
     from calcinosis.core import dicom_meta
-    try:
-        (sx, sy), source, _ = dicom_meta.radiograph_spacing(ds, Path(_node_name(volume_node)), None)
-    except InputError:
-        return None
+    if magnification is None and volume_node.GetAttribute(MAGNIFICATION_ATTRIBUTE):
+        magnification = float(volume_node.GetAttribute(MAGNIFICATION_ATTRIBUTE))
+    ds = dicom_header(volume_node)
     spacing = volume_node.GetSpacing()
     node = (float(spacing[0]), float(spacing[1]))
+    if ds is not None:
+        try:
+            (sx, sy), source, _ = dicom_meta.radiograph_spacing(ds, Path(_node_name(volume_node)), None,
+                                                                magnification)
+        except InputError:
+            return None
+    elif magnification is not None:
+        loaded = volume_node.GetAttribute(DETECTOR_SPACING_ATTRIBUTE)
+        dx, dy = (float(v) for v in loaded.split(",")) if loaded else node
+        sx, sy = dx / magnification, dy / magnification
+        source = f"Slicer volume node geometry / magnification {magnification:g} (user)"
+    else:
+        return None
     if abs(node[0] - sx) <= 1e-4 * sx and abs(node[1] - sy) <= 1e-4 * sy:
         return None
-    return SpacingAdvice(node, (float(sx), float(sy)), source)
+    return SpacingAdvice(node, (float(sx), float(sy)), source, magnification)
 
 
 def apply_patient_spacing(volume_node, advice: SpacingAdvice) -> None:
     """Set the node's in-plane spacing to the spacing at the patient (origin and axes kept)."""
     spacing = list(volume_node.GetSpacing())
+    if not volume_node.GetAttribute(DETECTOR_SPACING_ATTRIBUTE):
+        volume_node.SetAttribute(DETECTOR_SPACING_ATTRIBUTE, f"{spacing[0]!r},{spacing[1]!r}")
     spacing[0], spacing[1] = advice.patient_spacing
     volume_node.SetSpacing(*spacing)
     volume_node.SetAttribute("Calcinosis.SpacingSource", advice.source)
+    if advice.magnification is not None:
+        volume_node.SetAttribute(MAGNIFICATION_ATTRIBUTE, repr(float(advice.magnification)))
 
 
 def read_image(volume_node, modality: str | None = "auto") -> tuple[Volume, str]:
@@ -317,6 +341,10 @@ def read_image(volume_node, modality: str | None = "auto") -> tuple[Volume, str]
             volume.warn(advice.text(name) + "; use the spacing at the patient (the panel offers it) and measure again")
         elif volume_node.GetAttribute("Calcinosis.SpacingSource"):
             volume.meta["spacing_source"] = volume_node.GetAttribute("Calcinosis.SpacingSource")
+        from calcinosis.core import dicom_meta
+        user_m = volume_node.GetAttribute(MAGNIFICATION_ATTRIBUTE)
+        volume.meta.update(dicom_meta.magnification_record(volume.meta.get("spacing_source") or "",
+                                                           float(user_m) if user_m else None))
         if ds is not None and str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":
             volume.warn(f"'{name}': the file is MONOCHROME1 (dense structures stored dark) and the radiograph "
                         "detector looks for bright deposits: if bone looks dark in Slicer, outline the lesions "

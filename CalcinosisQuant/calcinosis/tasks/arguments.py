@@ -88,6 +88,22 @@ def fraction(text: str) -> float:
     return v
 
 
+def magnification_arg(text: str) -> float:
+    """A radiograph's geometric magnification, 1.0 to 2.0 (source-detector over source-object distance)."""
+    v = _float(text, "a magnification from 1.0 to 2.0")
+    if not 1.0 <= v <= 2.0:
+        raise argparse.ArgumentTypeError(f"expected a radiograph's magnification from 1.0 to 2.0, got {text!r}")
+    return v
+
+
+def unit_interval(text: str) -> float:
+    """A number from 0 to 1, both included (a confidence, a probability)."""
+    v = _float(text, "a number from 0 to 1")
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return v
+
+
 def number(text: str) -> float:
     """Any finite number."""
     return _float(text, "a number")

@@ -9,7 +9,8 @@ from dataclasses import fields
 from calcinosis.core.defaults import CONNECTIVITIES
 from calcinosis.hand.params import BOUNDARIES, THUMB_IP_ZONES, AssignParams, DetectParams
 
-from .arguments import add_output_args, fraction, nonneg_float, number, positive_int, spacing_arg
+from .arguments import (add_output_args, fraction, magnification_arg, nonneg_float, number, positive_int,
+                        spacing_arg, unit_interval)
 
 HELP = "hand calcinosis on a radiograph, CT or MRI: lesions per digit, joint and hand"
 DESCRIPTION = ("Find (or take from --mask) the calcinosis lesions of a hand image, measure them (area on "
@@ -50,6 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_parameter_options(p.add_argument_group("assignment (distances in mm)"), AssignParams)
     g = p.add_argument_group("image")
     g.add_argument("--spacing", type=spacing_arg, metavar="X,Y", help="pixel spacing (mm) of a radiograph without one")
+    g.add_argument("--magnification", type=magnification_arg, metavar="M",
+                   help="radiograph: the geometric magnification (source-detector / source-hand distance, 1.0-2.0) "
+                        "dividing a detector-plane spacing (Imager Pixel Spacing, or --spacing) to the hand's; "
+                        "wins over the file's Estimated Radiographic Magnification Factor")
     g.add_argument("--series", help="which DICOM series in a folder holding several")
     g.add_argument("--case-id", help="pseudonymous case identifier recorded in provenance")
     g.add_argument("--record-paths", action="store_true", help="record input paths in provenance (off by default)")
@@ -58,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 #: how each kind of parameter (``hand.params``) is read from the command line
 _KINDS = {"number": (number, "T"), "size": (nonneg_float, "SIZE"), "distance": (nonneg_float, "MM"),
-          "fraction": (fraction, "F"), "count": (positive_int, "N")}
+          "fraction": (fraction, "F"), "count": (positive_int, "N"), "unit-interval": (unit_interval, "P")}
 _CHOICES = {"connectivity": CONNECTIVITIES, "boundary": BOUNDARIES, "thumb_ip_zone": THUMB_IP_ZONES}
 
 
@@ -110,7 +115,7 @@ def run(args, progress=None):
     result = hand_pipeline.run_hand(
         args.image, modality=args.modality, landmarks=args.landmarks, roi=args.roi, mask=args.mask,
         exclude=args.exclude, split_islands=args.split_islands, detect_params=dparams, assign_params=aparams,
-        spacing=args.spacing, series=args.series, laterality=args.laterality,
+        spacing=args.spacing, series=args.series, laterality=args.laterality, magnification=args.magnification,
         unknown_landmarks="warn" if args.ignore_unknown_landmarks else "error", record_paths=args.record_paths,
         progress=progress.sub(0.0, 0.85) if progress else None)
     redact_warnings(result, args, ('image', 'landmarks', 'roi', 'mask', 'exclude'))

@@ -7,7 +7,7 @@ import argparse
 
 from calcinosis.core.defaults import CONNECTIVITIES, DEFAULT_CT_THRESHOLD_HU
 
-from .arguments import add_output_args, nonneg_float, positive_int, spacing_arg
+from .arguments import add_output_args, magnification_arg, nonneg_float, positive_int, spacing_arg
 
 HELP = "find and measure lesions in one image"
 DESCRIPTION = ("Find lesions by threshold (inside --region, outside --exclude) or take them from a segmentation "
@@ -34,6 +34,9 @@ def add_image_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("image")
     g.add_argument("--spacing", type=spacing_arg, metavar="X,Y",
                    help="pixel spacing in mm (column, row) for radiographs/PNG without a usable spacing tag")
+    g.add_argument("--magnification", type=magnification_arg, metavar="M",
+                   help="radiograph: geometric magnification (1.0-2.0) dividing a detector-plane spacing to the "
+                        "patient's; wins over the file's Estimated Radiographic Magnification Factor")
     g.add_argument("--modality", help="override the modality (ct, mr, xr)")
     g.add_argument("--series", help="which DICOM series in a folder holding several (number or UID)")
     g.add_argument("--case-id", help="pseudonymous case identifier recorded in provenance")
@@ -67,7 +70,7 @@ def run(args, progress=None):
         args.image, mask=args.mask, region=args.region, exclude=args.exclude, threshold=threshold,
         below=args.below, min_size=args.min_size, connectivity=args.connectivity, min_slices=args.min_slices,
         keep_segments=args.keep_segments, spacing=args.spacing, modality=args.modality, series=args.series,
-        record_paths=args.record_paths, progress=progress.sub(0.0, 0.8) if progress else None)
+        record_paths=args.record_paths, magnification=args.magnification, progress=progress.sub(0.0, 0.8) if progress else None)
     redact_warnings(result, args, ('image', 'mask', 'region', 'exclude'))
     pipeline.write_measure_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
                                    progress=progress.sub(0.8, 1.0) if progress else None)

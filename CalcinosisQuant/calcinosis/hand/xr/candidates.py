@@ -11,6 +11,7 @@ from scipy import ndimage
 from calcinosis.core.progress import Progress, report
 
 from .background import noise_sigma
+from .confidence import candidate_confidence
 from .bone import REASON_SYMMETRIC, BoneModel, bone_verdict, carpal_contrast_level, symmetric_seed
 from .edge import edge_step
 from .outline import GROW_PX, dense_core, outline_against_background
@@ -34,6 +35,7 @@ MAX_TAKEN_FRACTION = 0.3
 #: a seed is tried once: pixels this close to a tried seed are not tried again
 TRIED_RADIUS_PX = 2
 SKIPPED_NO_CONTRAST = "no contrast against the ring around the seed"
+REASON_LOW_CONFIDENCE = "confidence below the operating point (--min-confidence)"
 
 
 @dataclass
@@ -45,6 +47,7 @@ class XRCandidate:
     reason: str | None        # None: kept; else why it was dropped
     details: dict
     carpal: bool = False      # lies at the carpus (landmarks)
+    confidence: float = float("nan")   # step 6: how sure the detector is that it is a deposit (0-1)
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ def outline_candidate(smoothed: np.ndarray, seed: Seed, ring_px: float, noise: N
         return None
     core = dense_core(smoothed, bump, fraction, noise.outline_floor, allowed)
     details = {"bump_area_mm2": float(bump.patch.count() * pixel_mm ** 2),
-               "seed_blob": seed.strength / noise.contrast_threshold}
+               "seed_blob": seed.strength / noise.contrast_threshold,
+               "seed_blob_noise_sd": seed.strength / max(noise.sigma, 1e-9)}
     final = bump
     if core is not None and core[0].patch.count() >= MIN_PATCH_PX and core[0].peak >= noise.contrast_threshold:
         final = core[0]
@@ -106,10 +110,12 @@ def outline_candidate(smoothed: np.ndarray, seed: Seed, ring_px: float, noise: N
 
 def find_candidates(img: np.ndarray, pixel_mm: float, params, region: np.ndarray | None,
                     exclude: np.ndarray | None, bones: BoneModel | None, min_contrast: float | None,
-                    progress: Progress | None = None, tissue: np.ndarray | None = None) -> tuple[list[XRCandidate], dict]:
-    """Steps 1-5 on the analysis grid.  Returns every candidate looked at (kept ones have
+                    progress: Progress | None = None, tissue: np.ndarray | None = None,
+                    min_confidence: float = 0.0) -> tuple[list[XRCandidate], dict]:
+    """Steps 1-6 on the analysis grid.  Returns every candidate looked at (kept ones have
     ``reason`` None) and what was estimated (noise - over ``tissue`` when given -, contrast
-    threshold)."""
+    threshold).  Candidates whose confidence (step 6) is below ``min_confidence`` are
+    dropped (with the reason :data:`REASON_LOW_CONFIDENCE`)."""
     noise = NoiseModel.of(img, params, min_contrast, tissue)
     smoothed = ndimage.gaussian_filter(np.asarray(img, np.float32), 1.0)
     allowed = allowed_mask(region, exclude)
@@ -145,10 +151,15 @@ def find_candidates(img: np.ndarray, pixel_mm: float, params, region: np.ndarray
         reason, carpal = bone_verdict(bones, smoothed, patch, bump.patch, final.peak, aspect, noise.smoothed_sd,
                                       pixel_mm, params, details)
         threshold_patch = patch
+        confidence = float("nan")
         if reason is None:   # step 5: the outline of a kept candidate is redrawn on the edge of its shadow
             patch = edge_step(smoothed, patch, bump.patch, noise.sigma, allowed, taken, pixel_mm, max_px, details)
+            # step 6: how sure; below the operating point the candidate is dropped
+            confidence = candidate_confidence(details["seed_blob_noise_sd"], patch.count() * pixel_mm ** 2)
+            if confidence < min_confidence:
+                reason = REASON_LOW_CONFIDENCE
         candidates.append(XRCandidate(patch, final.peak, float(patch.count() * pixel_mm ** 2), aspect, reason,
-                                      details, carpal))
+                                      details, carpal, confidence))
         taken[threshold_patch.window] |= threshold_patch.local
         if reason is None and bones is not None:
             # the soft-tissue nodule around a deposit seeds nothing more: its bump and a disk
