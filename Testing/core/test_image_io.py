@@ -194,11 +194,19 @@ def test_radiograph_without_spacing_is_a_clear_error(tmp_path, tag):
     assert vol.geometry.spacing[:2] == (0.3, 0.4) and vol.meta["spacing_source"] == dicom_meta.SPACING_USER
 
 
-def test_monochrome1_is_inverted_so_dense_is_bright(tmp_path):
-    img, p = _xr(tmp_path, spacing_xy=(0.2, 0.2), monochrome1=True)
+@pytest.mark.parametrize("bits", [16, 12, 8])
+def test_monochrome1_is_inverted_so_dense_is_bright(tmp_path, bits):
+    """MONOCHROME1 stores dense structures dark; loaded, they are bright, once: GDCM (behind
+    SimpleITK) turns the values round itself, and the loader must not turn them back (it
+    did: the ramp came out reversed, hidden by unsigned wrap-around in the check).  The
+    values, widened first, never wrap around (8-bit files included)."""
+    img = np.tile(np.arange(40, dtype=float) * 6 + 10, (30, 1))     # 10-244: within 8 bits
+    p = tmp_path / "xr.dcm"
+    dicom_write.write_dicom_radiograph(img, p, (0.2, 0.2), monochrome1=True, bits_stored=bits)
     vol = image_io.load_image(p)
-    a = vol.array[0]
-    assert np.all(np.diff(a, axis=1) > 0)  # same ordering as the original ramp
+    a = vol.array[0].astype(np.float64)
+    assert np.all(np.diff(a, axis=1) > 0)  # same ordering as the original ramp (signed differences)
+    np.testing.assert_allclose(a - a.min(), img - img.min())   # the ramp itself, up to an offset
     assert any("MONOCHROME1" in w for w in vol.meta["warnings"])
 
 

@@ -48,6 +48,71 @@ def register(kinds) -> None:
     add_output_args(p)
     p.set_defaults(func=run_xr)
 
+    p = kinds.add_parser("hand-xr-hard", help="realistic PA hand radiograph: hand-xr's patient with trabecular texture, "
+                                              "subchondral bone ends, tufts, sesamoids, a lead marker, text and "
+                                              "collimation (and optionally a soft-tissue swelling), with truth of "
+                                              "lesions and distractors; 8/12/16-bit, MONOCHROME1 and JPEG copies")
+    _common(p, "0.2")
+    p.add_argument("--magnification", type=in_range(1.0, 2.0), default=XR_MAGNIFICATION,
+                   help=f"Estimated Radiographic Magnification Factor written (default {XR_MAGNIFICATION})")
+    p.add_argument("--normal", action="store_true",
+                   help="the same hand without calcinosis (every lesion a detector reports is false)")
+    p.add_argument("--without", type=_distractor_list, default=(), metavar="KIND[,KIND...]",
+                   help="leave distractors out: " + ", ".join(HARD_SWITCHES))
+    p.add_argument("--swelling", action="store_true", help="add a gout-like soft-tissue swelling beside a finger joint")
+    p.add_argument("--collimation", type=_collimation_mm, metavar="TOP,BOTTOM,LEFT,RIGHT",
+                   help="blanked borders in mm (default 6,8,6,6; 0,0,0,0 or --without collimation: none)")
+    p.add_argument("--copies", type=_copies_list, default=HARD_COPIES, metavar="LIST",
+                   help="extra copies of xr.dcm: " + ", ".join(HARD_COPIES) + ", all (default) or none")
+    add_output_args(p)
+    p.set_defaults(func=run_xr_hard)
+
+
+#: distractors ``--without`` can leave out (the keyword of :func:`phantom_xr_hard.hard_xr_phantom`)
+HARD_SWITCHES = {"texture": "texture", "bone_end": "bone_ends", "tuft": "tufts", "sesamoid": "sesamoids",
+                 "marker": "marker", "text": "text", "collimation": "collimation"}
+#: copies ``--copies`` writes beside xr.dcm (16-bit MONOCHROME2)
+HARD_COPIES = ("8bit", "12bit", "mono1", "jpg", "jpeg-dicom")
+HARD_COPY_FILES = {"8bit": "xr-8bit.dcm", "12bit": "xr-12bit.dcm", "mono1": "xr-mono1.dcm", "jpg": "xr.jpg",
+                   "jpeg-dicom": "xr-jpeg.dcm"}
+JPEG_QUALITY = 90
+
+
+def _distractor_list(text: str) -> tuple[str, ...]:
+    import argparse
+    words = tuple(w for w in text.replace(" ", "").split(",") if w)
+    bad = [w for w in words if w not in HARD_SWITCHES]
+    if bad or not words:
+        raise argparse.ArgumentTypeError(f"unknown distractor {bad[0] if bad else text!r} "
+                                         f"(choose from {', '.join(HARD_SWITCHES)})")
+    return words
+
+
+def _copies_list(text: str) -> tuple[str, ...]:
+    import argparse
+    words = tuple(w for w in text.replace(" ", "").split(",") if w)
+    if words == ("all",):
+        return HARD_COPIES
+    if words == ("none",):
+        return ()
+    bad = [w for w in words if w not in HARD_COPIES]
+    if bad or not words:
+        raise argparse.ArgumentTypeError(f"unknown copy {bad[0] if bad else text!r} "
+                                         f"(choose from {', '.join(HARD_COPIES)}, all or none)")
+    return words
+
+
+def _collimation_mm(text: str) -> tuple[float, ...]:
+    import argparse
+    import math
+    try:
+        vals = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected four margins in mm like 6,8,6,6, got {text!r}") from None
+    if len(vals) != 4 or not all(math.isfinite(v) and 0 <= v <= 60 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected four margins from 0 to 60 mm (top,bottom,left,right), got {text!r}")
+    return vals
+
 
 def _write_landmarks(out, points, image_name: str) -> None:
     out.write_text(lmk.markups_json_text(points, name="HandLandmarks"), "landmarks.mrk.json")
@@ -132,4 +197,82 @@ def run_xr(args) -> int:
                 {"image": "xr.dcm", "n_lesions": len(ph_.truth), "size": list(ph_.array.shape[1:])})
     say(args, f"hand radiograph phantom ({len(ph_.truth)} lesions): {args.outdir}/xr.dcm, truth.csv, "
               "landmarks.mrk.json, outlines.seg.nrrd (each lesion's true shadow)")
+    return 0
+
+
+def run_xr_hard(args) -> int:
+    from calcinosis.core.errors import InputError
+    from calcinosis.hand import phantom_xr_hard as hx
+
+    check_output_free(args.outdir, args.force)
+    sp = float(args.spacing[0]) if args.spacing else 0.2
+    if args.spacing and len(set(args.spacing)) > 1:
+        raise InputError("--spacing: give one pixel spacing in mm (square pixels), e.g. 0.2")
+    if not 0.05 <= sp <= 1.0:
+        raise InputError(f"--spacing: expected a pixel spacing from 0.05 to 1 mm for a hand radiograph, got {sp:g}")
+    switches = {kw: name not in args.without for name, kw in HARD_SWITCHES.items()}
+    coll = args.collimation if args.collimation is not None else hx.COLLIMATION_MM
+    if args.collimation is not None and not any(coll):
+        switches["collimation"] = False
+    try:
+        ph_ = hx.hard_xr_phantom(args.side, args.seed, sp, lesions=not args.normal, noise_sd=args.noise,
+                                 swelling=args.swelling, collimation_mm=coll, **switches)
+    except ValueError as e:
+        if "collimation" in str(e):
+            raise InputError(f"--collimation: {e}") from None
+        raise
+    image = ph_.array[0]
+    lat = None if args.no_laterality else args.side
+    seed = f"hand-hard-{args.seed}{'-normal' if args.normal else ''}"
+    scale8 = 255.0 / hx.WHITE_LEVEL
+    with OutputTransaction(args.outdir, force=args.force) as out:
+        common = dict(spacing_xy=(sp, sp), spacing_tag="imager", magnification=args.magnification, seed=seed,
+                      laterality=lat)
+        dicom_write.write_dicom_radiograph(image, out.path("xr.dcm"), **common)
+        written = {"xr.dcm": "16-bit stored, MONOCHROME2"}
+        for copy in args.copies:
+            name = HARD_COPY_FILES[copy]
+            if copy == "8bit":
+                dicom_write.write_dicom_radiograph(image * scale8, out.path(name), bits_stored=8, **common)
+                written[name] = "8-bit, values x 255/4095, MONOCHROME2"
+            elif copy == "12bit":
+                dicom_write.write_dicom_radiograph(image, out.path(name), bits_stored=12, **common)
+                written[name] = "12-bit stored (the same values), MONOCHROME2"
+            elif copy == "mono1":
+                dicom_write.write_dicom_radiograph(image, out.path(name), monochrome1=True, **common)
+                written[name] = "16-bit, MONOCHROME1 (stored 65535 - value)"
+            elif copy == "jpeg-dicom":
+                dicom_write.write_dicom_radiograph(image * scale8, out.path(name), bits_stored=8,
+                                                   jpeg_quality=JPEG_QUALITY, **common)
+                written[name] = f"8-bit JPEG Baseline (1.2.840.10008.1.2.4.50), quality {JPEG_QUALITY}"
+            elif copy == "jpg":
+                import io
+
+                from PIL import Image
+                buf = io.BytesIO()
+                Image.fromarray(np.clip(np.round(image * scale8), 0, 255).astype(np.uint8), mode="L").save(
+                    buf, format="JPEG", quality=JPEG_QUALITY)
+                out.write_bytes(buf.getvalue(), name)
+                written[name] = f"plain 8-bit JPEG, quality {JPEG_QUALITY}, no spacing (give --spacing {sp:g},{sp:g})"
+        out.write_table(ph_.truth, "truth.csv")
+        out.write_table(ph_.distractors, "distractors.csv")
+        _write_landmarks(out, ph_.landmarks, "xr.dcm")
+        ids = [int(v) for v in np.unique(ph_.outlines) if v]
+        if ids:
+            write_seg_nrrd(ph_.outlines, ph_.geometry, out.path("outlines.seg.nrrd"),
+                           [f"lesion {i}" for i in ids], lesion_colors(len(ids)), label_values=ids)
+        st = ph_.settings
+        _record(out, "hand-xr-hard", {"side": args.side, "seed": args.seed, "spacing_at_patient_mm": sp,
+                                      "magnification": args.magnification,
+                                      "detector_spacing_mm": sp * args.magnification,
+                                      "noise_sd": st["noise_sd"], "lesions": not args.normal,
+                                      "distractors_left_out": list(args.without), "swelling": args.swelling,
+                                      "collimation_mm": st["collimation_mm"] if st["collimation"] else None,
+                                      "calibration": st["calibration"], "white_level": st["white_level"]},
+                {"image": "xr.dcm", "copies": written, "n_lesions": len(ph_.truth),
+                 "n_distractors": len(ph_.distractors),
+                 "distractor_kinds": sorted({r["kind"] for r in ph_.distractors.rows}),
+                 "size": list(image.shape), "notes": st["notes"]})
+    say(args, f"hard hand radiograph phantom ({len(ph_.truth)} lesions, {len(ph_.distractors)} distractors): "
+              f"{args.outdir}/xr.dcm ({len(written) - 1} copies), truth.csv, distractors.csv, landmarks.mrk.json")
     return 0

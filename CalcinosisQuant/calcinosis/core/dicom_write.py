@@ -108,28 +108,41 @@ def write_dicom_series(array: np.ndarray, geometry: Geometry, folder: str | Path
 def write_dicom_radiograph(image: np.ndarray, path: str | Path, spacing_xy: Sequence[float] | None = None,
                            spacing_tag: str = "pixel", magnification: float | None = None, seed: str = "0",
                            laterality: str | None = None, monochrome1: bool = False,
-                           compress_rle: bool = False, modality: str = "CR") -> Path:
+                           compress_rle: bool = False, modality: str = "CR", bits_stored: int = 16,
+                           jpeg_quality: int | None = None) -> Path:
     """A single-file radiograph.  ``spacing_tag``: 'pixel' (Pixel Spacing), 'imager'
     (Imager Pixel Spacing at the detector, with ``magnification`` as Estimated
     Radiographic Magnification Factor when given), 'none', or 'zero'.  For 'imager'
     ``spacing_xy`` is the spacing at the patient; the detector spacing written is
-    spacing x magnification."""
-    from pydicom.uid import ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation, RLELossless
+    spacing x magnification.
 
+    ``bits_stored``: 16 (default), 12 (16 bits allocated, values 0-4095) or 8 (8 bits
+    allocated); values are rounded and clipped to the range, not rescaled.  ``monochrome1``
+    stores ``2^bits - 1 - value``.  ``jpeg_quality`` (8 bits only): the pixels JPEG-compressed
+    by Pillow (lossy, baseline, transfer syntax 1.2.840.10008.1.2.4.50) and encapsulated."""
+    from pydicom.uid import (ComputedRadiographyImageStorage, DigitalXRayImageStorageForPresentation,
+                             JPEGBaseline8Bit, RLELossless)
+
+    if bits_stored not in (8, 12, 16):
+        raise ValueError(f"bits_stored must be 8, 12 or 16, got {bits_stored}")
+    if jpeg_quality is not None and (bits_stored != 8 or compress_rle):
+        raise ValueError("JPEG Baseline holds 8-bit pixels only (and is not combined with RLE)")
     path = Path(path)
     sop_class = ComputedRadiographyImageStorage if modality == "CR" else DigitalXRayImageStorageForPresentation
     uid = _uid(seed, "xr", "image")
-    ds = _base_dataset(sop_class, uid, modality, _uid(seed, "study"), _uid(seed, "xr", "series"), 3)
+    ds = _base_dataset(sop_class, uid, modality, _uid(seed, "study"), _uid(seed, "xr", "series"), 3,
+                       transfer_syntax=JPEGBaseline8Bit if jpeg_quality is not None else None)
     ds.InstanceNumber = 1
-    data = np.clip(np.round(image), 0, 65535).astype(np.uint16)
+    top = (1 << bits_stored) - 1
+    data = np.clip(np.round(image), 0, top).astype(np.uint8 if bits_stored == 8 else np.uint16)
     if monochrome1:
-        data = (65535 - data).astype(np.uint16)
+        data = (top - data).astype(data.dtype)
     ds.Rows, ds.Columns = int(data.shape[0]), int(data.shape[1])
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
+    ds.BitsAllocated = 8 if bits_stored == 8 else 16
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
     ds.PixelRepresentation = 0
     ds.BodyPartExamined = "HAND"
     ds.ViewPosition = "PA"
@@ -148,7 +161,22 @@ def write_dicom_radiograph(image: np.ndarray, path: str | Path, spacing_xy: Sequ
             ds.PixelSpacing = ["0", "0"]
         else:
             raise ValueError(f"unknown spacing_tag {spacing_tag!r}")
-    ds.PixelData = np.ascontiguousarray(data).tobytes()
+    if jpeg_quality is not None:
+        import io
+
+        from PIL import Image
+        from pydicom.encaps import encapsulate
+
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(data), mode="L").save(buf, format="JPEG", quality=int(jpeg_quality))
+        frame = buf.getvalue()
+        ds.PixelData = encapsulate([frame])
+        ds["PixelData"].VR = "OB"
+        ds.LossyImageCompression = "01"
+        ds.LossyImageCompressionMethod = "ISO_10918_1"
+        ds.LossyImageCompressionRatio = f"{data.size / len(frame):.2f}"
+    else:
+        ds.PixelData = np.ascontiguousarray(data).tobytes()
     if compress_rle:
         ds.compress(RLELossless, encoding_plugin="pydicom")
     ds.save_as(str(path), enforce_file_format=True)

@@ -225,6 +225,26 @@ def _read_single_dicom_pixels(path: Path, ds) -> np.ndarray:
     return arr
 
 
+def _monochrome1_already_inverted(path: Path, arr: np.ndarray) -> bool:
+    """Whether the decoder already turned a MONOCHROME1 image's values round (GDCM, behind
+    SimpleITK, does; pydicom does not): the decoded values against the stored ones, on a
+    subsample.  When the stored values cannot be read here, the decoder is taken to be
+    GDCM's (the route that decoded them)."""
+    try:
+        import pydicom
+        raw = np.asarray(pydicom.dcmread(str(path), force=True).pixel_array, np.float64)
+    except Exception:  # noqa: BLE001 - compressed without a pydicom decoder: GDCM decoded it
+        return True
+    a = np.asarray(arr, np.float64)
+    if raw.shape != a.shape:
+        return True
+    step = max(1, int(np.sqrt(a.size / 20000)))
+    x, y = a[::step, ::step].ravel(), raw[::step, ::step].ravel()
+    if x.std() == 0 or y.std() == 0:
+        return False
+    return float(np.corrcoef(x, y)[0, 1]) < 0
+
+
 def _apply_user_magnification(vol: Volume, path: Path, m: float) -> None:
     """``--magnification`` on a loaded image: refused for CT/MRI; a DICOM radiograph has it
     applied already (by :func:`dicom_meta.radiograph_spacing`); another 2D image's spacing
@@ -257,7 +277,9 @@ def _load_dicom_file(path: Path, user_spacing: tuple[float, float] | None,
             "laterality": dicom_meta.laterality(ds)}
     warnings: list[str] = []
     if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1":
-        arr = (arr.max() + arr.min()) - arr
+        if not _monochrome1_already_inverted(path, arr):
+            wide = arr.astype(np.float64 if arr.dtype.kind == "f" else np.int64)   # no uint8/uint16 wrap-around
+            arr = (wide.max() + wide.min()) - wide
         warnings.append(f"{path.name}: MONOCHROME1 image inverted so that dense structures are bright")
     if modality in (None, "XR", "OT") or str(ds.get("Modality", "")).upper() in RADIOGRAPH_MODALITIES:
         (sx, sy), source, w = dicom_meta.radiograph_spacing(ds, path, user_spacing, magnification)
