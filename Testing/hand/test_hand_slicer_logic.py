@@ -352,6 +352,45 @@ def test_radiograph_detect_uses_the_landmarks_like_calcinosis_hand(xr, hand_data
     assert core.lesions.n < without.lesions.n  # the bone tests need the landmarks
 
 
+def test_radiograph_detect_shows_the_automatic_landmarks(xr, hand_data):
+    """After Detect on a radiograph the panel shows the hand model's landmarks: without a
+    point list, a new one with the 20 automatic points (each described as automatic, within
+    5 mm of the phantom's true ones for at least 19); with a list where some are unplaced,
+    those are placed and the reader's placed points are not moved."""
+    from calcinosis import mrml
+    from calcinosis.hand.landmarks import AUTOMATIC_DESCRIPTION
+    from calcinosis.mrml import hand_session as sl
+
+    node, vol = xr
+    sl.apply_patient_spacing(node, sl.radiograph_spacing_advice(node))
+    truth = dict(lmk.read_landmarks(hand_data / "xr" / "landmarks.csv").as_points())
+    det = sl.detect(node, "auto")
+    shown = det.landmarks_node
+    assert shown is not None and shown.GetNumberOfControlPoints() == 20
+    assert any("automatic" in w for w in det.warnings)
+    near = 0
+    for i in range(20):
+        assert shown.GetNthControlPointDescription(i) == AUTOMATIC_DESCRIPTION
+        p = np.zeros(3)
+        shown.GetNthControlPointPositionWorld(i, p)
+        near += np.linalg.norm(p - truth[shown.GetNthControlPointLabel(i)]) <= 5.0
+    assert near >= 19
+    # a list with three points unplaced: they are placed, the 17 others stay where the reader put them
+    points = [(lab, None if n in (2, 7, 11) else ras) for n, (lab, ras) in enumerate(truth.items())]
+    partial = mrml.markups_from_points(points, "reader")
+    det = sl.detect(node, "auto", landmarks_node=partial)
+    assert det.landmarks_node is partial
+    for i in range(partial.GetNumberOfControlPoints()):
+        lab = partial.GetNthControlPointLabel(i)
+        assert partial.GetNthControlPointPositionStatus(i) != 0
+        p = np.zeros(3)
+        partial.GetNthControlPointPositionWorld(i, p)
+        automatic = partial.GetNthControlPointDescription(i) == AUTOMATIC_DESCRIPTION
+        assert automatic == (lab in {points[n][0] for n in (2, 7, 11)})
+        if not automatic:
+            np.testing.assert_allclose(p, truth[lab], atol=1e-6)
+
+
 def test_monochrome1_radiograph_is_flagged(xr, hand_data, tmp_path):
     import slicer
     from calcinosis.core import dicom_write

@@ -429,6 +429,7 @@ class HandDetection:
     names: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
     state: tuple = ()   # the segmentation's content signature right after Detect
+    landmarks_node: object = None   # the point list holding the automatic landmarks (radiograph), if any
 
     @property
     def lesions(self) -> LesionSet:
@@ -494,11 +495,53 @@ def detect(volume_node, modality: str | None = "auto", params: DetectParams = DE
         segmentation_node.SetAttribute(HAND_DETECTION_ATTRIBUTE, json.dumps(record, sort_keys=True, default=str))
         segmentation_node.SetAttribute(HAND_MODALITY_ATTRIBUTE, m)
         segmentation_node.SetNodeReferenceID(workflow.SOURCE_VOLUME_ROLE, volume_node.GetID())
+        shown = show_automatic_landmarks(detection.landmarks, volume_node, landmarks_node, scene)
     except BaseException:
         _remove_nodes(scene, _track_new(scene, before))
         raise
+    if shown is not None:
+        n_auto = len(detection.landmarks.automatic)
+        warnings.append(f"{n_auto} landmark(s) placed automatically from the hand model in '{shown.GetName()}' "
+                        "(described 'automatic'): review them, move any that is wrong, and measure")
     return HandDetection(segmentation_node, detection, m, volume_node.GetID(), names, warnings,
-                         workflow.segmentation_state(segmentation_node))
+                         workflow.segmentation_state(segmentation_node), shown)
+
+
+def show_automatic_landmarks(landmarks, volume_node, landmarks_node=None, scene=None):
+    """The automatic landmarks of a detection (``HandLandmarks.automatic``, radiographs) in a
+    point list the reader reviews: added to ``landmarks_node`` where it has no placed point
+    of that label (an unplaced point of the label is placed; placed points are never
+    moved), else in a new list ``<image> landmarks``.  Each is described as automatic.
+    Returns the node, or None when there is nothing automatic."""
+    if landmarks is None or not getattr(landmarks, "automatic", None):
+        return None
+    import vtk
+
+    from calcinosis.hand.landmarks import AUTOMATIC_DESCRIPTION
+    auto = {k.label: np.asarray(v, float) for k, v in landmarks.points.items() if k in landmarks.automatic}
+    if landmarks_node is None:
+        scene = scene or volume_node.GetScene()
+        name = scene.GenerateUniqueName(f"{volume_node.GetName()} landmarks")
+        landmarks_node = mrml.markups_from_points(landmarks.as_points(), name, scene=scene)
+    else:
+        was = landmarks_node.StartModify()
+        try:
+            index = {landmarks_node.GetNthControlPointLabel(i): i
+                     for i in range(landmarks_node.GetNumberOfControlPoints())}
+            for label, ras in auto.items():
+                i = index.get(label)
+                if i is not None and landmarks_node.GetNthControlPointPositionStatus(i) != 0:
+                    continue     # placed (or being placed) by the reader: theirs wins
+                if i is None:
+                    i = landmarks_node.AddControlPointWorld(vtk.vtkVector3d(*ras.tolist()), label)
+                else:
+                    landmarks_node.SetNthControlPointPositionWorld(i, *ras.tolist())
+        finally:
+            landmarks_node.EndModify(was)
+    for i in range(landmarks_node.GetNumberOfControlPoints()):
+        if landmarks_node.GetNthControlPointLabel(i) in auto:
+            landmarks_node.SetNthControlPointDescription(i, AUTOMATIC_DESCRIPTION)
+    return landmarks_node
 
 
 # ---------------------------------------------------------------------- Measure
@@ -857,7 +900,7 @@ __all__ = [
     "DETECT_DEFAULTS", "ASSIGN_DEFAULTS", "CT_THRESHOLD_DEFAULT", "detect_params", "assign_params",
     "PANEL_DETECT_FIELDS", "PANEL_ASSIGN_FIELDS", "detect_params_from_node", "assign_params_from_node",
     "ImageSummary", "image_summary", "read_image", "dicom_header", "SpacingAdvice", "radiograph_spacing_advice",
-    "apply_patient_spacing", "create_landmark_list", "landmark_progress", "landmarks_from_node", "HandDetection", "detect",
+    "apply_patient_spacing", "show_automatic_landmarks", "create_landmark_list", "landmark_progress", "landmarks_from_node", "HandDetection", "detect",
     "HandMeasurement", "measure", "measurement_is_current", "settings_key", "plot_table", "table_row",
     "lesion_position", "center_views_on", "form_sides", "create_structural_form", "form_from_node",
     "form_cells_filled", "form_summary_text", "output_holds_result", "export", "FINDINGS", "DIGITS", "HandSession",
