@@ -9,6 +9,9 @@ Inputs (image, modality, landmarks, optional region) -> *Detect* (a segmentation
 named segment per lesion) -> review in the Segment Editor -> *Measure* (lesion, digit and
 hand tables, a per-digit chart; a lesion row click centres the views on it) -> *Export*
 (the files of ``calcinosis hand``, with the structural-lesion form when filled).
+
+The module also registers the Segment Editor effect *Calcinosis* (``SegmentEditorCalcinosisLib``:
+click a deposit, its outline becomes a new segment).
 """
 
 import logging
@@ -66,6 +69,24 @@ See the <a href="https://github.com/slicer-calcinosis/SlicerCalcinosis#readme">d
 Built on 3D Slicer's scripted module template. Measurement methods follow the calcinosis
 imaging studies cited in the documentation.
 """)
+        # the Segment Editor effect "Calcinosis" (one-click deposit outlines) is registered
+        # once the application has started (the Segment Editor's effect factory exists then);
+        # outside the application (the headless tests) there is no slicer.app and no editor
+        if hasattr(slicer, "app"):
+            slicer.app.connect("startupCompleted()", self.registerEditorEffect)
+
+    def registerEditorEffect(self) -> None:
+        """Register the scripted Segment Editor effect of ``SegmentEditorCalcinosisLib``."""
+        try:
+            import qSlicerSegmentationsEditorEffectsPythonQt as editorEffects
+        except ImportError:  # no Segment Editor (e.g. a build without it): nothing to register
+            logging.warning("CalcinosisQuant: Segment Editor effects are not available; the Calcinosis effect "
+                            "is not registered")
+            return
+        effect = editorEffects.qSlicerSegmentEditorScriptedEffect(None)
+        effectPath = pathlib.Path(__file__).resolve().parent / "SegmentEditorCalcinosisLib" / "SegmentEditorEffect.py"
+        effect.setPythonSource(effectPath.as_posix())
+        effect.self().register()
 
 
 #
@@ -78,10 +99,12 @@ class CalcinosisQuantParameterNode:
     """
     Inputs: inputVolume (the hand image), modality ('auto': read from the image),
     landmarks (point list, labels like R_index_PIP), landmarkSides (for a new list),
-    regionSegmentation (optional search region; required for MRI).
+    regionSegmentation (optional search region; required for MRI), magnification (radiograph;
+    0: from the file).
     Detection: customThreshold/threshold (else the modality's automatic threshold),
     minSize (mm³ on CT/MRI, mm² on radiographs), connectivity, minSlices, boundary,
-    removeBone (CT), lesionSegmentation (Detect's output, reviewed, Measure's input).
+    removeBone (CT), minConfidence (radiograph), lesionSegmentation (Detect's output,
+    reviewed, Measure's input).
     Assignment distances (mm): maxRayDistance, jointRadius, periarticularDistance,
     wristReach, wristWidth, sideReach, landmarkMargin; thumbIpZone; ignoreUnknownLandmarks.
     Measure: splitIslands; outputs lesionTable, digitTable, handTable, digitChart.
@@ -94,6 +117,7 @@ class CalcinosisQuantParameterNode:
     landmarks: vtkMRMLMarkupsFiducialNode
     landmarkSides: Annotated[str, Choice(list(hand.LANDMARK_SIDES))] = "both"
     regionSegmentation: vtkMRMLSegmentationNode
+    magnification: Annotated[float, WithinRange(0, 2)] = 0.0
     customThreshold: bool = False
     threshold: Annotated[float, WithinRange(-100000, 100000)] = hand.CT_THRESHOLD_DEFAULT
     minSize: Annotated[float, WithinRange(0, 1000000)] = hand.DETECT_DEFAULTS.min_size
@@ -101,6 +125,7 @@ class CalcinosisQuantParameterNode:
     minSlices: Annotated[int, WithinRange(1, 1000)] = hand.DETECT_DEFAULTS.min_slices
     boundary: Annotated[str, Choice(list(hand.BOUNDARY_CHOICES))] = hand.DETECT_DEFAULTS.boundary
     removeBone: bool = hand.DETECT_DEFAULTS.exclude_bone
+    minConfidence: Annotated[float, WithinRange(0, 1)] = hand.DETECT_DEFAULTS.xr_min_confidence
     lesionSegmentation: vtkMRMLSegmentationNode
     maxRayDistance: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.max_ray_distance_mm
     jointRadius: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.joint_radius_mm
@@ -313,19 +338,33 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             text += "\n" + "\n".join(_("Warning: {w}").format(w=w) for w in warnings)
         self.ui.statusLabel.text = text
 
-    def _offerPatientSpacing(self, volumeNode) -> None:
-        """A radiograph shown with the detector's pixel spacing: offer the spacing at the patient."""
-        if volumeNode is None or volumeNode.GetID() in self._spacingDeclined:
-            return
+    def _offerPatientSpacing(self, volumeNode) -> bool:
+        """A radiograph shown with the detector's pixel spacing: the user's magnification applied
+        (when given), else the spacing at the patient offered.  False: a bad magnification (said)."""
+        if volumeNode is None:
+            return True
+        magnification = self._parameterNode.magnification
+        if magnification > 0:   # the user's factor: applied as asked (recorded in provenance)
+            if magnification < 1.0:
+                slicer.util.errorDisplay(_("Magnification {m} is not a radiograph's: give 1.0 to 2.0, or 0 to read "
+                                           "it from the file.").format(m=magnification))
+                return False
+            advice = hand.radiograph_spacing_advice(volumeNode, magnification=magnification)
+            if advice is not None:
+                hand.apply_patient_spacing(volumeNode, advice)
+            return True
+        if volumeNode.GetID() in self._spacingDeclined:
+            return True
         advice = hand.radiograph_spacing_advice(volumeNode)
         if advice is None:
-            return
+            return True
         if slicer.util.confirmYesNoDisplay(advice.text(volumeNode.GetName()) + "\n\n"
                                            + _("Set the image to the spacing at the patient? (Recommended. Draw "
                                                "landmarks and outlines after this change.)")):
             hand.apply_patient_spacing(volumeNode, advice)
         else:
             self._spacingDeclined.add(volumeNode.GetID())
+        return True
 
     # ------------------------------------------------------------------ buttons
     def onCreateLandmarksButton(self) -> None:
@@ -347,7 +386,8 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onDetectButton(self) -> None:
         p = self._parameterNode
-        self._offerPatientSpacing(p.inputVolume)
+        if not self._offerPatientSpacing(p.inputVolume):
+            return
         segmentation = p.lesionSegmentation
         if segmentation is not None and segmentation.GetSegmentation().GetNumberOfSegments() > 0:
             if not slicer.util.confirmYesNoDisplay(_("Detect again? The {n} segments of '{name}', with your edits, "
@@ -363,6 +403,8 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if detection is None:
                 return
             p.lesionSegmentation = detection.segmentation_node
+            if detection.landmarks_node is not None:   # the hand model's landmarks, to review
+                p.landmarks = detection.landmarks_node
             self._measurement = None
             detection.segmentation_node.SetDisplayVisibility(True)
             slicer.util.setSliceViewerLayers(background=p.inputVolume, fit=True)
@@ -404,7 +446,8 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return measurement
 
     def onMeasureButton(self) -> None:
-        self._offerPatientSpacing(self._parameterNode.inputVolume)
+        if not self._offerPatientSpacing(self._parameterNode.inputVolume):
+            return
         with slicer.util.tryWithErrorDisplay(_("Measurement failed."), waitCursor=True):
             self._measure()
             self._updateGUI()

@@ -5,8 +5,9 @@ repository; only this picture is).
 
 Left: the hand's outline (red; the lead marker is outside it), its bones (yellow), each
 digit's centre line (blue) and the automatic landmarks (green +) beside those placed by eye
-(cyan x).  Right: what the detector still reports on this hand, which has no calcinosis
-(every red outline is a false candidate).  Needs matplotlib and Pillow.
+(cyan x).  Right: what the detector reports on this hand, which has no calcinosis (red: a
+false lesion, with its confidence) and the candidates of steps 1-5 its operating point drops
+(orange, confidence below 0.5).  Needs matplotlib and Pillow.
 
     python Utilities/make_hand_realxr_figure.py [--external ../shared/data/external]
 """
@@ -44,7 +45,9 @@ def main(argv=None) -> int:
     img = np.asarray(Image.open(folder / "normal-hand-pa.jpg").convert("L")).astype(np.float32)
     geom = Geometry.create((img.shape[1], img.shape[0], 1), (SPACING_MM, SPACING_MM, 1.0), (0, 0, 0),
                            np.diag([-1.0, -1.0, 1.0]))
-    det = detect.detect_xr(Volume(img[None], geom, {"modality": "XR", "laterality": "L"}), DetectParams())
+    vol = Volume(img[None], geom, {"modality": "XR", "laterality": "L"})
+    det = detect.detect_xr(vol, DetectParams())
+    everything = detect.detect_xr(vol, DetectParams(xr_min_confidence=0.0))
     model = det.hand_model
     with open(folder / "landmarks_lps.csv") as f:
         placed = [(float(r["p"]) / SPACING_MM, float(r["l"]) / SPACING_MM) for r in csv.DictReader(f)]
@@ -64,12 +67,18 @@ def main(argv=None) -> int:
     ax.set_title("hand model: outline, bones, centre lines,\nautomatic (green +) and placed (cyan x) landmarks")
     ax = axes[1]
     ax.imshow(img, cmap="gray")
-    lab = det.lesions.labels[0] > 0
-    ax.contour(lab, [0.5], colors="r", linewidths=1.0)
-    ax.set_title(f"reported on this normal hand: {det.lesions.n} (all false)")
+    dropped = (everything.lesions.labels[0] > 0) & ~(det.lesions.labels[0] > 0)
+    ax.contour(dropped, [0.5], colors="orange", linewidths=0.7)
+    lab = det.lesions.labels[0]
+    ax.contour(lab > 0, [0.5], colors="r", linewidths=1.2)
+    for i, conf in enumerate(det.confidence, start=1):
+        rows, cols = np.nonzero(lab == i)
+        ax.text(cols.max() + 25, rows.mean(), f"{conf:.2f}", color="r", fontsize=9)
+    ax.set_title(f"reported on this normal hand: {det.lesions.n} (false; red, with its confidence)\n"
+                 f"dropped by the operating point: {everything.lesions.n - det.lesions.n} (orange)")
     for a in axes:
         a.axis("off")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT, dpi=70)
     print(f"wrote {OUT}")

@@ -57,11 +57,27 @@ def extension_icon() -> Image.Image:
     return im
 
 
+def effect_icon(size: int = 64) -> Image.Image:
+    """The Segment Editor effect "Calcinosis": a deposit, the outline drawn around it and the
+    pointer that clicked it (drawn 4x and reduced: smooth edges)."""
+    big = 4 * size
+    im = Image.new("RGBA", (big, big), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    f = big / 256.0
+    d.ellipse(tuple(v * f for v in (40, 56, 184, 176)), fill=CALC, outline=(120, 80, 0, 255), width=int(6 * f))
+    d.ellipse(tuple(v * f for v in (22, 38, 202, 194)), outline=(40, 220, 90, 255), width=int(16 * f))
+    pointer = [(118, 112), (118, 236), (148, 206), (170, 250), (194, 238), (172, 196), (214, 196)]
+    d.polygon([(x * f, y * f) for x, y in pointer], fill=(255, 255, 255, 255), outline=(20, 20, 20, 255),
+              width=int(6 * f))
+    return im.resize((size, size), Image.LANCZOS)
+
+
 def main() -> None:
     outputs = {
         ROOT / "CalcinosisQuant" / "Resources" / "Icons" / "CalcinosisQuant.png": hand_icon(),
         ROOT / "SpineCalcMap" / "Resources" / "Icons" / "SpineCalcMap.png": spine_icon(),
         ROOT / "Resources" / "SlicerCalcinosis.png": extension_icon(),
+        ROOT / "CalcinosisQuant" / "Resources" / "Icons" / "SegmentEditorCalcinosis.png": effect_icon(),
     }
     for path, im in outputs.items():
         path.parent.mkdir(parents=True, exist_ok=True)

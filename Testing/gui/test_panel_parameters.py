@@ -56,12 +56,13 @@ def test_hand_panel_fields_are_the_parameters(hand_session):
 
 def test_hand_panel_values_reach_the_parameters(hand_session):
     node = types.SimpleNamespace(customThreshold=True, threshold=150.0, minSize=2.0, connectivity="full",
-                                 minSlices=2, boundary="threshold", removeBone=False, maxRayDistance=12.0,
+                                 minSlices=2, boundary="threshold", removeBone=False, minConfidence=0.3,
+                                 maxRayDistance=12.0,
                                  jointRadius=4.0, periarticularDistance=5.0, wristReach=20.0, sideReach=50.0,
                                  wristWidth=22.0, landmarkMargin=10.0, thumbIpZone="PIP")
     d = hand_session.detect_params_from_node(node)
-    assert (d.threshold, d.min_size, d.connectivity, d.min_slices, d.boundary, d.exclude_bone) == \
-        (150.0, 2.0, "full", 2, "threshold", False)
+    assert (d.threshold, d.min_size, d.connectivity, d.min_slices, d.boundary, d.exclude_bone,
+            d.xr_min_confidence) == (150.0, 2.0, "full", 2, "threshold", False, 0.3)
     a = hand_session.assign_params_from_node(node)
     assert (a.max_ray_distance_mm, a.joint_radius_mm, a.periarticular_mm, a.wrist_reach_mm, a.side_reach_mm,
             a.wrist_width_mm, a.landmark_margin_mm, a.thumb_ip_zone) == (12.0, 4.0, 5.0, 20.0, 50.0, 22.0, 10.0, "PIP")
@@ -70,6 +71,9 @@ def test_hand_panel_values_reach_the_parameters(hand_session):
     node.jointRadius = -1.0
     with pytest.raises(Exception, match="--joint-radius"):
         hand_session.assign_params_from_node(node)
+    node.minConfidence = 1.5
+    with pytest.raises(Exception, match="--min-confidence"):
+        hand_session.detect_params_from_node(node)
 
 
 def test_spine_panel_fields_are_the_parameters():

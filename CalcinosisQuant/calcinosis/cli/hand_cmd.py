@@ -1,5 +1,6 @@
-"""``calcinosis hand`` (one image), ``hand-compare`` (one hand across modalities),
-``hand-form`` (the structural-lesion form) and ``hand-landmarks`` (a blank point list)."""
+"""``calcinosis hand`` (one image; with ``--seeds`` one outline per point), ``hand-compare`` (one
+hand across modalities), ``hand-form`` (the structural-lesion form) and ``hand-landmarks`` (a
+blank point list)."""
 
 from __future__ import annotations
 

@@ -36,11 +36,10 @@ Rules (every distance is a parameter in :class:`AssignParams`, recorded in prove
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from calcinosis.core.errors import InputError
 from calcinosis.core.geometry import Geometry
 from calcinosis.core.lesions import LesionSet
 from calcinosis.core.tables import Column, Table
@@ -241,7 +240,6 @@ def assign_lesions(lesions: LesionSet, centroids: np.ndarray, landmarks: HandLan
         warnings += w
     rays, w = build_rays(lm, geom) if lm.points else ([], [])
     warnings += w
-    sides_with_rays = sorted({r.side for r in rays})
     if lat and lm.points and set(lm.sides) == {("L" if lat == "R" else "R")}:
         warnings.append(f"landmarks are labelled {lm.sides[0]} but the image's DICOM laterality says {lat}; "
                         "the landmark labels are used")

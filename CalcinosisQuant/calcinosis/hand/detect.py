@@ -13,7 +13,7 @@ reviews and edits, and the command line writes it as ``lesions.seg.nrrd``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -21,12 +21,11 @@ from scipy import ndimage
 from calcinosis.core import image_io
 from calcinosis.core.errors import InputError
 from calcinosis.core.geometry import Geometry
-from calcinosis.core.lesions import CONNECTIVITIES, LesionParams, LesionSet, longest_slice_runs
+from calcinosis.core.lesions import LesionParams, LesionSet, longest_slice_runs
 from calcinosis.core.progress import Progress, report
 from calcinosis.core.volume import Volume
 
-from .handmodel import build_hand_model, hand_side, model_landmarks
-from .landmarks import with_automatic
+from .handmodel import build_hand_model, complete_landmarks, model_landmarks
 from .params import BOUNDARIES, DEFAULT_CT_THRESHOLD_HU, XR_PARAMS, DetectParams  # noqa: F401 (re-exported)
 
 
@@ -520,14 +519,9 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
     report(progress, 0.01, "finding the hand and its bones")
     model = build_hand_model(img, pix)
     warnings += model.warnings
-    side, side_source = hand_side(volume.meta.get("laterality"), landmarks, model)
-    used = landmarks
-    if side is not None and model.digits:
-        used = with_automatic(landmarks, model_landmarks(model, geom, side))
-        if side_source.endswith("(guessed)") and (landmarks is None or not landmarks.points):
-            warnings.append(f"hand side not given (no landmarks, no DICOM laterality, no --laterality): taken as {side} "
-                            "from the thumb's position on a conventionally displayed PA view; a mirrored image would "
-                            "flip it - give --laterality")
+    used, side, side_source, side_warnings = complete_landmarks(
+        landmarks, model, volume.meta.get("laterality"), lambda side: model_landmarks(model, geom, side))
+    warnings += side_warnings
     bones = xd.BoneModel.from_landmarks(used, geom, k, apx)
     # candidates lie in the hand (markers, text, collimation and the air are not searched); the
     # noise is measured in its soft tissue

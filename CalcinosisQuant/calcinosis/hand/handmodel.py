@@ -386,6 +386,23 @@ def model_landmarks(model: HandModel2D, geometry, side: str) -> list[tuple[str, 
 THUMB_SIDE_OF_RIGHT_HAND = "right"
 
 
+def complete_landmarks(placed, model: HandModel2D, laterality: str | None, points_for_side):
+    """The placed landmarks completed by the model's (``points_for_side(side)`` gives them as
+    ``[(label, RAS)]``): (landmarks - ``placed`` itself when the model cannot help -, the
+    side, where the side came from, warnings)."""
+    from .landmarks import with_automatic
+    side, source = hand_side(laterality, placed, model)
+    if side is None or not model.digits:
+        return placed, side, source, []
+    merged = with_automatic(placed, points_for_side(side))
+    warnings = []
+    if source.endswith("(guessed)") and (placed is None or not placed.points):
+        warnings.append(f"hand side not given (no landmarks, no DICOM laterality, no --laterality): taken as {side} "
+                        "from the thumb's position on a conventionally displayed PA view; a mirrored image would "
+                        "flip it - give --laterality")
+    return merged, side, source, warnings
+
+
 def hand_side(laterality: str | None, placed, model: HandModel2D) -> tuple[str | None, str]:
     """Which hand the automatic landmarks belong to, and where that came from: the placed
     landmarks' side, else the image's laterality (DICOM or --laterality), else the thumb's

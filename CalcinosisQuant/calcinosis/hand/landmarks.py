@@ -252,4 +252,4 @@ def landmark_label_list(sides: str = "both") -> list[str]:
 
 
 __all__ = ["HandLandmarks", "landmarks_from_points", "with_automatic", "read_landmarks", "markups_json_text", "landmarks_csv_text",
-           "template_points", "check_against_image", "landmark_label_list", "format_label", "MARKUPS_SCHEMA"]
+           "template_points", "check_against_image", "landmark_label_list", "format_label"]

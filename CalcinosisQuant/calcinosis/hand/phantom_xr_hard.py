@@ -733,7 +733,6 @@ def hard_xr_phantom(side: str = "R", seed: int = 0, spacing: float = 0.2, lesion
     if not (0.05 <= spacing <= 1.0):
         raise ValueError(f"spacing must be 0.05-1 mm, got {spacing}")
     cal = dict(REAL_CALIBRATION if calibration is None else calibration)
-    rng = np.random.default_rng([seed, 7101])
     full = ph.make_patient(side, seed)
     patient = full if lesions else ph.HandPatient(full.hand, [], seed, ["normal hand: no lesions"])
     envelope = ph.HandPatient(full.hand, [], seed)

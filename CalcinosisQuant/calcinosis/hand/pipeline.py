@@ -7,7 +7,9 @@
    :class:`HandResult` with ``lesions``, ``digits``, ``hand`` tables;
 3. :func:`write_hand_outputs` (*Export*): the files of ``calcinosis hand``.
 
-:func:`run_hand` is the whole chain from file paths (the command line).
+:func:`run_hand` is the whole chain from file paths (the command line); with ``seeds`` (a point
+list, one point per deposit) step 1 is one outline per point (:mod:`calcinosis.hand.click`)
+instead of the automatic search.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from calcinosis.core.volume import Volume, normalise_modality
 
 from .assign import AssignParams, Assignment, assign_lesions
 from .detect import Detection, DetectParams, detect
+from .handmodel_ct import automatic_landmarks
 from .landmarks import HandLandmarks, landmarks_json_text, read_landmarks
 from .structural_form import LOCATIONS, blank_form, summarise_form, validate_form
 from .summary import digit_table, hand_lesion_table, hand_table
@@ -288,13 +291,33 @@ def load_region(path: str | Path, volume: Volume, what: str = "--roi") -> np.nda
     return mask
 
 
+def read_seeds(path: str | Path) -> list:
+    """The points of a seeds file (``.mrk.json``, ``.fcsv`` or markups ``.csv``) as
+    ``[(label, RAS or None)]``; a file without a placed point is an error naming it."""
+    from calcinosis.core.pointlists import read_point_list
+    points = read_point_list(path, "seeds")
+    if not any(p is not None for _, p in points):
+        raise InputError(f"--seeds {Path(path).name}: no placed point in the file (one point per deposit is "
+                         "expected)")
+    return points
+
+
 def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str | Path | None = None,
              roi: str | Path | None = None, mask: str | Path | None = None, exclude: str | Path | None = None,
              split_islands: bool = False, detect_params: DetectParams = DetectParams(),
              assign_params: AssignParams = AssignParams(), spacing=None, series: str | None = None,
              laterality: str | None = None, unknown_landmarks: str = "error", record_paths: bool = False,
-             progress: Progress | None = None, magnification: float | None = None) -> HandResult:
-    """Load, detect (or take ``mask``), measure and assign.  No writing."""
+             progress: Progress | None = None, magnification: float | None = None,
+             seeds: str | Path | None = None) -> HandResult:
+    """Load, detect (or take ``mask``, or outline one deposit at each point of ``seeds``),
+    measure and assign.  No writing."""
+    if seeds is not None and mask is not None:
+        raise InputError("--seeds outlines the deposits at its points; --mask gives them already segmented "
+                         "(give one of them)")
+    if seeds is not None and roi is not None:
+        raise InputError("--seeds outlines the deposits at its points; --roi is for the automatic search "
+                         "(give one of them)")
+    seed_points = read_seeds(seeds) if seeds is not None else None
     report(progress, 0.0, "loading image")
     volume = image_io.load_image(image, spacing=spacing, series=series, magnification=magnification)
     m = resolve_modality(volume, modality, str(image))
@@ -336,15 +359,32 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
                                             split_islands, progress.sub(0.1, 0.5) if progress else None)
         if excl is not None:
             volume.warn("--exclude is ignored with --mask (the segmentation is measured as it is)")
+    elif seed_points is not None:
+        from .click import detect_at_points
+        report(progress, 0.1, f"outlining the deposits at the {len(seed_points)} points of {Path(seeds).name}")
+        inputs["seeds"] = {"input_id": path_content_id(seeds), "n_points": len(seed_points),
+                           "n_placed": sum(p is not None for _, p in seed_points),
+                           **({"path": str(seeds)} if record_paths else {})}
+        detection = detect_at_points(volume, m, seed_points, detect_params, excl, lm,
+                                     progress=progress.sub(0.1, 0.7) if progress else None)
+        lesions = detection.lesions
     else:
         report(progress, 0.1, "detecting lesions")
         detection = detect_lesions(volume, m, detect_params, region, excl, progress.sub(0.1, 0.7) if progress else None,
                                    landmarks=lm)
         lesions = detection.lesions
+    model_record = None
     if detection is not None and detection.landmarks is not None:
-        lm = detection.landmarks        # placed points completed by the hand model's
+        lm = detection.landmarks        # placed points completed by the radiograph detector's hand model
+    else:                               # CT, or a segmentation given: the hand model completes them here
+        report(progress, 0.7, "hand model")
+        lm, model_warnings, model_record = automatic_landmarks(volume, m, lm)
+        for w in model_warnings:
+            volume.warn(w)
     result = measure_hand(volume, m, lesions, lm, assign_params, detection,
                           progress.sub(0.7, 1.0) if progress else None)
+    if model_record is not None:
+        result.parameters["hand_model"] = model_record
     if mask is not None:
         result.parameters["segmentation"] = {"split_islands": split_islands, "connectivity": detect_params.connectivity,
                                              "min_size": detect_params.min_size,
@@ -354,4 +394,4 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
 
 
 __all__ = ["HandResult", "resolve_modality", "detect_lesions", "lesions_from_segmentation", "measure_hand",
-           "write_hand_outputs", "run_hand", "segment_names", "segment_colors", "load_region"]
+           "write_hand_outputs", "run_hand", "read_seeds", "segment_names", "segment_colors", "load_region"]

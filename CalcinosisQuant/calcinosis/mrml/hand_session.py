@@ -98,7 +98,7 @@ def detect_params(threshold: float | None = None, min_size: float = DETECT_DEFAU
 #: (``calcinosis.hand.params``; the panel's ``threshold`` applies only with ``customThreshold``).
 #: ``Testing/gui`` checks these against the module's parameter node.
 PANEL_DETECT_FIELDS = {"minSize": "min_size", "connectivity": "connectivity", "minSlices": "min_slices",
-                       "boundary": "boundary", "removeBone": "exclude_bone"}
+                       "boundary": "boundary", "removeBone": "exclude_bone", "minConfidence": "xr_min_confidence"}
 PANEL_ASSIGN_FIELDS = {"maxRayDistance": "max_ray_distance_mm", "jointRadius": "joint_radius_mm",
                        "periarticularDistance": "periarticular_mm", "wristReach": "wrist_reach_mm",
                        "sideReach": "side_reach_mm", "wristWidth": "wrist_width_mm",

@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exclude", metavar="SEG", help="never count voxels in this mask")
     g.add_argument("--mask", metavar="SEG", help="measure this segmentation instead of detecting "
                                                  "(e.g. the edited lesions.seg.nrrd); never modified")
+    g.add_argument("--seeds", metavar="POINTS",
+                   help="outline one deposit at each point of this point list (.mrk.json, markups .csv or .fcsv; "
+                        "RAS or LPS as the file says; one point per deposit, placed on its middle) instead of "
+                        "searching the image; measured, assigned and written as usual (not with --mask or --roi)")
     g.add_argument("--split-islands", action="store_true", help="with --mask: each island of a segment is a lesion "
                                                                 "(default: each segment is one lesion)")
     add_parameter_options(g, DetectParams)
@@ -117,11 +121,14 @@ def run(args, progress=None):
         exclude=args.exclude, split_islands=args.split_islands, detect_params=dparams, assign_params=aparams,
         spacing=args.spacing, series=args.series, laterality=args.laterality, magnification=args.magnification,
         unknown_landmarks="warn" if args.ignore_unknown_landmarks else "error", record_paths=args.record_paths,
-        progress=progress.sub(0.0, 0.85) if progress else None)
-    redact_warnings(result, args, ('image', 'landmarks', 'roi', 'mask', 'exclude'))
+        seeds=getattr(args, "seeds", None), progress=progress.sub(0.0, 0.85) if progress else None)
+    redact_warnings(result, args, ('image', 'landmarks', 'roi', 'mask', 'exclude', 'seeds'))
     hand_pipeline.write_hand_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
                                      progress=progress.sub(0.85, 1.0) if progress else None)
     lines = []
+    if result.inputs.get("seeds"):
+        lines.append(f"{result.lesions.n} deposits outlined at the {result.inputs['seeds']['n_points']} points "
+                     "of the seeds file")
     unit, col = ("mm²", "total_area_mm2") if result.volume.is_2d else ("mm³", "total_volume_mm3")
     for r in result.hand_table.rows:
         lines.append(f"{r['side']} hand ({result.modality}): {r['lesion_count']} lesions, total {r[col]:.1f} {unit}")

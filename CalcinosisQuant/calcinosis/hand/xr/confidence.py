@@ -22,10 +22,11 @@ point) or above.
 The operating point is set for precision on real images (measured; the numbers and the
 picture are in docs/methods/hand-detection.md, step 6): on the real normal adult hand
 radiograph (no calcinosis, ``../shared/data/external/real-hand-xr-normal``) the candidates
-steps 1-5 keep - all false - reach an evidence of 0.46 except one (0.96, the thumb's
-sesamoid); of the 105 true deposits they keep on the four phantom hands, two lie below
-0.67 (0.13 and 0.22: a large faint deposit and one in a bright nodule).  The operating
-point is the middle of that gap, 0.55.  The contrast in noise SDs was tried as a third
+steps 1-5 keep - all false - reach an evidence of 0.46 except one (0.96, the tuft of
+the thumb); of the 105 true deposits they keep on the four phantom hands, two lie below
+0.67 (0.13 and 0.22: large faint deposits 2 mm under the skin, their domes on its slope).
+The operating point is the middle of that gap, 0.55; on the hard phantom
+(:mod:`calcinosis.hand.phantom_xr_hard`) it halves the false candidates of normal hands.  The contrast in noise SDs was tried as a third
 number and dropped: it separated no better than the curvature it goes with.
 """
 
