@@ -287,7 +287,7 @@ def _outline_xr(img: np.ndarray, geometry: Geometry, ijk: np.ndarray, params: De
     analysis grid around it."""
     from . import xr as xd
     from .xr.candidates import NoiseModel, outline_candidate
-    from .xr.edge import EDGE_REACH_MM
+    from .xr.edge import EDGE_REACH_MM, centred_contours
     from .xr.seeds import Seed, blobness, ring_contrast
 
     sx, sy = float(geometry.spacing[0]), float(geometry.spacing[1])
@@ -344,8 +344,8 @@ def _outline_xr(img: np.ndarray, geometry: Geometry, ijk: np.ndarray, params: De
     cy, cx = float(ys.mean()), float(xs.mean())
     r_ext = float(np.sqrt(((by - cy) ** 2 + (bx - cx) ** 2).max()))
     r_max = min(r_ext + EDGE_REACH_MM / apx, max_px / 2.0 + 4.0)
-    contours = click_contours(smoothed, [(ar, ac), (float(sr), float(sc))] + grid_starts(bump.patch), r_max,
-                              noise.sigma)
+    contours = centred_contours(smoothed, [(ar, ac), (float(sr), float(sc))] + grid_starts(bump.patch), r_max,
+                                noise.sigma, min_support=CLICK_EDGE_SUPPORT)
     # centred on the point, and within the bump widened by the rays' reach (a contour much
     # larger than the bump is a bone's or the finger's, not the deposit's)
     reach_px = max(int(round(EDGE_REACH_MM / apx)), 1)
@@ -567,62 +567,6 @@ def grid_starts(patch, n: int = 20) -> list[tuple[float, float]]:
     inside = m[np.clip(np.round(cells[:, 0]).astype(int) - patch.r0, 0, m.shape[0] - 1),
                np.clip(np.round(cells[:, 1]).astype(int) - patch.c0, 0, m.shape[1] - 1)]
     return [(float(a), float(b)) for a, b in cells[inside]]
-
-
-def click_contours(S: np.ndarray, starts: list[tuple[float, float]], r_max: float, noise_sd: float,
-                   min_support: float = CLICK_EDGE_SUPPORT):
-    """Closed edge contours centred on the origin of their rays (as
-    :func:`~calcinosis.hand.xr.edge.centred_contours`, with ``min_support``): rays from each
-    start; a contour centred elsewhere is recast from its own centre."""
-    from .xr.edge import EDGE_CENTRE_TOL_PX, EDGE_MAX_STARTS, EdgeContour
-
-    queue = [tuple(map(float, p)) for p in starts]
-    coef = ndimage.spline_filter(np.asarray(S, np.float64), order=3)
-    done: list[tuple[float, float]] = []
-    out = []
-    while queue and len(done) < EDGE_MAX_STARTS:
-        y, x = queue.pop(0)
-        if not (0 <= y < S.shape[0] and 0 <= x < S.shape[1]) \
-                or any(abs(y - v) < 0.75 and abs(x - u) < 0.75 for v, u in done):
-            continue
-        done.append((y, x))
-        hyps = click_hypotheses(S, y, x, r_max, noise_sd, coef, min_support)
-        for th, r, f, support in hyps:
-            ncx, ncy = f[0]
-            if np.hypot(ncy - y, ncx - x) <= EDGE_CENTRE_TOL_PX:
-                if support >= min_support:
-                    out.append(EdgeContour(y, x, th, r, f, support))
-            elif support >= min_support:
-                queue.insert(0, (float(ncy), float(ncx)))
-    return out
-
-
-def click_hypotheses(S: np.ndarray, cy: float, cx: float, r_max: float, noise_sd: float, coef: np.ndarray,
-                     min_support: float) -> list[tuple]:
-    """Every closed contour the edge ridges support around (cy, cx), as
-    :func:`~calcinosis.hand.xr.edge.edge_hypotheses` finds them (one per peak of the
-    histogram of ridge radii, snapped to the ridges), except that a peak is passed over as
-    part of an earlier contour only when that contour has ``min_support``: a poorly supported
-    snap of noise ridges near the centre can span the radii of the deposit's own edge."""
-    from .xr.edge import EDGE_PEAK_FRACTION, edge_ridges, ray_profiles, snap_contour
-
-    th, rs, P = ray_profiles(S, cy, cx, r_max, coef=coef)
-    lm = edge_ridges(P, rs, noise_sd)
-    ii, _ = np.nonzero(lm)
-    if ii.size < 8:
-        return []
-    h = np.bincount((rs[ii] / 0.5).astype(int), minlength=int(rs[-1] / 0.5) + 2).astype(float)
-    hs = ndimage.gaussian_filter1d(h, 1.0)
-    peaks = np.flatnonzero((hs[1:-1] > hs[:-2]) & (hs[1:-1] >= hs[2:]) & (hs[1:-1] >= EDGE_PEAK_FRACTION * th.size)) + 1
-    out = []
-    for p in peaks:
-        r0 = p * 0.5 + 0.25
-        if any(o[3] >= min_support and float(o[1].min()) - 0.5 <= r0 <= float(o[1].max()) + 0.5 for o in out):
-            continue
-        got = snap_contour(th, rs, lm, cy, cx, (np.array([cx, cy]), np.eye(2) / r0 ** 2))
-        if got is not None:
-            out.append((th,) + got)
-    return out
 
 
 # ---------------------------------------------------------------------- one outline per point

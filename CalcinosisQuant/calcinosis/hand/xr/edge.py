@@ -156,9 +156,12 @@ def snap_contour(th: np.ndarray, rs: np.ndarray, lm: np.ndarray, cy: float, cx: 
 
 
 def edge_hypotheses(S: np.ndarray, cy: float, cx: float, r_max: float, noise_sd: float,
-                    coef: np.ndarray | None = None) -> list[tuple]:
+                    coef: np.ndarray | None = None, skip_support: float = 0.0) -> list[tuple]:
     """Every closed contour the edge ridges support around (cy, cx): one per peak of the
-    histogram of ridge radii, snapped to the ridges (:func:`snap_contour`).  Returns
+    histogram of ridge radii, snapped to the ridges (:func:`snap_contour`); a peak within
+    the radii of a contour already snapped with at least ``skip_support`` is that contour
+    (with 0, any contour hides it; a higher value keeps a poorly supported snap of noise
+    ridges from hiding a deposit's edge at the same radii).  Returns
     [(angles, radii of the edge per angle, ellipse (centre (x, y), A), support)]."""
     th, rs, P = ray_profiles(S, cy, cx, r_max, coef=coef)
     lm = edge_ridges(P, rs, noise_sd)
@@ -171,7 +174,7 @@ def edge_hypotheses(S: np.ndarray, cy: float, cx: float, r_max: float, noise_sd:
     out = []
     for p in peaks:
         r0 = p * 0.5 + 0.25
-        if any(float(o[1].min()) - 0.5 <= r0 <= float(o[1].max()) + 0.5 for o in out):
+        if any(o[3] >= skip_support and float(o[1].min()) - 0.5 <= r0 <= float(o[1].max()) + 0.5 for o in out):
             continue            # within the radii of a contour already snapped: the same contour
         got = snap_contour(th, rs, lm, cy, cx, (np.array([cx, cy]), np.eye(2) / r0 ** 2))
         if got is not None:
@@ -225,11 +228,14 @@ class EdgeContour:
 
 
 def centred_contours(S: np.ndarray, starts: list[tuple[float, float]], r_max: float, noise_sd: float,
-                     max_starts: int = EDGE_MAX_STARTS) -> list[EdgeContour]:
+                     max_starts: int = EDGE_MAX_STARTS, min_support: float | None = None) -> list[EdgeContour]:
     """Rays are cast from each start (window coordinates); a contour whose ellipse is
-    centred within ``EDGE_CENTRE_TOL_PX`` of the start is kept, one centred elsewhere
-    (with at least half the rays' support) adds its centre to the starts (a contour seen
-    off-centre is recast from its own centre), up to ``max_starts`` starts in all."""
+    centred within ``EDGE_CENTRE_TOL_PX`` of the start is kept (with ``EDGE_SUPPORT``), one
+    centred elsewhere (with at least half the rays' support, or the best of its start's)
+    adds its centre to the starts (a contour seen off-centre is recast from its own
+    centre), up to ``max_starts`` starts in all.  ``min_support`` (a one-click outline's):
+    contours are kept and followed at that support, and only such contours hide a peak of
+    the ridge radii (:func:`edge_hypotheses`)."""
     queue = [tuple(map(float, p)) for p in starts]
     coef = ndimage.spline_filter(np.asarray(S, np.float64), order=3)
     done: list[tuple[float, float]] = []
@@ -240,13 +246,14 @@ def centred_contours(S: np.ndarray, starts: list[tuple[float, float]], r_max: fl
                 or any(abs(y - v) < 0.75 and abs(x - u) < 0.75 for v, u in done):
             continue
         done.append((y, x))
-        hyps = edge_hypotheses(S, y, x, r_max, noise_sd, coef)
+        hyps = edge_hypotheses(S, y, x, r_max, noise_sd, coef, 0.0 if min_support is None else min_support)
         for th, r, f, support in hyps:
             ncx, ncy = f[0]
             if np.hypot(ncy - y, ncx - x) <= EDGE_CENTRE_TOL_PX:
-                if support >= EDGE_SUPPORT:
+                if support >= (EDGE_SUPPORT if min_support is None else min_support):
                     out.append(EdgeContour(y, x, th, r, f, support))
-            elif support >= 0.5 or support >= max((h[3] for h in hyps), default=0.0):
+            elif (support >= min_support if min_support is not None
+                  else support >= 0.5 or support >= max((h[3] for h in hyps), default=0.0)):
                 queue.insert(0, (float(ncy), float(ncx)))     # followed first
     return out
 
