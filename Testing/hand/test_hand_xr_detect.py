@@ -246,9 +246,33 @@ def test_without_placed_landmarks_the_automatic_ones_build_the_bone_model(hands)
     assert not any("without landmarks" in w for w in bare.warnings)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 open: the mirror test is sensitive to an axis 0.3-0.6 mm off the "
-                                       "bone's; with automatic landmarks 17-28 false candidates per phantom hand "
-                                       "remain at bone ends and skin edges (2 with the exact landmarks)")
+def test_automatic_landmarks_axis_fitted_to_the_bone(hands):
+    """With automatic landmarks the mirror test fits each axis to the bone around the
+    candidate (shift <= 1.2 mm, turn <= 6 degrees): a bone end looks asymmetric about an
+    axis a few tenths of a millimetre off.  Measured on the four hands: 29 false candidates
+    (9, 5, 7, 8; 74 without the fit: 18, 18, 18, 20; 3 with the exact landmarks) and 52
+    deposits found (50 without the fit).  Asserted: fewer than half the false candidates of the unfitted axes,
+    no fewer deposits found."""
+    from calcinosis.hand.xr import bone
+    fitted = unfitted = found_fitted = found_unfitted = 0
+    for side, seed, ph, vol, det in hands:
+        v = Volume(vol.array, vol.geometry, {"modality": "XR", "laterality": side})
+        a = score(ph, detect.detect_xr(v, DetectParams()).lesions.labels[0])
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(bone, "AXIS_SEARCH_MM", 0.0)
+            mp.setattr(bone, "AXIS_SEARCH_DEG", (0.0,))
+            b = score(ph, detect.detect_xr(v, DetectParams()).lesions.labels[0])
+        fitted += a["false"]
+        unfitted += b["false"]
+        found_fitted += len(a["found"])
+        found_unfitted += len(b["found"])
+    assert fitted < 0.5 * unfitted, (fitted, unfitted)
+    assert found_fitted >= found_unfitted
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 open: with automatic landmarks (axes fitted to the bone) 5-9 false "
+                                       "candidates per phantom hand remain at bone ends and the thumb's base (2 with "
+                                       "the exact landmarks)")
 def test_automatic_landmarks_as_good_as_placed_ones(hands):
     for side, seed, ph, vol, det in hands:
         bare = detect.detect_xr(Volume(vol.array, vol.geometry, {"modality": "XR", "laterality": side}), DetectParams())

@@ -14,6 +14,15 @@ from .patches import Patch, disk_patch
 REASON_ELONGATED = "elongated (cortex seen edge-on or an end plate)"
 REASON_SYMMETRIC = "mirror-symmetric about the digit's axis (bone end, tuft or shaft)"
 REASON_CARPAL = "at the carpus, not wider or brighter than the carpal bones"
+#: an automatic landmark's axis may lie this far (mm) across the bone's own, and this many
+#: degrees off it: the mirror test then searches the axis within these bounds, fitted on the
+#: bone around the candidate (a box this long along the axis and wide across it, mm, the
+#: candidate itself and a margin left out)
+AXIS_SEARCH_MM = 1.2
+AXIS_SEARCH_STEP_MM = 0.1
+AXIS_SEARCH_DEG = (-6.0, -3.0, 0.0, 3.0, 6.0)
+AXIS_FIT_BOX_MM = (8.0, 12.0)
+AXIS_FIT_MARGIN_PX = 2
 #: the 90th percentile of the difference of two pixels' noise is 1.28 x sqrt(2) x their SD; a
 #: symmetric structure leaves only that, and a deposit must clear twice it
 MIRROR_NOISE_FACTOR = 2.0 * 1.28 * np.sqrt(2.0)
@@ -23,9 +32,12 @@ class BoneModel:
     """The digits' axes (from landmarks, on the analysis grid) for the symmetry and
     carpus tests of step 4."""
 
-    def __init__(self, rays_px: list[np.ndarray], pixel_mm: float):
-        self.rays = [np.asarray(r, float) for r in rays_px if len(r) >= 2]   # (n, 2) (row, col), base first
+    def __init__(self, rays_px: list[np.ndarray], pixel_mm: float, automatic: list[bool] | None = None):
+        keep = [k for k, r in enumerate(rays_px) if len(r) >= 2]
+        self.rays = [np.asarray(rays_px[k], float) for k in keep]   # (n, 2) (row, col), base first
         self.px = pixel_mm
+        #: per ray: built from automatic landmarks (its axis is searched by the mirror test)
+        self.automatic = [bool(automatic[k]) if automatic is not None else False for k in keep]
 
     @classmethod
     def from_landmarks(cls, landmarks, geometry: Geometry, k: int, pixel_mm: float) -> "BoneModel | None":
@@ -37,19 +49,26 @@ class BoneModel:
         if not landmarks.points:
             return None
         rays, _ = build_rays(landmarks, geometry)
-        out = []
+        out, automatic = [], []
+        auto_keys = {(key.side, key.digit) for key in getattr(landmarks, "automatic", ())}
         for r in rays:
             ijk = geometry.ras_to_ijk(np.asarray(r.points, float))
             out.append(np.stack([(ijk[:, 1] + 0.5) / k - 0.5, (ijk[:, 0] + 0.5) / k - 0.5], axis=1))
-        return cls(out, pixel_mm) if out else None
+            automatic.append((r.side, r.digit) in auto_keys)
+        return cls(out, pixel_mm, automatic) if out else None
 
     def nearest(self, p: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, float] | None:
         """For a point (row, col): (distance in mm to the nearest axis polyline, position
         along that axis in mm from its base - negative proximal to the base, beyond its
         length distal to the tip -, start and unit direction of the nearest segment,
         the axis length in mm)."""
+        got = self._nearest(p)
+        return None if got is None else got[:5]
+
+    def _nearest(self, p: np.ndarray):
+        """:meth:`nearest` and the index of the ray."""
         best = None
-        for P in self.rays:
+        for n_ray, P in enumerate(self.rays):
             arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(P, axis=0), axis=1))]
             last = len(P) - 2
             for k in range(len(P) - 1):
@@ -64,21 +83,65 @@ class BoneModel:
                 # the position along the axis extends beyond the base and the tip
                 along = arc[k] + (t if (k == 0 and t < 0) or (k == last and t > L) else tc)
                 if best is None or d < best[0]:
-                    best = (d, along, a, u, float(arc[-1]))
+                    best = (d, along, a, u, float(arc[-1]), n_ray)
         if best is None:
             return None
-        d, along, a, u, length = best
-        return d * self.px, along * self.px, a, u, length * self.px
+        d, along, a, u, length, n_ray = best
+        return d * self.px, along * self.px, a, u, length * self.px, n_ray
 
-    def mirror_excess(self, s: np.ndarray, patch: "Patch") -> float:
-        """90th percentile over the candidate of (image - image mirrored about the nearest
-        digit axis), in image units."""
+    def fitted_axis(self, s: np.ndarray, patch: "Patch", a: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The axis near a candidate as the bone around it has it: the shift (within
+        AXIS_SEARCH_MM) and turn (AXIS_SEARCH_DEG) of the axis (a, u) about which the bone in
+        a box around the candidate (the candidate and a margin left out) is most nearly its
+        own mirror image.  For axes from automatic landmarks, which may lie a few tenths of
+        a millimetre off the bone's, which is enough to make a bone end look asymmetric."""
         ys, xs = patch.coords()
         c = np.array([ys.mean(), xs.mean()])
-        nb = self.nearest(c)
+        half_along, half_across = (v / 2.0 / self.px for v in AXIS_FIT_BOX_MM)
+        n = np.array([-u[1], u[0]])
+        foot = a + float((c - a) @ u) * u                      # the axis point beside the candidate
+        r = int(np.ceil(np.hypot(half_along, half_across))) + 1
+        r0, c0 = max(int(foot[0]) - r, 0), max(int(foot[1]) - r, 0)
+        r1, c1 = min(int(foot[0]) + r + 1, s.shape[0]), min(int(foot[1]) + r + 1, s.shape[1])
+        yy, xx = np.mgrid[r0:r1, c0:c1]
+        pts = np.stack([yy.ravel(), xx.ravel()], axis=1).astype(float)
+        rel = pts - foot
+        box = (np.abs(rel @ u) <= half_along) & (np.abs(rel @ n) <= half_across)
+        cand = np.zeros(s.shape, bool)
+        cand[ys, xs] = True
+        cand = ndimage.binary_dilation(cand[r0:r1, c0:c1], iterations=AXIS_FIT_MARGIN_PX).ravel()
+        pts = pts[box & ~cand]
+        if len(pts) < 20:
+            return a, u
+        v = s[pts[:, 0].astype(int), pts[:, 1].astype(int)]
+        best = (np.inf, a, u)
+        shifts = np.arange(-AXIS_SEARCH_MM, AXIS_SEARCH_MM + 1e-9, AXIS_SEARCH_STEP_MM) / self.px
+        for deg in AXIS_SEARCH_DEG:
+            t = np.radians(deg)
+            ut = np.array([u[0] * np.cos(t) - u[1] * np.sin(t), u[0] * np.sin(t) + u[1] * np.cos(t)])
+            nt = np.array([-ut[1], ut[0]])
+            for sh in shifts:
+                at = foot + sh * n
+                off = (pts - at) @ nt
+                mir = pts - 2.0 * off[:, None] * nt[None, :]
+                vm = ndimage.map_coordinates(s, [mir[:, 0], mir[:, 1]], order=1, mode="nearest")
+                err = float(np.mean(np.abs(v - vm)))
+                if err < best[0]:
+                    best = (err, at, ut)
+        return best[1], best[2]
+
+    def mirror_excess(self, s: np.ndarray, patch: "Patch", fit_automatic: bool = False) -> float:
+        """90th percentile over the candidate of (image - image mirrored about the nearest
+        digit axis), in image units.  ``fit_automatic``: an axis from automatic landmarks is
+        first fitted to the bone around the candidate (:meth:`fitted_axis`)."""
+        ys, xs = patch.coords()
+        c = np.array([ys.mean(), xs.mean()])
+        nb = self._nearest(c)
         if nb is None:
             return float("inf")
-        _, _, a, u, _ = nb
+        _, _, a, u, _, n_ray = nb
+        if fit_automatic and self.automatic[n_ray]:
+            a, u = self.fitted_axis(s, patch, a, u)
         n = np.array([-u[1], u[0]])
         pts = np.stack([ys, xs], axis=1).astype(float)
         off = (pts - a) @ n
@@ -122,7 +185,7 @@ def bone_verdict(bones: BoneModel | None, smoothed: np.ndarray, patch: Patch, bu
         details["equivalent_diameter_mm"] = float(eq)
         return (REASON_CARPAL if eq < params.xr_carpal_min_mm else None), True
     if distance_mm <= params.xr_axis_reach_mm and along_mm <= length_mm + params.xr_axis_reach_mm:
-        excess = bones.mirror_excess(smoothed, patch)
+        excess = bones.mirror_excess(smoothed, patch, fit_automatic=True)
         details["mirror_ratio"] = excess / max(peak, 1e-9)
         if excess < max(params.xr_mirror_min * peak, MIRROR_NOISE_FACTOR * smoothed_noise_sd):
             return REASON_SYMMETRIC, False
