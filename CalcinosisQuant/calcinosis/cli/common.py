@@ -8,7 +8,8 @@ import sys
 from calcinosis.core.errors import InputError
 from calcinosis.core.progress import Progress, StderrProgressBar
 from calcinosis.tasks.arguments import (add_output_args, fraction, in_range, nonneg_float, number,  # noqa: F401
-                                        positive_float, positive_int, positive_list, seed_int, spacing_arg)
+                                        positive_float, positive_int, positive_list, seed_int, spacing_arg,
+                                        grid_size, positive_list_upto)
 
 
 def progress_for(args, label: str) -> Progress | None:

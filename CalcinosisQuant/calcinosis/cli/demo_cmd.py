@@ -26,11 +26,16 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from calcinosis.core.errors import InputError
     outdir = Path(args.outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"-o {outdir}: is a file; the demo writes into a folder")
+    chosen = [name for name in STEPS if not args.only or args.only in name]
+    if not chosen:
+        raise InputError(f"--only {args.only!r}: no demo step has that in its name "
+                         f"({', '.join(n.removeprefix('demo_') for n in STEPS)})")
     check_output_free(outdir / "measure-ct", args.force)
-    for name in STEPS:
-        if args.only and args.only not in name:
-            continue
+    for name in chosen:
         step = importlib.import_module(f"{__package__}.{name}")
         t0 = time.perf_counter()
         print(f"== {step.TITLE}")

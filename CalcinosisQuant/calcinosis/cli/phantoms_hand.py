@@ -11,23 +11,26 @@ from calcinosis.core.segnrrd import write_seg_nrrd
 from calcinosis.core.pipeline import lesion_colors
 from calcinosis.hand import landmarks as lmk, phantom as ph
 
-from .common import add_output_args, in_range, nonneg_float, say, seed_int, spacing_arg
+from .common import add_output_args, grid_size, in_range, say, seed_int, spacing_arg
 
 XR_MAGNIFICATION = 1.08
+#: a noise SD beyond this swamps every structure of a phantom (HU, a.u. or pixel units)
+PHANTOM_NOISE_MAX = 1000.0
 
 
 def _common(p, spacing_default: str) -> None:
     p.add_argument("--side", choices=("R", "L"), default="R", help="which hand (default R)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed of the patient (lesion sizes, places)")
     p.add_argument("--spacing", type=spacing_arg, metavar="MM", help=f"voxel/pixel spacing in mm (default {spacing_default})")
-    p.add_argument("--noise", type=nonneg_float, help="noise SD (CT: HU, MRI: a.u., radiograph: pixel units)")
+    p.add_argument("--noise", type=in_range(0, PHANTOM_NOISE_MAX), metavar="NOISE",
+                   help="noise SD (CT: HU, MRI: a.u., radiograph: pixel units)")
     p.add_argument("--no-laterality", action="store_true", help="leave the DICOM laterality tag out")
 
 
 def register(kinds) -> None:
     p = kinds.add_parser("hand-ct", help="hand CT (DICOM series) of the synthetic SSc patient, with truth and landmarks")
     _common(p, "0.5,0.5,0.5")
-    p.add_argument("--size", type=lambda t: tuple(int(v) for v in t.split(",")), metavar="NI,NJ,NK",
+    p.add_argument("--size", type=grid_size(3), metavar="NI,NJ,NK",
                    help="grid size (default: the hand's extent); 512,512,300 is the benchmark CT")
     p.add_argument("--format", choices=("dicom", "nrrd"), default="dicom")
     p.add_argument("--no-rescale", action="store_true", help="DICOM without Rescale Slope/Intercept")

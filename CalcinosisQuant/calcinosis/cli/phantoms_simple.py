@@ -6,12 +6,12 @@ from calcinosis.core import dicom_write, image_io, phantoms, provenance
 from calcinosis.core.geometry import Geometry
 from calcinosis.core.output import OutputTransaction, check_output_free
 
-from .common import add_output_args, in_range, nonneg_float, number, positive_list, say, seed_int, spacing_arg
+from .common import add_output_args, in_range, number, positive_list_upto, say, seed_int, spacing_arg
 
 
 def register(kinds) -> None:
     p = kinds.add_parser("spheres", help="spheres (or ellipsoids) of known volume in noisy soft tissue (CT-like)")
-    p.add_argument("--diameters", type=positive_list, default=(2, 3, 4, 6, 8, 12), metavar="D1,D2,...",
+    p.add_argument("--diameters", type=positive_list_upto(50), default=(2, 3, 4, 6, 8, 12), metavar="D1,D2,...",
                    help="sphere diameters in mm (default 2,3,4,6,8,12)")
     p.add_argument("--spacing", type=spacing_arg, default=(0.4, 0.4, 0.6), metavar="X,Y,Z",
                    help="voxel spacing in mm (default 0.4,0.4,0.6: anisotropic)")
@@ -20,7 +20,7 @@ def register(kinds) -> None:
     p.add_argument("--elongate", action="store_true", help="tilted ellipsoids instead of spheres")
     p.add_argument("--intensity", type=in_range(-1000, 30000, "HU"), default=400.0,
                    help="lesion HU, -1000 to 30000 (default 400)")
-    p.add_argument("--noise", type=nonneg_float, default=10.0, help="noise SD in HU (default 10)")
+    p.add_argument("--noise", type=in_range(0, 1000, "HU"), default=10.0, metavar="NOISE", help="noise SD in HU (default 10)")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--format", choices=("nrrd", "nifti", "dicom"), default="nrrd")
     p.add_argument("--no-rescale", action="store_true", help="DICOM without Rescale Slope/Intercept")
@@ -28,7 +28,7 @@ def register(kinds) -> None:
     p.set_defaults(func=run_spheres)
 
     p = kinds.add_parser("radiograph", help="ellipses of known area on a radiograph-like 2D image (DICOM CR)")
-    p.add_argument("--diameters", type=positive_list, default=(1.5, 2, 3, 5, 8, 12), metavar="D1,D2,...")
+    p.add_argument("--diameters", type=positive_list_upto(50), default=(1.5, 2, 3, 5, 8, 12), metavar="D1,D2,...")
     p.add_argument("--spacing", type=spacing_arg, default=(0.1, 0.1), metavar="X,Y",
                    help="pixel spacing at the patient in mm (default 0.1,0.1)")
     p.add_argument("--spacing-tag", choices=("pixel", "imager", "none", "zero"), default="pixel",
@@ -37,7 +37,7 @@ def register(kinds) -> None:
                    help="with --spacing-tag imager: Estimated Radiographic Magnification Factor to write")
     p.add_argument("--monochrome1", action="store_true", help="store inverted (MONOCHROME1)")
     p.add_argument("--rle", action="store_true", help="RLE-compress the pixel data")
-    p.add_argument("--noise", type=nonneg_float, default=20.0)
+    p.add_argument("--noise", type=in_range(0, 1000), default=20.0, metavar="NOISE")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--format", choices=("dicom", "png"), default="dicom")
     add_output_args(p)

@@ -10,7 +10,7 @@ import numpy as np
 from calcinosis.core import dicom_write, image_io, provenance
 from calcinosis.core.output import OutputTransaction, check_output_free
 
-from .common import add_output_args, nonneg_float, positive_int, say, seed_int, spacing_arg
+from .common import add_output_args, in_range, positive_int, say, seed_int, spacing_arg
 
 
 def _size_arg(text: str) -> tuple[int, int]:
@@ -52,8 +52,9 @@ def register(kinds) -> None:
                         "3-5 mm, 6 osteophytes/spurs outside the labels (truth kind 'osteophyte'), enhanced vena "
                         "cava, iliac and renal veins, renal arteries and azygos, 45 HU noise at the shoulders, "
                         "vertebra labels off by up to 1 mm")
-    p.add_argument("--noise", type=nonneg_float, default=12.0, help="noise SD in HU (default 12)")
-    p.add_argument("--per-level", type=nonneg_float, default=2.5, metavar="N",
+    p.add_argument("--noise", type=in_range(0, 1000, "HU"), default=12.0, metavar="NOISE",
+                   help="noise SD in HU (default 12)")
+    p.add_argument("--per-level", type=in_range(0, 50), default=2.5, metavar="N",
                    help="spinal calcifications per disco-vertebral level, on average (default 2.5; 0 = none)")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--format", choices=("dicom", "nrrd", "nifti"), default="dicom",

@@ -35,6 +35,9 @@ def run(args) -> int:
 
     if args.image is not None and not Path(args.image).exists():
         raise InputError(f"--image {args.image}: no such file or folder")
+    if args.manifest is not None:   # read (and so checked) here, naming the file, before anything is written
+        from calcinosis.cohort.manifest import read_manifest
+        read_manifest(args.manifest)
     check_not_an_input(args.outdir, [args.source if Path(args.source).is_dir() else None, args.image, args.manifest])
     check_output_free(args.outdir, args.force)
     progress = progress_for(args, "report")

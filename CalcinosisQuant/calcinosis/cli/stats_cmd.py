@@ -17,7 +17,7 @@ from calcinosis.core.errors import InputError
 from calcinosis.core.output import OutputTransaction, check_not_an_input, check_output_free
 from calcinosis.core.provenance import build_record
 
-from .common import add_output_args, in_range, positive_float
+from .common import add_output_args, in_range
 
 
 
@@ -71,7 +71,7 @@ def register(sub) -> None:
                    help="auto: 0/1 or text -> kappa, numbers -> ICC + Bland-Altman; ordinal adds weighted kappa")
     a.add_argument("--weights", choices=agreement.WEIGHTS, help="weighted kappa weights for --kind ordinal (default linear)")
     a.add_argument("--categories", metavar="C1,C2,...", help="ordered categories (ordinal grades)")
-    a.add_argument("--loa-multiplier", type=positive_float, default=1.96, help="limits of agreement = bias ± this × SD (1.96)")
+    a.add_argument("--loa-multiplier", type=in_range(0.1, 10), default=1.96, metavar="K", help="limits of agreement = bias ± this × SD (1.96)")
     a.set_defaults(func=run_agreement)
 
     m = kinds.add_parser("modalities", help="XR vs CT vs MRI: Friedman, Wilcoxon/paired t, Spearman (study 1)",

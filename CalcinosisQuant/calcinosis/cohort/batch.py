@@ -13,8 +13,9 @@ Layout of the batch folder ``OUTDIR``::
 
 A case is *done* when its state says ok and its fingerprint (manifest row + input files'
 sizes and times) is unchanged: it is skipped on the next run unless ``force``.  A failed
-case is retried on the next run.  A case whose row changed since it was computed is not
-recomputed silently: it is reported as failed with the reason, until ``force``.
+case is retried on the next run.  A case whose row or inputs changed since it was computed is
+not recomputed silently: the run is refused (exit 2, nothing written, the earlier tables kept)
+until ``force``.
 
 Cases run in worker processes (``concurrent.futures`` with the ``forkserver``/``spawn``
 start method) or, with ``scheduler='tcp://HOST:PORT'``, on a Dask distributed cluster
@@ -250,6 +251,13 @@ def _run_batch(manifest: str | Path, outdir: Path, *, workers: int | None = None
         if unknown:
             raise InputError(f"--only: case id {unknown[0]!r} is not in the manifest")
     selected = [s for s in specs if not only or s.case_id in only]
+    if not force:   # a changed case would leave the cohort tables without it: refuse before writing anything
+        for s in selected:
+            st = _read_state(outdir, s.case_id)
+            if st is not None and st.status == "ok" and st.fingerprint != s.fingerprint:
+                raise InputError(f"{Path(manifest).name}, row {s.row}: case {s.case_id} (its row or input files) changed "
+                                 f"since it was computed; pass --force --only {s.case_id} to recompute it, or restore "
+                                 "the row; nothing was written")
     (outdir / STATE_DIR).mkdir(parents=True, exist_ok=True)
     (outdir / CASES_DIR).mkdir(parents=True, exist_ok=True)
     states: dict[str, CaseState] = {}
@@ -265,11 +273,6 @@ def _run_batch(manifest: str | Path, outdir: Path, *, workers: int | None = None
             if st.fingerprint == s.fingerprint and (case_dir / TASK_SUMMARY_FILE[s.task]).is_file():
                 st.run = "kept"
                 states[s.case_id] = st
-                continue
-            if st.fingerprint != s.fingerprint:
-                states[s.case_id] = CaseState(s.case_id, "failed", "manifest row or input files changed since this case "
-                                              "was computed; pass --force (with --only CASE) to recompute it",
-                                              st.fingerprint, "not run")
                 continue
         if not force and st is None and (case_dir / "provenance.json").is_file() and \
                 (case_dir / TASK_SUMMARY_FILE[s.task]).is_file():

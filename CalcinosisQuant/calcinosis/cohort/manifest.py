@@ -296,12 +296,14 @@ def _parse_row(raw: dict, lineno: int, base: Path, errs: list[str]) -> CaseSpec 
     sp = get("spacing")
     if sp is not None:
         try:
+            from calcinosis.tasks.arguments import SPACING_RANGE_MM
             vals = [float(x) for x in sp.replace(" ", "").split(",")]
-            if not vals or any(v <= 0 for v in vals):
+            if not vals or len(vals) > 2 or not all(SPACING_RANGE_MM[0] <= v <= SPACING_RANGE_MM[1] for v in vals):
                 raise ValueError
             spec.spacing = ",".join(f"{v:g}" for v in vals)
         except ValueError:
-            errs.append(f"column spacing: {sp!r} is not positive numbers in mm like 0.1,0.1")
+            errs.append(f"column spacing: {sp!r} is not pixel spacings in mm like 0.1,0.1 "
+                        f"({SPACING_RANGE_MM[0]:g} to {SPACING_RANGE_MM[1]:g} mm)")
     spec.series = get("series")
     if get("options") is not None:
         try:
@@ -317,7 +319,7 @@ def _parse_row(raw: dict, lineno: int, base: Path, errs: list[str]) -> CaseSpec 
 def _whole(text: str, col: str, errs: list[str]) -> int | None:
     try:
         f = float(text)
-        if f != int(f) or f < 1:
+        if not math.isfinite(f) or f != int(f) or f < 1:
             raise ValueError
         return int(f)
     except ValueError:

@@ -8,6 +8,7 @@ are one-way hashes (see :func:`pseudonymous_id`).
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,177 @@ def is_dicom_file(path: Path) -> bool:
 def read_header(path: Path):
     import pydicom
     try:
-        return pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
     except Exception as e:  # pydicom raises many kinds
         raise InputError(f"{path}: not a readable DICOM file ({e})") from None
+    _decode_used_fields(ds, path)
+    return ds
+
+
+#: header fields the readers look at (decoded at once, so a damaged one is named here)
+USED_FIELDS = ("PixelSpacing", "ImagerPixelSpacing", "EstimatedRadiographicMagnificationFactor", "Rows", "Columns",
+               "BitsAllocated", "SamplesPerPixel", "NumberOfFrames", "PixelRepresentation", "ImagePositionPatient",
+               "ImageOrientationPatient", "SeriesInstanceUID", "ImageLaterality", "Laterality")
+
+
+def _decode_used_fields(ds, path: Path) -> None:
+    """pydicom decodes an element when it is first read: a damaged one (an unknown VR, bytes
+    that are no value) is refused here, naming the file and the field."""
+    for keyword in dict.fromkeys(USED_FIELDS + KEPT_ATTRIBUTES):
+        try:
+            ds.get(keyword)
+        except (ValueError, TypeError, OverflowError):
+            pass            # a value of the wrong kind: refused where it is used, with its value (see value())
+        except Exception as e:  # noqa: BLE001 - pydicom raises many kinds for a damaged element
+            raise InputError(f"{path}: header field {field_name(keyword)} cannot be read "
+                             f"({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts is not None:
+        try:
+            ts.is_compressed
+        except Exception:  # noqa: BLE001 - pydicom: "UID is not a transfer syntax"
+            raise InputError(f"{path}: Transfer Syntax UID (0002,0010) {str(ts)[:64]!r} is not a transfer syntax; "
+                             "the file is damaged") from None
+
+
+def read_image_header(path: Path):
+    """The header (as :func:`read_header`) and how many bytes of the file follow the start
+    of its Pixel Data element (None when the header reaches the end of the file)."""
+    import pydicom
+    try:
+        with open(path, "rb") as f:
+            ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
+            at = f.tell()
+            f.seek(0, 2)
+            remaining = f.tell() - at
+    except Exception as e:  # pydicom raises many kinds
+        raise InputError(f"{path}: not a readable DICOM file ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
+    _decode_used_fields(ds, path)
+    return ds, (remaining if remaining > 0 else None)
+
+
+def value(ds, keyword: str):
+    """``ds.get(keyword)``, or the stored text when pydicom cannot convert it (a DS of
+    ``abc``): the caller refuses it then, naming the field."""
+    try:
+        return ds.get(keyword)
+    except Exception:  # noqa: BLE001 - pydicom's value conversion raises several kinds
+        elem = ds.get_item(keyword)
+        raw = getattr(elem, "value", None)
+        return raw.decode("latin-1", "replace").strip() if isinstance(raw, bytes) else str(raw)
+
+
+#: (keyword, tag) of the image attributes checked by :func:`check_image_header`
+_TAGS = {"Rows": "(0028,0010)", "Columns": "(0028,0011)", "SamplesPerPixel": "(0028,0002)",
+         "BitsAllocated": "(0028,0100)", "NumberOfFrames": "(0028,0008)", "RescaleSlope": "(0028,1053)",
+         "RescaleIntercept": "(0028,1052)", "ImagePositionPatient": "(0020,0032)",
+         "ImageOrientationPatient": "(0020,0037)"}
+#: a rescale intercept beyond this (in the image's units) is no CT, MR or radiograph header
+RESCALE_INTERCEPT_LIMIT = 1e6
+#: a rescale slope beyond this would turn 16-bit values into no physical unit
+RESCALE_SLOPE_LIMIT = 1e4
+
+
+def field_name(keyword: str) -> str:
+    """``Rows (0028,0010)``: a header field as the messages name it."""
+    import re
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", keyword).replace("Patient", "(Patient)")
+    return f"{words} {_TAGS.get(keyword, '')}".strip()
+
+
+def _numbers(v) -> list[float] | None:
+    if v is None or v == "":
+        return None
+    try:
+        vals = [float(x) for x in v] if hasattr(v, "__iter__") and not isinstance(v, (str, bytes)) else [float(v)]
+    except (TypeError, ValueError):
+        return None
+    return vals
+
+
+def check_image_header(ds, path: Path, remaining: int | None = None) -> None:
+    """Refuse, naming the field, a header whose image attributes cannot describe the pixels
+    that follow: Rows, Columns, Samples per Pixel, Bits Allocated missing or impossible;
+    uncompressed pixel data shorter than they say (a truncated file, or a wrong header,
+    which a decoder would pad with zeros); a rescale that is not a finite, non-zero slope
+    and a plausible intercept."""
+    for key in ("Rows", "Columns"):
+        v = _numbers(value(ds, key))
+        if v is None or len(v) != 1 or not (1 <= v[0] <= 65535) or v[0] != int(v[0]):
+            raise InputError(f"{path}: {field_name(key)} is {'missing' if v is None else _shown(value(ds, key))}; "
+                             "the image size is unknown")
+    spp = _numbers(value(ds, "SamplesPerPixel"))
+    if spp is not None and spp != [1.0]:
+        raise InputError(f"{path}: {field_name('SamplesPerPixel')} is {_shown(value(ds, 'SamplesPerPixel'))}; "
+                         "a grey-level image (1 sample per pixel) is needed")
+    bits = _numbers(value(ds, "BitsAllocated"))
+    if bits is None or bits[0] not in (1.0, 8.0, 16.0, 32.0, 64.0):
+        raise InputError(f"{path}: {field_name('BitsAllocated')} is "
+                         f"{'missing' if bits is None else _shown(value(ds, 'BitsAllocated'))} (1, 8, 16, 32 or 64 expected)")
+    frames = _numbers(value(ds, "NumberOfFrames"))
+    if frames is not None and (len(frames) != 1 or not (1 <= frames[0] < 1e6) or frames[0] != int(frames[0])):
+        raise InputError(f"{path}: {field_name('NumberOfFrames')} is {_shown(value(ds, 'NumberOfFrames'))}; "
+                         "a whole number >= 1 expected")
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if remaining is not None and (ts is None or not ts.is_compressed):
+        implicit = ts is not None and ts.is_implicit_VR
+        stored = remaining - (8 if implicit or ts is None else 12)
+        need = int(value(ds, "Rows")) * int(value(ds, "Columns")) * int(frames[0] if frames else 1)
+        need = need * int(bits[0]) // 8 if bits[0] >= 8 else (need + 7) // 8
+        if stored < need:
+            frames_text = f" x {field_name('NumberOfFrames')} {int(frames[0])}" if frames else ""
+            raise InputError(f"{path}: the pixel data holds {max(stored, 0)} bytes where {field_name('Rows')} "
+                             f"{value(ds, 'Rows')} x {field_name('Columns')} {value(ds, 'Columns')}{frames_text} x "
+                             f"{field_name('BitsAllocated')} {int(bits[0])} need {need}: the file is truncated or "
+                             "its header is wrong")
+    for key in ("RescaleSlope", "RescaleIntercept"):
+        raw = value(ds, key)
+        if raw is None or raw == "":
+            continue
+        v = _numbers(raw)
+        bad = v is None or len(v) != 1 or not math.isfinite(v[0]) or (key == "RescaleSlope" and not 0 < abs(v[0]) <= RESCALE_SLOPE_LIMIT) or \
+            (key == "RescaleIntercept" and abs(v[0]) > RESCALE_INTERCEPT_LIMIT)
+        if bad:
+            raise InputError(f"{path}: {field_name(key)} is {_shown(raw)}; "
+                             + (f"a finite, non-zero number within +-{RESCALE_SLOPE_LIMIT:g} expected" if key == "RescaleSlope" else
+                                f"a finite number within +-{RESCALE_INTERCEPT_LIMIT:g} expected"))
+
+
+def check_position(ds, path: Path) -> tuple[list[float], list[float] | None] | None:
+    """Image Position (Patient) (three finite numbers; None when absent) and Image Orientation
+    (Patient) (six finite numbers, two orthogonal unit vectors; None when absent), refused
+    naming the field when present but unusable."""
+    pos = value(ds, "ImagePositionPatient")
+    ori = value(ds, "ImageOrientationPatient")
+    if pos is None:
+        return None
+    p = _numbers(pos)
+    if p is None or len(p) != 3 or not all(math.isfinite(x) and abs(x) < 1e7 for x in p):
+        raise InputError(f"{path}: {field_name('ImagePositionPatient')} is {_shown(pos)}; three finite numbers "
+                         "(mm) expected")
+    if ori is None:
+        return p, None
+    o = _numbers(ori)
+    ok = o is not None and len(o) == 6 and all(math.isfinite(x) for x in o)
+    if ok:
+        r, c = o[:3], o[3:]
+        dot = sum(a * b for a, b in zip(r, c))
+        ok = all(abs(sum(x * x for x in v) - 1.0) < 1e-3 for v in (r, c)) and abs(dot) < 1e-3
+    if not ok:
+        raise InputError(f"{path}: {field_name('ImageOrientationPatient')} is {_shown(ori)}; two orthogonal unit "
+                         "vectors (six numbers) expected")
+    return p, o
+
+
+def _shown(v) -> str:
+    text = str(list(v) if hasattr(v, "__iter__") and not isinstance(v, (str, bytes)) else v)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def kept_attributes(ds) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in KEPT_ATTRIBUTES:
-        v = ds.get(name)
+        v = value(ds, name)
         if v is None or v == "":
             continue
         if hasattr(v, "__iter__") and not isinstance(v, (str, bytes)):
@@ -72,7 +235,7 @@ def _plain(v):
     try:
         f = float(v)
         return int(f) if f == int(f) and "." not in str(v) else f
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return str(v)
 
 
@@ -105,7 +268,7 @@ def _same_pair(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 
 def _file_magnification(ds, path: Path) -> float | None:
-    mag = ds.get("EstimatedRadiographicMagnificationFactor")
+    mag = value(ds, "EstimatedRadiographicMagnificationFactor")
     try:
         m = float(mag) if mag is not None and str(mag) != "" else None
     except (TypeError, ValueError):
@@ -141,8 +304,8 @@ def radiograph_spacing(ds, path: Path, user_spacing: tuple[float, float] | None,
         if magnification is not None:
             return (sx / magnification, sy / magnification), f"{SPACING_USER} / {user_m}", warnings
         return (sx, sy), SPACING_USER, warnings
-    ps = _positive_pair(ds.get("PixelSpacing"))
-    ips = _positive_pair(ds.get("ImagerPixelSpacing"))
+    ps = _positive_pair(value(ds, "PixelSpacing"))
+    ips = _positive_pair(value(ds, "ImagerPixelSpacing"))
     file_m = _file_magnification(ds, path) if (ps is None or ips is not None) else None
     if ps is not None and (ips is None or not _same_pair(ps, ips)):
         if magnification is not None and ips is not None:

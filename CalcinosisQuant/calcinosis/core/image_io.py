@@ -189,6 +189,9 @@ def _check_spacing(spacing: Sequence[float], path: Path) -> tuple[float, float]:
 def _decode_error(path: Path, ds, err: Exception) -> InputError:
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     what = f"{ts.name} ({ts})" if ts else "unknown transfer syntax"
+    if ts is not None and not ts.is_compressed:   # nothing to decode: the file itself is damaged
+        return InputError(f"{path}: the pixel data, stored uncompressed ({what}), cannot be read: the file is damaged "
+                          f"or its header does not describe it ({str(err).splitlines()[0][:120]})")
     return InputError(f"{path}: pixel data in {what} cannot be decoded here ({str(err).splitlines()[0][:120]}); "
                       + dicom_meta.COMPRESSED_HINT)
 
@@ -264,9 +267,10 @@ def _apply_user_magnification(vol: Volume, path: Path, m: float) -> None:
 
 def _load_dicom_file(path: Path, user_spacing: tuple[float, float] | None,
                      magnification: float | None = None) -> Volume:
-    ds = dicom_meta.read_header(path)
+    ds, remaining = dicom_meta.read_image_header(path)
     if "PixelData" not in ds and not _has_pixel_data(path):
         raise InputError(f"{path}: DICOM file holds no image (no Pixel Data)")
+    dicom_meta.check_image_header(ds, path, remaining)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
         raise InputError(f"{path}: multi-frame DICOM ({frames} frames) is not supported; "
@@ -292,7 +296,7 @@ def _load_dicom_file(path: Path, user_spacing: tuple[float, float] | None,
             meta["modality"] = "XR"
     else:
         # a single CT/MR slice: spacing from Pixel Spacing, position from the header when present
-        ps = dicom_meta._positive_pair(ds.get("PixelSpacing"))
+        ps = dicom_meta._positive_pair(dicom_meta.value(ds, "PixelSpacing"))
         if user_spacing is not None:
             sx, sy, source = user_spacing[0], user_spacing[1], dicom_meta.SPACING_USER
         elif ps is not None:
@@ -325,8 +329,13 @@ def list_dicom_series(folder: Path) -> list[tuple[str, int]]:
 def _load_dicom_series(folder: Path, series: str | None) -> Volume:
     import SimpleITK as sitk
     reader = sitk.ImageSeriesReader()
-    listing = list_dicom_series(folder)
+    try:
+        listing = list_dicom_series(folder)
+    except RuntimeError as e:   # GDCM gives up on a header it cannot use: name the file and field
+        _check_each_header(folder)
+        raise InputError(f"{folder}: the DICOM series cannot be listed ({str(e).strip().splitlines()[-1][:160]})") from None
     if not listing:
+        _check_each_header(folder)
         raise InputError(f"{folder}: no DICOM image series found")
     if series is not None:
         chosen = [sid for i, (sid, _) in enumerate(listing, start=1) if series in (sid, str(i))]
@@ -341,12 +350,15 @@ def _load_dicom_series(folder: Path, series: str | None) -> Volume:
     else:
         sid = listing[0][0]
     files = list(reader.GetGDCMSeriesFileNames(str(folder), sid))
+    if len(listing) == 1:   # a slice GDCM left out of the series (damaged?) is named, not skipped
+        listed = {Path(f).resolve() for f in files}
+        for f in sorted(p for p in folder.iterdir() if p.is_file() and p.resolve() not in listed
+                        and dicom_meta.is_dicom_file(p)):
+            ds, remaining = dicom_meta.read_image_header(f)
+            if "PixelData" in ds or remaining:
+                dicom_meta.check_image_header(ds, f, remaining)
     first = dicom_meta.read_header(Path(files[0]))
-    if dicom_meta._positive_pair(first.get("PixelSpacing")) is None:   # GDCM would read 1 mm
-        value = first.get("PixelSpacing")
-        raise InputError(f"{Path(files[0])}: Pixel Spacing (0028,0030) is "
-                         f"{'missing' if value is None else repr(str(value))}: the pixel size is unknown "
-                         "(a series needs two positive numbers in mm)")
+    _check_pixel_spacing(first, Path(files[0]))
     _check_slice_positions([Path(f) for f in files], folder)
     reader.SetFileNames(files)
     try:
@@ -368,22 +380,48 @@ def _load_dicom_series(folder: Path, series: str | None) -> Volume:
     return vol
 
 
+def _check_each_header(folder: Path) -> None:
+    """Refuse, naming the file and the field, the first DICOM file in ``folder`` whose header
+    cannot describe an image."""
+    for f in sorted(p for p in folder.iterdir() if p.is_file() and dicom_meta.is_dicom_file(p)):
+        ds, remaining = dicom_meta.read_image_header(f)
+        dicom_meta.check_image_header(ds, f, remaining)
+        _check_pixel_spacing(ds, f)
+        dicom_meta.check_position(ds, f)
+
+
+def _check_pixel_spacing(ds, path: Path) -> None:
+    if dicom_meta._positive_pair(dicom_meta.value(ds, "PixelSpacing")) is None:   # GDCM would read 1 mm
+        value = dicom_meta.value(ds, "PixelSpacing")
+        raise InputError(f"{path}: Pixel Spacing (0028,0030) is "
+                         f"{'missing' if value is None else repr(str(value))}: the pixel size is unknown "
+                         "(a series needs two positive numbers in mm)")
+
+
 def _check_slice_positions(files: list[Path], folder: Path) -> None:
     """Refuse stacks that a regular grid would misplace (no slice positions, missing slices,
-    tilt)."""
-    if len(files) < 2:
-        return
-    pos, iop = [], None
+    tilt) and slices whose header cannot describe their pixels (named, one by one: a
+    truncated file, another size than the first slice's, unusable numbers)."""
+    pos, iop, size, placed_files = [], None, None, []
     for f in files:
-        ds = dicom_meta.read_header(f)
-        ipp = ds.get("ImagePositionPatient")
-        iop = ds.get("ImageOrientationPatient") if iop is None else iop
-        if ipp is None:   # GDCM would stack the slices 1 mm apart
+        ds, remaining = dicom_meta.read_image_header(f)
+        dicom_meta.check_image_header(ds, f, remaining)
+        this_size = (int(dicom_meta.value(ds, "Rows")), int(dicom_meta.value(ds, "Columns")))
+        if size is not None and this_size != size:
+            raise InputError(f"{f}: {this_size[0]} x {this_size[1]} pixels (Rows x Columns) where the series' first "
+                             f"slice has {size[0]} x {size[1]}; the folder mixes series or holds a damaged file")
+        size = this_size
+        placed = dicom_meta.check_position(ds, f)
+        if len(files) < 2:
+            return
+        if placed is None:   # GDCM would stack the slices 1 mm apart
             raise InputError(f"{f}: no Image Position (Patient) (0020,0032): where the slices lie, and so the "
                              "slice spacing, is unknown")
-        if iop is None:
-            return  # no orientation to check against; GDCM will have used what it had
-        pos.append([float(v) for v in ipp])
+        iop = placed[1] if iop is None else iop
+        pos.append(placed[0])
+        placed_files.append(f)
+    if iop is None:
+        return  # no orientation to check against; GDCM will have used what it had
     o = np.array([float(v) for v in iop]).reshape(2, 3)
     normal = np.cross(o[0], o[1])
     p = np.array(pos)
@@ -395,6 +433,13 @@ def _check_slice_positions(files: list[Path], folder: Path) -> None:
     if np.max(np.abs(steps - med)) > max(0.01 * med, 0.01):
         raise InputError(f"{folder}: irregular slice spacing ({steps.min():.3g} to {steps.max():.3g} mm, missing slices?); "
                          "resample the series in Slicer first")
+    # one slice displaced in its plane (the others in line): GDCM would stack it in line
+    in_plane = p - np.outer(p @ normal, normal)
+    off = np.linalg.norm(in_plane - np.median(in_plane, axis=0), axis=1)
+    if len(p) > 2 and np.count_nonzero(off > 0.01) == 1:
+        k = int(np.argmax(off))
+        raise InputError(f"{placed_files[k]}: Image Position (Patient) (0020,0032) lies {off[k]:.3g} mm off the line "
+                         "of the other slices; the series is damaged or mixes series")
     # tilt: successive positions should move along the normal
     along = p[np.argsort(p @ normal)]
     step_vec = (along[-1] - along[0]) / max(len(along) - 1, 1)
@@ -433,8 +478,8 @@ def _load_itk_file(path: Path, user_spacing) -> Volume:
                          "a scalar 2D or 3D image is needed")
     try:
         arr, geom = sitk_to_array_and_geometry(image)
-    except InputError as e:
-        raise InputError(f"{path}: {e}") from None
+    except ValueError as e:   # InputError, or a geometry no grid can have (a singular direction)
+        raise InputError(f"{path}: {str(e).splitlines()[0] if str(e) else 'unusable image header'}") from None
     meta = {"source_format": _suffix(path).lstrip(".").upper(), "spacing_source": dicom_meta.SPACING_HEADER,
             "input_id": input_id.result()}
     if user_spacing is not None:

@@ -58,9 +58,14 @@ def _position(values, path: Path, where: str, label) -> np.ndarray:
         p = np.array([float(v) for v in values], dtype=float)
     except (TypeError, ValueError):
         raise InputError(f"{path}: {where} ({label!r}) has position {values!r}; three numbers expected") from None
-    if p.shape != (3,) or not np.all(np.isfinite(p)):
-        raise InputError(f"{path}: {where} ({label!r}) has position {values!r}; three finite numbers expected")
+    if p.shape != (3,) or not np.all(np.isfinite(p)) or np.any(np.abs(p) > MAX_COORDINATE_MM):
+        raise InputError(f"{path}: {where} ({label!r}) has position {values!r}; three finite numbers (mm, within "
+                         f"+-{MAX_COORDINATE_MM:g}) expected")
     return p
+
+
+#: a point further than this (mm) from the scanner's origin is a typing or unit error
+MAX_COORDINATE_MM = 1e5
 
 
 def _read_markups_json(text: str, path: Path) -> list[Point]:
@@ -126,10 +131,7 @@ def _read_csv(text: str, path: Path) -> list[Point]:
         if not defined or all(v == "" for v in vals):
             points.append((label, None))
             continue
-        try:
-            p = np.array([float(v) for v in vals])
-        except ValueError:
-            raise InputError(f"{path}, row {lineno}: coordinates {vals} of {label!r} are not numbers") from None
+        p = _position(vals, path, f"row {lineno}", label)
         points.append((label, p if ras_cols else lps_to_ras(p)))
     return points
 
@@ -151,10 +153,9 @@ def _read_fcsv(text: str, path: Path) -> list[Point]:
     points: list[Point] = []
     for n, rec in enumerate(csv.reader(data), start=1):
         row = dict(zip(columns, rec))
-        try:
-            p = np.array([float(row["x"]), float(row["y"]), float(row["z"])])
-        except (KeyError, ValueError):
-            raise InputError(f"{path}, point {n}: x, y, z are not numbers") from None
+        if not all(k in row for k in "xyz"):
+            raise InputError(f"{path}, point {n}: x, y, z are missing")
+        p = _position([row["x"], row["y"], row["z"]], path, f"point {n}", row.get("label", "").strip())
         points.append((row.get("label", "").strip(), lps_to_ras(p) if lps else p))
     return points
 

@@ -121,6 +121,18 @@ def read_seg_nrrd(path: str | Path):
         img = sitk.ReadImage(str(path))
     except RuntimeError as e:
         raise InputError(f"{path}: cannot read segmentation ({str(e).strip().splitlines()[-1][:120]})") from None
+    try:
+        return _seg_from_image(img, path)
+    except InputError:
+        raise
+    except ValueError as e:   # a geometry no grid can have (a singular direction, a zero spacing)
+        raise InputError(f"{path}: {str(e).splitlines()[0] if str(e) else 'unusable segmentation header'}") from None
+
+
+def _seg_from_image(img, path: Path):
+    import SimpleITK as sitk
+    from .image_io import LabelImage, Segment
+
     keys = set(img.GetMetaDataKeys())
     ncomp = img.GetNumberOfComponentsPerPixel()
     arr = sitk.GetArrayFromImage(img)
@@ -145,7 +157,7 @@ def read_seg_nrrd(path: str | Path):
         try:
             value = int(float(get("LabelValue", "1")))
             layer = int(float(get("Layer", "0")))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise InputError(f"{path}: segment {n} has a malformed label value or layer") from None
         color = None
         try:
@@ -153,7 +165,7 @@ def read_seg_nrrd(path: str | Path):
             color = (c[0], c[1], c[2]) if len(c) >= 3 else None
         except ValueError:
             pass
-        if layer >= len(layers):
+        if not 0 <= layer < len(layers):
             raise InputError(f"{path}: segment {n} refers to layer {layer}, the file has {len(layers)}")
         segments.append(Segment(get("Name", f"Segment_{n}"), value, layer, color, get("ID", f"Segment_{n}")))
         n += 1

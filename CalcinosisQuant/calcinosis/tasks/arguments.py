@@ -46,6 +46,31 @@ def positive_list(text: str) -> tuple[float, ...]:
     return vals
 
 
+def positive_list_upto(hi: float, unit: str = "mm"):
+    """Positive finite numbers up to ``hi`` separated by commas (an argparse type)."""
+    def convert(text: str) -> tuple[float, ...]:
+        vals = positive_list(text)
+        if max(vals) > hi:
+            raise argparse.ArgumentTypeError(f"expected positive numbers up to {hi:g} {unit}, got {text!r}")
+        return vals
+    return convert
+
+
+def grid_size(n: int, hi: int = 4096):
+    """``n`` whole numbers from 1 to ``hi`` separated by commas: a grid size (an argparse type)."""
+    example = ",".join(["64"] * n)
+
+    def convert(text: str) -> tuple[int, ...]:
+        try:
+            vals = tuple(int(v) for v in text.replace(" ", "").split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {n} whole numbers like {example}, got {text!r}") from None
+        if len(vals) != n or not all(1 <= v <= hi for v in vals):
+            raise argparse.ArgumentTypeError(f"expected {n} whole numbers from 1 to {hi} like {example}, got {text!r}")
+        return vals
+    return convert
+
+
 def positive_int(text: str) -> int:
     try:
         v = int(text)
