@@ -279,3 +279,22 @@ def test_magnification_scales_areas_and_is_recorded(hand_data, tmp_path, capsys)
     assert image["magnification"] is None and image["magnification_source"].startswith("none")
     assert run_cli("hand", d / "xr.dcm", "--magnification", "3", "-o", tmp_path / "bad") == 2
     assert "--magnification" in _err(capsys) and not (tmp_path / "bad").exists()
+
+
+def test_jpeg_baseline_8bit_radiograph_runs_end_to_end(hand_data, hand_results, tmp_path, capsys):
+    """An 8-bit JPEG-baseline DICOM copy of the phantom radiograph (lossy, as radiographs are
+    often shared) is read and searched like the original: exit 0, the same hand, and most of
+    the deposits the original gives found again (issue 12 found an IndexError here)."""
+    from calcinosis.core import dicom_write
+    vol = image_io.load_image(hand_data / "xr" / "xr.dcm")
+    a = vol.array[0].astype(float)
+    a = (a - a.min()) / (a.max() - a.min()) * 255.0
+    dicom_write.write_dicom_radiograph(a, tmp_path / "xr8.dcm", tuple(vol.geometry.spacing[:2]), "pixel",
+                                       bits_stored=8, jpeg_quality=90, laterality="R")
+    assert run_cli("hand", tmp_path / "xr8.dcm", "--landmarks", hand_data / "xr" / "landmarks.csv",
+                   "-o", tmp_path / "o", "-q") == 0
+    ref = read(hand_results / "xr_auto" / "lesions.csv")
+    got = read(tmp_path / "o" / "lesions.csv")
+    assert len(ref) >= 8
+    assert all(r["side"] == "R" for r in got.rows)
+    assert len(got) >= 0.7 * len(ref), (len(got), len(ref))
