@@ -167,3 +167,35 @@ def test_reader_agreement_bad_input():
         agreement.reader_agreement(t3, ["v"], between="reader")
     res = agreement.reader_agreement(t3, ["v"], between="reader", levels=["A", "B"])
     assert res.tables["agreement"].rows[0]["n"] == 3
+
+
+def test_icc_identical_readings_state_why_there_is_no_interval(cli, tmp_path):
+    """Identical readings: ICC 1 by definition, the CI and F test undefined - said in the line and in the
+    table's note column, never an empty '(95% CI )' or 'F = inf' (issue 12)."""
+    x = np.array([10.0, 20.0, 35.0, 5.0, 50.0])
+    r = agreement.icc_a1(np.column_stack([x, x]))
+    assert r.icc == 1.0 and r.note == agreement.ICC_IDENTICAL_NOTE
+    assert math.isnan(r.ci_low) and math.isnan(r.ci_high) and math.isnan(r.f_value) and math.isnan(r.p_value)
+    csv = tmp_path / "same.csv"
+    csv.write_text("patient_id,reader,vol\n" + "".join(f"P{i},{rd},{v:g}\n" for i, v in enumerate(x) for rd in "AB"))
+    code, out, err = cli("stats", "agreement", csv, "--between", "reader", "--var", "vol", "-o", tmp_path / "o")
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("ICC(A,1)"))
+    assert line.startswith("ICC(A,1) = 1.000 (no between-reading variance") and "confidence interval" in line
+    assert "95% CI )" not in line and "inf" not in line and "F(" not in line
+    row = Table.read_csv(tmp_path / "o" / "agreement.csv").rows[0]
+    assert row["note"] == agreement.ICC_IDENTICAL_NOTE
+    assert row["icc"] == 1 and all(row[c] in (None, "") or math.isnan(row[c]) for c in ("icc_ci_low", "icc_ci_high", "icc_f", "icc_p"))
+    text = (tmp_path / "o" / "agreement.csv").read_text() + (tmp_path / "o" / "agreement.md").read_text()
+    assert "inf" not in text.replace("infinit", "")
+
+
+def test_icc_readings_offset_by_a_constant_have_a_ci_but_no_f_test():
+    """MSE = 0 but the readers differ: ICC < 1 with its interval; F = MSR/0 is not printed as inf."""
+    x = np.array([10.0, 20.0, 35.0, 5.0, 50.0])
+    r = agreement.icc_a1(np.column_stack([x, x + 2.0]))
+    assert 0.9 < r.icc < 1 and r.ci_low < r.icc <= r.ci_high
+    assert math.isnan(r.f_value) and math.isnan(r.p_value) and r.note == agreement.ICC_NO_RESIDUAL_NOTE
+    res = agreement.reader_agreement(_long_table(list(x), list(x + 2.0)), ["v"], between="reader")
+    assert "no residual variance" in res.markdown and "= inf" not in res.markdown
+    assert res.tables["agreement"].rows[0]["note"] == agreement.ICC_NO_RESIDUAL_NOTE

@@ -5,18 +5,22 @@ module of the command being run is imported, so ``calcinosis --help`` and ``calc
 measure --help`` start without numpy or scipy.  Each ``*_cmd.py`` module has
 ``register(subparsers)``; its handler returns an exit code.  Bad input (``InputError``)
 prints one line and exits with 2, as do argument errors; nothing is half-written (outputs go
-through ``OutputTransaction``).
+through ``OutputTransaction``).  Ctrl-C exits with 130 and SIGTERM with 143, both after the
+partial output is removed (:mod:`calcinosis.core.interrupt`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import traceback
 
 from calcinosis import __version__
+from calcinosis.core import interrupt
 from calcinosis.core.errors import Cancelled, InputError
+from calcinosis.core.output import os_error_text
 
 #: every sub-command: name -> (module in this package, the help line of ``calcinosis --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -99,16 +103,30 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_chosen_command(argv))
     args = parser.parse_args(argv)
+    with interrupt.unwind_on_signals():   # SIGTERM unwinds like Ctrl-C: no hidden .partial-* folder is left
+        return _run(args)
+
+
+def _outcome(e: BaseException, default: str = "nothing was written") -> str:
+    """What an interrupted or failed run left (a batch keeps its finished cases)."""
+    return getattr(e, "calcinosis_outcome", None) or default
+
+
+def _run(args) -> int:
     try:
         return int(args.func(args) or 0)
     except InputError as e:
         sys.stderr.write(f"calcinosis: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}\n")
         return 2
-    except (Cancelled, KeyboardInterrupt):
-        sys.stderr.write("calcinosis: cancelled; nothing was written\n")
-        return 130
+    except (Cancelled, KeyboardInterrupt) as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        if signum == signal.SIGINT:
+            sys.stderr.write(f"calcinosis: cancelled; {_outcome(e)}\n")
+        else:
+            sys.stderr.write(f"calcinosis: stopped by {interrupt.signal_name(signum)}; {_outcome(e)}\n")
+        return interrupt.exit_code(signum)
     except OSError as e:  # disk full, permission denied, ...: not a bug, not bad input
-        sys.stderr.write(f"calcinosis: error: {e}; nothing was written\n")
+        sys.stderr.write(f"calcinosis: error: {os_error_text(e)}; {_outcome(e)}\n")
         return 1
     except MemoryError:
         sys.stderr.write("calcinosis: error: out of memory (image too large for this machine?)\n")

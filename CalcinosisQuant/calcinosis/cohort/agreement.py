@@ -123,6 +123,13 @@ def cohen_kappa(a: Sequence, b: Sequence, weights: str | None = None, categories
 
 
 # ---------------------------------------------------------------------- ICC
+#: why an ICC has no interval or F test (written in the table's ``note`` and in the printed line)
+ICC_IDENTICAL_NOTE = ("no between-reading variance, the two readings are identical in every patient: ICC is 1 by "
+                      "definition, its confidence interval and F test are undefined")
+ICC_NO_RESIDUAL_NOTE = ("no residual variance, the readings differ by the same amount in every patient: the F test "
+                        "of ICC = 0 is undefined, MSE = 0")
+
+
 @dataclass
 class ICCResult:
     icc: float
@@ -155,6 +162,8 @@ def icc_a1(ratings: np.ndarray, confidence: float = 0.95) -> ICCResult:
     ss_c = n * ((Y.mean(axis=0) - gm) ** 2).sum()
     ss_t = ((Y - gm) ** 2).sum()
     ss_e = ss_t - ss_r - ss_c
+    if ss_e <= 1e-12 * ss_t:   # rounding of an exact 0 (every patient's readings differ by the same amount)
+        ss_e = 0.0
     msr, msc = ss_r / (n - 1), ss_c / (k - 1)
     dfe = (n - 1) * (k - 1)
     mse = max(ss_e, 0.0) / dfe
@@ -162,9 +171,15 @@ def icc_a1(ratings: np.ndarray, confidence: float = 0.95) -> ICCResult:
     if denom <= 0:
         return ICCResult(float("nan"), float("nan"), float("nan"), float("nan"), n - 1, dfe, float("nan"), n, k,
                          msr, msc, mse, "ICC undefined: no variation between patients or readings")
+    if np.all(Y == Y[:, :1]):
+        # F = MSR/MSE divides by 0 and the F-based interval has no degrees of freedom: state it, never inf or blank
+        return ICCResult(1.0, float("nan"), float("nan"), float("nan"), n - 1, dfe, float("nan"), n, k, float(msr),
+                         float(msc), float(mse), ICC_IDENTICAL_NOTE)
     icc = (msr - mse) / denom
+    note = ""
     if mse == 0:
-        f_val, p = float("inf"), 0.0
+        f_val, p = float("nan"), float("nan")
+        note = ICC_NO_RESIDUAL_NOTE
     else:
         f_val = msr / mse
         p = float(sps.f.sf(f_val, n - 1, dfe))
@@ -181,8 +196,9 @@ def icc_a1(ratings: np.ndarray, confidence: float = 0.95) -> ICCResult:
         hi = n * (fu * msr - mse) / (c + n * fu * msr)
     else:
         lo = hi = float("nan")
+        note = "; ".join(x for x in (note, "the F-based confidence interval is undefined for these readings") if x)
     return ICCResult(float(icc), float(lo), float(hi), float(f_val), n - 1, dfe, p, n, k, float(msr), float(msc),
-                     float(mse))
+                     float(mse), note)
 
 
 # ---------------------------------------------------------------------- Bland-Altman
@@ -404,8 +420,15 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
                         "method": f"ICC(A,1) two-way random, absolute agreement, single measures (McGraw & Wong 1996; "
                                   f"F-based CI); Bland-Altman: bias = mean({labs[1]} − {labs[0]}), limits bias ± "
                                   f"{loa_multiplier:g} SD", "note": icc.note})
-            line = (f"ICC(A,1) = {fmt_num(icc.icc, 3)} (95% CI {fmt_ci(icc.ci_low, icc.ci_high)}), F({icc.df1},{icc.df2}) = "
-                    f"{fmt_num(icc.f_value, 2)}, P = {fmt_p(icc.p_value)}; Bland-Altman bias {fmt_num(ba.bias, 2)} "
+            if math.isnan(icc.icc):
+                icc_text = icc.note
+            elif math.isnan(icc.ci_low) or math.isnan(icc.f_value):
+                ci = fmt_ci(icc.ci_low, icc.ci_high)
+                icc_text = f"ICC(A,1) = {fmt_num(icc.icc, 3)} ({f'95% CI {ci}; ' if ci else ''}{icc.note})"
+            else:
+                icc_text = (f"ICC(A,1) = {fmt_num(icc.icc, 3)} (95% CI {fmt_ci(icc.ci_low, icc.ci_high)}), "
+                            f"F({icc.df1},{icc.df2}) = {fmt_num(icc.f_value, 2)}, P = {fmt_p(icc.p_value)}")
+            line = (f"{icc_text}; Bland-Altman bias {fmt_num(ba.bias, 2)} "
                     f"(95% CI {fmt_ci(*ba.bias_ci, digits=2)}), limits of agreement {fmt_num(ba.loa_low, 2)} to "
                     f"{fmt_num(ba.loa_high, 2)}")
             md.append(f"#### {name}: {labs[0]} vs {labs[1]} (n = {len(pairs)})\n\n{line}\n")

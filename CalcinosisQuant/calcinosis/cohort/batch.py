@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from calcinosis.core.errors import Cancelled, InputError
-from calcinosis.core.output import json_text, write_file_atomic
+from calcinosis.core.output import json_text, os_error_text, write_file_atomic
 from calcinosis.core.progress import Progress, report
 from .contract import TASK_SUMMARY_FILE
 from .manifest import CaseSpec, command_line, read_manifest, redact
@@ -87,8 +87,42 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+#: set in worker processes by :func:`_init_worker`
+_IN_WORKER = False
+#: in a worker: a case is running / a case is unwinding after a signal
+_CASE_RUNNING = False
+_UNWINDING = False
+
+
+def _worker_signal(signum, frame) -> None:  # noqa: ARG001 - the signal module's signature
+    """SIGTERM or SIGINT in a worker: a running case unwinds like Ctrl-C (its hidden .partial-*
+    folder removed, reported cancelled) and a further signal cannot break off that clean-up; an
+    idle worker exits quietly (no traceback)."""
+    global _UNWINDING
+    from calcinosis.core import interrupt
+    if _CASE_RUNNING:
+        if _UNWINDING:
+            return
+        _UNWINDING = True
+        raise interrupt.Terminated(signum)
+    raise SystemExit(interrupt.exit_code(signum))
+
+
+def _install_worker_signals() -> None:
+    import signal
+    from calcinosis.core import interrupt
+    for s in interrupt.SIGNALS:
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, _worker_signal)
+
+
 def _init_worker(threads: int) -> None:
+    global _IN_WORKER
     from calcinosis.core import parallel
+    # SIGTERM (the batch stopping, or a signal to the whole process group) and Ctrl-C unwind the
+    # running case: no hidden .partial-* folder is left in cases/
+    _install_worker_signals()
+    _IN_WORKER = True
     parallel.set_threads(threads)
     try:
         import SimpleITK as sitk
@@ -101,6 +135,7 @@ def _init_worker(threads: int) -> None:
 def run_case(spec_dict: dict, case_dir: str, force: bool = False, record_paths: bool = False,
              threads: int | None = None) -> dict:
     """Compute (or import) one case into ``case_dir``.  Never raises: returns a state dict."""
+    global _CASE_RUNNING, _UNWINDING
     spec = CaseSpec.from_dict(spec_dict)
     if threads:
         _init_worker(threads)
@@ -108,6 +143,7 @@ def run_case(spec_dict: dict, case_dir: str, force: bool = False, record_paths: 
     log = io.StringIO()
     state = CaseState(spec.case_id, "failed", fingerprint=spec.fingerprint)
     try:
+        _CASE_RUNNING = True
         if spec.result:
             state.run = "imported"
             _import_result(spec, Path(case_dir), force)
@@ -135,15 +171,19 @@ def run_case(spec_dict: dict, case_dir: str, force: bool = False, record_paths: 
         state.reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         log.write(f"calcinosis: error: {state.reason}\n")
     except (Cancelled, KeyboardInterrupt):
+        if not _IN_WORKER:   # in the batch's own process (--workers 0): stop the batch, not just this case
+            raise
         state.reason = "cancelled"
     except OSError as e:  # disk full, permission denied, ...: not a bug, not bad input
-        state.reason = f"{e}; nothing was written"
+        state.reason = f"{os_error_text(e)}; nothing was written"
         log.write(f"calcinosis: error: {state.reason}\n")
     except MemoryError:
         state.reason = "out of memory (image too large for this machine?)"
     except Exception as e:  # noqa: BLE001 - one broken case must not stop the batch
         state.reason = f"internal error: {type(e).__name__}: {e}"
         log.write(traceback.format_exc())
+    finally:
+        _CASE_RUNNING = _UNWINDING = False
     state.duration_s = round(time.perf_counter() - t0, 3)
     state.finished_utc = _now()
     try:
@@ -220,18 +260,136 @@ def check_batch_dir(outdir: Path, force: bool) -> None:
 
 def run_batch(manifest: str | Path, outdir: str | Path, **kwargs) -> BatchSummary:
     """Run every case of ``manifest`` into ``outdir`` and write the cohort tables (keyword
-    arguments: see :func:`_run_batch`).  A batch stopped before any case finished (a bad
-    scheduler address, Ctrl-C at once) leaves no empty folders behind."""
+    arguments: see :func:`_run_batch`).  The folder is locked for the whole run
+    (:class:`BatchLock`): a second batch into it is refused.  A batch stopped before any case
+    finished (a bad scheduler address, Ctrl-C at once) leaves no empty folders behind; one
+    stopped later keeps its finished cases and says so."""
     outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"{outdir}: exists and is not a directory")
     existed = {d: (outdir / d).exists() for d in ("", STATE_DIR, CASES_DIR, LOGS_DIR)}
+    lock = BatchLock(outdir)
     try:
-        return _run_batch(manifest, outdir, **kwargs)
-    except BaseException:
+        lock.acquire()
+        finished_before = _finished_states(outdir)
+        summary = _run_batch(manifest, outdir, **kwargs)
+        summary.warnings[:0] = lock.warnings
+        return summary
+    except BaseException as e:
+        lock.release()
         for d in (LOGS_DIR, CASES_DIR, STATE_DIR, ""):
             folder = outdir / d
             if not existed[d] and folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
+        if lock.acquired and not isinstance(e, InputError):
+            new = _finished_states(outdir) - finished_before
+            if new:   # not "nothing was written": say what is there and how to finish
+                e.calcinosis_outcome = (f"{len(new)} case(s) finished in this run are kept in {outdir / CASES_DIR}; "
+                                        f"the cohort tables were not updated; run the same command again to finish")
         raise
+    finally:
+        lock.release()
+
+
+def _finished_states(outdir: Path) -> set[tuple[str, int]]:
+    """(case, time of its provenance) of every complete case folder: what a run added (a case
+    finished by a worker as the batch was stopped may have no state yet; the next run recovers it)."""
+    folder = outdir / CASES_DIR
+    try:
+        return {(p.parent.name, p.stat().st_mtime_ns) for p in folder.glob("*/provenance.json")}
+    except OSError:
+        return set()
+
+
+LOCK_NAME = ".batch.lock"
+
+
+class BatchLock:
+    """An exclusive lock on a batch folder: the file ``OUTDIR/.batch.lock`` created with
+    ``O_CREAT | O_EXCL`` (atomic, also on NFS v3+), holding the pid, host and start time of
+    the run; removed when the run ends (also on an error, Ctrl-C or SIGTERM).  A lock left by
+    a run that is no longer alive on this host (killed with SIGKILL, a crash) is taken over
+    with a warning; one held by a live run, or by a run on another host, refuses the batch."""
+
+    def __init__(self, outdir: Path):
+        self.outdir = Path(outdir)
+        self.path = self.outdir / LOCK_NAME
+        self.warnings: list[str] = []
+        self._held = False
+        self.acquired = False
+
+    def acquire(self) -> None:
+        import socket
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started_utc": _now(), "command": "calcinosis batch"}
+        try:
+            self.outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"{self.outdir}: cannot create the batch folder ({e.strerror})") from None
+        for attempt in range(2):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                other = self._read()
+                if attempt == 0 and self._stale(other, record["host"]):
+                    if self._remove_if_unchanged(other):
+                        self.warnings.append(f"{self.path}: a lock left by batch pid {other['pid']} (started "
+                                             f"{other.get('started_utc') or 'at an unknown time'}), which is no longer "
+                                             "running, was taken over")
+                    continue
+                raise InputError(self._held_message(other)) from None
+            except OSError as e:
+                raise InputError(f"{self.path}: cannot create the batch lock ({e.strerror})") from None
+            try:
+                os.write(fd, json_text(record).encode("utf-8"))
+            finally:
+                os.close(fd)
+            self._held = self.acquired = True
+            return
+        raise InputError(self._held_message(self._read()))
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _read(self) -> dict | None:
+        try:
+            d = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return d if isinstance(d, dict) else None
+
+    @staticmethod
+    def _stale(other: dict | None, host: str) -> bool:
+        if not other or other.get("host") != host or not isinstance(other.get("pid"), int) or other["pid"] <= 0:
+            return False   # unreadable (perhaps being written this instant) or another machine's: not ours to judge
+        try:
+            os.kill(other["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except OSError:   # alive, another user's
+            return False
+        return False
+
+    def _remove_if_unchanged(self, other: dict) -> bool:
+        if self._read() != other:
+            return False
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        return True
+
+    def _held_message(self, other: dict | None) -> str:
+        if not other:
+            return (f"{self.outdir}: another batch is writing to this folder (its lock {LOCK_NAME} cannot be read); "
+                    f"wait for it, or remove {self.path} if no batch is running")
+        return (f"{self.outdir}: another batch is writing to this folder (pid {other.get('pid')} on "
+                f"{other.get('host')}, started {other.get('started_utc')}); wait for it to finish, or remove "
+                f"{self.path} if that run is gone")
 
 
 def _run_batch(manifest: str | Path, outdir: Path, *, workers: int | None = None, scheduler: str | None = None,
@@ -340,10 +498,61 @@ def _run_local(args: list[tuple], workers: int | None, finish: Callable[[dict], 
                 finish(_failed(a, "worker process died while this case was queued or running (out of memory "
                                   "or a crash); rerun the batch to retry it"))
     except BaseException:
-        # Ctrl-C or an error in the parent: stop queued cases at once; finished cases keep their state
+        # Ctrl-C, SIGTERM or an error in the parent: queued cases are dropped, running ones are
+        # asked to stop (SIGTERM unwinds a worker's case: no .partial-* folder) and waited for, so
+        # no worker writes into the folder after its lock is released; finished cases keep their state
+        procs = list((getattr(pool, "_processes", None) or {}).values())   # noqa: SLF001 - no public list
         pool.shutdown(wait=False, cancel_futures=True)
+        _stop_workers(procs)
         raise
     pool.shutdown(wait=True)
+
+
+def _stop_workers(procs, grace_s: float = 60.0) -> None:
+    """Stop the worker processes and wait until every one is gone.  SIGTERM is sent again every
+    quarter second: a worker unwinding its case ignores it (its clean-up must finish), an idle
+    one exits quietly.  The pids are watched directly (with their start time, so a reused pid is
+    never signalled): when the forkserver itself was stopped (a signal to the whole process
+    group) ``Process.join`` no longer knows about its workers.  A worker still alive after
+    ``grace_s`` is killed."""
+    import signal
+    procs = [proc for proc in procs if proc.pid]
+    started = {proc.pid: _proc_start(proc.pid) for proc in procs}
+    deadline = time.monotonic() + grace_s
+    while True:
+        alive = [proc.pid for proc in procs if _still_running(proc, started[proc.pid])]
+        if not alive:
+            return
+        stop = signal.SIGTERM if time.monotonic() < deadline else signal.SIGKILL
+        for pid in alive:
+            with contextlib.suppress(OSError):
+                os.kill(pid, stop)
+        if stop == signal.SIGKILL:
+            return
+        time.sleep(0.25)
+        for proc in procs:   # reap those that are our own children
+            with contextlib.suppress(Exception):
+                proc.join(0)
+
+
+def _proc_start(pid: int) -> str | None:
+    """State and start time of process ``pid`` from /proc (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[-1].split()
+        return f"{fields[0]} {fields[19]}"
+    except (OSError, IndexError):
+        return None
+
+
+def _still_running(proc, started: str | None) -> bool:
+    if started is None:   # no /proc: what multiprocessing knows
+        return proc.is_alive()
+    now = _proc_start(proc.pid)
+    if now is None:
+        return False
+    state, start = now.split()
+    return start == started.split()[1] and state not in ("Z", "X")   # a zombie has ended; another start: reused pid
 
 
 def _failed(a: tuple, reason: str) -> dict:

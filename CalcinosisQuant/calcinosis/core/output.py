@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -59,6 +60,16 @@ def _json_default(o: Any):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def os_error_text(e: OSError) -> str:
+    """One line for a failed write or read: the file (as the user will know it: a file staged in
+    a hidden ``.NAME.partial-*`` folder is named by its place in ``NAME``) and the reason."""
+    if e.filename and e.strerror:
+        name = re.sub(r"(^|[\\/])\.([^\\/]+)\.partial-[^\\/]+", r"\1\2", str(e.filename))
+        return f"{name}: {e.strerror}".splitlines()[0]
+    text = str(e)
+    return text.splitlines()[0] if text.strip() else type(e).__name__
 
 
 def current_umask() -> int:

@@ -1,0 +1,80 @@
+"""SIGTERM handled like Ctrl-C: the program unwinds, so nothing is left half-written.
+
+Python turns SIGINT (Ctrl-C) into :class:`KeyboardInterrupt`, which unwinds the stack: every
+``with OutputTransaction`` on the way removes its hidden ``.<name>.partial-*`` folder and
+every lock is released.  SIGTERM (``kill``, a job scheduler's time limit, a container being
+stopped) by default ends the process at once and leaves those behind.
+:func:`unwind_on_signals` makes both signals raise :class:`Terminated`, a
+``KeyboardInterrupt``, so they take the same clean path.  Once one has arrived, further ones
+are ignored until the unwinding is over (a second Ctrl-C must not break off the clean-up).
+SIGKILL cannot be caught: it may leave a hidden ``.partial-*`` folder (never a half-written
+result; remove the folder by hand).
+
+The handlers are installed only in the main thread (Python delivers signals there) and only
+for the command line and batch worker processes, never inside Slicer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Iterator
+
+#: the signals turned into :class:`Terminated`
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal arrived (``signum``): unwind as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        super().__init__(signal_name(signum))
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def exit_code(signum: int) -> int:
+    """The shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM)."""
+    return 128 + int(signum)
+
+
+def _handler(signums):
+    def handle(signum, frame):  # noqa: ARG001 - the signal module's signature
+        for s in signums:   # the clean-up now running must not be broken off by a second signal
+            signal.signal(s, signal.SIG_IGN)
+        raise Terminated(signum)
+    return handle
+
+
+def install(signums=SIGNALS) -> dict:
+    """Make ``signums`` raise :class:`Terminated` (from the main thread only; a signal the
+    process was started with ignored, e.g. SIGINT under ``nohup``, stays ignored).  Returns the
+    previous handlers, for :func:`restore`; ``{}`` outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    wanted = [s for s in signums if signal.getsignal(s) is not signal.SIG_IGN]
+    handler = _handler(wanted)
+    return {s: signal.signal(s, handler) for s in wanted}
+
+
+def restore(previous: dict) -> None:
+    for s, h in previous.items():
+        signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def unwind_on_signals(signums=SIGNALS) -> Iterator[None]:
+    """Within the block SIGTERM and SIGINT raise :class:`Terminated`; the previous handlers
+    are put back afterwards."""
+    previous = install(signums)
+    try:
+        yield
+    finally:
+        restore(previous)
