@@ -17,12 +17,13 @@ REASON_CARPAL = "at the carpus, not wider or brighter than the carpal bones"
 #: an automatic landmark's axis may lie this far (mm) across the bone's own, and this many
 #: degrees off it: the mirror test then searches the axis within these bounds, fitted on the
 #: bone around the candidate (a box this long along the axis and wide across it, mm, the
-#: candidate itself and a margin left out)
+#: candidate itself and a margin left out: the soft-tissue nodule a deposit raises, which is
+#: symmetric about the deposit, not about the bone)
 AXIS_SEARCH_MM = 1.2
 AXIS_SEARCH_STEP_MM = 0.1
 AXIS_SEARCH_DEG = (-6.0, -3.0, 0.0, 3.0, 6.0)
 AXIS_FIT_BOX_MM = (8.0, 12.0)
-AXIS_FIT_MARGIN_PX = 2
+AXIS_FIT_MARGIN_MM = 2.0
 #: the 90th percentile of the difference of two pixels' noise is 1.28 x sqrt(2) x their SD; a
 #: symmetric structure leaves only that, and a deposit must clear twice it
 MIRROR_NOISE_FACTOR = 2.0 * 1.28 * np.sqrt(2.0)
@@ -109,7 +110,8 @@ class BoneModel:
         box = (np.abs(rel @ u) <= half_along) & (np.abs(rel @ n) <= half_across)
         cand = np.zeros(s.shape, bool)
         cand[ys, xs] = True
-        cand = ndimage.binary_dilation(cand[r0:r1, c0:c1], iterations=AXIS_FIT_MARGIN_PX).ravel()
+        cand = ndimage.binary_dilation(cand[r0:r1, c0:c1],
+                                       iterations=max(int(round(AXIS_FIT_MARGIN_MM / self.px)), 1)).ravel()
         pts = pts[box & ~cand]
         if len(pts) < 20:
             return a, u
