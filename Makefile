@@ -8,6 +8,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 DEMO_OUT ?= demo-output
+# test processes (pytest-xdist): one per core of the 2-core machines the project targets
+TEST_JOBS ?= 2
 
 .PHONY: demo test bench clean check-python
 
@@ -29,7 +31,7 @@ demo: $(VENV)/.installed-headless
 	$(BIN)/calcinosis demo -o $(DEMO_OUT) --force
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS)
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python Testing/bench/run_bench.py

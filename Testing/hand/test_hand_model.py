@@ -177,9 +177,10 @@ def test_real_normal_hand_reports_at_most_two_lesions(real_hand_xr, placed):
     assert np.all((det.confidence >= 0.5) & (det.confidence <= 1.0))
     rejected = det.parameters["candidates_rejected"]
     assert rejected.get(REASON_LOW_CONFIDENCE, 0) >= 30
-    everything = detect.detect_xr(vol, DetectParams(xr_min_confidence=0.0), landmarks=lm)
-    assert everything.lesions.n >= 30
-    assert np.nanmin(everything.confidence) < 0.5
+    if placed:     # (once: the same candidates come back either way)
+        everything = detect.detect_xr(vol, DetectParams(xr_min_confidence=0.0), landmarks=lm)
+        assert everything.lesions.n >= 30
+        assert np.nanmin(everything.confidence) < 0.5
 
 
 def test_real_hand_from_the_command_line_writes_the_automatic_landmarks(real_hand_xr, tmp_path):
