@@ -42,6 +42,7 @@ from scipy import ndimage
 from calcinosis.core.errors import InputError
 from calcinosis.core.geometry import Geometry
 
+from .detect import _ball, _spacing_kji, _structure   # the detectors' own neighbourhoods and grid
 from .params import DEFAULT_CT_THRESHOLD_HU, DetectParams
 
 #: how far (mm) from the point a deposit's voxel may be and still be the one pointed at (a
@@ -260,24 +261,9 @@ def _nearest_in(mask: np.ndarray, seed: tuple, spacing_kji: np.ndarray, reach_mm
     return tuple(int(v) for v in pts[k] + [w.start for w in win])
 
 
-def _structure(connectivity: str, is_2d: bool) -> np.ndarray:
-    s = ndimage.generate_binary_structure(3, 1 if connectivity == "face" else 3)
-    if is_2d:
-        s[0] = False
-        s[2] = False
-    return s
-
-
 def _grow_mm(mask: np.ndarray, spacing_kji: np.ndarray, mm: float) -> np.ndarray:
     """The mask grown by ``mm`` (physical distance, anisotropic voxels)."""
-    r = np.floor(mm / spacing_kji + 1e-9).astype(int)
-    zz, yy, xx = np.meshgrid(*[np.arange(-n, n + 1) for n in r], indexing="ij")
-    ball = (zz * spacing_kji[0]) ** 2 + (yy * spacing_kji[1]) ** 2 + (xx * spacing_kji[2]) ** 2 <= mm * mm + 1e-9
-    return ndimage.binary_dilation(mask, structure=ball)
-
-
-def _spacing_kji(geometry: Geometry) -> np.ndarray:
-    return np.asarray(geometry.spacing[::-1], float)
+    return ndimage.binary_dilation(mask, structure=_ball(spacing_kji, mm))
 
 
 # ---------------------------------------------------------------------- radiograph
