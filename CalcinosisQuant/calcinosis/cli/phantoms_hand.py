@@ -81,28 +81,28 @@ HARD_COPY_FILES = {"8bit": "xr-8bit.dcm", "12bit": "xr-12bit.dcm", "mono1": "xr-
 JPEG_QUALITY = 90
 
 
-def _distractor_list(text: str) -> tuple[str, ...]:
+def _word_list(text: str, allowed: tuple[str, ...], what: str, extra: str = "") -> tuple[str, ...]:
+    """Comma-separated words, each one of ``allowed`` (an argparse error naming the first other)."""
     import argparse
     words = tuple(w for w in text.replace(" ", "").split(",") if w)
-    bad = [w for w in words if w not in HARD_SWITCHES]
+    bad = [w for w in words if w not in allowed]
     if bad or not words:
-        raise argparse.ArgumentTypeError(f"unknown distractor {bad[0] if bad else text!r} "
-                                         f"(choose from {', '.join(HARD_SWITCHES)})")
+        raise argparse.ArgumentTypeError(f"unknown {what} {bad[0] if bad else text!r} "
+                                         f"(choose from {', '.join(allowed)}{extra})")
     return words
 
 
+def _distractor_list(text: str) -> tuple[str, ...]:
+    return _word_list(text, HARD_SWITCHES, "distractor")
+
+
 def _copies_list(text: str) -> tuple[str, ...]:
-    import argparse
     words = tuple(w for w in text.replace(" ", "").split(",") if w)
     if words == ("all",):
         return HARD_COPIES
     if words == ("none",):
         return ()
-    bad = [w for w in words if w not in HARD_COPIES]
-    if bad or not words:
-        raise argparse.ArgumentTypeError(f"unknown copy {bad[0] if bad else text!r} "
-                                         f"(choose from {', '.join(HARD_COPIES)}, all or none)")
-    return words
+    return _word_list(text, HARD_COPIES, "copy", ", all or none")
 
 
 def _collimation_mm(text: str) -> tuple[float, ...]:

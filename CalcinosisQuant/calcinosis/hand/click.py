@@ -42,7 +42,7 @@ from scipy import ndimage
 from calcinosis.core.errors import InputError
 from calcinosis.core.geometry import Geometry
 
-from .detect import _ball, _spacing_kji, _structure   # the detectors' own neighbourhoods and grid
+from .detect import _ball, _spacing_kji, _structure, numbered_lesion_set   # the detectors' own helpers
 from .params import DEFAULT_CT_THRESHOLD_HU, DetectParams
 
 #: how far (mm) from the point a deposit's voxel may be and still be the one pointed at (a
@@ -659,29 +659,13 @@ def lesion_set(outlines: list[ClickOutline], geometry: Geometry, params: DetectP
                sources: list[str] | None = None):
     """A :class:`~calcinosis.core.lesions.LesionSet` of non-overlapping outlines, numbered in
     their order (lesion 1 = the first outline)."""
-    from calcinosis.core.lesions import LesionParams, LesionSet
+    from calcinosis.core.lesions import LesionParams
 
-    n = len(outlines)
-    dtype = np.uint8 if n < 255 else (np.uint16 if n < 65535 else np.int32)
-    labels = np.zeros(geometry.shape, dtype)
-    idx_parts, lab_parts = [], []
-    for lesion_id, o in enumerate(outlines, start=1):
-        flat = o.flat_indices()
-        labels.reshape(-1)[flat] = lesion_id
-        idx_parts.append(flat)
-        lab_parts.append(np.full(flat.size, lesion_id, np.int64))
-    if idx_parts:
-        idx = np.concatenate(idx_parts)
-        lab = np.concatenate(lab_parts)
-        order = np.argsort(idx, kind="stable")
-        idx, lab = idx[order], lab[order]
-    else:
-        idx, lab = np.zeros(0, np.int64), np.zeros(0, np.int64)
     below = bool(outlines) and outlines[0].modality == "MR"
     lp = LesionParams(params.threshold, None, below, params.connectivity, float(params.min_size),
                       int(params.min_slices), True)
-    return LesionSet(labels, geometry, idx.astype(np.int64), lab,
-                     list(sources) if sources is not None else [f"click {o.label}".strip() for o in outlines], lp, [])
+    names = list(sources) if sources is not None else [f"click {o.label}".strip() for o in outlines]
+    return numbered_lesion_set([o.flat_indices() for o in outlines], names, geometry, lp)
 
 
 # ---------------------------------------------------------------------- naming (the Segment Editor effect)

@@ -107,12 +107,21 @@ def build_lesion_set(groups: list[np.ndarray], sources: list[str], geometry: Geo
                 filtered.append((first, g, s))
         keep = filtered
     keep.sort(key=lambda t: t[0])
-    n = len(keep)
+    lp = LesionParams(params.threshold, None, False, params.connectivity, float(params.min_size),
+                      int(params.min_slices), True)
+    return numbered_lesion_set([g for _, g, _ in keep], [src for _, _, src in keep], geometry, lp, notes)
+
+
+def numbered_lesion_set(groups: list[np.ndarray], sources: list[str], geometry: Geometry, params: LesionParams,
+                        notes: list[str] | None = None) -> LesionSet:
+    """A :class:`LesionSet` of non-overlapping lesions given as flat voxel indices, lesion k
+    being ``groups[k - 1]``."""
+    n = len(groups)
     dtype = np.uint8 if n < 255 else (np.uint16 if n < 65535 else np.int32)
     labels = np.zeros(geometry.shape, dtype=dtype)
     flat = labels.reshape(-1)
     idx_parts, lab_parts = [], []
-    for new_id, (_, g, _) in enumerate(keep, start=1):
+    for new_id, g in enumerate(groups, start=1):
         g = np.sort(g)
         flat[g] = new_id
         idx_parts.append(g)
@@ -125,9 +134,7 @@ def build_lesion_set(groups: list[np.ndarray], sources: list[str], geometry: Geo
     else:
         idx = np.zeros(0, np.int64)
         lab = np.zeros(0, np.int64)
-    lp = LesionParams(params.threshold, None, False, params.connectivity, float(params.min_size),
-                      int(params.min_slices), True)
-    return LesionSet(labels, geometry, idx.astype(np.int64), lab, [s for _, _, s in keep], lp, notes)
+    return LesionSet(labels, geometry, idx.astype(np.int64), lab, list(sources), params, list(notes or []))
 
 
 def _components(mask: np.ndarray, connectivity: str, is_2d: bool):
