@@ -140,6 +140,7 @@ class SpineCalcMapParameterNode:
     linear_min_length_mm: Annotated[float, WithinRange(0, 200)] = SPINE_DEFAULTS.linear_min_length_mm
     points_bone_hu: Annotated[float, WithinRange(-1024, 3071)] = SPINE_DEFAULTS.points_bone_hu
     override_tolerance_mm: Annotated[float, WithinRange(0.1, 50)] = SPINE_DEFAULTS.override_tolerance_mm
+    rib_level_check: bool = SPINE_DEFAULTS.rib_level_check
     # --- outputs
     lesionSegmentation: vtkMRMLSegmentationNode
     lesionTable: vtkMRMLTableNode

@@ -96,3 +96,37 @@ def test_batch_full_disk_inside_a_case_records_it_and_keeps_the_earlier_case(cli
     assert "partial" not in state["reason"] and "nothing was written" in state["reason"]
     assert "case c0 failed" in stdout
     assert _snapshot(out / "cases" / "c0") == case_before and not list(tmp_path.rglob("*.partial-*"))
+
+
+@pytest.mark.parametrize("failing", ["lesion_labels.nrrd", "lesions.seg.nrrd"])
+def test_spine_full_disk_while_an_image_is_written_keeps_the_earlier_result(cli, tmp_path, monkeypatch, failing):
+    """``spine`` writes two NRRD images (the label map and the segmentation): the disk full
+    in either gives one line naming that file, exit 1, and the earlier result byte for byte."""
+    import SimpleITK as sitk
+
+    from calcinosis.core import image_io
+    from calcinosis.spine import phantom
+    spec = phantom.PhantomSpec(coverage="lumbar", spacing=(1.2, 1.2, 1.25), size_xy=None, seed=0,
+                               convention="totalsegmentator", calcifications_per_level=1.0)
+    ph = phantom.build_phantom(spec)
+    r = phantom.render_phantom(ph, phantom.default_geometry(ph))
+    image_io.write_image(r.ct, r.geometry, tmp_path / "ct.nrrd")
+    image_io.write_image(r.labels, r.geometry, tmp_path / "vertebrae.nii.gz")
+    out = tmp_path / "res"
+    code, _, err = cli("spine", tmp_path / "ct.nrrd", "--vertebrae", tmp_path / "vertebrae.nii.gz", "-o", out, "-q")
+    assert code == 0, err
+    before = _snapshot(out)
+    real = sitk.WriteImage
+
+    def write(image, path, *a, **k):
+        if str(path).endswith(failing):
+            raise RuntimeError("Exception thrown in SimpleITK ImageFileWriter_Execute: itkNrrdImageIO.cxx:1207:\n"
+                               f"ITK ERROR: NrrdImageIO(0x55): Write: Error writing {path}: No space left on device")
+        return real(image, path, *a, **k)
+    monkeypatch.setattr(sitk, "WriteImage", write)
+    code, _, err = cli("spine", tmp_path / "ct.nrrd", "--vertebrae", tmp_path / "vertebrae.nii.gz", "-o", out, "-q",
+                       "--threshold", "200", "--force")
+    assert code == 1 and err.count("\n") == 1, err
+    assert failing in err and "No space left on device" in err and "nothing was written" in err
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nrrd", "res", "vertebrae.nii.gz"]

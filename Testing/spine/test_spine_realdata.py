@@ -49,6 +49,12 @@ def test_real_ct_reports_no_aortic_calcification(abdomen, totalseg_example):
     assert not np.any(reported[wide])
 
 
+def test_real_abdomen_level_names_not_checked_without_ribs(abdomen):
+    """The example starts at T11 with 3 mm slices: no rib reaches out of its field of view
+    there, so the names are not checked against the ribs - and not refused."""
+    assert abdomen.inputs["vertebrae"]["rib_level_check"]["status"] == "not checked"
+
+
 def test_real_ct_frame_is_anatomical(abdomen):
     """Lumbar lordosis on the real spine: the cranial axis leans back at L1-L2 and forward
     at L5 (from the labels only), and every canal sits behind its body."""
@@ -94,6 +100,15 @@ def test_real_ct_nothing_in_any_vessel_label(abdomen, totalseg_example):
 @pytest.fixture(scope="module")
 def tcia(tcia_ct):
     return pipeline.run_spine(tcia_ct / "ct.nrrd", points=tcia_ct / "vertebra_points_lps.csv")
+
+
+def test_contrast_ct_level_names_agree_with_the_ribs(tcia):
+    """The reader's points on the real contrast CT against its ribs (spine.levelcheck): the
+    last rib is at T12; the kidneys' enhanced cortex, the aorta and the pelvis are not taken
+    for ribs (the same points renamed by two vertebrae are refused: test_spine_levelcheck)."""
+    rc = tcia.inputs["vertebrae"]["rib_level_check"]
+    assert rc["status"] == "consistent" and rc["last_rib_vertebra"] == "T12"
+    assert not set(rc["vertebrae_with_rib"]) & {"L1", "L2", "L3"} and len(rc["vertebrae_with_rib"]) >= 4
 
 
 def test_contrast_ct_recognised_as_enhanced(tcia, tcia_ct):

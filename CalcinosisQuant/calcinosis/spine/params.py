@@ -93,6 +93,10 @@ class SpineParams:
         'Label convention of the vertebra label map: auto, names, totalsegmentator, totalspineseg, verse, spineps.')
     points_bone_hu: float = _p(200.0,
         'Point-list input: bone threshold used to make the vertebra masks.')
+    rib_level_check: bool = _p(True,
+        "Check the vertebra names against the ribs of the CT: the last vertebra carrying a rib must be T12 (T11 or "
+        "L1 is warned as a variant); two or more vertebrae off is an error (false: for a patient whose ribs are "
+        "known to be atypical).")
     override_tolerance_mm: float = _p(3.0,
         'Reader overrides match a calcification whose centroid lies within this distance.')
 

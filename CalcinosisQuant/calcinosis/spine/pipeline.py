@@ -36,6 +36,7 @@ from .anatomy import LEVELS, SEGMENTS, SUBSITES, subsite_color
 from .assign import assign_lesions
 from .candidates import CandidateOptions, find_candidates, label_dtype
 from .frame import SpineFrame, build_frame
+from .levelcheck import RibCheck, check_levels_against_ribs
 from .params import SpineParams
 from .summary import lesion_table_columns, levels_table, patient_table
 from .vertebrae import LabelValues, SpineLabels, label_values, load_spine_labels, read_label_map
@@ -148,11 +149,12 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
     g_box = labels.box_geometry
     # the spine frame (many small steps per vertebra) on the other core while the candidates are searched
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending_frame = pool.submit(build_frame, labels)
+        pending_frame = pool.submit(_frame_and_rib_check, volume, labels, params.rib_level_check)
         ct_box = np.ascontiguousarray(volume.array[labels.box.slices])
         cand = find_candidates(volume, labels, CandidateOptions.from_params(params), ct_box,
                                progress.sub(0.0, 0.7) if progress else None)
-        frame = pending_frame.result()
+        frame, ribs = pending_frame.result()
+    _apply_rib_check(labels, ribs)
     assessed = frame.assessed_levels()
     if not assessed:
         present = ", ".join(labels.names) or "none"
@@ -195,6 +197,40 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
     out = apply_reader_overrides(result, overrides or [])
     report(progress, 1.0, f"{len(out.table)} calcifications on {len(assessed)} levels")
     return out
+
+
+def _frame_and_rib_check(volume: Volume, labels: SpineLabels, check: bool) -> tuple[SpineFrame, RibCheck | None]:
+    frame = build_frame(labels)
+    if not check:
+        return frame, None
+    v = frame.vertebrae
+    ribs = check_levels_against_ribs(volume, [g.name for g in v], np.array([g.body for g in v]),
+                                     np.array([g.u for g in v]), np.array([g.r for g in v]), np.array([g.a for g in v]))
+    return frame, ribs
+
+
+def _apply_rib_check(labels: SpineLabels, ribs: RibCheck | None) -> None:
+    """The level names against the ribs (:mod:`.levelcheck`): recorded in the inputs; two or
+    more vertebrae off is an error, one off a warning."""
+    if ribs is None:
+        labels.inputs["rib_level_check"] = {"status": "off"}
+        return
+    labels.inputs["rib_level_check"] = ribs.to_dict()
+    hint = "check the vertebra names (or set --param rib_level_check=false for a patient whose ribs are known " \
+           "to be atypical)"
+    if ribs.status == "no ribs":
+        raise InputError(f"{labels.source}: the vertebra names disagree with the ribs in this CT: {ribs.reason}, "
+                         f"where thoracic vertebrae carry ribs; {hint}")
+    if ribs.status == "shifted":
+        n = abs(ribs.offset)
+        way = "lower" if ribs.offset > 0 else "higher"
+        raise InputError(f"{labels.source}: the vertebra names disagree with the ribs in this CT: the last vertebra "
+                         f"carrying a rib is named {ribs.last_rib}, where T12 is expected (T11 or L1 in anatomical "
+                         f"variants): every vertebra looks named {n} vertebrae {way} than it is; {hint}")
+    if ribs.status == "variant or one off":
+        labels.warnings.append(f"{labels.source}: the last vertebra carrying a rib is named {ribs.last_rib}, not "
+                               f"T12: an anatomical variant (eleven or thirteen rib pairs, a transitional vertebra) "
+                               f"or every name one vertebra off; check the level names")
 
 
 def _shift_index_columns(table: Table, lo: tuple[int, int, int], axial_axis: int) -> None:
