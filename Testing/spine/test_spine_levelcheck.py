@@ -144,3 +144,19 @@ def test_real_contrast_ct_points_renamed_by_two_are_refused(tcia_ct, tmp_path, b
     _renamed_points(tcia_ct / "vertebra_points_lps.csv", pts, by)
     with pytest.raises(InputError, match=f"named {named}"):
         pipeline.run_spine(tcia_ct / "ct.nrrd", points=pts)
+
+
+def test_command_line_refuses_moved_labels_and_writes_nothing(cli, tmp_path):
+    """On the command line: exit code 2, one line naming the label map, no output folder;
+    an earlier result in the folder is kept."""
+    from calcinosis.core import image_io
+    r = wide_phantom()
+    image_io.write_image(r.ct, r.geometry, tmp_path / "ct.nrrd")
+    g = r.geometry
+    moved = Geometry.create(g.size_ijk, g.spacing, np.asarray(g.origin_ras) + [0.0, 0.0, 60.0], g.direction)
+    image_io.write_image(r.labels, moved, tmp_path / "moved.nii.gz")
+    code, _, err = cli("spine", tmp_path / "ct.nrrd", "--vertebrae", tmp_path / "moved.nii.gz", "-o", tmp_path / "out",
+                       "-q")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("calcinosis: error: moved.nii.gz: the vertebra names disagree with the ribs")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
