@@ -134,6 +134,7 @@ class SpineCalcMapParameterNode:
     interspinous_half_width_mm: Annotated[float, WithinRange(0.1, 100)] = SPINE_DEFAULTS.interspinous_half_width_mm
     costotransverse_fraction: Annotated[float, WithinRange(0.01, 1)] = SPINE_DEFAULTS.costotransverse_fraction
     rib_near_mm: Annotated[float, WithinRange(0, 100)] = SPINE_DEFAULTS.rib_near_mm
+    subregion_near_mm: Annotated[float, WithinRange(0.1, 20)] = SPINE_DEFAULTS.subregion_near_mm
     pseudotumoral_min_diameter_mm: Annotated[float, WithinRange(0.1, 200)] = (
         SPINE_DEFAULTS.pseudotumoral_min_diameter_mm)
     linear_min_elongation: Annotated[float, WithinRange(0.1, 100)] = SPINE_DEFAULTS.linear_min_elongation

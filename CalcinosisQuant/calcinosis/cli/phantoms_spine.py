@@ -35,10 +35,13 @@ def register(kinds) -> None:
                     "truth_labels.nrrd (calcification number per voxel) and provenance.json.")
     p.add_argument("--coverage", choices=("chest", "tap", "lumbar"), default="tap",
                    help="chest (C7 to L1), tap (thoraco-abdomino-pelvic, C7 to S1) or lumbar (T12 to S1)")
-    p.add_argument("--convention", choices=("totalsegmentator", "totalspineseg", "verse", "totalsegmentator_v1"),
+    p.add_argument("--convention", choices=("totalsegmentator", "totalspineseg", "verse", "totalsegmentator_v1",
+                                            "spineps"),
                    default="totalsegmentator",
                    help="label convention of vertebrae.nii.gz (totalsegmentator also labels aorta, iliac "
-                        "arteries, ribs, cord, lungs; totalspineseg adds discs, cord and canal; verse: vertebrae)")
+                        "arteries, ribs, cord, lungs; totalspineseg adds discs, cord and canal; verse: vertebrae; "
+                        "spineps: the instance mask with discs and end plates, and its sub-region mask "
+                        "subregions.nii.gz)")
     p.add_argument("--spacing", type=spacing_arg, default=(0.7, 0.7, 1.25), metavar="X,Y,Z",
                    help="voxel spacing in mm (default 0.7,0.7,1.25: a 512 matrix over 36 cm, 1.25 mm slices)")
     p.add_argument("--size", type=_size_arg, default=None, metavar="NI,NJ",
@@ -86,6 +89,8 @@ def run_spine_ct(args) -> int:
             image_name = "ct.nrrd" if args.format == "nrrd" else "ct.nii.gz"
             image_io.write_image(r.ct, g, out.path(image_name))
         image_io.write_image(r.labels, g, out.path("vertebrae.nii.gz"))
+        if args.convention == "spineps":
+            image_io.write_image(phantom.subregion_labels(r), g, out.path("subregions.nii.gz"))
         image_io.write_image(truth_labels, g, out.path("truth_labels.nrrd"))
         points.write_points_mrk_json(phantom.vertebra_body_points(r.phantom, g), out.path("points.mrk.json"))
         out.write_table(r.truth, "truth.csv")

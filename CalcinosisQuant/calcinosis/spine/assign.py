@@ -4,6 +4,11 @@ All in the spine frame at the calcification's height (:mod:`.frame`), with ``x``
 the right and ``y`` anterior of the canal centre, and ``wall`` the posterior wall of
 the body/disc (the canal's front).  Rules, in order (each threshold a parameter):
 
+* with a SPINEPS sub-region mask (:mod:`.subregions`), the part the calcification lies in
+  or nearest to: canal -> posterior longitudinal ligament (in its band) or intracanal;
+  disc -> intervertebral_disc; spinous process -> interspinous; costal process ->
+  transverse_process / costotransverse (as below); articular process -> foraminal; the
+  arch, body and end plates leave it to the rules below;
 * inside a TotalSpineSeg disc label (half of its voxels or more) -> intervertebral_disc;
 * in front of the posterior-longitudinal-ligament band (``y > wall + pll_front``):
   inside the body outline and between the endplates of the level's two vertebrae
@@ -40,9 +45,10 @@ from calcinosis.core.lesions import LesionSet
 from calcinosis.core.tables import Table
 
 from .anatomy import SUBSITE_SEGMENT, is_thoracic
-from .candidates import near, neighbour_offsets
+from .candidates import near, near_values, neighbour_offsets
 from .frame import SpineFrame
 from .params import SpineParams
+from .subregions import PART_CODE
 from .vertebrae import CAT_RIB, SpineLabels
 
 
@@ -94,6 +100,52 @@ def _posterior_levels(frame: SpineFrame, p: np.ndarray) -> tuple[np.ndarray, np.
     return upper, n1
 
 
+def _subregion_parts(lesions: LesionSet, lab: SpineLabels, ids: np.ndarray, params: SpineParams) -> list:
+    """Per lesion row, the SPINEPS part that decides its sub-site (:mod:`.subregions`):
+    the canal or the disc when half of its voxels lie in it, else the process (spinous,
+    costal, articular) when it is the part most of its voxels lie within
+    ``subregion_near_mm`` of (None: the frame's rules decide)."""
+    sub = lab.subregion
+    code = PART_CODE
+    inside = sub.ravel()[lesions.voxel_index]
+    tot = np.maximum(np.bincount(lesions.voxel_label, minlength=lesions.n + 1), 1)
+    out: list = [None] * len(ids)
+    share = {}
+    for name in ("canal", "cord", "disc"):
+        share[name] = (np.bincount(lesions.voxel_label, weights=(inside == code[name]).astype(float),
+                                   minlength=lesions.n + 1) / tot)[ids]
+    offsets = neighbour_offsets(lab.box_geometry, params.subregion_near_mm)
+    near_count = {}
+    for name in ("spinous", "costal", "articular", "arch", "body", "endplate", "disc", "canal", "cord"):
+        lut = np.zeros(256, dtype=bool)
+        lut[code[name]] = True
+        hit = near_values(lesions.voxel_index, sub, lut, offsets)
+        near_count[name] = np.bincount(lesions.voxel_label, weights=hit.astype(float), minlength=lesions.n + 1)[ids]
+    names = list(near_count)
+    counts = np.stack([near_count[nm] for nm in names], axis=1)
+    for k in range(len(ids)):
+        if share["canal"][k] + share["cord"][k] >= 0.5:
+            out[k] = "canal"
+        elif share["disc"][k] >= 0.5:
+            out[k] = "disc"
+        elif counts[k].max() > 0:
+            nm = names[int(np.argmax(counts[k]))]
+            # near a process: that process decides; near the body, disc, end plate, arch or
+            # canal without lying in it: the frame's rules (a ligament along the body, the
+            # posterior longitudinal ligament, a foraminal deposit)
+            out[k] = nm if nm in ("spinous", "costal", "articular") else None
+    return out
+
+
+def _subsite_from_part(part: str | None, y: float, wall: float, params: SpineParams) -> str | None:
+    """The sub-site a SPINEPS part decides, or None where the frame's rules decide (arch,
+    body, end plate, or no part near)."""
+    if part == "canal":
+        return "posterior_longitudinal_ligament" if y >= wall - params.pll_back_mm else "intracanal"
+    return {"disc": "intervertebral_disc", "spinous": "interspinous", "costal": "transverse_process",
+            "articular": "foraminal"}.get(part)
+
+
 def assign_lesions(table: Table, lesions: LesionSet, frame: SpineFrame, lab: SpineLabels,
                    params: SpineParams) -> Assignment:
     """Level, segment, sub-site and pattern of every row of the measured lesion table
@@ -117,12 +169,16 @@ def assign_lesions(table: Table, lesions: LesionSet, frame: SpineFrame, lab: Spi
         hit = near(lesions.voxel_index, rib_mask, neighbour_offsets(lab.box_geometry, params.rib_near_mm))
         rib_near = (np.bincount(lesions.voxel_label, weights=hit.astype(float), minlength=lesions.n + 1) > 0)[ids]
 
+    part = _subregion_parts(lesions, lab, ids, params) if lab.subregion is not None else [None] * n
     x, y, wall = loc.x, loc.y, loc.wall_y
     chx, chy = loc.canal_half_x, loc.canal_half_y
     post_upper, post_nearest = _posterior_levels(frame, P)
     subsite, level = [], []
     for k in range(n):
-        if disc_share[k] >= 0.5:
+        s = _subsite_from_part(part[k], y[k], wall[k], params)
+        if s is not None:
+            pass
+        elif disc_share[k] >= 0.5:
             s = "intervertebral_disc"
         elif y[k] > wall[k] + params.pll_front_mm:
             s = "intervertebral_disc" if (loc.disc_space[k] and loc.body_gap[k] < -1.0) \
@@ -136,12 +192,12 @@ def assign_lesions(table: Table, lesions: LesionSet, frame: SpineFrame, lab: Spi
         elif abs(x[k]) <= params.interspinous_half_width_mm:
             s = "interspinous"
         else:
+            s = "transverse_process"
+        if s == "transverse_process":
             v = frame.vertebrae[int(post_nearest[k])]
             thoracic = is_thoracic(v.name)
             if thoracic and (rib_near[k] or abs(x[k]) >= params.costotransverse_fraction * loc.tp_reach[k]):
                 s = "costotransverse"
-            else:
-                s = "transverse_process"
         subsite.append(s)
         if SUBSITE_SEGMENT[s] == "posterior":
             level.append(frame.level_between(int(post_upper[k])))

@@ -290,6 +290,12 @@ def detect_convention(values_counts: dict[int, int], s_of_value: dict[int, float
         _require_vertebrae(values, given, source)
         return ConventionChoice(given, "given")
 
+    from .subregions import SPINEPS_SUBREGIONS
+    vals = {int(v) for v in values}
+    if vals <= set(SPINEPS_SUBREGIONS) and {41, 42} <= vals and vals & {49, 50} and vals & {60, 61}:
+        raise ConventionError(f"{source}: this is a SPINEPS sub-region mask (seg-spine: arch, spinous process, "
+                              "body, canal ...), not a vertebra label map: give it with --subregions and the "
+                              "SPINEPS instance mask (seg-vert) with --vertebrae")
     fits = [k for k in CONVENTIONS if not unknown_values(values, k)]
     fits = [k for k in fits if any(category(TABLES[k][v]) == "vertebra" or TABLES[k][v] == "sacrum" for v in values)]
     fits = [k for k in fits if not (EXTENDS.get(k) in fits and not unknown_values(values, EXTENDS[k]))]

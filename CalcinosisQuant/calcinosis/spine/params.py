@@ -79,6 +79,9 @@ class SpineParams:
     costotransverse_fraction: float = _p(0.7,
         'Thoracic posterior candidates beyond this fraction of the transverse-process reach are '
         'costotransverse.')
+    subregion_near_mm: float = _p(3.0,
+        "With a SPINEPS sub-region mask: a calcification takes its sub-site from the part (spinous or costal "
+        "process, articular process, canal, disc) most of its voxels lie within this distance of.")
     rib_near_mm: float = _p(5.0,
         '… as are those within this distance of a labelled rib.')
     # --- patterns
@@ -103,7 +106,8 @@ class SpineParams:
     def validate(self) -> None:
         positive = ("search_margin_mm", "foramen_depth_mm", "study_slice_mm", "noise_multiple",
                     "bone_rim_protrusion_mm", "interspinous_half_width_mm",
-                    "pseudotumoral_min_diameter_mm", "linear_min_elongation", "override_tolerance_mm")
+                    "pseudotumoral_min_diameter_mm", "linear_min_elongation", "override_tolerance_mm",
+                    "subregion_near_mm")
         nonneg = ("min_size_mm3", "label_shift_limit_mm", "bone_contact_mm2", "bone_contact_fraction", "bone_hollow_margin_hu", "vertebra_margin_mm",
                   "bone_margin_mm", "vessel_margin_mm", "anterior_max_gap_mm", "pll_front_mm", "pll_back_mm",
                   "rib_near_mm", "linear_min_length_mm")

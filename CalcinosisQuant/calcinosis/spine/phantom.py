@@ -240,6 +240,61 @@ def vertebra_prims(v: Vertebra) -> tuple[Union, list]:
     return Union(parts, [canal]), [canal]
 
 
+def vertebra_part_names(v: Vertebra) -> list[str]:
+    """The SPINEPS sub-region of each part of :func:`vertebra_prims` (same order)."""
+    names = ["body", "arch", "arch", "arch", "arch", "spinous"]
+    if v.name.startswith("L"):
+        names.append("spinous")
+    names += ["costal_left", "costal_right"]
+    if v.name == "S1":
+        names += ["body", "body"]
+    return names
+
+
+#: SPINEPS sub-region values of the phantom's parts
+SPINEPS_PART_VALUES = {"arch": 41, "spinous": 42, "costal_left": 43, "costal_right": 44, "body": 49,
+                       "cord": 60, "canal": 61, "disc": 100, "sacrum": 26}
+
+
+def subregion_labels(r: "RenderedPhantom") -> np.ndarray:
+    """A SPINEPS sub-region mask (seg-spine) of a rendered phantom: each voxel of a vertebra
+    label takes the part of the vertebra nearest to it (body, arch, spinous or costal
+    process; S1 and the rest of the sacrum: sacrum), then the canal, the cord and the discs
+    where no vertebra is.  The phantom has no articular processes (no facet joints)."""
+    ph, g = r.phantom, r.geometry
+    cv = _Canvas(g, 0.0)
+    out = np.zeros(g.shape, dtype=np.uint8)
+    value_of = {n: v for v, n in r.label_names.items()}
+    for v in ph.vertebrae:
+        lv = value_of.get(v.name)
+        if lv is None and v.name == "S1":
+            lv = value_of.get("sacrum_rest")
+        solid, _ = vertebra_prims(v)
+        sl = cv.box(solid.lo, solid.hi)
+        if lv is None or sl is None:
+            continue
+        mine = r.labels[sl] == lv
+        if not mine.any():
+            continue
+        pts = cv.points(sl)[mine]
+        names = vertebra_part_names(v)
+        d = np.stack([part.sdf(pts) for part in solid.parts], axis=1)
+        best = np.asarray([SPINEPS_PART_VALUES["sacrum" if v.name == "S1" else names[i]]
+                           for i in range(len(names))])[np.argmin(d, axis=1)]
+        sub = out[sl]
+        sub[mine] = best
+    for vv, w in zip(ph.vertebrae[:-1], ph.vertebrae[1:]):
+        pv, pw = vv.ras(0, vv.canal_y, 0), w.ras(0, w.canal_y, 0)
+        for prim, key in ((Capsule(pv, pw, min(vv.cx, vv.cy) + 0.5), "canal"), (Capsule(pv, pw, 4.0), "cord"),
+                          (disc_prim(vv, w), "disc")):
+            sl, fr = cv.coverage(prim)
+            if sl is not None:
+                sub = out[sl]
+                free = (fr >= 0.5) & ((sub == 0) | ((sub == SPINEPS_PART_VALUES["canal"]) & (key == "cord")))
+                sub[free] = SPINEPS_PART_VALUES[key]
+    return out
+
+
 def tp_tip(v: Vertebra, side: int) -> np.ndarray:
     reach, back, _ = v.tp
     return v.frame.to_ras(side * reach, v.canal_y - back, 0.1 * v.H)

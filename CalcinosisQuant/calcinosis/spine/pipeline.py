@@ -285,6 +285,7 @@ def require_ct(volume: Volume, name: str) -> Volume:
 
 def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: str | Path | None = None,
               aorta: str | Path | None = None, overrides: str | Path | None = None,
+              subregions: str | Path | None = None,
               params: SpineParams | None = None, series: str | None = None, record_paths: bool = False,
               progress: Progress | None = None) -> SpineResult:
     """Load the CT and the vertebra input, map, apply reader overrides from a CSV."""
@@ -300,7 +301,7 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
         label_image, values = label_map.result() if label_map is not None else (None, None)
     lab = load_spine_labels(volume, vertebrae, params.convention, points, aorta=aorta,
                             bone_hu=params.points_bone_hu, progress=progress.sub(0.15, 0.3) if progress else None,
-                            label_image=label_image, values=values)
+                            label_image=label_image, values=values, subregions=subregions)
     result = map_spine(volume, lab, params, over, progress.sub(0.3, 1.0) if progress else None)
     inputs = {"ct": provenance.describe_volume(volume, str(ct), record_paths),
               "vertebrae": _describe_file(vertebrae if vertebrae is not None else points, record_paths,
@@ -310,6 +311,10 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
     inputs["vertebrae"].update(lab.inputs)
     if aorta is not None:
         inputs["aorta"] = _describe_file(aorta, record_paths, kind="aorta mask")
+    if subregions is not None:
+        inputs["subregions"] = _describe_file(subregions, record_paths, kind="SPINEPS sub-region mask")
+        inputs["subregions"].update(lab.inputs.pop("subregions", {}))
+        inputs["vertebrae"].pop("subregions", None)
     if overrides is not None:
         inputs["overrides"] = _describe_file(overrides, record_paths, kind="reader overrides")
     result.inputs = inputs

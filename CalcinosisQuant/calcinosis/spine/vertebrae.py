@@ -90,6 +90,7 @@ class SpineLabels:
     warnings: list[str] = field(default_factory=list)
     inputs: dict = field(default_factory=dict)
     voxels_cache: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    subregion: np.ndarray | None = None     # SPINEPS sub-region part codes (:mod:`.subregions`)
 
     @property
     def box_geometry(self) -> Geometry:
@@ -730,10 +731,11 @@ def fill_enclosed(mask: np.ndarray) -> np.ndarray:
 def load_spine_labels(volume: Volume, vertebrae: str | Path | None = None, convention: str = "auto",
                       points: str | Path | None = None, margin_mm: float = 40.0, aorta: str | Path | None = None,
                       bone_hu: float = 200.0, progress: Progress | None = None,
-                      label_image: LabelImage | None = None, values: LabelValues | None = None) -> SpineLabels:
+                      label_image: LabelImage | None = None, values: LabelValues | None = None,
+                      subregions: str | Path | None = None) -> SpineLabels:
     """Read the vertebra input (label map / segmentation, or point list) for a CT.
     ``label_image``: the label map ``vertebrae`` already read (:func:`read_label_map`),
-    ``values`` its :func:`label_values`."""
+    ``values`` its :func:`label_values`; ``subregions``: a SPINEPS sub-region mask."""
     from .points import read_points, vertebra_points
     if (vertebrae is None) == (points is None):
         raise InputError("give the vertebrae either as a label map/segmentation (--vertebrae) or as a point list "
@@ -752,7 +754,16 @@ def load_spine_labels(volume: Volume, vertebrae: str | Path | None = None, conve
         lab = labels_from_points(found, volume, bone_hu, margin_mm, path.name, dup, warns)
     if aorta is not None:
         add_aorta_mask(lab, aorta)
+    if subregions is not None:
+        add_subregions(lab, subregions)
     return lab
+
+
+def add_subregions(lab: SpineLabels, path: str | Path) -> None:
+    """Read a SPINEPS sub-region mask onto the box (:mod:`.subregions`); its canal and discs
+    also mark the canal and the disc spaces where the vertebra input has none."""
+    from .subregions import read_subregions
+    lab.subregion, lab.inputs["subregions"] = read_subregions(path, lab.geometry, lab.box.slices)
 
 
 def spine_labels(volume: Volume, label_image: LabelImage | None = None, points: list | None = None,

@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--convention", choices=CONVENTION_CHOICES, default=d.convention,
                    help="label convention of --vertebrae (default auto: detected from the label values and their "
                         "order along the spine; 'names': from segment names)")
+    p.add_argument("--subregions", metavar="LABELS",
+                   help="SPINEPS sub-region mask (seg-spine: arch, spinous and costal processes, canal, discs ...) "
+                        "beside its instance mask given as --vertebrae; used for segment and sub-site")
     p.add_argument("--aorta", metavar="MASK", help="an aorta mask (any non-zero label) when the vertebra labels "
                                                    "have none")
     p.add_argument("--overrides", metavar="CSV",
@@ -142,11 +145,14 @@ def run(args, progress=None):
         raise InputError("give the vertebrae with --vertebrae LABELS or --points FILE (one of them)")
     params = params_from_args(args)
     check_output_free(args.outdir, args.force)
+    if args.subregions is not None and args.vertebrae is None:
+        raise InputError("--subregions: give it with the SPINEPS instance mask as --vertebrae")
     result = pipeline.run_spine(args.ct, vertebrae=args.vertebrae, points=args.points, aorta=args.aorta,
+                                subregions=args.subregions,
                                 overrides=args.overrides, params=params, series=args.series,
                                 record_paths=args.record_paths,
                                 progress=progress.sub(0.0, 0.85) if progress else None)
-    redact_warnings(result, args, ('ct', 'vertebrae', 'points', 'aorta', 'overrides'))
+    redact_warnings(result, args, ('ct', 'vertebrae', 'points', 'aorta', 'overrides', 'subregions'))
     pipeline.write_spine_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
                                  write_images=not args.no_images, chart=not args.no_chart,
                                  progress=progress.sub(0.85, 1.0) if progress else None)
