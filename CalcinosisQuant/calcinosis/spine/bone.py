@@ -25,12 +25,15 @@ frame scaled by the spacing is a physical frame).
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from calcinosis.core import parallel
 from calcinosis.core.geometry import Geometry
 
 #: the profile's sample positions along the outward normal (mm from the border voxels)
@@ -121,6 +124,28 @@ def edge_positions(profiles: np.ndarray, floor_hu: np.ndarray | float | None = N
     return edge, np.where(has, rim, np.nan)
 
 
+def group_medians(values: np.ndarray, groups, min_count: int = 1, fill: float = np.nan) -> np.ndarray:
+    """``np.median(values[g])`` for every index list ``g`` of ``groups`` (``fill`` where a
+    group has fewer than ``min_count``), in one sort instead of a median per group: the
+    group's elements are ordered by (group, rank of the value) and the middle one(s) read."""
+    lens = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+    out = np.full(len(groups), float(fill))
+    if lens.sum() == 0:
+        return out
+    members = np.fromiter(itertools.chain.from_iterable(groups), dtype=np.int64, count=int(lens.sum()))
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[np.argsort(values, kind="stable")] = np.arange(len(values))
+    gid = np.repeat(np.arange(len(groups), dtype=np.int64), lens)
+    order = np.sort(gid * len(values) + rank[members]) % len(values)
+    sorted_vals = np.sort(values)[order]
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    ok = lens >= max(min_count, 1)
+    lo = starts[ok] + (lens[ok] - 1) // 2
+    hi = starts[ok] + lens[ok] // 2
+    out[ok] = (sorted_vals[lo] + sorted_vals[hi]) / 2
+    return out
+
+
 def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], geometry: Geometry,
                       margin_mm: float = 1.0, limit_mm: float = 3.0, floor_hu: np.ndarray | float | None = None,
                       n_samples: int = 2500, smooth_mm: float = 10.0, seed: int = 0) -> BoneSurfaces:
@@ -139,11 +164,11 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
     exact = 0.5 * float(np.mean(sp[[a for a in range(3) if a != geometry.axial_axis]]))
     rng = np.random.default_rng(seed)
     reach = np.ceil(6.0 / sp).astype(int) + 2
-    pts_all, flat_all, struct_all, shift_all, names, fits = [], [], [], [], [], {}
-    for number, (name, flat) in enumerate(structures, start=1):
-        names.append(name)
+
+    def borders(flat: np.ndarray):
+        """(crop origin, crop mask, border voxels in the crop) of one structure, or None."""
         if flat.size < 27:
-            continue
+            return None
         kji = np.stack(np.unravel_index(flat, shape), axis=1)
         lo = np.maximum(kji.min(axis=0) - reach, 0)
         hi = np.minimum(kji.max(axis=0) + reach + 1, shape)
@@ -151,9 +176,11 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         loc = kji - lo
         mask[loc[:, 0], loc[:, 1], loc[:, 2]] = True
         border = np.argwhere(mask & ~ndimage.binary_erosion(mask, border_value=0))
-        if border.size == 0:
-            continue
-        pick = np.sort(rng.choice(len(border), min(n_samples, len(border)), replace=False))
+        return None if border.size == 0 else (lo, mask, border)
+
+    def fit(item):
+        """The zone of one structure: (border points mm, their flat indices, shifts, fit record)."""
+        (lo, mask, border), pick = item
         prof, ok = _profiles(ct, mask, lo, border[pick], sp)
         sample_kji = border[pick][ok] + lo
         sample_pos = sample_kji * sp
@@ -168,25 +195,39 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         if good.sum() >= 20:
             # median over every good sample within smooth_mm
             e = radius[good]
-            groups = cKDTree(sample_pos[good]).query_ball_point(sample_pos, smooth_mm, workers=2)
-            local = np.array([float(np.median(e[g])) if len(g) >= 5 else whole for g in groups])
+            groups = cKDTree(sample_pos[good]).query_ball_point(sample_pos, smooth_mm)
+            local = group_medians(e, groups, min_count=5, fill=whole)
         local = np.clip(local, -limit_mm, limit_mm)
         pos = (border + lo) * sp
         if len(sample_pos):
-            _, nearest = cKDTree(sample_pos).query(pos, workers=2)
+            _, nearest = cKDTree(sample_pos).query(pos)
             shift = local[nearest]
         else:
             shift = np.zeros(len(pos))
+        record = {"surface_shift_mm": round(float(np.clip(np.median(edge[np.isfinite(edge)]), -limit_mm,
+                                                          limit_mm)), 2) if good.sum() >= 20 else None,
+                  "zone_mm_median": round(float(np.clip(whole, -limit_mm, limit_mm) + margin_mm), 2),
+                  "local_shift_mm_range": [round(float(local.min()), 2), round(float(local.max()), 2)]
+                  if len(local) else None,
+                  "edge_samples": int(good.sum())}
+        return pos, np.ravel_multi_index(tuple((border + lo).T), shape), shift, record
+
+    # borders and fits one structure per thread; the samples drawn in the structures' order
+    # (the same samples whatever the number of threads)
+    names = [name for name, _ in structures]
+    found = parallel.parallel_map(borders, [flat for _, flat in structures])
+    todo, numbers = [], []
+    for number, b in enumerate(found, start=1):
+        if b is not None:
+            todo.append((b, np.sort(rng.choice(len(b[2]), min(n_samples, len(b[2])), replace=False))))
+            numbers.append(number)
+    pts_all, flat_all, struct_all, shift_all, fits = [], [], [], [], {}
+    for number, (pos, flat, shift, record) in zip(numbers, parallel.parallel_map(fit, todo)):
         pts_all.append(pos)
-        flat_all.append(np.ravel_multi_index(tuple((border + lo).T), shape))
+        flat_all.append(flat)
         struct_all.append(np.full(len(pos), number, np.int32))
         shift_all.append(shift)
-        fits[name] = {"surface_shift_mm": round(float(np.clip(np.median(edge[np.isfinite(edge)]), -limit_mm,
-                                                                  limit_mm)), 2) if good.sum() >= 20 else None,
-                      "zone_mm_median": round(float(np.clip(whole, -limit_mm, limit_mm) + margin_mm), 2),
-                      "local_shift_mm_range": [round(float(local.min()), 2), round(float(local.max()), 2)]
-                      if len(local) else None,
-                      "edge_samples": int(good.sum())}
+        fits[names[number - 1]] = record
     if not pts_all:
         return BoneSurfaces(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0), names,
                             fits, None)
