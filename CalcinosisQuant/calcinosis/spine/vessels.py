@@ -34,6 +34,10 @@ from scipy import ndimage
 from calcinosis.core.geometry import Geometry
 
 
+#: The region of a candidate is first looked for this close (mm, along the spine / across).
+NEAR_REACH_MM, NEAR_SIDE_MM = 15.0, 10.0
+
+
 def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray,
                      bone_label: np.ndarray, geometry: Geometry, contrast_hu: np.ndarray | None = None,
                      blood_hu: float = 100.0, dense_hu: float = 450.0, lumen_ratio: float = 10.0,
@@ -51,11 +55,15 @@ def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, 
     reach = np.ceil(np.where(np.arange(3) == ax, reach_mm, side_mm) / sp).astype(int)
     size = [3 if a != ax else 1 for a in range(3)]
     px = float(np.prod([sp[a] for a in range(3) if a != ax]))
+    near = np.minimum(np.ceil(np.where(np.arange(3) == ax, NEAR_REACH_MM, NEAR_SIDE_MM) / sp).astype(int), reach)
     kji = np.stack(np.unravel_index(idx, shape), axis=1)
-    for c in np.flatnonzero(which) + 1:
-        p = kji[clab == c]
-        lo = np.maximum(p.min(axis=0) - reach, 0)
-        hi = np.minimum(p.max(axis=0) + reach + 1, shape)
+
+    def region_in(p: np.ndarray, r: np.ndarray):
+        """The enhanced region holding the candidate, in a window ``r`` voxels around it:
+        (window CT, region mask, candidate in the window, whether the region is complete:
+        two voxels or more inside every face the array does not end at)."""
+        lo = np.maximum(p.min(axis=0) - r, 0)
+        hi = np.minimum(p.max(axis=0) + r + 1, shape)
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
         raw = ct[box].astype(np.float32)
         smooth = ndimage.uniform_filter(raw, size=size)
@@ -67,6 +75,18 @@ def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, 
         regions, _ = ndimage.label(grow)
         ids = np.unique(regions[q[:, 0], q[:, 1], q[:, 2]])
         region = np.isin(regions, ids[ids > 0])
+        where = np.argwhere(region)
+        r_lo, r_hi = where.min(axis=0), where.max(axis=0)
+        inner = ((r_lo >= 2) | (lo == 0)) & ((r_hi <= hi - lo - 3) | (hi == np.asarray(shape)))
+        return raw, region, q, bool(np.all(inner))
+
+    for c in np.flatnonzero(which) + 1:
+        p = kji[clab == c]
+        # a small window first: a region well inside it is the region the whole window
+        # would find (smoothing and growth agree away from a window's faces)
+        raw, region, q, complete = region_in(p, near)
+        if not complete:
+            raw, region, q, _ = region_in(p, reach)
         per_slice = region.sum(axis=tuple(a for a in range(3) if a != ax))
         slices = np.flatnonzero(per_slice)
         if slices.size == 0:
