@@ -31,7 +31,7 @@ demo: $(VENV)/.installed-headless
 	$(BIN)/calcinosis demo -o $(DEMO_OUT) --force
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n $(TEST_JOBS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --durations=20
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python Testing/bench/run_bench.py
