@@ -94,6 +94,7 @@ class SpineCalcMapParameterNode:
         convention) or point list (one point per vertebral body, labelled T8 ...).
     convention - how to read the vertebra labels (auto, names, totalsegmentator ...).
     aorta - optional aorta: a segmentation (segment chosen in the panel) or a label map.
+    subregions - optional SPINEPS sub-region label map (seg-spine) beside a SPINEPS vertebra input.
     totalSegmentatorFast - TotalSegmentator's fast mode when the panel runs it.
     threshold_hu ... override_tolerance_mm - the spine map's parameters: the fields of
         calcinosis.spine.params.SpineParams under the same names, with its defaults.
@@ -106,6 +107,7 @@ class SpineCalcMapParameterNode:
     vertebrae: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode, vtkMRMLMarkupsFiducialNode, None]
     convention: Annotated[str, Choice(list(CONVENTION_CHOICES))] = SPINE_DEFAULTS.convention
     aorta: Union[vtkMRMLSegmentationNode, vtkMRMLLabelMapVolumeNode, None]
+    subregions: Optional[vtkMRMLLabelMapVolumeNode]
     totalSegmentatorFast: bool = True
     # --- the spine map's parameters (SpineParams names and defaults)
     threshold_hu: Annotated[float, WithinRange(-1024, 3071)] = SPINE_DEFAULTS.threshold_hu
@@ -699,13 +701,14 @@ class SpineCalcMapLogic(ScriptedLoadableModuleLogic):
         return SpineCalcMapParameterNode(super().getParameterNode())
 
     def map(self, inputVolume, vertebrae, params=None, aorta=None, aortaSegmentID=None, outputs=None,
-            progress=None):
+            progress=None, subregions=None):
         """Map the calcifications of ``inputVolume`` (CT) with ``vertebrae`` (segmentation, label
         map or point list node) and fill the output nodes; returns the ``SpineResult``.
         ``params``: a ``SpineParams`` (defaults when None); ``outputs``: a
-        ``slicer_logic.SpineNodes`` of nodes to refill (its ``decisions`` are re-applied)."""
+        ``slicer_logic.SpineNodes`` of nodes to refill (its ``decisions`` are re-applied);
+        ``subregions``: a SPINEPS sub-region label map node (optional)."""
         result = self.session.map(inputVolume, vertebrae, params, aorta, aortaSegmentID, nodes=outputs,
-                                  progress=progress)
+                                  progress=progress, subregions_node=subregions)
         logging.info(f"SpineCalcMap: {self.session.summary()}")
         return result
 
@@ -717,7 +720,7 @@ class SpineCalcMapLogic(ScriptedLoadableModuleLogic):
         outputs = slicer_logic.SpineNodes(p.lesionSegmentation, p.lesionTable, p.levelsTable, p.patientTable,
                                           p.levelChart, p.readerDecisions)
         return self.map(p.inputVolume, p.vertebrae, slicer_logic.spine_params(p), p.aorta, aortaSegmentID, outputs,
-                        progress)
+                        progress, p.subregions)
 
     def applyCorrections(self):
         return self.session.apply_corrections()

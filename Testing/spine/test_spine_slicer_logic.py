@@ -761,3 +761,36 @@ def test_real_ct_through_the_panel_matches_the_command_line(totalseg_example, se
     got = node_tables(session.nodes)
     for t, want in (("lesions", ref.table), ("levels", ref.levels), ("patient", ref.patient)):
         assert_tables_equal(got[t], want, t)
+
+
+def test_spineps_subregion_node_gives_what_the_command_line_gives(session, mrml_scene, tmp_path, cli):
+    """The panel's SPINEPS inputs (instance mask as the vertebrae, the sub-region mask as
+    its own label map node) map as ``calcinosis spine --vertebrae ... --subregions ...``
+    does: the same calcifications, sub-sites and recorded parts; a vertebra label map given
+    as the sub-regions is refused naming the input."""
+    import csv
+    import json
+
+    from calcinosis import mrml
+    from calcinosis.spine import phantom
+    r = get_phantom("lumbar", "spineps")
+    sub = phantom.subregion_labels(r)
+    ct = mrml.node_from_volume(Volume(r.ct, r.geometry, {"modality": "CT"}), "SPINEPS CT")
+    inst = mrml.node_from_volume(Volume(r.labels, r.geometry, {}), "seg-vert", labelmap=True)
+    subn = mrml.node_from_volume(Volume(sub, r.geometry, {}), "seg-spine", labelmap=True)
+    result = session.map(ct, inst, SpineParams(), subregions_node=subn)
+    assert result.inputs["subregions"]["parts"] == ["arch", "spinous", "costal", "body", "cord", "canal", "disc",
+                                                     "sacrum"]
+    image_io.write_image(r.ct, r.geometry, tmp_path / "ct.nrrd")
+    image_io.write_image(r.labels, r.geometry, tmp_path / "seg-vert.nii.gz")
+    image_io.write_image(sub, r.geometry, tmp_path / "seg-spine.nii.gz")
+    code, _, err = cli("spine", tmp_path / "ct.nrrd", "--vertebrae", tmp_path / "seg-vert.nii.gz", "--subregions",
+                       tmp_path / "seg-spine.nii.gz", "-o", tmp_path / "out", "-q")
+    assert code == 0, err
+    rows = list(csv.DictReader(open(tmp_path / "out" / "lesions.csv", newline="", encoding="utf-8")))
+    assert [(x["level"], x["segment"], x["subsite"]) for x in rows] == [
+        (x["level"], x["segment"], x["subsite"]) for x in result.table.rows]
+    prov = json.loads((tmp_path / "out" / "provenance.json").read_text(encoding="utf-8"))
+    assert prov["inputs"]["subregions"]["parts"] == result.inputs["subregions"]["parts"]
+    with pytest.raises(InputError, match="sub-region label map: not a SPINEPS sub-region mask"):
+        session.map(ct, inst, SpineParams(), subregions_node=inst)

@@ -190,9 +190,10 @@ def guess_aorta_segment(segmentation_node) -> str | None:
 
 def labels_from_nodes(volume: Volume, vertebrae_node, convention: str = "auto", aorta_node=None,
                       aorta_segment_id: str | None = None, bone_hu: float = 200.0,
-                      progress: Progress | None = None) -> tuple[SpineLabels, dict]:
-    """:class:`SpineLabels` from the panel's vertebra input, and what provenance records of
-    it (kind, convention and how it was chosen, vertebrae found - no node names)."""
+                      progress: Progress | None = None, subregions_node=None) -> tuple[SpineLabels, dict]:
+    """:class:`SpineLabels` from the panel's vertebra input (and an optional SPINEPS
+    sub-region label map node), and what provenance records of it (kind, convention and
+    how it was chosen, vertebrae found - no node names)."""
     kind = vertebra_input_kind(vertebrae_node)
     report(progress, 0.0, f"reading the vertebra {kind}")
     if kind == "segmentation":
@@ -218,6 +219,14 @@ def labels_from_nodes(volume: Volume, vertebrae_node, convention: str = "auto", 
         if not sub.any():
             lab.warnings.append("aorta: the aorta given holds no voxel near the spine")
         lab.category[sub & (lab.vert == 0)] = CAT_AORTA
+    if subregions_node is not None:
+        from calcinosis.spine.subregions import subregions_on_box
+        if not _is(subregions_node, "vtkMRMLLabelMapVolumeNode"):
+            raise InputError(f"sub-regions: '{subregions_node.GetName()}' is not a label map")
+        arr, geom = _label_array(subregions_node, "sub-region label map")
+        lab.subregion, info = subregions_on_box(LabelImage([arr], geom, [], source="sub-region label map"),
+                                                volume.geometry, lab.box.slices, "sub-region label map")
+        lab.inputs["subregions"] = info
     described = {"kind": f"Slicer {kind} node",
                  "convention": lab.convention.to_dict() if lab.convention else None,
                  "vertebrae_found": list(lab.names)}
@@ -383,8 +392,9 @@ class SpineSession:
     # ------------------------------------------------------------------ map
     def map(self, ct_node, vertebrae_node, params: SpineParams | None = None, aorta_node=None,
             aorta_segment_id: str | None = None, nodes: SpineNodes | None = None, decisions_node=None,
-            progress: Progress | None = None) -> pipeline.SpineResult:
-        """Map the calcifications and fill the nodes.  The reader's decisions come from
+            progress: Progress | None = None, subregions_node=None) -> pipeline.SpineResult:
+        """Map the calcifications and fill the nodes (``subregions_node``: an optional
+        SPINEPS sub-region label map beside a SPINEPS vertebra input).  The reader's decisions come from
         ``decisions_node`` (or ``nodes.decisions``, else those this session holds) and are
         re-applied, matched by centroid.  On an error or a cancel nothing changes."""
         params = params or SpineParams()
@@ -400,9 +410,13 @@ class SpineSession:
         report(progress, 0.0, "reading the CT")
         volume = ct_volume_from_node(ct_node)
         lab, described = labels_from_nodes(volume, vertebrae_node, params.convention, aorta_node, aorta_segment_id,
-                                           params.points_bone_hu, progress.sub(0.02, 0.25) if progress else None)
+                                           params.points_bone_hu, progress.sub(0.02, 0.25) if progress else None,
+                                           subregions_node=subregions_node)
         result = pipeline.map_spine(volume, lab, params, decisions, progress.sub(0.25, 0.97) if progress else None)
+        subregions = described.pop("subregions", None)
         result.inputs = {"ct": provenance.describe_volume(volume), "vertebrae": described}
+        if subregions is not None:
+            result.inputs["subregions"] = {"kind": "Slicer label map node (SPINEPS sub-regions)", **subregions}
         if aorta_node is not None:
             kind = "segmentation segment" if _is(aorta_node, "vtkMRMLSegmentationNode") else "label map node"
             result.inputs["aorta"] = {"kind": f"Slicer {kind}"}

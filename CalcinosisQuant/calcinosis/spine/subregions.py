@@ -54,11 +54,16 @@ def part_lut() -> np.ndarray:
 
 
 def read_subregions(path: str | Path, reference, box_slices) -> tuple[np.ndarray, dict]:
-    """The sub-region mask ``path`` on the CT grid ``reference`` (a Geometry), cut to the
-    spine's box: (part codes uint8, what was read).  Values that are not SPINEPS
-    sub-regions are an error naming them."""
+    """The sub-region mask file ``path`` on the CT grid ``reference`` (a Geometry), cut to
+    the spine's box: (part codes uint8, what was read)."""
     path = Path(path)
-    li: LabelImage = image_io.load_label_image(path)
+    return subregions_on_box(image_io.load_label_image(path), reference, box_slices, path.name)
+
+
+def subregions_on_box(li: LabelImage, reference, box_slices, source: str) -> tuple[np.ndarray, dict]:
+    """A sub-region mask on its own grid (a file read, or the panel's label map node) on
+    the CT grid ``reference``, cut to the spine's box: (part codes uint8, what was read).
+    Values that are not SPINEPS sub-regions are an error naming them."""
     values = set()
     for layer in li.layers:
         values |= {int(v) for v in np.unique(layer)}
@@ -66,19 +71,19 @@ def read_subregions(path: str | Path, reference, box_slices) -> tuple[np.ndarray
     unknown = sorted(values - set(SPINEPS_SUBREGIONS))
     if unknown:
         shown = ", ".join(str(v) for v in unknown[:8]) + (" …" if len(unknown) > 8 else "")
-        raise InputError(f"{path.name}: not a SPINEPS sub-region mask (seg-spine): values {shown} are none of "
+        raise InputError(f"{source}: not a SPINEPS sub-region mask (seg-spine): values {shown} are none of "
                          f"{', '.join(str(v) for v in sorted(SPINEPS_SUBREGIONS))}")
     if not values:
-        raise InputError(f"{path.name}: the sub-region mask is empty")
+        raise InputError(f"{source}: the sub-region mask is empty")
     layer = li.layers[0]
     if not li.geometry.same_grid(reference):
         layer = image_io.resample_labels(layer, li.geometry, reference)
     sub = layer[box_slices]
     if sub.dtype != np.uint8:
-        sub = np.where(sub <= 255, sub, 0).astype(np.uint8)
+        sub = np.where((sub >= 0) & (sub <= 255), sub, 0).astype(np.uint8)
     codes = part_lut()[sub]
     present = sorted({SPINEPS_SUBREGIONS[v] for v in values}, key=PARTS.index)
     if not codes.any():
-        raise InputError(f"{path.name}: the sub-region mask holds no voxel near the spine of this CT (another "
+        raise InputError(f"{source}: the sub-region mask holds no voxel near the spine of this CT (another "
                          "scan's?)")
     return codes, {"parts": present}
