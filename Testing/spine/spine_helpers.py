@@ -144,3 +144,13 @@ def expected_assessed(labels: np.ndarray, convention: str) -> list[str]:
         if n == "sacrum" and convention != "totalsegmentator":
             present.add("S1")
     return [lv for lv in LEVELS if all(x in present for x in lv.split("-"))]
+
+
+def write_spineps_case(r: phantom.RenderedPhantom, sub: np.ndarray, folder) -> tuple:
+    """The CT, the SPINEPS instance mask and its sub-region mask of a phantom as files
+    (ct.nrrd, seg-vert.nii.gz, seg-spine.nii.gz) -> their paths."""
+    from calcinosis.core import image_io
+    paths = (folder / "ct.nrrd", folder / "seg-vert.nii.gz", folder / "seg-spine.nii.gz")
+    for arr, path in zip((r.ct, r.labels, sub), paths):
+        image_io.write_image(arr, r.geometry, path)
+    return paths

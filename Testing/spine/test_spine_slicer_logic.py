@@ -33,7 +33,7 @@ from calcinosis.spine.params import SpineParams
 from calcinosis.spine.phantom import vertebra_body_points
 from calcinosis.spine.vertebrae import read_label_map
 
-from spine_helpers import get_phantom
+from spine_helpers import get_phantom, write_spineps_case
 
 pytestmark = pytest.mark.mrml
 
@@ -781,11 +781,9 @@ def test_spineps_subregion_node_gives_what_the_command_line_gives(session, mrml_
     result = session.map(ct, inst, SpineParams(), subregions_node=subn)
     assert result.inputs["subregions"]["parts"] == ["arch", "spinous", "costal", "body", "cord", "canal", "disc",
                                                      "sacrum"]
-    image_io.write_image(r.ct, r.geometry, tmp_path / "ct.nrrd")
-    image_io.write_image(r.labels, r.geometry, tmp_path / "seg-vert.nii.gz")
-    image_io.write_image(sub, r.geometry, tmp_path / "seg-spine.nii.gz")
-    code, _, err = cli("spine", tmp_path / "ct.nrrd", "--vertebrae", tmp_path / "seg-vert.nii.gz", "--subregions",
-                       tmp_path / "seg-spine.nii.gz", "-o", tmp_path / "out", "-q")
+    ct_path, vert_path, sub_path = write_spineps_case(r, sub, tmp_path)
+    code, _, err = cli("spine", ct_path, "--vertebrae", vert_path, "--subregions", sub_path, "-o", tmp_path / "out",
+                       "-q")
     assert code == 0, err
     rows = list(csv.DictReader(open(tmp_path / "out" / "lesions.csv", newline="", encoding="utf-8")))
     assert [(x["level"], x["segment"], x["subsite"]) for x in rows] == [

@@ -16,7 +16,7 @@ from calcinosis.spine import phantom, pipeline, vertebrae
 from calcinosis.spine.conventions import ConventionError
 from calcinosis.spine.params import SpineParams
 
-from spine_helpers import get_hard_phantom, get_phantom, labels_of, score, volume_of
+from spine_helpers import get_hard_phantom, get_phantom, labels_of, score, volume_of, write_spineps_case
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,9 +74,7 @@ def test_subregions_decide_the_sub_site(tmp_path):
 
 def test_command_line_reads_the_subregions_and_records_them(cli, tmp_path):
     r, sub = spineps_phantom(False)
-    image_io.write_image(r.ct, r.geometry, tmp_path / "ct.nrrd")
-    image_io.write_image(r.labels, r.geometry, tmp_path / "seg-vert.nii.gz")
-    image_io.write_image(sub, r.geometry, tmp_path / "seg-spine.nii.gz")
+    write_spineps_case(r, sub, tmp_path)
     code, _, err = cli("spine", tmp_path / "ct.nrrd", "--vertebrae", tmp_path / "seg-vert.nii.gz", "--subregions",
                        tmp_path / "seg-spine.nii.gz", "-o", tmp_path / "out", "-q")
     assert code == 0, err
