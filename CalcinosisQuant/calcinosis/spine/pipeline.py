@@ -34,7 +34,7 @@ from calcinosis.core.volume import Volume
 from . import overrides as ov
 from .anatomy import LEVELS, SEGMENTS, SUBSITES, subsite_color
 from .assign import assign_lesions
-from .candidates import CandidateOptions, find_candidates, label_dtype
+from .candidates import ENHANCED_BLOOD_HU, CandidateOptions, find_candidates, label_dtype
 from .frame import SpineFrame, build_frame
 from .levelcheck import RibCheck, check_levels_against_ribs
 from .params import SpineParams
@@ -189,7 +189,10 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
     stats = {"candidates_rejected": dict(cand.rejected), "calcifications_dropped": dropped,
              "aorta_found_by_shape": cand.aorta_by_shape, "aorta_label": labels.has_aorta,
              "rib_labels": labels.has_ribs, "disc_labels": labels.has_discs, "notes": notes, **cand.stats}
-    if not labels.has_aorta and not cand.aorta_by_shape:
+    # enhanced vessels found by shape (the blood measured in them) recognise the aorta's wall
+    # calcifications as vascular (they touch the lumen) even where the aorta is not one tube
+    enhanced = params.detect_aorta and (cand.stats.get("blood_hu") or 0.0) >= ENHANCED_BLOOD_HU
+    if not labels.has_aorta and not cand.aorta_by_shape and not enhanced:
         warnings.append("no aorta label and no contrast-filled aorta found: aortic wall calcifications lying against "
                         "the spine cannot be told from ligament calcifications (give a label map with the aorta)")
     result = SpineResult(volume, labels, frame, params, assessed, rows, auto_lesions, Table([]), Table([]),
