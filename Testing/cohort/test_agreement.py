@@ -199,3 +199,34 @@ def test_icc_readings_offset_by_a_constant_have_a_ci_but_no_f_test():
     res = agreement.reader_agreement(_long_table(list(x), list(x + 2.0)), ["v"], between="reader")
     assert "no residual variance" in res.markdown and "= inf" not in res.markdown
     assert res.tables["agreement"].rows[0]["note"] == agreement.ICC_NO_RESIDUAL_NOTE
+
+
+def test_kappa_ci_not_capped_at_one_and_noted(import_extra):
+    """Issue 13: the kappa CI is the Wald interval SAS and statsmodels report (its upper bound
+    may pass 1), with a note on the row when it does."""
+    inter_rater = import_extra("statsmodels.stats.inter_rater")
+    t = np.array([[9, 1], [0, 10]])
+    ref = inter_rater.cohens_kappa(t)
+    r = agreement.kappa_from_table(t)
+    assert r.ci_high == pytest.approx(ref.kappa_upp, rel=1e-9) and r.ci_high > 1.0
+    assert r.ci_low == pytest.approx(ref.kappa_low, rel=1e-9)
+    a = [1] * 9 + [1] + [0] * 10
+    b = [1] * 9 + [0] + [0] * 10
+    res = agreement.reader_agreement(_long_table(a, b), ["v"], between="reader")
+    row = res.tables["agreement"].rows[0]
+    assert row["kappa_ci_high"] > 1.0 and "passes 1" in row["note"]
+
+
+def test_bland_altman_limit_cis_in_table_and_text():
+    """Issue 13: the 95% CIs of the limits of agreement (Bland & Altman 1999: SE of a limit
+    sqrt(3 SD^2 / n), t quantile) are written, not only computed."""
+    x = [10.0, 20.0, 35.0, 12.0, 50.0, 22.0, 31.0]
+    y = [11.0, 19.0, 37.0, 12.5, 47.0, 23.5, 30.0]
+    res = agreement.reader_agreement(_long_table(x, y, "read"), ["v"], between="read")
+    row = res.tables["agreement"].rows[0]
+    d = np.subtract(y, x)
+    se = math.sqrt(3 * d.std(ddof=1) ** 2 / len(d))
+    t = sps.t.ppf(0.975, len(d) - 1)
+    assert row["loa_low_ci_low"] == pytest.approx(row["loa_low"] - t * se)
+    assert row["loa_high_ci_high"] == pytest.approx(row["loa_high"] + t * se)
+    assert res.markdown.count("95% CI") >= 4

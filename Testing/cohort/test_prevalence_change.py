@@ -107,3 +107,27 @@ def test_change_table():
     assert res.tables["change"].rows[3]["change_pct"] is None
     with pytest.raises(InputError, match="at least 2"):
         change.change_table(Table(t.columns, rows[:2], "t.csv"), "v_mm2")
+
+
+@pytest.mark.parametrize("b,f,cls", [
+    (1.2, 1.5, "stable"), (1.2, 0.9, "stable"), (0.4, 0.5, "stable"), (0.8, 0.6, "stable"), (2.4, 3.0, "stable"),
+    (1.2, 1.5000001, "progression"), (1.2, 0.8999999, "improvement"), (33.3, 41.625, "stable")])
+def test_change_class_at_exactly_the_limit_with_decimals(b, f, cls):
+    """Issue 13: 1.2 -> 1.5 is +25% exactly and stable (limits included), though
+    100 * (1.5 - 1.2) / 1.2 is 25.000000000000004 in binary floating point; the class is
+    decided on the values as written (exact fractions), the % stays the float."""
+    assert 100 * (1.5 - 1.2) / 1.2 > 25          # what the float quotient says
+    _, got, _ = change.classify_change(b, f)
+    assert got == cls
+
+
+def test_na_texts_are_missing(tmp_path):
+    """Issue 13: "NA", "na", "N/A", "#N/A" (R, Excel) and an empty cell are missing, counted
+    as missing - not an error that stops the run."""
+    from calcinosis.cohort.data import as_binary, is_blank, numeric
+    from calcinosis.core.tables import Column, Table
+    for v in ("", "NA", "na", "N/A", "n/a", "#N/A", " NA ", "NaN"):
+        assert is_blank(v) and as_binary(v) is None
+    assert not is_blank("none") and not is_blank("0")
+    t = Table([Column("v", "string")], [{"v": x} for x in ("1.5", "NA", "N/A", "", "2")], "patients.csv")
+    assert numeric(t, "v") == [1.5, None, None, None, 2.0]

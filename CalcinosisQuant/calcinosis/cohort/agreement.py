@@ -111,7 +111,7 @@ def kappa_from_table(table: np.ndarray, weights: str | None = None, confidence: 
     zc = float(sps.norm.ppf(0.5 + confidence / 2))
     z = kappa / se0 if se0 > 0 else float("nan")
     pval = float(2 * sps.norm.sf(abs(z))) if se0 > 0 else float("nan")
-    return KappaResult(float(kappa), se, se0, float(kappa - zc * se), float(min(1.0, kappa + zc * se)), float(z), pval,
+    return KappaResult(float(kappa), se, se0, float(kappa - zc * se), float(kappa + zc * se), float(z), pval,
                        int(n), n_dis, po, pe, cats, t.astype(np.int64), weights)
 
 
@@ -219,6 +219,13 @@ class BlandAltmanResult:
     slope_p: float
     differences: np.ndarray = field(repr=False, default=None)
     means: np.ndarray = field(repr=False, default=None)
+
+
+def _past_one(ci_high: float, what: str) -> str:
+    """The note for a kappa CI reaching beyond 1 (kept, as SAS and statsmodels report it)."""
+    if ci_high is not None and not math.isnan(ci_high) and ci_high > 1.0:
+        return f"the Wald 95% CI of {what} passes 1 (upper bound {ci_high:.3f}); kappa itself cannot exceed 1"
+    return ""
 
 
 def bland_altman(a: Sequence[float], b: Sequence[float], multiplier: float = 1.96,
@@ -379,13 +386,17 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
             row.update({"kappa": res.kappa, "kappa_se": res.se, "kappa_ci_low": res.ci_low, "kappa_ci_high": res.ci_high,
                         "kappa_se0": res.se0, "kappa_z": res.z, "kappa_p": res.p_value, "n_disagree": res.n_disagree,
                         "pct_disagree": res.pct_disagree, "p_observed": res.p_observed, "p_expected": res.p_expected,
-                        "method": "Cohen's kappa; SE Fleiss-Cohen-Everitt 1969 (CI: non-null SE, P: null SE, z test, two-sided)",
-                        "note": res.note})
+                        "method": "Cohen's kappa; SE Fleiss-Cohen-Everitt 1969 (CI: non-null SE, Wald, not capped "
+                                  "at 1 as in SAS and statsmodels; P: null SE, z test, two-sided)",
+                        "note": "; ".join(x for x in (res.note, _past_one(res.ci_high, "kappa")) if x)})
             if k == "ordinal":
                 wres = cohen_kappa(a_n, b_n, weights or "linear", res.categories)
                 row.update({"weighted_kappa": wres.kappa, "weights": weights or "linear", "weighted_kappa_se": wres.se,
                             "weighted_kappa_ci_low": wres.ci_low, "weighted_kappa_ci_high": wres.ci_high,
                             "weighted_kappa_p": wres.p_value})
+                extra = _past_one(wres.ci_high, "weighted kappa")
+                if extra:
+                    row["note"] = "; ".join(x for x in (row.get("note"), extra) if x)
             for i, ca in enumerate(res.categories):
                 for j, cb in enumerate(res.categories):
                     crosstab_rows.append({"variable": name, "category_a": str(ca), "category_b": str(cb),
@@ -416,6 +427,8 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
                         "icc_df1": icc.df1, "icc_df2": icc.df2, "icc_p": icc.p_value, "mean_a": ba.mean_a,
                         "mean_b": ba.mean_b, "bias": ba.bias, "bias_ci_low": ba.bias_ci[0], "bias_ci_high": ba.bias_ci[1],
                         "sd_difference": ba.sd, "loa_low": ba.loa_low, "loa_high": ba.loa_high,
+                        "loa_low_ci_low": ba.loa_low_ci[0], "loa_low_ci_high": ba.loa_low_ci[1],
+                        "loa_high_ci_low": ba.loa_high_ci[0], "loa_high_ci_high": ba.loa_high_ci[1],
                         "proportional_bias_slope": ba.slope, "proportional_bias_p": ba.slope_p,
                         "method": f"ICC(A,1) two-way random, absolute agreement, single measures (McGraw & Wong 1996; "
                                   f"F-based CI); Bland-Altman: bias = mean({labs[1]} − {labs[0]}), limits bias ± "
@@ -429,8 +442,9 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
                 icc_text = (f"ICC(A,1) = {fmt_num(icc.icc, 3)} (95% CI {fmt_ci(icc.ci_low, icc.ci_high)}), "
                             f"F({icc.df1},{icc.df2}) = {fmt_num(icc.f_value, 2)}, P = {fmt_p(icc.p_value)}")
             line = (f"{icc_text}; Bland-Altman bias {fmt_num(ba.bias, 2)} "
-                    f"(95% CI {fmt_ci(*ba.bias_ci, digits=2)}), limits of agreement {fmt_num(ba.loa_low, 2)} to "
-                    f"{fmt_num(ba.loa_high, 2)}")
+                    f"(95% CI {fmt_ci(*ba.bias_ci, digits=2)}), limits of agreement {fmt_num(ba.loa_low, 2)} "
+                    f"(95% CI {fmt_ci(*ba.loa_low_ci, digits=2)}) to {fmt_num(ba.loa_high, 2)} "
+                    f"(95% CI {fmt_ci(*ba.loa_high_ci, digits=2)})")
             md.append(f"#### {name}: {labs[0]} vs {labs[1]} (n = {len(pairs)})\n\n{line}\n")
             ht.append(f"<h4>{name}: {labs[0]} vs {labs[1]} (n = {len(pairs)})</h4><p>{line}</p>")
             plots[name] = (a_f, b_f, ba, labs)
@@ -467,6 +481,10 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
             Column("bias_ci_low", "double", "", "95% CI of the bias, lower"), Column("bias_ci_high", "double", "", "95% CI of the bias, upper"),
             Column("sd_difference", "double", "", "SD of the differences"),
             Column("loa_low", "double", "", "Lower limit of agreement"), Column("loa_high", "double", "", "Upper limit of agreement"),
+            Column("loa_low_ci_low", "double", "", "95% CI of the lower limit, lower (Bland & Altman 1999)"),
+            Column("loa_low_ci_high", "double", "", "95% CI of the lower limit, upper"),
+            Column("loa_high_ci_low", "double", "", "95% CI of the upper limit, lower"),
+            Column("loa_high_ci_high", "double", "", "95% CI of the upper limit, upper"),
             Column("proportional_bias_slope", "double", "", "Slope of difference on mean (0 = no proportional bias)"),
             Column("proportional_bias_p", "double", "", "P of that slope"),
             Column("method", "string", "", "Statistics and standard errors used"),

@@ -11,6 +11,8 @@ A missing value at either time point gives the class *missing*.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from typing import Sequence
 
 import numpy as np
@@ -34,11 +36,20 @@ def classify_change(baseline: float | None, followup: float | None, limit_pct: f
             return 0.0, "stable", "no calcinosis at either time point"
         return None, "progression", "baseline 0: % change undefined; new calcinosis is progression"
     pct = 100.0 * (followup - baseline) / baseline
-    if pct > limit_pct:
+    # the class from the values as written (1.2 -> 1.5 is +25% exactly, stable), not from
+    # the binary floating-point quotient (which makes it +25.000000000000004%)
+    b, f, lim = _exact(baseline), _exact(followup), _exact(limit_pct)
+    change = 100 * (f - b)
+    if change > lim * b:
         return pct, "progression", ""
-    if pct < -limit_pct:
+    if change < -lim * b:
         return pct, "improvement", ""
     return pct, "stable", ""
+
+
+def _exact(x: float) -> Fraction:
+    """The decimal a value was written as (its shortest repr), as an exact fraction."""
+    return Fraction(repr(float(x)))
 
 
 def change_table(table: Table, value: str, *, baseline: str | None = None, followup: str | None = None,

@@ -106,7 +106,7 @@ def numeric(table: Table, name: str, rows: Iterable[int] | None = None) -> list[
     idx = range(len(table.rows)) if rows is None else rows
     for i in idx:
         v = table.rows[i][name]
-        if v is None or (isinstance(v, str) and v.strip() == ""):
+        if is_blank(v):
             out.append(None)
             continue
         if isinstance(v, bool):
@@ -192,7 +192,7 @@ def as_binary(value) -> int | None:
             return int(value)
         raise ValueError(value)
     s = str(value).strip().lower()
-    if s == "":
+    if s == "" or s in MISSING_TEXTS:
         return None
     if s in _TRUE:
         return 1
@@ -224,8 +224,14 @@ def require_patients(n: int, what: str, minimum: int = 2) -> None:
         raise InputError(f"{what}: {n} patient{'s' if n != 1 else ''} with data; at least {minimum} are needed")
 
 
+#: cell texts read as missing (besides an empty cell): R's and Excel's ways of writing it
+MISSING_TEXTS = frozenset({"na", "n/a", "#n/a", "nan"})
+
+
 def is_blank(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v.strip() == "")
+    """Missing: empty, NaN, or NA / N/A / #N/A / NaN written as text (any case)."""
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (
+        isinstance(v, str) and (v.strip() == "" or v.strip().lower() in MISSING_TEXTS))
 
 
 def describe_source(table: Table, where: Sequence[str] | None) -> str:

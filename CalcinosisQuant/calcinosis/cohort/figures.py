@@ -127,10 +127,14 @@ def bland_altman_plot(a: Sequence[float], b: Sequence[float], result, labels=("A
                         (result.loa_high, "--", f"{result.loa_high:.3g}")):
         ax2.axhline(v, color="#e15759", ls=ls, lw=1)
         ax2.text(ax2.get_xlim()[1] if False else m.max(), v, f" {name}", va="bottom", ha="right", fontsize=7, color="#e15759")
+    # the 95% CIs of the bias and of each limit as shaded bands
+    for lo_hi in (result.bias_ci, result.loa_low_ci, result.loa_high_ci):
+        if lo_hi is not None and all(np.isfinite(lo_hi)):
+            ax2.axhspan(lo_hi[0], lo_hi[1], color="#e15759", alpha=0.12, lw=0)
     ax2.axhline(0, color="#999", lw=0.8)
     ax2.set_xlabel("mean of the two readings")
     ax2.set_ylabel(f"{labels[1]} − {labels[0]}")
-    ax2.set_title(f"Bland–Altman (limits: bias ± {result.multiplier:g} SD)")
+    ax2.set_title(f"Bland–Altman (limits: bias ± {result.multiplier:g} SD; bands: 95% CIs)")
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
