@@ -172,3 +172,73 @@ def test_bad_input_one_group_and_too_few_patients():
     dup = Table(t.columns, t.rows + [dict(t.rows[0], subset="dcSSc")], "t.csv")
     with pytest.raises(InputError, match="row 7.*also on row 2"):
         groups.compare_groups(dup, "subset")
+
+
+def _brute_force_fisher(t: np.ndarray) -> float:
+    """Every table with the margins of ``t`` (itertools over the free cells) weighed by
+    scipy.stats.random_table's pmf - an enumeration independent of the one under test."""
+    rows, cols = t.sum(axis=1), t.sum(axis=0)
+    dist = sps.random_table(rows, cols)
+    p_obs = dist.pmf(t)
+    r, c = t.shape
+    total = 0.0
+    ranges = [range(min(rows[i], cols[j]) + 1) for i in range(r - 1) for j in range(c - 1)]
+    for free in itertools.product(*ranges):
+        m = np.zeros((r, c), dtype=np.int64)
+        m[:r - 1, :c - 1] = np.array(free).reshape(r - 1, c - 1)
+        m[:r - 1, c - 1] = rows[:r - 1] - m[:r - 1, :c - 1].sum(axis=1)
+        m[r - 1, :] = cols - m[:r - 1, :].sum(axis=0)
+        if (m < 0).any() or m[r - 1].sum() != rows[r - 1]:
+            continue
+        pm = dist.pmf(m)
+        if pm <= p_obs * (1 + 1e-7):
+            total += pm
+    return total
+
+
+def test_fisher_exact_rxc_is_exact_against_brute_force():
+    """Issue 13: the r×c test was a Monte Carlo estimate labelled exact. Now the P of tables
+    small enough to enumerate is exact: equal (1e-9) to a brute-force enumeration weighed by
+    scipy's random_table pmf, named exact on the row, and the same on every run; 2×2 as
+    scipy's exact test."""
+    rng = np.random.default_rng(11)
+    for shape in ((2, 3), (3, 3), (3, 2), (2, 4)):
+        for _ in range(4):
+            t = rng.integers(0, 5, shape) + (rng.random(shape) < 0.3)
+            if (t.sum(axis=0) == 0).any() or (t.sum(axis=1) == 0).any():
+                continue
+            res = groups.fisher_exact(t)
+            assert res.test.startswith("Fisher exact (r×c") and "exact" in res.test
+            assert res.p_value == pytest.approx(_brute_force_fisher(t), rel=1e-9, abs=1e-15)
+            assert groups.fisher_exact(t).p_value == res.p_value
+    for _ in range(20):
+        t = rng.integers(0, 15, (2, 2))
+        if (t.sum(axis=0) > 0).all() and (t.sum(axis=1) > 0).all():
+            assert groups.fisher_exact_rxc(t) == pytest.approx(sps.fisher_exact(t).pvalue, rel=1e-9)
+
+
+def test_fisher_rxc_too_large_is_named_monte_carlo():
+    """Agresti's job-satisfaction table (4×4, n = 96): R's fisher.test gives P = 0.7827 by the
+    network algorithm; beyond the enumeration limit the row says Monte Carlo, with its seed
+    and standard error, and the estimate lies within 4 SE of R's exact value."""
+    job = np.array([[1, 2, 1, 0], [3, 3, 6, 1], [10, 10, 14, 9], [6, 7, 12, 11]])
+    res = groups.fisher_exact(job)
+    assert "Monte Carlo" in res.test and "seed 0" in res.test and "SE" in res.test and "not exact" in res.note
+    se = math.sqrt(0.7827 * (1 - 0.7827) / groups.FISHER_MC_RESAMPLES)
+    assert abs(res.p_value - 0.7827) < 4 * se
+
+
+def test_groups_csv_has_the_statistic_and_its_degrees_of_freedom():
+    """Issue 13: groups.csv carries each test's statistic and df (chi-squared on (r-1)(c-1),
+    Student t on n-2), equal to scipy's."""
+    t = _table2_cohort()
+    t.add_column(Column("age_years", "double"), list(np.linspace(30, 80, 77)))
+    res = groups.compare_groups(t, "subset", ["calcinosis", "age_years"])
+    rows = {r["variable"]: r for r in res.tables["groups"].rows if r["test"]}
+    assert rows["calcinosis"]["df"] == 1.0 and rows["calcinosis"]["statistic"] > 0
+    assert rows["age_years"]["df"] == 75.0
+    by = {}
+    for r in t.rows:
+        by.setdefault(r["subset"], []).append(r["age_years"])
+    a, b = (by[k] for k in sorted(by))
+    assert abs(rows["age_years"]["statistic"]) == pytest.approx(abs(sps.ttest_ind(a, b).statistic), rel=1e-10)

@@ -771,7 +771,7 @@ def _stats_with(cell: str, row: int = 3, col: str = "volume_mm3") -> str:
     return "\n".join(lines) + "\n"
 
 
-for _name, _val in (("text", "abc"), ("NA", "NA"), ("inf", "inf"), ("huge", "1e308"), ("minus-inf", "-inf")):
+for _name, _val in (("text", "abc"), ("inf", "inf"), ("huge", "1e308"), ("minus-inf", "-inf")):
     for _cmd in _STATS_COMMANDS:
         def _stats_cell(env, tmp, val=_val, cmd=_cmd):
             t = _write(tmp, "t.csv", _stats_with(val, row=2))
@@ -794,10 +794,10 @@ for _cmd in _STATS_COMMANDS[:2]:
     case(f"stats-{_cmd[0]}-semicolons")(_stats_semicolon)
 
 
-for _name, _val in (("empty", ""), ("nan", "nan")):
+for _name, _val in (("empty", ""), ("nan", "nan"), ("NA", "NA"), ("na", "na"), ("N-A", "N/A"), ("excel-NA", "#N/A")):
     def _stats_missing_value(env, tmp, val=_val):
-        """A missing value (empty, NaN, NA) is a missing value: that patient is counted as missing
-        for the variable (n_missing), exit 0."""
+        """A missing value (empty, NaN, NA, N/A, #N/A: issue 13) is a missing value: that patient
+        is counted as missing for the variable (n_missing), exit 0."""
         t = _write(tmp, "t.csv", _stats_with(val, row=2))
         out = tmp / "out"
 

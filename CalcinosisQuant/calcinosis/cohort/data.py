@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from calcinosis.core.errors import InputError
+from calcinosis.core.tables import MISSING_TEXTS as TABLE_MISSING_TEXTS
 from calcinosis.core.tables import Column, Table
 
 #: Columns that identify a reading rather than describe a patient.
@@ -225,7 +226,7 @@ def require_patients(n: int, what: str, minimum: int = 2) -> None:
 
 
 #: cell texts read as missing (besides an empty cell): R's and Excel's ways of writing it
-MISSING_TEXTS = frozenset({"na", "n/a", "#n/a", "nan"})
+MISSING_TEXTS = TABLE_MISSING_TEXTS | {"nan"}
 
 
 def is_blank(v) -> bool:

@@ -63,12 +63,77 @@ def fisher_exact(table: np.ndarray) -> TestResult:
     if t.shape == (2, 2):
         res = sps.fisher_exact(t)
         return TestResult("Fisher exact", None, None, float(res.pvalue))
+    p = fisher_exact_rxc(t)
+    if p is not None:
+        return TestResult("Fisher exact (r×c, Freeman-Halton, exact)", None, None, p)
+    # too many tables to enumerate: a Monte Carlo estimate, named as one
     try:
-        res = sps.fisher_exact(t)
-    except (ValueError, TypeError, NotImplementedError) as e:
-        raise InputError(f"Fisher's exact test on a {t.shape[0]}×{t.shape[1]} table is not available with this "
-                         f"scipy ({e}); use the chi-squared test") from None
-    return TestResult("Fisher exact (r×c)", None, None, float(res.pvalue))
+        res = sps.fisher_exact(t, method=sps.MonteCarloMethod(n_resamples=FISHER_MC_RESAMPLES,
+                                                               rng=np.random.default_rng(FISHER_MC_SEED)))
+    except (ValueError, TypeError, NotImplementedError, AttributeError) as e:
+        raise InputError(f"Fisher's exact test on a {t.shape[0]}×{t.shape[1]} table is too large to enumerate and "
+                         f"this scipy has no Monte Carlo version ({e}); use the chi-squared test") from None
+    pv = float(res.pvalue)
+    se = math.sqrt(max(pv * (1 - pv), 0.0) / FISHER_MC_RESAMPLES)
+    return TestResult(f"Fisher (r×c, Monte Carlo: {FISHER_MC_RESAMPLES:,} tables, seed {FISHER_MC_SEED}, SE {se:.2g})",
+                      None, None, pv, f"more than {FISHER_MAX_TABLES:,} tables with these margins: P estimated by "
+                                      "Monte Carlo, not exact")
+
+
+#: Tables with the observed margins enumerated at most for the exact r×c test …
+FISHER_MAX_TABLES = 1_000_000
+#: … beyond which the P is a Monte Carlo estimate with these settings (named on the row)
+FISHER_MC_RESAMPLES, FISHER_MC_SEED = 99_999, 0
+
+
+def fisher_exact_rxc(table: np.ndarray, max_tables: int = FISHER_MAX_TABLES) -> float | None:
+    """Fisher's exact test of an r×c table (Freeman-Halton): the probability, under fixed
+    margins, of every table no more probable than the observed one (relative tolerance
+    1e-7, as R's fisher.test), by enumerating the tables column by column.  None when the
+    margins allow more than ``max_tables`` tables (about a second per 400,000 here)."""
+    t = np.asarray(table, dtype=np.int64)
+    if t.shape[0] > t.shape[1]:
+        t = t.T                                    # compositions over the shorter side
+    rows, cols = t.sum(axis=1), t.sum(axis=0)
+    lf = [math.lgamma(k + 1) for k in range(int(t.sum()) + 1)]
+    const = sum(lf[int(r)] for r in rows) + sum(lf[int(c)] for c in cols) - lf[int(t.sum())]
+    log_obs = const - sum(lf[int(x)] for x in t.ravel())
+    limit = log_obs + math.log1p(1e-7)
+    total = 0.0
+    visited = 0
+
+    class _TooMany(Exception):
+        pass
+
+    def parts(n: int, caps: tuple) -> list:
+        """Every way to put n into len(caps) cells, cell i at most caps[i]."""
+        if len(caps) == 1:
+            return [(n,)] if n <= caps[0] else []
+        out = []
+        rest_cap = sum(caps[1:])
+        for k in range(max(0, n - rest_cap), min(n, caps[0]) + 1):
+            for tail in parts(n - k, caps[1:]):
+                out.append((k,) + tail)
+        return out
+
+    def walk(j: int, remaining: tuple, logp: float) -> None:
+        nonlocal total, visited
+        if j == len(cols) - 1:                      # the last column is what remains
+            visited += 1
+            if visited > max_tables:
+                raise _TooMany
+            lp = logp - sum(lf[x] for x in remaining)
+            if lp <= limit:
+                total += math.exp(lp)
+            return
+        for col in parts(int(cols[j]), remaining):
+            walk(j + 1, tuple(r - x for r, x in zip(remaining, col)), logp - sum(lf[x] for x in col))
+
+    try:
+        walk(0, tuple(int(r) for r in rows), const)
+    except _TooMany:
+        return None
+    return min(1.0, total)
 
 
 # ---------------------------------------------------------------------- continuous tests
@@ -244,6 +309,7 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
             for li, lv in enumerate(levels):
                 row = {"variable": var, "level": lv, "kind": "categorical", "summary": "n (%)",
                        "total": fmt_n_pct(all_l.count(lv), len(all_l)), "p_value": None, "p": "", "test": "",
+                       "statistic": None, "df": None,
                        "n_missing": None, "note": ""}
                 for gi, g in enumerate(labels):
                     row[g] = fmt_n_pct(int(ct[li, gi]), len(by_g[g]))
@@ -285,6 +351,8 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
     cols += [Column("p_value", "double", "", "P value of the test named in column test"),
              Column("p", "string", "", "P value as printed (3 decimals, <0.001)"),
              Column("test", "string", "", "Test that produced the P value"),
+             Column("statistic", "double", "", "Test statistic: chi-squared, t, F, U or H (empty for Fisher's test)"),
+             Column("df", "double", "", "Degrees of freedom of the statistic (Welch: fractional; empty where none)"),
              Column("n_missing", "int", "", "Patients without a value for this variable (left out of its counts)"),
              Column("note", "string", "", "Warnings about this row")]
     renamed = []
@@ -334,8 +402,8 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
 
 
 def _with_test(row: dict, res: TestResult, n_missing: int) -> dict:
-    row.update({"p_value": res.p_value, "p": fmt_p(res.p_value), "test": res.test, "n_missing": n_missing,
-                "note": res.note})
+    row.update({"p_value": res.p_value, "p": fmt_p(res.p_value), "test": res.test, "statistic": res.statistic,
+                "df": res.df, "n_missing": n_missing, "note": res.note})
     return row
 
 

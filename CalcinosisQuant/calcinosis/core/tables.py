@@ -58,8 +58,19 @@ def format_value(value: Any, type_: str) -> str:
     return str(value)
 
 
+#: cell texts that mean "no value" (R's NA, Excel's #N/A), besides an empty cell: read as
+#: missing in number columns, and never make a column of numbers a text column
+MISSING_TEXTS = frozenset({"na", "n/a", "#n/a"})
+
+
+def is_missing_text(text) -> bool:
+    return isinstance(text, str) and text.strip().lower() in MISSING_TEXTS
+
+
 def parse_value(text: str, type_: str, where: str = "") -> Any:
     if text == "" or text is None:
+        return None
+    if type_ in ("double", "int") and is_missing_text(text):
         return None
     if type_ == "double":
         try:
@@ -239,7 +250,7 @@ class Table:
 
 
 def _infer_type(values: list[str]) -> str:
-    vals = [v for v in values if v != ""]
+    vals = [v for v in values if v != "" and not is_missing_text(v)]
     if not vals:
         return "string"
     try:
