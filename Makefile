@@ -8,7 +8,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 DEMO_OUT ?= demo-output
-# test processes (pytest-xdist): one per core of the 2-core machines the project targets
+# test processes (pytest-xdist): one per core of the 2-core machines the project targets; a test
+# file stays on one process (--dist loadfile) so its module fixtures are computed once
 TEST_JOBS ?= 2
 
 .PHONY: demo test bench clean check-python
@@ -31,7 +32,7 @@ demo: $(VENV)/.installed-headless
 	$(BIN)/calcinosis demo -o $(DEMO_OUT) --force
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n $(TEST_JOBS) --durations=20
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --durations=20
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python Testing/bench/run_bench.py

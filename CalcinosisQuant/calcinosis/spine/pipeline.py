@@ -230,6 +230,10 @@ def _apply_rib_check(labels: SpineLabels, ribs: RibCheck | None) -> None:
         raise InputError(f"{labels.source}: the vertebra names disagree with the ribs in this CT: the last vertebra "
                          f"carrying a rib is named {ribs.last_rib}, where T12 is expected (T11 or L1 in anatomical "
                          f"variants): every vertebra looks named {n} vertebrae {way} than it is; {hint}")
+    if ribs.status == "not checked":
+        labels.warnings.append(f"{labels.source}: the vertebra names could not be checked against the ribs "
+                               f"({ribs.reason}); a label map or point list off by whole vertebrae would go unnoticed: "
+                               "confirm the level count (from C2 or the sacrum) on the images")
     if ribs.status == "variant or one off":
         labels.warnings.append(f"{labels.source}: the last vertebra carrying a rib is named {ribs.last_rib}, not "
                                f"T12: an anatomical variant (eleven or thirteen rib pairs, a transitional vertebra) "
