@@ -224,9 +224,9 @@ def labels_from_nodes(volume: Volume, vertebrae_node, convention: str = "auto", 
         if not _is(subregions_node, "vtkMRMLLabelMapVolumeNode"):
             raise InputError(f"sub-regions: '{subregions_node.GetName()}' is not a label map")
         arr, geom = _label_array(subregions_node, "sub-region label map")
-        lab.subregion, info = subregions_on_box(LabelImage([arr], geom, [], source="sub-region label map"),
-                                                volume.geometry, lab.box.slices, "sub-region label map")
-        lab.inputs["subregions"] = info
+        lab.subregion, lab.subregion_parts = subregions_on_box(
+            LabelImage([arr], geom, [], source="sub-region label map"), volume.geometry, lab.box.slices,
+            "sub-region label map")
     described = {"kind": f"Slicer {kind} node",
                  "convention": lab.convention.to_dict() if lab.convention else None,
                  "vertebrae_found": list(lab.names)}
@@ -413,10 +413,10 @@ class SpineSession:
                                            params.points_bone_hu, progress.sub(0.02, 0.25) if progress else None,
                                            subregions_node=subregions_node)
         result = pipeline.map_spine(volume, lab, params, decisions, progress.sub(0.25, 0.97) if progress else None)
-        subregions = described.pop("subregions", None)
         result.inputs = {"ct": provenance.describe_volume(volume), "vertebrae": described}
-        if subregions is not None:
-            result.inputs["subregions"] = {"kind": "Slicer label map node (SPINEPS sub-regions)", **subregions}
+        if lab.subregion is not None:
+            result.inputs["subregions"] = {"kind": "Slicer label map node (SPINEPS sub-regions)",
+                                           "parts": lab.subregion_parts}
         if aorta_node is not None:
             kind = "segmentation segment" if _is(aorta_node, "vtkMRMLSegmentationNode") else "label map node"
             result.inputs["aorta"] = {"kind": f"Slicer {kind}"}

@@ -93,7 +93,12 @@ class RibCheck:
                 "vertebrae_with_rib": list(self.with_rib)}
 
 
-def _axis_samples(bodies: np.ndarray, us: np.ndarray, step_mm: float = 2.0, extend_mm: float = 40.0) -> np.ndarray:
+#: The spine line is extended this far (mm) beyond the first and last vertebra.
+AXIS_EXTEND_MM = 40.0
+
+
+def _axis_samples(bodies: np.ndarray, us: np.ndarray, step_mm: float = 2.0,
+                  extend_mm: float = AXIS_EXTEND_MM) -> np.ndarray:
     """Points along the line through the body centres, extended beyond the end vertebrae
     along their own cranial axes, every ``step_mm``."""
     pts = [bodies[0] + us[0] * extend_mm]
@@ -134,10 +139,10 @@ def rib_bearing_vertebrae(volume: Volume, names: list[str], bodies: np.ndarray, 
     if n < 2:
         return [], []
     bodies = np.asarray(bodies, float)
-    # arc length along the spine of each body centre (0 at the most cranial)
-    arc_body = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(bodies, axis=0), axis=1))]
+    # arc length along the spine of each body centre (0 at the most cranial), and the
     # distance to the neighbours (the first and last: to their only one)
     gaps = np.linalg.norm(np.diff(bodies, axis=0), axis=1)
+    arc_body = np.r_[0.0, np.cumsum(gaps)]
     spacing = (np.r_[gaps[0], gaps] + np.r_[gaps, gaps[-1]]) / 2
     # which vertebrae can be checked: the field of view reaches a rib's length beside them
     reach = RIB_REACH_MM + 5.0
@@ -174,7 +179,7 @@ def rib_bearing_vertebrae(volume: Volume, names: list[str], bodies: np.ndarray, 
 
     # nearest point of the spine line: radial distance, local x (right) / y (anterior)
     line = _axis_samples(bodies, us)
-    line_arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))] - 40.0
+    line_arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))] - AXIS_EXTEND_MM
     line_u, line_r, line_a = (_interp_axes(np.asarray(v, float), arc_body, line_arc) for v in (us, rs, as_))
     from scipy.spatial import cKDTree
     _, near = cKDTree(line).query(ras, workers=-1)

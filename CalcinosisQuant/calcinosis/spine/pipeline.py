@@ -319,9 +319,8 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
     if aorta is not None:
         inputs["aorta"] = _describe_file(aorta, record_paths, kind="aorta mask")
     if subregions is not None:
-        inputs["subregions"] = _describe_file(subregions, record_paths, kind="SPINEPS sub-region mask")
-        inputs["subregions"].update(lab.inputs.pop("subregions", {}))
-        inputs["vertebrae"].pop("subregions", None)
+        inputs["subregions"] = dict(_describe_file(subregions, record_paths, kind="SPINEPS sub-region mask"),
+                                    parts=lab.subregion_parts)
     if overrides is not None:
         inputs["overrides"] = _describe_file(overrides, record_paths, kind="reader overrides")
     result.inputs = inputs

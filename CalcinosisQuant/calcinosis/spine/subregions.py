@@ -53,16 +53,16 @@ def part_lut() -> np.ndarray:
     return lut
 
 
-def read_subregions(path: str | Path, reference, box_slices) -> tuple[np.ndarray, dict]:
+def read_subregions(path: str | Path, reference, box_slices) -> tuple[np.ndarray, list[str]]:
     """The sub-region mask file ``path`` on the CT grid ``reference`` (a Geometry), cut to
-    the spine's box: (part codes uint8, what was read)."""
+    the spine's box: (part codes uint8, the parts it holds)."""
     path = Path(path)
     return subregions_on_box(image_io.load_label_image(path), reference, box_slices, path.name)
 
 
-def subregions_on_box(li: LabelImage, reference, box_slices, source: str) -> tuple[np.ndarray, dict]:
+def subregions_on_box(li: LabelImage, reference, box_slices, source: str) -> tuple[np.ndarray, list[str]]:
     """A sub-region mask on its own grid (a file read, or the panel's label map node) on
-    the CT grid ``reference``, cut to the spine's box: (part codes uint8, what was read).
+    the CT grid ``reference``, cut to the spine's box: (part codes uint8, the parts it holds).
     Values that are not SPINEPS sub-regions are an error naming them."""
     values = set()
     for layer in li.layers:
@@ -86,4 +86,4 @@ def subregions_on_box(li: LabelImage, reference, box_slices, source: str) -> tup
     if not codes.any():
         raise InputError(f"{source}: the sub-region mask holds no voxel near the spine of this CT (another "
                          "scan's?)")
-    return codes, {"parts": present}
+    return codes, present

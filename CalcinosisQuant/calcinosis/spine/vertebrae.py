@@ -91,6 +91,7 @@ class SpineLabels:
     inputs: dict = field(default_factory=dict)
     voxels_cache: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
     subregion: np.ndarray | None = None     # SPINEPS sub-region part codes (:mod:`.subregions`)
+    subregion_parts: list[str] | None = None   # the parts that mask holds
 
     @property
     def box_geometry(self) -> Geometry:
@@ -763,7 +764,7 @@ def add_subregions(lab: SpineLabels, path: str | Path) -> None:
     """Read a SPINEPS sub-region mask onto the box (:mod:`.subregions`); its canal and discs
     also mark the canal and the disc spaces where the vertebra input has none."""
     from .subregions import read_subregions
-    lab.subregion, lab.inputs["subregions"] = read_subregions(path, lab.geometry, lab.box.slices)
+    lab.subregion, lab.subregion_parts = read_subregions(path, lab.geometry, lab.box.slices)
 
 
 def spine_labels(volume: Volume, label_image: LabelImage | None = None, points: list | None = None,
