@@ -131,7 +131,43 @@ def test_welch_and_mann_whitney_options_against_independent_routes():
     p = sum(1 for u in us if abs(u - mean_u) >= abs(u_obs - mean_u) - 1e-12) / len(us)
     mw = groups.mann_whitney(a, b)
     assert mw.p_value == pytest.approx(p, rel=1e-12)
-    assert mw.test == "Mann-Whitney U"
+    assert mw.test == "Mann-Whitney U" and mw.p_method == groups.P_MW_EXACT
+
+
+def test_mann_whitney_with_ties_or_50_per_group_is_the_named_normal_approximation():
+    """scipy's 'auto' would be exact only below 8 per group; here the choice is R's
+    (exact without ties and below 50 per group), and the approximation is checked against
+    the formula: z = (|U - mn/2| - 0.5) / sqrt(mn/12 (N + 1 - sum(t^3 - t)/(N(N - 1))))."""
+    rng = np.random.default_rng(8)
+    for a, b in ((np.round(rng.normal(10, 3, 9)), np.round(rng.normal(12, 3, 11))),   # ties
+                 (rng.normal(0, 1, 55), rng.normal(0.4, 1, 60))):                     # 55 and 60, no ties
+        mw = groups.mann_whitney(a, b)
+        m, n = len(a), len(b)
+        r = sps.rankdata(np.r_[a, b])
+        u = r[:m].sum() - m * (m + 1) / 2
+        _, t = np.unique(r, return_counts=True)
+        var = m * n / 12 * ((m + n + 1) - (t ** 3 - t).sum() / ((m + n) * (m + n - 1)))
+        z = (abs(u - m * n / 2) - 0.5) / math.sqrt(var)
+        assert mw.p_value == pytest.approx(2 * sps.norm.sf(z), rel=1e-9)
+        assert mw.p_method == groups.P_MW_NORMAL
+    a, b = rng.normal(0, 1, 30), rng.normal(1, 1, 40)                                   # exact at 30 and 40
+    mw = groups.mann_whitney(a, b)
+    assert mw.p_method == groups.P_MW_EXACT
+    assert mw.p_value == pytest.approx(sps.mannwhitneyu(a, b, method="exact").pvalue, rel=1e-12)
+
+
+def test_every_p_names_its_method_and_missing_is_counted_per_group():
+    t = _table2_cohort()
+    missing = (0, 1, 60)                     # two lcSSc patients, one dcSSc
+    t.add_column(Column("age_years", "double"), [None if i in missing else 30.0 + i % 37 for i in range(77)])
+    for cat, cont in (("chi2", "student"), ("fisher", "mannwhitney"), ("chi2", "welch")):
+        rows = groups.compare_groups(t, "subset", ["calcinosis", "age_years"], categorical_test_name=cat,
+                                     continuous_test_name=cont).tables["groups"].rows
+        assert all(r["p_method"] for r in rows if r["p_value"] is not None)
+        miss = [r for r in rows if r["level"] == groups.MISSING_LEVEL]
+        assert [r["variable"] for r in miss] == ["age_years"]
+        assert miss[0]["subset=lcSSc"] == "2" and miss[0]["subset=dcSSc"] == "1"
+        assert miss[0]["total"] == "3" and miss[0]["p_value"] is None
 
 
 def test_welch_anova_two_groups_equals_welch_t():

@@ -29,8 +29,8 @@ def test_friedman_against_hand_computed_ranks():
 def test_wilcoxon_exact_p_by_enumerating_sign_flips():
     a = np.array([120.0, 85.0, 300.0, 42.0, 16.0, 77.0, 210.0])
     b = np.array([100.0, 90.0, 240.0, 30.0, 15.0, 60.0, 150.0])
-    d = a - b
-    r = sps.rankdata(np.abs(d))
+    d = b - a                                  # second - first, the one direction of every difference
+    r = sps.rankdata(np.abs(d))                # |d| has a tie (60, 60): exact conditional on it
     w_plus = r[d > 0].sum()
     total = r.sum()
     stats = [sum(r[i] for i in range(len(d)) if s[i]) for s in itertools.product((0, 1), repeat=len(d))]
@@ -38,6 +38,7 @@ def test_wilcoxon_exact_p_by_enumerating_sign_flips():
     p = sum(1 for s in stats if abs(s - mid) >= abs(w_plus - mid) - 1e-12) / len(stats)
     res = modalities.paired(a, b)
     assert res.wilcoxon_p == pytest.approx(p, rel=1e-12)
+    assert res.wilcoxon_method.startswith("exact")
     # paired t by formula
     t = d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))
     assert res.t_statistic == pytest.approx(t, rel=1e-12)
@@ -94,8 +95,12 @@ def test_compare_modalities_on_cohort_tables():
     assert fr["n"] == 8
     w = next(r for r in rows if r["test"] == "Wilcoxon signed-rank")
     assert w["n"] == 16
-    assert w["mean_difference"] == pytest.approx(np.mean(np.subtract(ct, mri)))
-    assert w["p_value"] == pytest.approx(sps.wilcoxon(ct, mri).pvalue)
+    assert w["comparison"] == "MRI − CT"
+    assert w["mean_difference"] == pytest.approx(np.mean(np.subtract(mri, ct)))
+    assert w["p_value"] == pytest.approx(sps.wilcoxon(ct, mri, method="exact").pvalue)   # 16 pairs, no ties
+    assert w["p_method"] == modalities.P_WILCOXON_EXACT
+    t = next(r for r in rows if r["test"] == "paired t")
+    assert t["statistic"] == pytest.approx(sps.ttest_rel(mri, ct).statistic) and t["p_method"] == modalities.P_PAIRED_T
     sp = [r for r in rows if r["test"] == "Spearman rho"]
     assert {r["comparison"] for r in sp} == {"XR area vs CT volume", "XR area vs MRI volume"}
     ref = sps.spearmanr(area, ct).statistic
@@ -117,3 +122,33 @@ def test_too_few_units():
         modalities.friedman(np.array([[1.0, 2.0, 3.0]]))
     with pytest.raises(InputError, match="at least 3"):
         modalities.spearman([1, 2], [2, 3])
+
+
+def test_wilcoxon_from_50_pairs_is_the_named_normal_approximation():
+    """From 50 non-zero differences the P is the normal approximation with continuity and tie
+    correction (as R's wilcox.test(correct=TRUE)), checked against the formula."""
+    rng = np.random.default_rng(3)
+    a = rng.normal(100, 20, 60)
+    b = a + rng.normal(3, 10, 60)
+    b[:4] = a[:4]                                             # 4 zero differences, dropped
+    b[10] = a[10] + (b[11] - a[11])                           # a tie among |d|
+    res = modalities.paired(a, b)
+    d = (b - a)[b != a]
+    r = sps.rankdata(np.abs(d))
+    n = len(d)
+    w = r[d > 0].sum()
+    _, tie_counts = np.unique(r, return_counts=True)
+    var = n * (n + 1) * (2 * n + 1) / 24 - (tie_counts ** 3 - tie_counts).sum() / 48
+    z = (abs(w - n * (n + 1) / 4) - 0.5) / np.sqrt(var)
+    assert res.wilcoxon_p == pytest.approx(2 * sps.norm.sf(z), rel=1e-9)
+    assert res.wilcoxon_method == modalities.P_WILCOXON_NORMAL
+    assert res.mean_diff == pytest.approx((b - a).mean())
+
+
+def test_wilcoxon_exact_matches_scipy_without_ties():
+    rng = np.random.default_rng(5)
+    for n in (2, 6, 11, 20):
+        a, b = rng.normal(size=n), rng.normal(size=n)
+        s, p = modalities.wilcoxon_exact(b - a)
+        ref = sps.wilcoxon(b, a, method="exact")
+        assert p == pytest.approx(ref.pvalue, rel=1e-12) and s == ref.statistic

@@ -154,9 +154,9 @@ def test_compare_three_modalities(hand_results, tmp_path):
         assert row["ct_lesion_count"] == c["lesion_count"] and row["mri_lesion_count"] == m["lesion_count"]
         assert row["xr_total_area_mm2"] == pytest.approx(x["total_area_mm2"])
         assert row["ct_total_projected_area_mm2"] == pytest.approx(c["total_projected_area_mm2"])
-        assert row["ct_minus_mri_volume_mm3"] == pytest.approx(c["total_volume_mm3"] - m["total_volume_mm3"])
+        assert row["mri_minus_ct_volume_mm3"] == pytest.approx(m["total_volume_mm3"] - c["total_volume_mm3"])
     hand = read(out / "compare_hand.csv")
-    assert hand.rows[0]["modalities"] == "XR;CT;MR" and hand.rows[0]["ct_minus_mri_volume_mm3"] > 0
+    assert hand.rows[0]["modalities"] == "XR;CT;MR" and hand.rows[0]["mri_minus_ct_volume_mm3"] < 0
 
 
 def test_compare_two_modalities(hand_results, tmp_path):
@@ -174,7 +174,7 @@ def test_compare_two_modalities(hand_results, tmp_path):
         assert row["ct_total_volume_mm3"] == pytest.approx(c["total_volume_mm3"])
         assert row["xr_total_area_mm2"] == pytest.approx(x["total_area_mm2"])
         assert row["mri_lesion_count"] is None and row["mri_total_volume_mm3"] is None
-        assert row["ct_minus_mri_volume_mm3"] is None
+        assert row["mri_minus_ct_volume_mm3"] is None
     assert read(out / "compare_hand.csv").rows[0]["modalities"] == "XR;CT"
 
 

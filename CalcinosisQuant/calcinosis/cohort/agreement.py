@@ -431,8 +431,9 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
                         "loa_high_ci_low": ba.loa_high_ci[0], "loa_high_ci_high": ba.loa_high_ci[1],
                         "proportional_bias_slope": ba.slope, "proportional_bias_p": ba.slope_p,
                         "method": f"ICC(A,1) two-way random, absolute agreement, single measures (McGraw & Wong 1996; "
-                                  f"F-based CI); Bland-Altman: bias = mean({labs[1]} − {labs[0]}), limits bias ± "
-                                  f"{loa_multiplier:g} SD", "note": icc.note})
+                                  f"F-based CI; P: F test on (n − 1, n − 1) df); Bland-Altman: bias = mean({labs[1]} − {labs[0]}) "
+                                  f"(second − first), limits bias ± {loa_multiplier:g} SD; proportional bias P: t test "
+                                  f"of the slope on n − 2 df", "note": icc.note})
             if math.isnan(icc.icc):
                 icc_text = icc.note
             elif math.isnan(icc.ci_low) or math.isnan(icc.f_value):

@@ -26,6 +26,19 @@ from .formatting import StatsResult, digits_for, fmt_mean_sd, fmt_median_iqr, fm
 CATEGORICAL_TESTS = ("chi2", "fisher")
 CONTINUOUS_TESTS = ("student", "welch", "mannwhitney")
 
+#: How each P is obtained, named on its row (column p_method)
+P_CHI2 = "chi-squared distribution, no continuity correction"
+P_FISHER = "exact: sum over tables with the observed margins no more probable than the observed one (two-sided)"
+P_T = "t distribution (two-sided)"
+P_F = "F distribution"
+P_MW_EXACT = "exact: null distribution of U enumerated (two-sided; no ties, both groups < 50)"
+P_MW_NORMAL = "normal approximation with continuity and tie correction (two-sided)"
+P_KW = "chi-squared approximation, tie-corrected"
+#: The level of the row that counts, per group, the patients without a value
+MISSING_LEVEL = "(missing)"
+#: Mann-Whitney P exact below this group size when there are no ties (as R's wilcox.test)
+MW_EXACT_BELOW = 50
+
 
 @dataclass
 class TestResult:
@@ -34,6 +47,7 @@ class TestResult:
     df: float | None
     p_value: float | None
     note: str = ""
+    p_method: str = ""   # how P was obtained: exact, which approximation, which correction
 
 
 # ---------------------------------------------------------------------- categorical tests
@@ -51,7 +65,7 @@ def pearson_chi2(table: np.ndarray) -> TestResult:
     small = int((expected < 5).sum())
     note = (f"expected count < 5 in {small} of {expected.size} cells: consider Fisher's exact test"
             if small else "")
-    return TestResult("Pearson chi-squared", chi2, float(df), p, note)
+    return TestResult("Pearson chi-squared", chi2, float(df), p, note, P_CHI2)
 
 
 def fisher_exact(table: np.ndarray) -> TestResult:
@@ -62,10 +76,10 @@ def fisher_exact(table: np.ndarray) -> TestResult:
         return TestResult("Fisher exact", None, None, None, "not computed: a single category or group")
     if t.shape == (2, 2):
         res = sps.fisher_exact(t)
-        return TestResult("Fisher exact", None, None, float(res.pvalue))
+        return TestResult("Fisher exact", None, None, float(res.pvalue), "", P_FISHER)
     p = fisher_exact_rxc(t)
     if p is not None:
-        return TestResult("Fisher exact (r×c, Freeman-Halton, exact)", None, None, p)
+        return TestResult("Fisher exact (r×c, Freeman-Halton, exact)", None, None, p, "", P_FISHER)
     # too many tables to enumerate: a Monte Carlo estimate, named as one
     try:
         res = sps.fisher_exact(t, method=sps.MonteCarloMethod(n_resamples=FISHER_MC_RESAMPLES,
@@ -77,7 +91,9 @@ def fisher_exact(table: np.ndarray) -> TestResult:
     se = math.sqrt(max(pv * (1 - pv), 0.0) / FISHER_MC_RESAMPLES)
     return TestResult(f"Fisher (r×c, Monte Carlo: {FISHER_MC_RESAMPLES:,} tables, seed {FISHER_MC_SEED}, SE {se:.2g})",
                       None, None, pv, f"more than {FISHER_MAX_TABLES:,} tables with these margins: P estimated by "
-                                      "Monte Carlo, not exact")
+                                      "Monte Carlo, not exact",
+                      f"Monte Carlo estimate ({FISHER_MC_RESAMPLES:,} random tables with the observed margins, seed "
+                      f"{FISHER_MC_SEED}, SE {se:.2g})")
 
 
 #: Tables with the observed margins enumerated at most for the exact r×c test …
@@ -142,7 +158,7 @@ def student_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
     if len(a) < 2 or len(b) < 2:
         return TestResult("Student t (pooled)", None, None, None, "not computed: fewer than 2 values in a group")
     res = sps.ttest_ind(a, b, equal_var=True)
-    return TestResult("Student t (pooled)", float(res.statistic), float(len(a) + len(b) - 2), _p(res.pvalue))
+    return TestResult("Student t (pooled)", float(res.statistic), float(len(a) + len(b) - 2), _p(res.pvalue), "", P_T)
 
 
 def welch_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
@@ -152,15 +168,23 @@ def welch_t(a: Sequence[float], b: Sequence[float]) -> TestResult:
     res = sps.ttest_ind(a, b, equal_var=False)
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va + vb > 0 else float("nan")
-    return TestResult("Welch t", float(res.statistic), float(df), _p(res.pvalue))
+    return TestResult("Welch t", float(res.statistic), float(df), _p(res.pvalue), "", P_T + ", Welch-Satterthwaite df")
 
 
 def mann_whitney(a: Sequence[float], b: Sequence[float]) -> TestResult:
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 1 or len(b) < 1:
         return TestResult("Mann-Whitney U", None, None, None, "not computed: an empty group")
-    res = sps.mannwhitneyu(a, b, alternative="two-sided", method="auto")
-    return TestResult("Mann-Whitney U", float(res.statistic), None, _p(res.pvalue))
+    # the method chosen here, not by scipy's "auto" (exact only below 8): exact as R's
+    # wilcox.test when there are no ties and both groups are under 50, else the normal
+    # approximation with continuity and tie correction
+    ties = len(np.unique(np.concatenate([a, b]))) < len(a) + len(b)
+    exact = not ties and len(a) < MW_EXACT_BELOW and len(b) < MW_EXACT_BELOW
+    res = sps.mannwhitneyu(a, b, alternative="two-sided", method="exact" if exact else "asymptotic",
+                           use_continuity=True)
+    note = "" if exact or not ties else "ties: P from the normal approximation"
+    return TestResult("Mann-Whitney U", float(res.statistic), None, _p(res.pvalue), note,
+                      P_MW_EXACT if exact else P_MW_NORMAL)
 
 
 def anova_oneway(groups: Sequence[Sequence[float]]) -> TestResult:
@@ -168,7 +192,8 @@ def anova_oneway(groups: Sequence[Sequence[float]]) -> TestResult:
     if any(len(g) < 1 for g in gs) or sum(len(g) for g in gs) - len(gs) < 1:
         return TestResult("one-way ANOVA", None, None, None, "not computed: too few values")
     res = sps.f_oneway(*gs)
-    return TestResult("one-way ANOVA", float(res.statistic), float(len(gs) - 1), _p(res.pvalue))
+    return TestResult("one-way ANOVA", float(res.statistic), float(len(gs) - 1), _p(res.pvalue), "",
+                      f"{P_F} on ({len(gs) - 1}, {sum(len(g) for g in gs) - len(gs)}) df")
 
 
 def welch_anova(groups: Sequence[Sequence[float]]) -> TestResult:
@@ -187,7 +212,8 @@ def welch_anova(groups: Sequence[Sequence[float]]) -> TestResult:
     lam = ((1 - w / w.sum()) ** 2 / (n - 1)).sum()
     f = ((w * (m - mw) ** 2).sum() / (k - 1)) / (1 + 2 * (k - 2) / (k ** 2 - 1) * lam)
     df2 = (k ** 2 - 1) / (3 * lam)
-    return TestResult("Welch ANOVA", float(f), float(k - 1), float(sps.f.sf(f, k - 1, df2)))
+    return TestResult("Welch ANOVA", float(f), float(k - 1), float(sps.f.sf(f, k - 1, df2)), "",
+                      f"{P_F} on ({k - 1}, {df2:.2f}) df (Welch 1951)")
 
 
 def kruskal(groups: Sequence[Sequence[float]]) -> TestResult:
@@ -196,7 +222,7 @@ def kruskal(groups: Sequence[Sequence[float]]) -> TestResult:
         res = sps.kruskal(*gs)
     except ValueError as e:
         return TestResult("Kruskal-Wallis", None, None, None, f"not computed: {e}")
-    return TestResult("Kruskal-Wallis", float(res.statistic), float(len(gs) - 1), _p(res.pvalue))
+    return TestResult("Kruskal-Wallis", float(res.statistic), float(len(gs) - 1), _p(res.pvalue), "", P_KW)
 
 
 def _p(p) -> float | None:
@@ -336,12 +362,19 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
                 detail_rows.append(_cont_detail(var, g, vals[g]))
             detail_rows.append(_cont_detail(var, "total", allv))
             out_rows.append(_with_test(row, res, n_missing))
+        if n_missing:
+            row = {"variable": var, "level": MISSING_LEVEL, "kind": kind, "summary": "n", "total": str(n_missing),
+                   "n_missing": n_missing}
+            for g in labels:
+                row[g] = str(sum(1 for r in grouped[g] if is_blank(r[var])))
+            out_rows.append(row)
 
     if not out_rows:
         raise InputError(f"{source}: no variable to compare (give --vars)")
     # ------------------------------------------------------------ tables
     cols = [Column("variable", "string", "", "Variable (column of the input table)"),
-            Column("level", "string", "", "Category shown on this row (binary: the 'yes'/1 count)"),
+            Column("level", "string", "", "Category shown on this row (binary: the 'yes'/1 count; "
+                                          "'(missing)': patients without a value, per group)"),
             Column("kind", "string", "", "binary | categorical | continuous"),
             Column("summary", "string", "", "What the cells show: n (%) or mean ± SD (median [IQR] with Mann-Whitney)"),
             Column("total", "string", "", f"All patients (n={len(rows)})", f"Total (n={len(rows)})")]
@@ -351,6 +384,7 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
     cols += [Column("p_value", "double", "", "P value of the test named in column test"),
              Column("p", "string", "", "P value as printed (3 decimals, <0.001)"),
              Column("test", "string", "", "Test that produced the P value"),
+             Column("p_method", "string", "", "How the P value was obtained: exact, or which approximation and correction"),
              Column("statistic", "double", "", "Test statistic: chi-squared, t, F, U or H (empty for Fisher's test)"),
              Column("df", "double", "", "Degrees of freedom of the statistic (Welch: fractional; empty where none)"),
              Column("n_missing", "int", "", "Patients without a value for this variable (left out of its counts)"),
@@ -374,14 +408,16 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
     text_rows, classes = [], []
     for r in renamed:
         name = r["variable"] if not r["level"] or r["kind"] == "binary" else f"  {r['level']}"
-        if r["kind"] == "continuous":
+        if r["level"] == MISSING_LEVEL:
+            name = "  missing, n"
+        elif r["kind"] == "continuous":
             name = f"{r['variable']}, {r['summary']}"
         elif r["kind"] == "binary":
             name = f"{r['variable']}, n (%)"
         elif not r["level"]:
             name = f"{r['variable']}, n (%)"
         text_rows.append([name, r["total"] or ""] + [r[gcol[g]] or "" for g in labels] + [r["p"] or "", r["test"] or ""])
-        classes.append("sub" if r["kind"] == "categorical" and r["level"] else "")
+        classes.append("sub" if (r["kind"] == "categorical" and r["level"]) or r["level"] == MISSING_LEVEL else "")
     ctest = {"chi2": "Pearson chi-squared without continuity correction", "fisher": "Fisher's exact test"}[categorical_test_name]
     ntest = {"student": "Student's t-test with pooled variance (one-way ANOVA for >2 groups)",
              "welch": "Welch's t-test (Welch ANOVA for >2 groups)",
@@ -391,7 +427,8 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
         if r["note"]:
             notes.append(f"{r['variable']}: {r['note']}")
     notes.insert(0, f"Source: {source}; {len(rows)} patients. Categorical: {ctest}; continuous: {ntest}; α = 0.05. "
-                    "Percentages are of patients with a value.")
+                    "Percentages are of patients with a value; a 'missing' row under a variable counts, per group, the "
+                    "patients without one.")
     md = f"### {title}\n\n" + markdown_table(header, text_rows)
     ht = f"<h3>{title}</h3>\n" + html_table(header, text_rows, row_classes=classes)
     return StatsResult("groups", {"groups": t, "groups_detail": detail}, md, ht, notes=notes,
@@ -402,8 +439,8 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
 
 
 def _with_test(row: dict, res: TestResult, n_missing: int) -> dict:
-    row.update({"p_value": res.p_value, "p": fmt_p(res.p_value), "test": res.test, "statistic": res.statistic,
-                "df": res.df, "n_missing": n_missing, "note": res.note})
+    row.update({"p_value": res.p_value, "p": fmt_p(res.p_value), "test": res.test, "p_method": res.p_method,
+                "statistic": res.statistic, "df": res.df, "n_missing": n_missing, "note": res.note})
     return row
 
 

@@ -4,6 +4,10 @@
   ranks within each hand), with mean (SD) per modality;
 * CT vs MRI volume per finger: **paired** — mean difference (SD), **Wilcoxon signed-rank**
   and **paired t**;
+
+Differences are **second − first** everywhere in the cohort statistics (here MRI − CT, the
+modalities in the order XR, CT, MRI; in ``agreement`` the second reading − the first; in
+``change`` follow-up − baseline).  Every P names how it was obtained (column ``p_method``).
 * **Spearman ρ** with P between the radiographic area and CT/MRI volume or projected area.
 
 The rank tests are scipy's (``friedmanchisquare``, ``wilcoxon``, ``spearmanr``); the tests
@@ -27,6 +31,16 @@ from .formatting import StatsResult, fmt_mean_sd, fmt_num, fmt_p, html_table, ma
 
 MODALITY_LABEL = {"xr": "XR", "ct": "CT", "mri": "MRI"}
 
+#: How each P is obtained, named on its row (column p_method)
+P_FRIEDMAN = "chi-squared approximation, tie-corrected"
+P_WILCOXON_EXACT = ("exact: all 2^n sign assignments of the midranks (two-sided; zero differences dropped, "
+                    "n < 50; with ties conditional on them)")
+P_WILCOXON_NORMAL = "normal approximation with continuity and tie correction (two-sided; zero differences dropped)"
+P_PAIRED_T = "t distribution on n − 1 df (two-sided)"
+P_SPEARMAN = "t approximation on n − 2 df (two-sided)"
+#: Wilcoxon signed-rank P exact below this number of non-zero differences
+WILCOXON_EXACT_BELOW = 50
+
 
 @dataclass
 class FriedmanResult:
@@ -44,13 +58,14 @@ class PairedResult:
     n: int
     mean_a: float
     mean_b: float
-    mean_diff: float      # mean of a - b
+    mean_diff: float      # mean of b - a (second - first)
     sd_diff: float
     wilcoxon_statistic: float | None
     wilcoxon_p: float | None
-    t_statistic: float | None
+    t_statistic: float | None   # of b - a
     t_p: float | None
     note: str = ""
+    wilcoxon_method: str = ""
 
 
 @dataclass
@@ -68,7 +83,7 @@ def friedman(matrix: np.ndarray) -> FriedmanResult:
         raise InputError("Friedman test needs 3 or more modalities (use the Wilcoxon signed-rank test for 2)")
     if n < 2:
         raise InputError(f"Friedman test: {n} hand(s) seen by every modality; at least 2 are needed")
-    if np.all(Y == Y[:, :1]):
+    if np.all(Y == Y[:, :1]):   # every hand the same under every modality: nothing to rank
         stat, p = 0.0, 1.0
     else:
         res = sps.friedmanchisquare(*[Y[:, j] for j in range(k)])
@@ -82,23 +97,51 @@ def paired(a: Sequence[float], b: Sequence[float]) -> PairedResult:
     n = len(a)
     if n < 2:
         raise InputError(f"paired comparison: {n} pair(s); at least 2 are needed")
-    d = a - b
-    note = ""
+    d = b - a
+    note, w_method = "", ""
     if np.all(d == 0):
         w_s, w_p, t_s, t_p = 0.0, 1.0, 0.0, 1.0
         note = "all differences are zero"
     else:
-        w = sps.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
-        w_s, w_p = float(w.statistic), float(w.pvalue)
-        if d.std(ddof=1) == 0:
-            t_s, t_p = float("inf"), 0.0
+        # exact below 50 pairs: every sign assignment of the (mid)ranks of |d|, zeros dropped
+        # (Wilcoxon's method) - exact also with tied differences, conditional on the ties;
+        # from 50 pairs the normal approximation with continuity and tie correction
+        nz = d[d != 0]
+        if len(nz) < WILCOXON_EXACT_BELOW:
+            w_s, w_p = wilcoxon_exact(nz)
+            w_method = P_WILCOXON_EXACT
         else:
-            t = sps.ttest_rel(a, b)
+            w = sps.wilcoxon(b, a, zero_method="wilcox", alternative="two-sided", correction=True, method="approx")
+            w_s, w_p = float(w.statistic), float(w.pvalue)
+            w_method = P_WILCOXON_NORMAL
+        if d.std(ddof=1) == 0:
+            t_s, t_p = math.copysign(float("inf"), float(d.mean())), 0.0
+        else:
+            t = sps.ttest_rel(b, a)
             t_s, t_p = float(t.statistic), float(t.pvalue)
         if int((d == 0).sum()):
             note = f"{int((d == 0).sum())} zero differences left out of the signed-rank test (Wilcoxon's method)"
     return PairedResult(n, float(a.mean()), float(b.mean()), float(d.mean()), float(d.std(ddof=1)), w_s, w_p, t_s,
-                        t_p, note)
+                        t_p, note, w_method)
+
+
+def wilcoxon_exact(d: np.ndarray) -> tuple[float, float]:
+    """Wilcoxon signed-rank test of the non-zero differences ``d``, exact: the null
+    distribution of W+ over all 2^n sign assignments of the midranks of |d|, counted by
+    dynamic programming on doubled ranks (integers).  Returns (min(W+, W-), two-sided P =
+    share of assignments at least as far from n(n+1)/4 as the observed W+)."""
+    d = np.asarray(d, float)
+    r2 = np.rint(2 * sps.rankdata(np.abs(d))).astype(np.int64)    # doubled midranks are whole
+    total = int(r2.sum())
+    counts = np.zeros(total + 1)
+    counts[0] = 1.0
+    for r in r2:
+        counts[r:] += counts[:-r].copy()          # r >= 2: a doubled rank
+    w2 = int(r2[d > 0].sum())
+    dev = np.abs(2 * np.arange(total + 1) - total)
+    p = float(counts[dev >= abs(2 * w2 - total)].sum() / counts.sum())
+    w_plus = w2 / 2
+    return float(min(w_plus, total / 2 - w_plus)), min(1.0, p)
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> SpearmanResult:
@@ -154,14 +197,14 @@ def compare_modalities(hands: Table | None = None, digits: Table | None = None, 
                              "summary": "; ".join(f"{MODALITY_LABEL[m]} {fmt_mean_sd(fr.means[j], fr.sds[j])}"
                                                   for j, m in enumerate(mods)),
                              "statistic": fr.statistic, "df": fr.df, "p_value": fr.p_value, "test": "Friedman",
-                             "source": f"{src}: {count_column}"})
+                             "p_method": P_FRIEDMAN, "source": f"{src}: {count_column}"})
         elif len(mods) == 2:
             pr = paired([v[mods[0]] for _, v in complete], [v[mods[1]] for _, v in complete])
-            rows_out.append({"analysis": "lesions per hand", "comparison": f"{MODALITY_LABEL[mods[0]]} vs {MODALITY_LABEL[mods[1]]}",
+            rows_out.append({"analysis": "lesions per hand", "comparison": f"{MODALITY_LABEL[mods[1]]} − {MODALITY_LABEL[mods[0]]}",
                              "unit": "hand", "n": pr.n,
                              "summary": f"{MODALITY_LABEL[mods[0]]} {pr.mean_a:.1f}, {MODALITY_LABEL[mods[1]]} {pr.mean_b:.1f}",
                              "mean_difference": pr.mean_diff, "sd_difference": pr.sd_diff,
-                             "statistic": pr.wilcoxon_statistic, "p_value": pr.wilcoxon_p,
+                             "statistic": pr.wilcoxon_statistic, "p_value": pr.wilcoxon_p, "p_method": pr.wilcoxon_method,
                              "test": "Wilcoxon signed-rank (only 2 modalities: no Friedman)", "source": f"{src}: {count_column}"})
             notes.append("Only two modalities in the per-hand table: counts compared with the Wilcoxon signed-rank test.")
         else:
@@ -178,12 +221,14 @@ def compare_modalities(hands: Table | None = None, digits: Table | None = None, 
         _one_reading(list(vol.items()), keys_d)
         if len(pairs) >= 2:
             pr = paired([p[0] for p in pairs], [p[1] for p in pairs])
-            base = {"analysis": "volume per finger", "comparison": "CT − MRI", "unit": "finger", "n": pr.n,
+            base = {"analysis": "volume per finger", "comparison": "MRI − CT", "unit": "finger", "n": pr.n,
                     "summary": f"CT {pr.mean_a:.1f} mm³, MRI {pr.mean_b:.1f} mm³",
                     "mean_difference": pr.mean_diff, "sd_difference": pr.sd_diff, "source": f"{src}: {volume_column}",
                     "note": pr.note}
-            rows_out.append(dict(base, statistic=pr.wilcoxon_statistic, p_value=pr.wilcoxon_p, test="Wilcoxon signed-rank"))
-            rows_out.append(dict(base, statistic=pr.t_statistic, df=pr.n - 1, p_value=pr.t_p, test="paired t"))
+            rows_out.append(dict(base, statistic=pr.wilcoxon_statistic, p_value=pr.wilcoxon_p, test="Wilcoxon signed-rank",
+                                 p_method=pr.wilcoxon_method))
+            rows_out.append(dict(base, statistic=pr.t_statistic, df=pr.n - 1, p_value=pr.t_p, test="paired t",
+                                 p_method=P_PAIRED_T))
         else:
             notes.append("Volume per finger: fewer than 2 fingers measured by both CT and MRI, no paired comparison.")
         area = pivot(digits, keys_d, "modality", area_column) if digits.has_column(area_column) else {}
@@ -199,7 +244,8 @@ def compare_modalities(hands: Table | None = None, digits: Table | None = None, 
             sp = spearman([p[0] for p in xy], [p[1] for p in xy])
             rows_out.append({"analysis": "correlation per finger", "comparison": f"XR area vs {label}", "unit": "finger",
                              "n": sp.n, "summary": f"rho = {fmt_num(sp.rho, 2)}", "statistic": sp.rho,
-                             "p_value": sp.p_value, "test": "Spearman rho", "source": f"{src}: {area_column} vs {col}"})
+                             "p_value": sp.p_value, "test": "Spearman rho", "p_method": P_SPEARMAN,
+                             "source": f"{src}: {area_column} vs {col}"})
     if not rows_out:
         raise InputError("modality comparison: nothing to compare (need the same hands or fingers measured by at least "
                          "two modalities)")
@@ -207,11 +253,12 @@ def compare_modalities(hands: Table | None = None, digits: Table | None = None, 
             Column("unit", "string", "", "Unit of analysis (hand or finger)"),
             Column("n", "int", "", "Units measured by all compared modalities"),
             Column("summary", "string", "", "Mean (SD) per modality, or rho"),
-            Column("mean_difference", "double", "", "Mean of the paired differences (first − second)"),
+            Column("mean_difference", "double", "", "Mean of the paired differences (second − first, as in comparison)"),
             Column("sd_difference", "double", "", "SD of the paired differences"),
             Column("statistic", "double", "", "Test statistic (Friedman chi-squared, Wilcoxon W, t, or rho)"),
             Column("df", "double", "", "Degrees of freedom"), Column("p_value", "double", "", "P value (two-sided)"),
             Column("p", "string", "", "P as printed"), Column("test", "string", "", "Test that produced P"),
+            Column("p_method", "string", "", "How P was obtained: exact, or which approximation and correction"),
             Column("source", "string", "", "Table and column(s) the numbers come from"),
             Column("note", "string", "", "Remarks")]
     for r in rows_out:
@@ -247,27 +294,30 @@ def compare_columns(table: Table, *, friedman_columns: Sequence[str] = (), pairs
         rows_out.append({"analysis": "repeated measures", "comparison": " vs ".join(friedman_columns), "unit": "row",
                          "n": fr.n, "summary": "; ".join(f"{c} {fmt_mean_sd(fr.means[j], fr.sds[j])}"
                                                           for j, c in enumerate(friedman_columns)),
-                         "statistic": fr.statistic, "df": fr.df, "p_value": fr.p_value, "test": "Friedman", "source": src})
+                         "statistic": fr.statistic, "df": fr.df, "p_value": fr.p_value, "test": "Friedman",
+                         "p_method": P_FRIEDMAN, "source": src})
     for a, b in pairs:
         xy = complete([a, b])
         pr = paired([p[0] for p in xy], [p[1] for p in xy])
-        base = {"analysis": "paired", "comparison": f"{a} − {b}", "unit": "row", "n": pr.n,
+        base = {"analysis": "paired", "comparison": f"{b} − {a}", "unit": "row", "n": pr.n,
                 "summary": f"{a} {pr.mean_a:.2f}, {b} {pr.mean_b:.2f}", "mean_difference": pr.mean_diff,
                 "sd_difference": pr.sd_diff, "source": src, "note": pr.note}
-        rows_out.append(dict(base, statistic=pr.wilcoxon_statistic, p_value=pr.wilcoxon_p, test="Wilcoxon signed-rank"))
-        rows_out.append(dict(base, statistic=pr.t_statistic, df=pr.n - 1, p_value=pr.t_p, test="paired t"))
+        rows_out.append(dict(base, statistic=pr.wilcoxon_statistic, p_value=pr.wilcoxon_p, test="Wilcoxon signed-rank",
+                             p_method=pr.wilcoxon_method))
+        rows_out.append(dict(base, statistic=pr.t_statistic, df=pr.n - 1, p_value=pr.t_p, test="paired t",
+                             p_method=P_PAIRED_T))
     for a, b in correlations:
         xy = complete([a, b])
         sp = spearman([p[0] for p in xy], [p[1] for p in xy])
         rows_out.append({"analysis": "correlation", "comparison": f"{a} vs {b}", "unit": "row", "n": sp.n,
                          "summary": f"rho = {fmt_num(sp.rho, 2)}", "statistic": sp.rho, "p_value": sp.p_value,
-                         "test": "Spearman rho", "source": src})
+                         "test": "Spearman rho", "p_method": P_SPEARMAN, "source": src})
     if not rows_out:
         raise InputError("give --friedman COLS, --pair A,B or --correlate A,B")
     cols = [Column("analysis", "string"), Column("comparison", "string"), Column("unit", "string"), Column("n", "int"),
             Column("summary", "string"), Column("mean_difference", "double"), Column("sd_difference", "double"),
             Column("statistic", "double"), Column("df", "double"), Column("p_value", "double"), Column("p", "string"),
-            Column("test", "string"), Column("source", "string"), Column("note", "string")]
+            Column("test", "string"), Column("p_method", "string"), Column("source", "string"), Column("note", "string")]
     for r in rows_out:
         r["p"] = fmt_p(r.get("p_value"))
     t = Table(cols, rows_out, "modalities")

@@ -5,7 +5,7 @@ Input: result folders of ``calcinosis hand`` (each with ``provenance.json``,
 
 * ``compare_digits.csv``: one row per side x digit (thumb ... little, unassigned):
   lesion counts per modality, radiograph area, CT and MRI volume, CT (and MRI)
-  projected area, and the CT - MRI volume difference (the per-finger "within-finger
+  projected area, and the MRI - CT volume difference (second - first) (the per-finger "within-finger
   spread" study 1 tested);
 * ``compare_hand.csv``: the same per hand, with mean lesion size per modality.
 
@@ -81,7 +81,7 @@ def _columns() -> tuple[list[Column], list[Column]]:
         Column("ct_total_projected_area_mm2", "double", "mm2",
                "Sum of CT lesions' areas projected on the coronal plane (comparable with the radiograph area)"),
         Column("mri_total_projected_area_mm2", "double", "mm2", "Sum of MRI lesions' projected (coronal) areas"),
-        Column("ct_minus_mri_volume_mm3", "double", "mm3", "CT total volume minus MRI total volume"),
+        Column("mri_minus_ct_volume_mm3", "double", "mm3", "MRI total volume minus CT total volume (second − first, as everywhere)"),
     ]
     digit_cols = [Column("side", "string", "", "Hand: L, R or unknown"),
                   Column("digit", "string", "", "thumb, index, middle, ring, little or unassigned")] + per_mod + size
@@ -186,7 +186,7 @@ def _find(rows: list[dict], side: str | None, digit: str | None) -> dict | None:
 
 def _difference(row: dict) -> None:
     ct, mr = row.get("ct_total_volume_mm3"), row.get("mri_total_volume_mm3")
-    row["ct_minus_mri_volume_mm3"] = (ct - mr) if ct is not None and mr is not None else None
+    row["mri_minus_ct_volume_mm3"] = (mr - ct) if ct is not None and mr is not None else None
 
 
 __all__ = ["HandRun", "read_hand_result", "compare_runs"]
