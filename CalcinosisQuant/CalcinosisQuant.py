@@ -651,7 +651,7 @@ class CalcinosisQuantTest(ScriptedLoadableModuleTest):
             self.assertEqual(sorted(p.name for p in written), [
                 "digits.csv", "digits.schema.csv", "hand.csv", "hand.schema.csv", "lesion_assignment.csv",
                 "lesion_assignment.schema.csv", "lesion_labels.nrrd", "lesions.csv", "lesions.schema.csv",
-                "lesions.seg.nrrd", "provenance.json"])
+                "lesions.seg.nrrd", "provenance.json", "tables.xlsx"])
             self.assertTrue(hand.output_holds_result(folder / "result"))
 
             # the landmark list for a new image: every label, unplaced

@@ -93,6 +93,30 @@ def test_batch_measure_parallel_resume_and_failure(tmp_path, tiny_phantoms, mani
     assert code == 0 and _cases(out)["b-R1"]["run"] == "recovered"
 
 
+def test_cases_csv_command_reruns_the_case(tmp_path, tiny_phantoms, manifest_writer, cli):
+    """The command cases.csv records runs as written (with --record-paths) and gives the
+    case's own tables again; without --record-paths the paths are named by their column."""
+    import shlex
+    m = manifest_writer(tmp_path / "m.csv", _rows(tiny_phantoms)[:1])
+    out = tmp_path / "out"
+    for extra in ([], ["--force"]):                    # a first run, then a forced one
+        code, _, err = cli("batch", m, "-o", out, "--workers", "0", "--record-paths", "-q", *extra)
+        assert code == 0, err
+        command = _cases(out)["a-R1"]["command"]
+        words = shlex.split(command)
+        assert words[0] == "calcinosis" and words.count("-o") == 1 and words.count("--force") == 1, command
+        before = (out / "cases" / "a-R1" / "lesions.csv").read_bytes()
+        code, _, err = cli(*words[1:])
+        assert code == 0, (command, err)
+        assert (out / "cases" / "a-R1" / "lesions.csv").read_bytes() == before
+    code, _, err = cli("batch", m, "-o", tmp_path / "private", "--workers", "0", "-q")
+    assert code == 0, err
+    command = _cases(tmp_path / "private")["a-R1"]["command"]
+    assert str(tiny_phantoms["a"][0]) not in command and str(tmp_path) not in command
+    words = shlex.split(command)
+    assert words[:3] == ["calcinosis", "measure", "<image>"] and words[words.index("-o") + 1] == "<case folder>"
+
+
 def test_bad_manifest_writes_nothing(tmp_path, manifest_writer, cli):
     m = manifest_writer(tmp_path / "m.csv", [{"case_id": "c1", "patient_id": "P1", "task": "measure",
                                               "image": "missing.nrrd"}])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import io
 import re
 import sys
@@ -22,7 +23,8 @@ from calcinosis.core.tables import Table
 def _self_contained(html: str) -> None:
     assert "<html" in html and "</html>" in html
     srcs = re.findall(r'(?:src|href)="([^"]+)"', html)
-    external = [s for s in srcs if not (s.startswith("data:") or s.startswith("cases/") or s.startswith("#"))]
+    external = [s for s in srcs if not (s.startswith("data:") or s.startswith("cases/") or s.startswith("#")
+                                        or s == "../cohort.html")]
     assert external == [], external
     assert "<script" not in html
 
@@ -87,7 +89,7 @@ def test_cohort_report_sections(cohort_reports):
     _self_contained(html)
     for section in ("Spine: prevalence and distribution", "Hands: lesions per digit",
                     "Hands: comparison of modalities (study 1)", "Inter-reader agreement", "Intra-reader agreement",
-                    "Change over time", "Group comparison by subset", "Provenance of the batch"):
+                    "Change over time", "Group comparison by subset", "Parameters and provenance of the batch"):
         assert section in html, section
     assert "Not computed" not in html
     assert html.count("data:image/png;base64,") >= 6
@@ -180,10 +182,11 @@ def test_case_reports_without_matplotlib(pipeline_cases, tmp_path, monkeypatch):
         assert _tables_and_sections(html) == _tables_and_sections(with_figures[name])
         assert html.count("<table") >= 4, "summary tables, lesions and provenance"
         assert "Slice images left out: matplotlib is not installed" in html
-        figure = "lesions per digit" if name == "hand-xr" else "level by segment"
-        assert f"Figure left out ({figure}): matplotlib is not installed" in html
+        figures = ["hand schematic", "lesions per digit"] if name == "hand-xr" else ["spine schematic"]
+        for figure in figures:
+            assert f"Figure left out ({figure}): matplotlib is not installed" in html
         closing = re.search(r"Figures left out, matplotlib is not installed \([^)]*\): ([^<]*)<", html)
-        assert closing and closing.group(1) == f"{figure}; slice images of the lesions"
+        assert closing and closing.group(1) == "; ".join(figures + ["slice images of the lesions"])
 
 
 def test_cohort_report_without_matplotlib(synthetic_batch, cohort_reports, tmp_path, monkeypatch):
@@ -226,3 +229,75 @@ def test_no_link_to_a_case_page_that_is_not_written(synthetic_batch, tmp_path):
     html_text = (rep / "cohort.html").read_text(encoding="utf-8")
     assert f'href="cases/{gone}.html"' not in html_text and not (rep / "cases" / f"{gone}.html").exists()
     assert f'href="cases/{kept}.html"' in html_text and (rep / "cases" / f"{kept}.html").is_file()
+
+
+# ---------------------------------------------------------------------- in a browser
+@pytest.fixture(scope="module")
+def browser():
+    from chromium import browser_or_skip
+    with browser_or_skip() as b:
+        yield b
+
+
+def _check_page(browser, page, shots, name):
+    """Screen: no console error, every image shown, every contents link has its target, no
+    empty brackets; a screenshot to look at.  Print (A4): no table, image or code wider than
+    the page, no scrolling box that would cut a table, headings kept with what follows, rows
+    not split; and Chromium prints it to a PDF of at least one page."""
+    from chromium import A4_PRINT_WIDTH_PX, PRINT_CHECKS, SCREEN_CHECKS, pdf_page_count
+    browser.load(page)
+    assert browser.console_errors() == [], browser.console_errors()
+    assert browser.evaluate(SCREEN_CHECKS) == []
+    shot = browser.screenshot(shots / f"{name}.png")
+    assert Image.open(shot).size[1] > 900
+    browser.load(page, media="print", width=A4_PRINT_WIDTH_PX)
+    assert browser.evaluate(PRINT_CHECKS) == []
+    pdf = browser.pdf()
+    assert pdf.startswith(b"%PDF") and pdf_page_count(pdf) >= 1
+    (shots / f"{name}.pdf").write_bytes(pdf)
+    return browser.evaluate("document.body.innerText")
+
+
+@pytest.mark.parametrize("name", ["hand-xr", "spine"])
+def test_case_report_reads_well_in_chromium(name, pipeline_cases, browser, tmp_path, cli):
+    """The case page in a browser: summary and warnings before the details, a picture of this
+    patient (spine or hand schematic), human column titles with the column name on hover,
+    parameters as a table, and a clean print."""
+    case, image = pipeline_cases[name]
+    code, _, err = cli("report", case, "--image", image, "-o", tmp_path / "rep", "-q")
+    assert code == 0, err
+    page = tmp_path / "rep" / "report.html"
+    text = _check_page(browser, page, tmp_path, name)
+    html = page.read_text()
+    assert text.index("Summary") < text.index("Contents") < text.index("Lesion images") < text.index("Parameters")
+    picture = "spine schematic" if name == "spine" else "hand schematic"
+    assert len(_images(html).get(picture, [])) == 1
+    assert _coloured_pixels(_images(html)[picture][0]) > 100, "findings drawn on the schematic"
+    assert 'title="lesion_id' in html and ">Lesion ID<" in html          # human title, column name on hover
+    assert '{"' not in text.split("Parameters")[-1].split("Full provenance record")[0]   # no JSON dumped
+    prov_warnings = json.loads((case / "provenance.json").read_text()).get("warnings") or []
+    if prov_warnings:
+        assert text.index("Warnings of the run") < text.index("Contents")
+
+
+def test_cohort_report_reads_well_in_chromium(cohort_reports, browser, tmp_path):
+    rep, _ = cohort_reports
+    text = _check_page(browser, rep / "cohort.html", tmp_path, "cohort")
+    assert text.index("Summary") < text.index("Contents") < text.index("Cases")
+    assert "P = <" not in text and "(95% CI )" not in text
+    html = (rep / "cohort.html").read_text()
+    case_page = rep / re.findall(r'href="(cases/[^"]+)"', html)[0]
+    case_text = _check_page(browser, case_page, tmp_path, "cohort-case")
+    assert case_text.lstrip().startswith("← Cohort report")
+    assert '<a href="../cohort.html">' in case_page.read_text()
+
+
+def test_stats_page_has_a_title_and_prints(synthetic_batch, browser, tmp_path, cli):
+    out, _ = synthetic_batch
+    code, _, err = cli("stats", "agreement", out, "--var", "spine_any_calcification", "--var",
+                       "measure_ct_total_volume_mm3", "--between", "reader", "--where", "read=1",
+                       "--where", "time_point=baseline", "-o", tmp_path / "agr", "-q")
+    assert code == 0, err
+    text = _check_page(browser, tmp_path / "agr" / "agreement.html", tmp_path, "stats-agreement")
+    assert text.lstrip().startswith("Reader agreement")
+    assert "P < 0.001" in text or "P = " in text

@@ -716,7 +716,7 @@ def _(env, tmp):
 
 # structural form (hand-form check)
 def _form_with(env, cell: str) -> str:
-    lines = env["form"].read_text(encoding="utf-8").splitlines()
+    lines = env["form"].read_text(encoding="utf-8-sig").splitlines()
     header = lines[0].split(",")
     cells = lines[1].split(",")
     cells[len(header) - 1] = cell
@@ -803,7 +803,9 @@ for _name, _val in (("empty", ""), ("nan", "nan"), ("NA", "NA"), ("na", "na"), (
 
         def check(_o, _e):
             rows = [r for r in Table.read_csv(out / "groups.csv").rows if r["variable"] == "volume_mm3"]
-            assert len(rows) == 1 and int(rows[0]["n_missing"]) == 1
+            # the variable's row, and the row counting its missing value per group
+            assert [r["level"] for r in rows] == [None, "(missing)"] and int(rows[0]["n_missing"]) == 1
+            assert rows[1]["total"] == "1"
         return Expect(["stats", "groups", t, *_GROUPS[1:], "-o", out, "-q"], 0, out=out, keep=[t], check=check)
     case(f"stats-groups-cell-{_name}-accepted")(_stats_missing_value)
 

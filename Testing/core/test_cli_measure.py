@@ -21,10 +21,23 @@ def ct_phantom(tmp_path_factory):
     return d
 
 
+class _Unzipped:
+    """The XML of a workbook, read as one text (identifying names would show in it)."""
+    def __init__(self, path: Path):
+        self.path, self.name = path, path.name
+
+    def read_text(self) -> str:
+        import zipfile
+        with zipfile.ZipFile(self.path) as z:
+            return "".join(z.read(n).decode("utf-8") for n in z.namelist())
+
+
 def _text_files(folder: Path):
     for p in folder.rglob("*"):
         if p.is_file() and p.suffix in (".csv", ".json", ".txt", ".md", ".html"):
             yield p
+        elif p.is_file() and p.suffix == ".xlsx":
+            yield _Unzipped(p)
 
 
 def test_measure_dicom_ct_writes_the_contract(cli, ct_phantom, tmp_path):
@@ -32,8 +45,16 @@ def test_measure_dicom_ct_writes_the_contract(cli, ct_phantom, tmp_path):
     code, stdout, stderr = cli("measure", ct_phantom / "ct", "--threshold", "220", "-o", out)
     assert code == 0, stderr
     assert {p.name for p in out.iterdir()} == {"lesions.csv", "lesions.schema.csv", "lesion_labels.nrrd",
-                                               "lesions.seg.nrrd", "provenance.json"}
+                                               "lesions.seg.nrrd", "tables.xlsx", "provenance.json"}
     table = Table.read_csv(out / "lesions.csv")
+    assert (out / "lesions.csv").read_bytes().startswith(b"\xef\xbb\xbf")     # UTF-8 BOM: Excel reads ± and ³
+    openpyxl = pytest.importorskip("openpyxl")
+    ws = openpyxl.load_workbook(out / "tables.xlsx")["lesions"]
+    header = [c.value for c in ws[1]]
+    assert header[:len(table.columns)] == [f"{c.name} ({c.unit})" if c.unit else c.name for c in table.columns]
+    vol = header.index("volume_mm3 (mm3)")
+    assert [r[vol] for r in ws.iter_rows(min_row=2, values_only=True)] == pytest.approx(table.column("volume_mm3"),
+                                                                                          rel=1e-9)
     truth = Table.read_csv(ct_phantom / "truth.csv")
     assert len(table) == len(truth) == 6
     assert table.column_spec("volume_mm3").unit == "mm3"

@@ -119,10 +119,11 @@ def test_export_writes_what_the_command_line_writes(ct_node, phantom, tmp_path, 
     written = workflow.export(out, m)
     names = sorted(p.name for p in written)
     assert names == sorted(p.name for p in (tmp_path / "cli").iterdir())
-    assert names == ["lesion_labels.nrrd", "lesions.csv", "lesions.schema.csv", "lesions.seg.nrrd", "provenance.json"]
+    assert names == ["lesion_labels.nrrd", "lesions.csv", "lesions.schema.csv", "lesions.seg.nrrd", "provenance.json",
+                     "tables.xlsx"]
 
     def rows(path):
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             return [{k: v for k, v in r.items() if k != "source_segment"} for r in csv.DictReader(f)]
     assert rows(out / "lesions.csv") == rows(tmp_path / "cli" / "lesions.csv")
     assert (out / "lesions.schema.csv").read_text() == (tmp_path / "cli" / "lesions.schema.csv").read_text()
@@ -193,7 +194,7 @@ def test_export_after_the_volume_node_is_gone(mrml_scene, phantom, tmp_path):
     del node
     written = workflow.export(tmp_path / "out", m)
     assert (tmp_path / "out" / "lesions.csv").read_text().count("\n") == det.lesions.n + 1
-    assert len(written) == 5
+    assert len(written) == 6                      # with tables.xlsx
 
 
 def test_measurement_goes_stale_when_the_lesions_are_edited(ct_node):

@@ -33,12 +33,12 @@ LEVEL_NAMES = ["C7-T1"] + [f"T{n}-T{n + 1}" for n in range(1, 12)] + ["T12-L1"] 
 
 
 def _header(path):
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         return next(csv.reader(fh))
 
 
 def _rows(path):
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         return list(csv.DictReader(fh))
 
 

@@ -785,7 +785,7 @@ def test_spineps_subregion_node_gives_what_the_command_line_gives(session, mrml_
     code, _, err = cli("spine", ct_path, "--vertebrae", vert_path, "--subregions", sub_path, "-o", tmp_path / "out",
                        "-q")
     assert code == 0, err
-    rows = list(csv.DictReader(open(tmp_path / "out" / "lesions.csv", newline="", encoding="utf-8")))
+    rows = list(csv.DictReader(open(tmp_path / "out" / "lesions.csv", newline="", encoding="utf-8-sig")))
     assert [(x["level"], x["segment"], x["subsite"]) for x in rows] == [
         (x["level"], x["segment"], x["subsite"]) for x in result.table.rows]
     prov = json.loads((tmp_path / "out" / "provenance.json").read_text(encoding="utf-8"))

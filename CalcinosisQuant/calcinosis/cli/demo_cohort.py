@@ -90,7 +90,7 @@ def run(outdir: Path, force: bool) -> list[str]:
     data = base / "data"
     made = write_synthetic_cohort(data, n_patients=6, seed=7, hand=False, spine=False)
     manifest = Path(made["manifest"])
-    with open(manifest, newline="", encoding="utf-8") as fh:
+    with open(manifest, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh)) + _phantom_cases(data, 6)
     write_manifest(manifest, rows)
     batch = base / "batch"

@@ -20,7 +20,7 @@ def run(outdir: Path, force: bool) -> list[str]:
     out = outdir / "spine-tap"
     _call(["spine", str(data / "ct"), "--vertebrae", str(data / "vertebrae.nii.gz"), "-o", str(out), "-q"] + f)
     # a reader deletes the first calcification and calls the second one linear: kept on re-run
-    with open(out / "lesions.csv", encoding="utf-8") as fh:
+    with open(out / "lesions.csv", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     overrides = outdir / "spine-tap-overrides.csv"
     if not overrides.exists() or force:
@@ -36,7 +36,7 @@ def run(outdir: Path, force: bool) -> list[str]:
     corrected = outdir / "spine-tap-corrected"
     _call(["spine", str(data / "ct"), "--vertebrae", str(data / "vertebrae.nii.gz"), "--overrides", str(overrides),
            "-o", str(corrected), "-q"] + f)
-    with open(out / "patient.csv", encoding="utf-8") as fh:
+    with open(out / "patient.csv", encoding="utf-8-sig") as fh:
         p = next(csv.DictReader(fh))
     return [
         f"sample data:          {data}/ (truth.csv: true level, segment, sub-site, pattern)",

@@ -67,6 +67,7 @@ def run_compare(args) -> int:
         inputs = {r.modality: {"result_folder": r.folder.name, "case_id": r.case_id,
                                "image": (r.provenance.get("inputs") or {}).get("image", {}).get("input_id")}
                   for r in runs}
+        out.write_workbook()
         out.write_json(provenance.build_record("hand-compare", inputs, {"side": args.side},
                                                {"rows": len(digits), "sides": sorted({r["side"] for r in hand.rows})},
                                                warnings, out.written + ["provenance.json"],
@@ -78,13 +79,13 @@ def run_compare(args) -> int:
 
 
 def _write_table_files(table, path: Path, force: bool) -> None:
-    from calcinosis.core.tables import schema_path_for
+    from calcinosis.core.tables import csv_file_text, schema_path_for
     schema = schema_path_for(path)
     if not force:
         for p in (path, schema):
             if p.exists():
                 raise OutputExistsError(f"{p}: exists; choose another -o or pass --force to replace it")
-    write_file_atomic(path, table.to_csv_text(), force)
+    write_file_atomic(path, csv_file_text(table), force)
     write_file_atomic(schema, table.schema_csv_text(), True)
 
 

@@ -119,14 +119,26 @@ def _finish(args, res: StatsResult, inputs: dict) -> int:
             for name, t in res.tables.items():
                 out.write_table(t, f"{name}.csv")
             out.write_text(res.full_markdown(), f"{res.name}.md")
-            from calcinosis.cohort.report import HtmlDoc
-            doc = HtmlDoc(res.name)
+            from calcinosis.cohort.report import ANALYSIS_TITLES, HtmlDoc
+            import datetime as _dt
+            title = ANALYSIS_TITLES.get(res.name, res.name)
+            doc = HtmlDoc(title)
+            doc.h(1, title)
+            doc.p(f"calcinosis stats {res.name}; made {_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}"
+                  f"; tables in {res.name}.csv and tables.xlsx.", "meta")
+            doc.h(2, "Results")
             doc.stats(res)
+            if res.figures:
+                doc.h(2, "Figures")
             for fname, png in res.figures.items():
                 doc.img(png, fname)
+            if res.parameters:
+                doc.h(2, "Parameters")
+                doc.params(res.parameters)
             out.write_text(doc.render(), f"{res.name}.html")
             for fname, png in res.figures.items():
                 out.write_bytes(png, fname)
+            out.write_workbook()
             out.write_json(build_record(f"stats {res.name}", inputs, res.parameters,
                                         {k: v for k, v in res.summary.items() if isinstance(v, (int, float, str, dict))},
                                         res.notes, outputs=out.written + ["provenance.json"]), "provenance.json")

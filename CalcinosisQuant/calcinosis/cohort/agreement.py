@@ -321,7 +321,7 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
     """
     from calcinosis.core.tables import Column, Table
     from .data import apply_where, as_binary, describe_source, is_blank, is_number, numeric, require_column, stray_text, stray_text_error
-    from .formatting import StatsResult, fmt_ci, fmt_num, fmt_p, html_table, markdown_table
+    from .formatting import StatsResult, ci_text, fmt_ci, fmt_num, html_table, markdown_table, p_text
 
     if kind not in KINDS:
         raise InputError(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
@@ -408,11 +408,11 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
             if math.isnan(res.kappa):
                 line = f"{res.note}; disagreements {res.n_disagree}/{res.n} ({fmt_num(res.pct_disagree)}%)"
             else:
-                line = (f"kappa = {fmt_num(res.kappa, 3)} (95% CI {fmt_ci(res.ci_low, res.ci_high)}), P = "
-                        f"{fmt_p(res.p_value)}; disagreements {res.n_disagree}/{res.n} ({fmt_num(res.pct_disagree)}%)")
+                line = (f"kappa = {fmt_num(res.kappa, 3)}{ci_text(res.ci_low, res.ci_high)}, "
+                        f"{p_text(res.p_value)}; disagreements {res.n_disagree}/{res.n} ({fmt_num(res.pct_disagree)}%)")
             if k == "ordinal":
                 line += (f"; weighted kappa ({row['weights']}) = {fmt_num(row['weighted_kappa'], 3)} "
-                         f"(95% CI {fmt_ci(row['weighted_kappa_ci_low'], row['weighted_kappa_ci_high'])})")
+                         f"{ci_text(row['weighted_kappa_ci_low'], row['weighted_kappa_ci_high'])}")
             md.append(f"#### {name}: {labs[0]} vs {labs[1]}\n\n{line}\n\n" + markdown_table(head, trows))
             ht.append(f"<h4>{name}: {labs[0]} vs {labs[1]}</h4><p>{line}</p>" + html_table(head, trows, css_class="crosstab"))
         else:
@@ -440,12 +440,12 @@ def reader_agreement(table, variables, *, between: str | None = None, levels=Non
                 ci = fmt_ci(icc.ci_low, icc.ci_high)
                 icc_text = f"ICC(A,1) = {fmt_num(icc.icc, 3)} ({f'95% CI {ci}; ' if ci else ''}{icc.note})"
             else:
-                icc_text = (f"ICC(A,1) = {fmt_num(icc.icc, 3)} (95% CI {fmt_ci(icc.ci_low, icc.ci_high)}), "
-                            f"F({icc.df1},{icc.df2}) = {fmt_num(icc.f_value, 2)}, P = {fmt_p(icc.p_value)}")
-            line = (f"{icc_text}; Bland-Altman bias {fmt_num(ba.bias, 2)} "
-                    f"(95% CI {fmt_ci(*ba.bias_ci, digits=2)}), limits of agreement {fmt_num(ba.loa_low, 2)} "
-                    f"(95% CI {fmt_ci(*ba.loa_low_ci, digits=2)}) to {fmt_num(ba.loa_high, 2)} "
-                    f"(95% CI {fmt_ci(*ba.loa_high_ci, digits=2)})")
+                icc_text = (f"ICC(A,1) = {fmt_num(icc.icc, 3)}{ci_text(icc.ci_low, icc.ci_high)}, "
+                            f"F({icc.df1},{icc.df2}) = {fmt_num(icc.f_value, 2)}, {p_text(icc.p_value)}")
+            line = (f"{icc_text}; Bland-Altman bias {fmt_num(ba.bias, 2)}"
+                    f"{ci_text(*ba.bias_ci, digits=2)}, limits of agreement {fmt_num(ba.loa_low, 2)}"
+                    f"{ci_text(*ba.loa_low_ci, digits=2)} to {fmt_num(ba.loa_high, 2)}"
+                    f"{ci_text(*ba.loa_high_ci, digits=2)}")
             md.append(f"#### {name}: {labs[0]} vs {labs[1]} (n = {len(pairs)})\n\n{line}\n")
             ht.append(f"<h4>{name}: {labs[0]} vs {labs[1]} (n = {len(pairs)})</h4><p>{line}</p>")
             plots[name] = (a_f, b_f, ba, labs)

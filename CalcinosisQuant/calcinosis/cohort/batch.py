@@ -42,7 +42,7 @@ from calcinosis.core.errors import Cancelled, InputError
 from calcinosis.core.output import json_text, os_error_text, write_file_atomic
 from calcinosis.core.progress import Progress, report
 from .contract import TASK_SUMMARY_FILE
-from .manifest import CaseSpec, command_line, read_manifest, redact
+from .manifest import CaseSpec, command_line, read_manifest, recorded_command
 
 STATE_DIR, CASES_DIR, LOGS_DIR = "state", "cases", "logs"
 SUMMARY_FILES = ("cases.csv", "patients.csv", "hands.csv", "digits.csv", "levels.csv", "lesions.csv")
@@ -156,7 +156,7 @@ def run_case(spec_dict: dict, case_dir: str, force: bool = False, record_paths: 
             argv = command_line(spec, case_dir, tasks.option_strings(spec.task))
             if force:
                 argv.append("--force")
-            state.command = " ".join(argv) if record_paths else redact(argv, spec)
+            state.command = recorded_command(argv, spec, case_dir, record_paths)
             args = tasks.parser_for(spec.task).parse_args(argv[1:])
             with contextlib.redirect_stderr(log), contextlib.redirect_stdout(io.StringIO()):
                 outcome = task.run(args)

@@ -50,6 +50,20 @@ def fmt_median_iqr(median: float | None, q1: float | None, q3: float | None, dig
     return f"{median:.{digits}f} [{q1:.{digits}f}–{q3:.{digits}f}]"
 
 
+def p_text(p: float | None) -> str:
+    """P in running text: 'P = 0.032', 'P < 0.001'; '' when not computed."""
+    f = fmt_p(p)
+    if not f:
+        return ""
+    return f"P < {f[1:]}" if f.startswith("<") else f"P = {f}"
+
+
+def ci_text(lo: float | None, hi: float | None, digits: int = 3) -> str:
+    """' (95% CI a to b)' after an estimate; '' when the interval is not known (never '()')."""
+    ci = fmt_ci(lo, hi, digits)
+    return f" (95% CI {ci})" if ci else ""
+
+
 def fmt_ci(lo: float | None, hi: float | None, digits: int = 3) -> str:
     if lo is None or hi is None or any(isinstance(v, float) and math.isnan(v) for v in (lo, hi)):
         return ""
@@ -78,14 +92,24 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "",
-               css_class: str = "stats", row_classes: Sequence[str] | None = None) -> str:
+               css_class: str = "stats", row_classes: Sequence[str] | None = None,
+               header_tips: Sequence[str] | None = None, first_column_tips: Sequence[str] | None = None) -> str:
+    """An HTML table; ``header_tips`` (e.g. the column names behind human titles) and
+    ``first_column_tips`` show on hover (``<abbr title=...>``)."""
+    def tipped(text, tip):
+        if not tip or tip == text:
+            return html.escape(str(text))
+        return f'<abbr title="{html.escape(str(tip))}">{html.escape(str(text))}</abbr>'
     out = [f'<table class="{css_class}">']
     if caption:
         out.append(f"<caption>{html.escape(caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr></thead><tbody>")
+    tips = list(header_tips) if header_tips else [None] * len(header)
+    out.append("<thead><tr>" + "".join(f"<th>{tipped(h, tip)}</th>" for h, tip in zip(header, tips))
+               + "</tr></thead><tbody>")
     for i, r in enumerate(rows):
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        out.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>")
+        cells = [tipped(c, first_column_tips[i] if first_column_tips and j == 0 else None) for j, c in enumerate(r)]
+        out.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 

@@ -21,6 +21,7 @@ from scipy import stats as sps
 from calcinosis.core.errors import InputError
 from calcinosis.core.tables import Column, Table
 from .data import ID_LIKE, apply_where, as_binary, check_finite, describe_source, is_blank, is_number, one_row_per, require_column, row_label, stray_text, stray_text_error
+from .titles import human_title
 from .formatting import StatsResult, digits_for, fmt_mean_sd, fmt_median_iqr, fmt_n_pct, fmt_p, html_table, markdown_table
 
 CATEGORICAL_TESTS = ("chi2", "fisher")
@@ -405,17 +406,19 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
                    detail_rows, "groups_detail", "Numbers behind groups.csv")
 
     header = ["Variable", f"Total (n={len(rows)})"] + [f"{g} (n={n_groups[g]})" for g in labels] + ["P", "Test"]
-    text_rows, classes = [], []
+    text_rows, classes, tips = [], [], []
     for r in renamed:
-        name = r["variable"] if not r["level"] or r["kind"] == "binary" else f"  {r['level']}"
+        title = human_title(r["variable"], table.column_spec(r["variable"]).unit if table.has_column(r["variable"]) else "")
+        name = title if not r["level"] or r["kind"] == "binary" else f"  {r['level']}"
         if r["level"] == MISSING_LEVEL:
             name = "  missing, n"
         elif r["kind"] == "continuous":
-            name = f"{r['variable']}, {r['summary']}"
+            name = f"{title}, {r['summary']}"
         elif r["kind"] == "binary":
-            name = f"{r['variable']}, n (%)"
+            name = f"{title}, n (%)"
         elif not r["level"]:
-            name = f"{r['variable']}, n (%)"
+            name = f"{title}, n (%)"
+        tips.append(r["variable"] if not r["level"] or r["kind"] == "binary" else "")
         text_rows.append([name, r["total"] or ""] + [r[gcol[g]] or "" for g in labels] + [r["p"] or "", r["test"] or ""])
         classes.append("sub" if (r["kind"] == "categorical" and r["level"]) or r["level"] == MISSING_LEVEL else "")
     ctest = {"chi2": "Pearson chi-squared without continuity correction", "fisher": "Fisher's exact test"}[categorical_test_name]
@@ -430,7 +433,7 @@ def compare_groups(table: Table, by: str, variables: Sequence[str] | None = None
                     "Percentages are of patients with a value; a 'missing' row under a variable counts, per group, the "
                     "patients without one.")
     md = f"### {title}\n\n" + markdown_table(header, text_rows)
-    ht = f"<h3>{title}</h3>\n" + html_table(header, text_rows, row_classes=classes)
+    ht = f"<h3>{title}</h3>\n" + html_table(header, text_rows, row_classes=classes, first_column_tips=tips)
     return StatsResult("groups", {"groups": t, "groups_detail": detail}, md, ht, notes=notes,
                        parameters={"by": by, "groups": labels, "categorical_test": categorical_test_name,
                                    "continuous_test": continuous_test_name, "where": list(where or []),

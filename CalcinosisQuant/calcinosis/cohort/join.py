@@ -284,7 +284,7 @@ CASE_COLUMNS = [
     Column("run", "string", "", "computed | kept (done before, skipped) | imported | recovered | not run"),
     Column("duration_s", "double", "s", "Time the case took"), Column("finished_utc", "string", "", "When it ended"),
     Column("parameters", "string", "", "Parameters from the manifest row"),
-    Column("command", "string", "", "Equivalent command line (input paths shown as <column> unless --record-paths)"),
+    Column("command", "string", "", "Command that reruns the case into its folder (input paths shown as <column> and the folder as <case folder> unless --record-paths: then it runs as written)"),
     Column("warnings", "string", "", "Warnings of the run (;-separated)"),
     Column("fingerprint", "string", "", "Identity of the row and its input files (a change re-runs the case)"),
 ]
@@ -317,6 +317,7 @@ def write_cohort_tables(outdir: Path, tables: dict, specs, states, warnings, man
         if clinical is not None:
             inputs["clinical"] = {"input_id": file_content_id([Path(clinical)]),
                                   **({"path": str(clinical)} if record_paths else {})}
+        out.write_workbook()
         record = build_record("batch", inputs, {"workers": workers, "scheduler": scheduler,
                                                 "record_paths": record_paths},
                               {"cases": len(specs), "ok": n_ok, "failed": len(specs) - n_ok,

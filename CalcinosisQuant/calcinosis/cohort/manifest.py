@@ -417,7 +417,18 @@ def command_line(spec: CaseSpec, case_dir: str | os.PathLike, options: set[str] 
     return argv
 
 
-def redact(argv: list[str], spec: CaseSpec) -> str:
-    """The command line as recorded: input paths replaced by their column name unless paths are recorded."""
-    paths = {getattr(spec, c): f"<{c}>" for c in PATH_COLUMNS if getattr(spec, c)}
-    return "calcinosis " + " ".join(shlex.quote(paths.get(a, a)) for a in argv[:-2]) + " -o <case folder>"
+def recorded_command(argv: list[str], spec: CaseSpec, case_dir: str | os.PathLike, record_paths: bool) -> str:
+    """The command line of a case as ``cases.csv`` records it: ``calcinosis`` and ``argv``
+    (which ends with ``-o <case folder>`` and, on a forced run, ``--force``), shell-quoted, so
+    that it reruns the case into its folder.  Unless paths are recorded, each input path is
+    replaced by its manifest column (``<image>``) and the case folder by ``<case folder>``:
+    file names may carry patients' names."""
+    if record_paths:
+        words = list(argv)
+    else:
+        paths = {getattr(spec, c): f"<{c}>" for c in PATH_COLUMNS if getattr(spec, c)}
+        paths[str(case_dir)] = "<case folder>"
+        words = [paths.get(a, a) for a in argv]
+    if "--force" not in words:
+        words.append("--force")          # the folder exists after the run: a rerun replaces it
+    return "calcinosis " + shlex.join(words)

@@ -18,35 +18,74 @@ from typing import Sequence
 
 from calcinosis.core.errors import InputError
 from calcinosis.core.tables import Table
-from .contract import LEVELS, SEGMENTS, TASK_SUMMARY_FILE
+from .contract import SEGMENTS, TASK_SUMMARY_FILE
 from .data import apply_where, where_text
 from .formatting import StatsResult, html_table, table_text_rows
+from .titles import column_tip, column_title, human_title, value_text
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
 main{max-width:1100px;margin:0 auto;padding:18px 28px 40px;background:#fff}
 h1{font-size:22px;margin:8px 0 2px} h2{font-size:17px;margin:28px 0 8px;border-bottom:2px solid #e5e5e5;padding-bottom:3px}
 h3{font-size:14px;margin:18px 0 6px} h4{font-size:13px;margin:12px 0 4px}
-.meta{color:#666;font-size:12px}
+.meta{color:#666;font-size:12px} .back{font-size:12px;margin:0 0 6px}
+nav.toc{font-size:12px;background:#f6f8fa;border:1px solid #e5e5e5;padding:6px 12px;margin:10px 0}
+nav.toc ol{margin:4px 0 2px 18px;padding:0;columns:2} nav.toc li{margin:1px 0}
 table{border-collapse:collapse;font-size:12px;margin:6px 0 10px}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
-th{background:#f1f3f5} tr.sub td:first-child{padding-left:18px;color:#444}
+th{background:#f1f3f5} th abbr{text-decoration:none;border-bottom:1px dotted #999;cursor:help}
+tr.sub td:first-child{padding-left:18px;color:#444}
 tr.failed td{background:#fdecea}
-.source{color:#555;font-size:11px;margin:0 0 10px} .note{background:#fff8e1;border-left:3px solid #f0b400;padding:6px 10px;font-size:12px}
-ul.notes{font-size:11px;color:#555} img{max-width:100%;border:1px solid #eee;margin:4px 0}
+.source{color:#555;font-size:11px;margin:0 0 10px} .note{background:#fff8e1;border-left:3px solid #f0b400;padding:6px 10px;font-size:12px;margin:4px 0}
+.warnings{background:#fdecea;border-left:3px solid #c62828;padding:6px 12px;font-size:12px;margin:8px 0}
+.warnings ul{margin:4px 0 2px 18px;padding:0}
+ul.notes{font-size:11px;color:#555} img{max-width:100%;box-sizing:border-box;border:1px solid #eee;margin:4px 0}
+figure{margin:6px 0} figcaption{font-size:11px;color:#555}
 .kpi{display:inline-block;margin:4px 18px 4px 0} .kpi b{font-size:18px;display:block}
 details{font-size:11px} pre{white-space:pre-wrap;background:#f6f8fa;padding:8px;font-size:11px}
 .scroll{max-height:420px;overflow:auto}
+@page{size:A4;margin:14mm 12mm}
+@media print{
+ body{background:#fff} main{max-width:none;padding:0}
+ .scroll{max-height:none;overflow:visible}
+ h1,h2,h3,h4{break-after:avoid;page-break-after:avoid}
+ h2+*,h3+*,h4+*{break-before:avoid;page-break-before:avoid}
+ figure,img,.kpis,.note,.warnings,nav.toc{break-inside:avoid;page-break-inside:avoid}
+ table{font-size:9px;max-width:100%;break-inside:auto} th,td{padding:2px 4px;overflow-wrap:anywhere}
+ tr{break-inside:avoid;page-break-inside:avoid} thead{display:table-header-group}
+ a{color:inherit;text-decoration:none} details pre{display:none}
+}
 """
+
+#: The title of each analysis, for pages and headings
+ANALYSIS_TITLES = {"groups": "Group comparison", "agreement": "Reader agreement", "modalities": "Comparison of modalities",
+                   "prevalence": "Prevalence of spinal calcification", "change": "Change over time"}
 
 
 class HtmlDoc:
-    def __init__(self, title: str):
+    """An HTML page built in order: headings of level 2 become its table of contents (placed
+    where :meth:`toc_here` was called), tables show human column titles with the column
+    name one hover away, and the stylesheet prints without cut tables or stranded headings."""
+
+    def __init__(self, title: str, back: tuple[str, str] | None = None):
         self.title = title
+        self.back = back                  # (href, text) of the page this one belongs to
         self.parts: list[str] = []
+        self.toc: list[tuple[str, str]] = []
+        self._toc_at: int | None = None
 
     def h(self, level: int, text: str) -> None:
-        self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        if level == 2:
+            anchor = "s-" + "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")[:60]
+            while anchor in (a for a, _ in self.toc):
+                anchor += "-2"
+            self.toc.append((anchor, text))
+            self.parts.append(f'<h2 id="{html.escape(anchor)}">{html.escape(text)}</h2>')
+        else:
+            self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def toc_here(self) -> None:
+        self._toc_at = len(self.parts)
 
     def raw(self, s: str) -> None:
         self.parts.append(s)
@@ -60,30 +99,59 @@ class HtmlDoc:
     def note(self, text: str) -> None:
         self.parts.append(f'<div class="note">{html.escape(text)}</div>')
 
-    def img(self, png: bytes, alt: str) -> None:
-        self.parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">')
+    def warnings(self, items: Sequence[str], title: str = "Warnings") -> None:
+        if items:
+            self.parts.append(f'<div class="warnings"><b>{html.escape(title)}</b><ul>'
+                              + "".join(f"<li>{html.escape(str(w))}</li>" for w in items) + "</ul></div>")
+
+    def kpis(self, items: Sequence[tuple[str, object]]) -> None:
+        self.parts.append('<div class="kpis">' + "".join(
+            f'<span class="kpi"><b>{html.escape(str(v))}</b>{html.escape(k)}</span>' for k, v in items) + "</div>")
+
+    def img(self, png: bytes, alt: str, caption: str = "") -> None:
+        cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+        self.parts.append(f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,'
+                          f'{base64.b64encode(png).decode()}">{cap}</figure>')
 
     def table(self, t: Table, columns: Sequence[str] | None = None, max_rows: int = 500, digits: int = 2,
               row_classes=None) -> None:
-        cols, rows = table_text_rows(t, [c for c in (columns or t.column_names) if t.has_column(c)], digits)
+        names = [c for c in (columns or t.column_names) if t.has_column(c)]
+        _, rows = table_text_rows(t, names, digits)
+        specs = [t.column_spec(c) for c in names]
         more = len(rows) - max_rows
-        self.parts.append('<div class="scroll">' + html_table(cols, rows[:max_rows], row_classes=row_classes) + "</div>")
+        self.parts.append('<div class="scroll">' + html_table([column_title(c) for c in specs], rows[:max_rows],
+                                                              row_classes=row_classes,
+                                                              header_tips=[column_tip(c) for c in specs]) + "</div>")
         if more > 0:
             self.p(f"… {more} more rows in the CSV file.", "source")
+
+    def params(self, params: dict) -> None:
+        """Parameters as a two-column table: the human name (the parameter's own name on hover)
+        and its value in words."""
+        rows = [[human_title(str(k)), value_text(v)] for k, v in params.items()]
+        self.parts.append(html_table(["Parameter", "Value"], rows, header_tips=None,
+                                     first_column_tips=[str(k) for k in params]))
 
     def stats(self, res: StatsResult) -> None:
         self.parts.append(res.full_html())
 
     def render(self) -> str:
+        parts = list(self.parts)
+        if self.toc and self._toc_at is not None:
+            nav = ('<nav class="toc"><b>Contents</b><ol>' + "".join(
+                f'<li><a href="#{html.escape(a)}">{html.escape(t)}</a></li>' for a, t in self.toc) + "</ol></nav>")
+            parts.insert(self._toc_at, nav)
+        if self.back:
+            parts.insert(0, f'<p class="back"><a href="{html.escape(self.back[0])}">← {html.escape(self.back[1])}</a></p>')
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<meta name=\"viewport\" content=\"width=device-width\"><title>{html.escape(self.title)}</title>"
-                f"<style>{CSS}</style></head><body><main>\n" + "\n".join(self.parts) + "\n</main></body></html>\n")
+                f"<style>{CSS}</style></head><body><main>\n" + "\n".join(parts) + "\n</main></body></html>\n")
 
 
-def _figure(doc: HtmlDoc, make, alt: str, notes: list[str]) -> None:
+def _figure(doc: HtmlDoc, make, alt: str, notes: list[str], caption: str = "") -> None:
     from .figures import FiguresUnavailable
     try:
-        doc.img(make(), alt)
+        doc.img(make(), alt, caption)
     except FiguresUnavailable as e:
         doc.note(f"Figure left out ({alt}): {e}")
         _left_out(notes, str(e), alt)
@@ -101,23 +169,24 @@ def _left_out(notes: list[str], reason: str, what: str) -> None:
     notes.append(head + what)
 
 
-def _provenance_block(doc: HtmlDoc, prov: dict | None, title: str = "Provenance") -> None:
+def _provenance_block(doc: HtmlDoc, prov: dict | None, title: str = "Parameters and provenance") -> None:
+    """The parameters as a readable table, then where the result came from; the whole record
+    (pseudonymous input ids) folded below."""
     doc.h(2, title)
     if not prov:
         doc.note("No provenance.json found.")
         return
-    items = [("command", prov.get("command")), ("software", json.dumps(prov.get("versions", {}))),
-             ("created (UTC)", prov.get("created_utc")), ("case id", prov.get("case_id")),
-             ("coordinates", prov.get("coordinate_system"))]
     params = prov.get("parameters", {})
-    doc.raw(html_table(["field", "value"], [[k, "" if v is None else str(v)] for k, v in items]))
     if params:
         doc.h(3, "Parameters")
-        doc.raw(html_table(["parameter", "value"], [[k, json.dumps(v) if not isinstance(v, str) else v]
-                                                      for k, v in params.items()]))
-    if prov.get("warnings"):
-        doc.h(3, "Warnings")
-        doc.raw("<ul>" + "".join(f"<li>{html.escape(str(w))}</li>" for w in prov["warnings"]) + "</ul>")
+        doc.params(params)
+    doc.h(3, "Provenance")
+    versions = prov.get("versions", {})
+    items = [("Command", prov.get("command")),
+             ("Software", ", ".join(f"{k} {v}" for k, v in versions.items()) if isinstance(versions, dict) else versions),
+             ("Created (UTC)", prov.get("created_utc")), ("Case ID", prov.get("case_id")),
+             ("Coordinates", prov.get("coordinate_system"))]
+    doc.raw(html_table(["Field", "Value"], [[k, "—" if v in (None, "") else str(v)] for k, v in items]))
     doc.raw("<details><summary>Full provenance record (inputs are pseudonymous ids)</summary><pre>"
             + html.escape(json.dumps(prov, indent=2, ensure_ascii=False)) + "</pre></details>")
 
@@ -159,18 +228,25 @@ def _task_of(case_dir: Path, prov: dict | None) -> str:
 
 
 # ---------------------------------------------------------------------- case report
+TASK_TITLES = {"hand": "hand calcinosis", "spine": "spinal calcification map", "measure": "lesion measurement"}
+
+
 def case_report_html(case_dir: str | Path, image: str | Path | None = None, case_id: str | None = None,
-                     spacing=None, modality: str | None = None, strict_image: bool = False) -> str:
-    """The case report.  ``strict_image``: ``image`` was given by the user, so an image that
-    cannot be read, or is not the one the case was measured on, is an error (else a note)."""
-    from . import figures
+                     spacing=None, modality: str | None = None, strict_image: bool = False,
+                     back: tuple[str, str] | None = None) -> str:
+    """The case report: summary and warnings first, a picture of this patient (spine or hand
+    schematic), the per-hand or per-level table, the lesions in their slices and as a table,
+    then parameters and provenance.  ``strict_image``: ``image`` was given by the user, so an
+    image that cannot be read, or is not the one the case was measured on, is an error (else
+    a note).  ``back``: (href, text) of the cohort report this page belongs to."""
+    from . import figures, schematics
     case_dir = Path(case_dir)
     prov = _read_prov(case_dir)
     task = _task_of(case_dir, prov)
     cid = case_id or (prov or {}).get("case_id") or case_dir.name
-    doc = HtmlDoc(f"Case {cid}")
+    doc = HtmlDoc(f"Case {cid}", back=back)
     notes: list[str] = []
-    doc.h(1, f"Case {cid} — {task}")
+    doc.h(1, f"Case {cid}: {TASK_TITLES.get(task, task)}")
     doc.p(f"Report made {_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()} from the files in the "
           f"case folder; coordinates RAS (as Slicer shows them), lengths in mm.", "meta")
     lesions = Table.read_csv(case_dir / "lesions.csv") if (case_dir / "lesions.csv").is_file() else None
@@ -180,16 +256,32 @@ def case_report_html(case_dir: str | Path, image: str | Path | None = None, case
     doc.h(2, "Summary")
     if lesions is not None:
         sizes = [float(v) for v in lesions.column(size_col) if v is not None] if lesions.has_column(size_col) else []
-        kp = [("lesions", str(len(lesions))), (f"total {unit}", f"{sum(sizes):.1f}"),
+        kp = [("lesions" if task != "spine" else "calcifications", len(lesions)), (f"total {unit}", f"{sum(sizes):.1f}"),
               (f"largest {unit}", f"{max(sizes):.1f}" if sizes else "-")]
-        doc.raw("".join(f'<span class="kpi"><b>{html.escape(v)}</b>{html.escape(k)}</span>' for k, v in kp))
+        if task == "spine" and (case_dir / "patient.csv").is_file():
+            pt = Table.read_csv(case_dir / "patient.csv").rows[0]
+            kp += [(f"{s} segment", pt.get(f"count_{s}")) for s in SEGMENTS if f"count_{s}" in pt]
+            kp += [("levels assessed", pt.get("levels_assessed"))]
+        doc.kpis([(k, "—" if v is None else v) for k, v in kp])
         doc.source(f"lesions.csv, column {size_col} (count of rows; sum; maximum)")
+    doc.warnings((prov or {}).get("warnings") or [], "Warnings of the run")
+    doc.toc_here()
     if task == "hand":
+        if lesions is not None and len(lesions) and lesions.has_column("digit"):
+            doc.h(2, "This hand")
+            _figure(doc, lambda: schematics.hand_schematic(lesions.rows, size_col, unit), "hand schematic", notes,
+                    caption="Each lesion at its digit and zone (from lesions.csv); marker area in proportion to its "
+                            f"{'area' if is_2d else 'volume'}; colour: periarticular or subcutaneous. Check the "
+                            "assignment against the slice views below.")
         ht = Table.read_csv(case_dir / "hand.csv")
         doc.h(2, "Per hand")
-        heads = ["measure"] + [f"{r['side']} hand ({r['modality']})" for r in ht.rows]
-        doc.raw(html_table(heads, [[c] + ["" if r[c] is None else (f"{r[c]:.2f}" if isinstance(r[c], float) else str(r[c]))
-                                          for r in ht.rows] for c in ht.column_names if c not in ("side", "modality")]))
+        heads = ["Measure"] + [f"{'Right' if r['side'] == 'R' else 'Left' if r['side'] == 'L' else r['side']} hand "
+                               f"({r['modality']})" for r in ht.rows]
+        cols = [c for c in ht.columns if c.name not in ("side", "modality")]
+        doc.raw(html_table(heads, [[column_title(c)] + ["" if r[c.name] is None else
+                                                        (f"{r[c.name]:.2f}" if isinstance(r[c.name], float) else str(r[c.name]))
+                                                        for r in ht.rows] for c in cols],
+                           first_column_tips=[column_tip(c) for c in cols]))
         doc.source("hand.csv (one row per hand)")
         if (case_dir / "digits.csv").is_file():
             dt = Table.read_csv(case_dir / "digits.csv")
@@ -199,38 +291,34 @@ def case_report_html(case_dir: str | Path, image: str | Path | None = None, case
             doc.table(dt)
             doc.source("digits.csv (one row per side × digit)")
     elif task == "spine":
-        pt = Table.read_csv(case_dir / "patient.csv")
-        doc.h(2, "Patient")
-        doc.raw(html_table(["finding", "value"], [[c, "" if v is None else str(v)] for c, v in pt.rows[0].items()]))
-        doc.source("patient.csv")
         lt = Table.read_csv(case_dir / "levels.csv")
-        doc.h(2, "Levels × segments")
-        prev_rows = []
-        for r in lt.rows:
-            if r["status"] != "assessed":
-                continue
-            prev_rows.append({"scope": "level", "level": r["level"], "item": "any", "n": int((r["count_total"] or 0) > 0),
-                              "N": 1, "calcifications": r["count_total"] or 0})
-            for s in SEGMENTS:
-                c = r.get(f"count_{s}") or 0
-                prev_rows.append({"scope": "level_segment", "level": r["level"], "item": s, "n": int(c > 0), "N": 1,
-                                  "percent": 100.0 * (c > 0), "calcifications": c})
-        _figure(doc, lambda: figures.level_segment_chart(prev_rows, "This patient"), "level by segment", notes)
+        doc.h(2, "This spine")
+        _figure(doc, lambda: schematics.spine_schematic(lesions.rows if lesions is not None else [], lt.rows),
+                "spine schematic", notes,
+                caption="Every calcification at its disco-vertebral level and segment (sub-site when known), pattern "
+                        "by symbol, colour by segment; levels outside the scan greyed (from lesions.csv and levels.csv).")
         na = [r["level"] for r in lt.rows if r["status"] != "assessed"]
         if na:
             doc.p(f"Not assessed (outside the scan): {', '.join(na)}.", "source")
+        pt = Table.read_csv(case_dir / "patient.csv")
+        doc.h(2, "Findings")
+        doc.raw(html_table(["Finding", "Value"], [[column_title(c), "" if pt.rows[0][c.name] is None else str(pt.rows[0][c.name])]
+                                                  for c in pt.columns],
+                           first_column_tips=[column_tip(c) for c in pt.columns]))
+        doc.source("patient.csv")
+        doc.h(2, "Levels × segments")
         doc.table(lt)
         doc.source("levels.csv (one row per disco-vertebral level; counts empty when not assessed)")
     if lesions is not None and len(lesions):
         doc.h(2, "Lesion images")
-        _slices(doc, case_dir, lesions, image, prov, notes, spacing, modality, strict_image)
+        _slices(doc, case_dir, lesions, image, prov, notes, spacing, modality, strict_image, task)
         doc.h(2, "Lesions")
         key = [c for c in ("lesion_id", "side", "digit", "zone", "kind", "level", "segment", "subsite", "pattern",
                            size_col, "projected_area_mm2", "equivalent_diameter_mm", "mean_intensity", "max_intensity",
                            "centroid_r_mm", "centroid_a_mm", "centroid_s_mm", "axial_slice_count", "agatston_score")
                if lesions.has_column(c)]
         doc.table(lesions, key, max_rows=300)
-        doc.source("lesions.csv (all columns, with units and descriptions, in the CSV and its .schema.csv)")
+        doc.source("lesions.csv (all columns, with units and descriptions, in the CSV, its .schema.csv and tables.xlsx)")
     _provenance_block(doc, prov)
     for n in notes:
         doc.note(n)
@@ -242,14 +330,30 @@ def _mk(v):
     return modality_key(v) or (str(v).lower() if v else None)
 
 
-def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=None, strict=False) -> None:
+def _image_input(prov: dict | None) -> dict:
+    """The provenance entry of the image a case was measured on (``image``; ``ct`` for the
+    spine map)."""
+    inputs = (prov or {}).get("inputs", {}) or {}
+    for key in ("image", "ct"):
+        if isinstance(inputs.get(key), dict):
+            return inputs[key]
+    return {}
+
+
+#: Half-width (mm) of the field of view around a lesion, per task: the vertebra (about 45 mm
+#: across) or the finger must be in view so that the assigned site can be checked by eye
+SLICE_CONTEXT_MM = {"spine": 40.0, "hand": 18.0, "measure": 12.0}
+
+
+def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=None, strict=False,
+            task: str = "measure") -> None:
     from .figures import FiguresUnavailable
     labels_path = next((p for p in (case_dir / "lesion_labels.nrrd", case_dir / "lesions.seg.nrrd") if p.exists()), None)
     if labels_path is None:
         cands = sorted(case_dir.glob("*_labels.nrrd")) + sorted(case_dir.glob("*.seg.nrrd"))
         labels_path = cands[0] if cands else None
     if image is None:
-        path = ((prov or {}).get("inputs", {}).get("image", {}) or {}).get("path")
+        path = _image_input(prov).get("path")
         image = path if path and Path(path).exists() else None
     if image is None or labels_path is None:
         doc.note("Slice images left out: " + ("the image is not known (the provenance holds no path unless "
@@ -260,7 +364,7 @@ def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=N
         from calcinosis.core import image_io
         from .slices import lesion_panels
         vol = image_io.load_image(image, spacing=spacing, modality=modality)
-        measured = ((prov or {}).get("inputs", {}).get("image", {}) or {}).get("input_id")
+        measured = _image_input(prov).get("input_id")
         if measured and vol.meta.get("input_id") and vol.meta["input_id"] != measured:
             raise InputError(f"--image: not the image this case was measured on (its id {vol.meta['input_id']}, "
                              f"the case's {measured})")
@@ -271,7 +375,8 @@ def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=N
             arr = np.zeros(vol.geometry.shape, np.int32)
             for k, s in enumerate(lab.segments, start=1):
                 arr[lab.mask(s)] = k
-        png = lesion_panels(vol, arr, lesions.rows, title="Largest lesions (thick outline = the lesion named; other lesions thin)")
+        png = lesion_panels(vol, arr, lesions.rows, context_mm=SLICE_CONTEXT_MM.get(task, 12.0),
+                            title="Largest lesions (thick outline = the lesion named; other lesions thin)")
         doc.img(png, "lesions outlined")
         doc.source(f"image + {labels_path.name} (label = lesion_id); "
                    + ("axial planes resampled in RAS, patient right on the left" if not vol.is_2d else "radiograph"))
@@ -331,23 +436,31 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
     doc.p(f"Batch folder {batch_dir.name}; report made {_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()}. "
           "Every table names its source; the statistics are those of study 1 and study 2 (see each note).", "meta")
     n_pat = len({r["patient_id"] for r in patients.rows})
+    doc.h(2, "Summary")
     kp = [("patients", n_pat), ("readings", len(patients))]
+    failed = [r for r in cases.rows if r["status"] != "ok"] if cases is not None else []
     if cases is not None:
-        ok = sum(1 for r in cases.rows if r["status"] == "ok")
-        kp += [("cases ok", ok), ("cases failed", len(cases) - ok)]
-    doc.raw("".join(f'<span class="kpi"><b>{v}</b>{html.escape(k)}</span>' for k, v in kp))
+        kp += [("cases ok", len(cases) - len(failed)), ("cases failed", len(failed))]
+    doc.kpis(kp)
+    warn = [f"{len(failed)} case(s) failed ({', '.join(str(r['case_id']) for r in failed[:10])}"
+            f"{', …' if len(failed) > 10 else ''}): their numbers are missing from the tables below (n_failed in "
+            "patients.csv)."] if failed else []
+    warn += [str(w) for w in (prov or {}).get("warnings") or []]
+    if cases is not None and cases.has_column("warnings"):
+        n_warned = sum(1 for r in cases.rows if r.get("warnings"))
+        if n_warned:
+            warn.append(f"{n_warned} case(s) ran with warnings: see the column 'warnings' of the case list and each "
+                        "case's page.")
+    doc.warnings(warn)
+    doc.toc_here()
     # ------------------------------------------------------------ cases
     if cases is not None:
         doc.h(2, "Cases")
-        failed = [r for r in cases.rows if r["status"] != "ok"]
-        if failed:
-            doc.note(f"{len(failed)} case(s) failed; their numbers are missing from the tables below (n_failed in "
-                     f"patients.csv).")
-        cols = ["case_id", "patient_id", "reader", "read", "time_point", "task", "modality", "status", "reason", "run",
-                "duration_s"]
+        cols = [c for c in ["case_id", "patient_id", "reader", "read", "time_point", "task", "modality", "status",
+                            "reason", "run", "duration_s", "warnings"] if cases.has_column(c)]
         if case_links:
             t = Table([cases.column_spec(c) for c in cols], [{c: r[c] for c in cols} for r in cases.rows])
-            heads, rows = table_text_rows(t, cols, 1)
+            _, rows = table_text_rows(t, cols, 1)
             links = []
             for r, row in zip(cases.rows, rows):
                 row = [html.escape(x) for x in row]
@@ -355,11 +468,14 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
                     row[0] = f'<a href="cases/{html.escape(r["case_id"])}.html">{row[0]}</a>'
                 links.append("<tr" + (' class="failed"' if r["status"] != "ok" else "") + ">"
                              + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
-            doc.raw('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in heads)
-                    + "</tr></thead><tbody>" + "".join(links) + "</tbody></table></div>")
+            specs = [cases.column_spec(c) for c in cols]
+            heads = "".join(f'<th><abbr title="{html.escape(column_tip(c))}">{html.escape(column_title(c))}</abbr></th>'
+                            for c in specs)
+            doc.raw('<div class="scroll"><table><thead><tr>' + heads + "</tr></thead><tbody>" + "".join(links)
+                    + "</tbody></table></div>")
         else:
             doc.table(cases, cols, row_classes=["failed" if r["status"] != "ok" else "" for r in cases.rows])
-        doc.source("cases.csv (one row per manifest row; a case's own report has its parameters and provenance)")
+        doc.source("cases.csv (one row per manifest row; a case's own page has its picture, parameters and provenance)")
     sel = list(where) if where else default_reading(patients)
     if sel:
         doc.note("Per-patient analyses use one reading per patient: " + " and ".join(sel)
@@ -482,7 +598,7 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
                     and c.name not in ("patient_id", "reader", "read", "time_point", "n_cases", "n_failed", "cases")]
         _try(doc, f"Group comparison by {by}",
              lambda: compare_groups(patients, by, clinical + findings, where=sel or None), notes)
-    _provenance_block(doc, prov, "Provenance of the batch")
+    _provenance_block(doc, prov, "Parameters and provenance of the batch")
     for n in notes:
         doc.note(n)
     return doc.render()
@@ -517,7 +633,8 @@ def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path |
                         continue
                     sp = images.get(cd.name)
                     out.write_text(case_report_html(cd, image=sp.image if sp else None, case_id=cd.name,
-                                                    spacing=_spacing(sp), modality=sp.modality if sp and sp.task == "measure" else None),
+                                                    spacing=_spacing(sp), modality=sp.modality if sp and sp.task == "measure" else None,
+                                                    back=("../cohort.html", "Cohort report")),
                                    f"cases/{cd.name}.html")
         else:
             out.write_text(case_report_html(source, image=image, strict_image=image is not None), "report.html")

@@ -35,9 +35,24 @@ def axial_crop(array: np.ndarray, geometry: Geometry, center_ras, half_mm: float
     return img, r, a
 
 
+def site_text(row: dict) -> str:
+    """Where the lesion was assigned, as the panel names it: 'T8-T9 anterior (disc), linear'
+    or 'R index DIP, periarticular'; '' for a plain measurement."""
+    if row.get("level"):
+        sub = f" ({str(row['subsite']).replace('_', ' ')})" if row.get("subsite") and row["subsite"] != row.get("segment") else ""
+        pat = f", {row['pattern']}" if row.get("pattern") else ""
+        return f"{row['level']} {row.get('segment') or ''}{sub}{pat}".strip()
+    if row.get("digit"):
+        kind = f", {row['kind']}" if row.get("kind") else ""
+        return f"{row.get('side') or ''} {row['digit']} {row.get('zone') or ''}{kind}".strip()
+    return ""
+
+
 def lesion_panels(volume, labels: np.ndarray, lesion_rows: list[dict], max_panels: int = 6,
-                  title: str = "") -> bytes:
-    """PNG with up to ``max_panels`` views around the largest lesions, outlines coloured per lesion."""
+                  title: str = "", context_mm: float = 12.0) -> bytes:
+    """PNG with up to ``max_panels`` views around the largest lesions, outlines coloured per
+    lesion; each view at least ``2 * context_mm`` across (the vertebra or finger in view) and
+    titled with the site the lesion was assigned to."""
     from .figures import _plt, _png
     from calcinosis.core.pipeline import lesion_colors
     plt = _plt()
@@ -56,10 +71,10 @@ def lesion_panels(volume, labels: np.ndarray, lesion_rows: list[dict], max_panel
     for ax, r in zip(axes.ravel(), rows):
         lid = int(r["lesion_id"])
         if geom.is_2d:
-            img, lab, extent, label = _crop_2d(volume, labels, r)
+            img, lab, extent, label = _crop_2d(volume, labels, r, context_mm)
         else:
             ext = max(float(r.get(f"bbox_{a}_max_mm", 0) or 0) - float(r.get(f"bbox_{a}_min_mm", 0) or 0) for a in "ra")
-            half = max(12.0, 2.0 * ext)
+            half = max(context_mm, 2.0 * ext)
             step = max(min(geom.spacing[:2]) * 0.75, half / 200)
             center = [float(r["centroid_r_mm"]), float(r["centroid_a_mm"]), float(r["centroid_s_mm"])]
             img, rr, aa = axial_crop(volume.array.astype(np.float32), geom, center, half, step, order=1)
@@ -79,7 +94,9 @@ def lesion_panels(volume, labels: np.ndarray, lesion_rows: list[dict], max_panel
             xs = np.linspace(extent[0], extent[1], m.shape[1])
             ax.contour(xs, ys, m, levels=[0.5], colors=[colors[int(v) - 1] if int(v) - 1 < len(colors) else "y"],
                        linewidths=1.6 if int(v) == lid else 1.0)
-        ax.set_title(f"lesion {lid}: {float(r[size_col]):.1f} {'mm²' if geom.is_2d else 'mm³'}\n{label}", fontsize=8)
+        site = site_text(r)
+        ax.set_title(f"lesion {lid}: {float(r[size_col]):.1f} {'mm²' if geom.is_2d else 'mm³'}"
+                     + (f"\n{site}" if site else "") + f"\n{label}", fontsize=8)
         if geom.is_2d:
             ax.set_xlabel("mm")
         else:
@@ -93,12 +110,12 @@ def lesion_panels(volume, labels: np.ndarray, lesion_rows: list[dict], max_panel
     return _png(fig)
 
 
-def _crop_2d(volume, labels, r):
+def _crop_2d(volume, labels, r, context_mm: float = 8.0):
     geom = volume.geometry
     ijk = geom.ras_to_ijk(np.array([float(r["centroid_r_mm"]), float(r["centroid_a_mm"]), float(r["centroid_s_mm"])]))
     ci, cj = int(round(ijk[0])), int(round(ijk[1]))
     size = float(r.get("area_mm2") or 1.0)
-    half_mm = max(8.0, 3.0 * np.sqrt(size))
+    half_mm = max(context_mm, 3.0 * np.sqrt(size))
     hi = int(np.ceil(half_mm / geom.spacing[0]))
     hj = int(np.ceil(half_mm / geom.spacing[1]))
     a = volume.array[0]

@@ -28,9 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OutputExistsError, InputError
-from .tables import Table, schema_path_for
+from .tables import Table, csv_file_text, schema_path_for
+from .xlsx import workbook_bytes
 
 PROVENANCE_NAME = "provenance.json"
+#: The workbook of a result's tables (see OutputTransaction.write_workbook)
+WORKBOOK_NAME = "tables.xlsx"
 
 
 def json_text(obj: Any) -> str:
@@ -131,6 +134,7 @@ class OutputTransaction:
         self.marker = marker
         self._staging: Path | None = None
         self._written: list[str] = []
+        self._tables: list[tuple[str, Table]] = []
         check_output_free(self.outdir, force, marker)
 
     # ------------------------------------------------------------------ context
@@ -186,9 +190,25 @@ class OutputTransaction:
         return self.write_text(json_text(obj), name)
 
     def write_table(self, table: Table, name: str) -> Path:
-        p = self.write_text(table.to_csv_text(), name)
+        """``name`` (CSV, UTF-8 with a byte-order mark so that Excel reads ±, ³, ρ) and its
+        ``.schema.csv`` for Slicer; the table is remembered for :meth:`write_workbook`."""
+        p = self.write_text(csv_file_text(table), name)
         self.write_text(table.schema_csv_text(), schema_path_for(Path(name)).as_posix())
+        names = [n for n, _ in self._tables]
+        if name in names:                                   # written again: same place in the workbook
+            self._tables[names.index(name)] = (name, table)
+        else:
+            self._tables.append((name, table))
         return p
+
+    def write_workbook(self, name: str = WORKBOOK_NAME) -> Path | None:
+        """Every table written so far, one sheet each, as an Excel workbook (``tables.xlsx``):
+        it opens the same in any Excel locale, where a CSV's commas may not.  None when no
+        table was written."""
+        if not self._tables:
+            return None
+        sheets = [(Path(n).with_suffix("").as_posix().replace("/", "_"), t) for n, t in self._tables]
+        return self.write_bytes(workbook_bytes(sheets), name)
 
     @property
     def written(self) -> list[str]:

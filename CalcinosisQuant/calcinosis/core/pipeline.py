@@ -194,6 +194,7 @@ def write_measure_outputs(outdir: str | Path, result: LesionResult, *, force: bo
         params = dict(result.params.to_dict())
         params["min_size_unit"] = "mm2" if result.volume.is_2d else "mm3"
         params.update(extra_parameters or {})
+        out.write_workbook()
         record = provenance.build_record(
             command, result.inputs, params,
             _result_summary(result),

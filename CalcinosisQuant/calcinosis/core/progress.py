@@ -40,34 +40,65 @@ def report(progress: Progress | None, fraction: float, message: str = "") -> Non
         progress.update(fraction, message)
 
 
-class StderrProgressBar:
-    """A text progress bar on stderr (redrawn in place on a terminal, sparse lines otherwise)."""
+#: No estimate of the time left before this much work and time have passed (too unsteady)
+ETA_MIN_FRACTION, ETA_MIN_SECONDS = 0.05, 3.0
 
-    def __init__(self, label: str = "", stream=None, width: int = 30, min_interval_s: float = 0.1):
+
+def duration_text(seconds: float) -> str:
+    """``45 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    s = int(round(max(0.0, seconds)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def time_left_s(elapsed_s: float, fraction: float) -> float | None:
+    """Seconds left if the rest goes as fast as the part done (``elapsed_s`` for
+    ``fraction``); None while too little is done to tell."""
+    if fraction < ETA_MIN_FRACTION or elapsed_s < ETA_MIN_SECONDS or fraction >= 1.0:
+        return None
+    return elapsed_s * (1.0 - fraction) / fraction
+
+
+class StderrProgressBar:
+    """A text progress bar on stderr (redrawn in place on a terminal, sparse lines otherwise),
+    with the time left estimated from the pace so far (``~2 min 10 s left``)."""
+
+    def __init__(self, label: str = "", stream=None, width: int = 30, min_interval_s: float = 0.1,
+                 clock: Callable[[], float] = time.monotonic):
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self.min_interval_s = min_interval_s
+        self._clock = clock
+        self._start = clock()
         self._last = -1.0
         self._last_pct = -1
         self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
+    def eta_text(self, fraction: float) -> str:
+        left = time_left_s(self._clock() - self._start, fraction)
+        return "" if left is None else f"~{duration_text(left)} left"
+
     def __call__(self, fraction: float, message: str) -> None:
-        now = time.monotonic()
+        now = self._clock()
         pct = int(round(100 * fraction))
+        eta = self.eta_text(fraction)
         if self._tty:
             if fraction < 1.0 and now - self._last < self.min_interval_s:
                 return
             filled = int(self.width * fraction)
             bar = "#" * filled + "-" * (self.width - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {pct:3d}% {message[:40]:<40}")
+            self.stream.write(f"\r{self.label} [{bar}] {pct:3d}% {eta:>16} {message[:40]:<40}")
             if fraction >= 1.0:
                 self.stream.write("\n")
         else:
             # one line per 10% step keeps CI logs readable
             if pct // 10 == self._last_pct // 10 and fraction < 1.0:
                 return
-            self.stream.write(f"{self.label} {pct:3d}% {message}\n")
+            self.stream.write(f"{self.label} {pct:3d}% {message}{f' ({eta})' if eta else ''}\n")
         self._last = now
         self._last_pct = pct
         self.stream.flush()

@@ -4,7 +4,10 @@ Every result of the project is a :class:`Table`.  Column names carry their unit
 (``volume_mm3``, ``centroid_r_mm``), coordinates are RAS, and each column has a
 description that travels into the schema file and into Slicer's table node.
 
-CSV: UTF-8, header row, ``,`` delimiter, empty cell = missing value.  Floating point
+CSV: UTF-8 with a byte-order mark (Excel on Windows then reads ±, ³ and ρ; Slicer, pandas,
+readr and this package skip it; ``CALCINOSIS_CSV_BOM=0`` leaves it out), header row, ``,``
+delimiter, empty cell = missing value.  For Excel in locales whose list separator is not a
+comma, every result folder also has ``tables.xlsx`` (:mod:`calcinosis.core.xlsx`).  Floating point
 numbers are written with 10 significant digits, so the same computation always gives
 the same bytes.  The schema file is the one Slicer's table storage node reads
 (columns ``columnName, unitLabel, description, title, nullValue, type, componentNames``),
@@ -16,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -37,6 +41,17 @@ class Column:
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
             raise ValueError(f"column {self.name}: type must be one of {COLUMN_TYPES}, got {self.type!r}")
+
+
+#: Written before the header of every CSV file unless CALCINOSIS_CSV_BOM=0
+CSV_BOM = "\ufeff"
+
+
+def csv_file_text(table: "Table") -> str:
+    """The text of ``table``'s CSV file: the byte-order mark (unless the environment variable
+    ``CALCINOSIS_CSV_BOM`` is ``0``) and :meth:`Table.to_csv_text`."""
+    bom = "" if os.environ.get("CALCINOSIS_CSV_BOM", "1").strip().lower() in ("0", "no", "false", "off") else CSV_BOM
+    return bom + table.to_csv_text()
 
 
 def format_value(value: Any, type_: str) -> str:
@@ -192,7 +207,7 @@ class Table:
         :class:`~calcinosis.core.output.OutputTransaction` for atomic, no-overwrite output.)"""
         path = Path(path)
         schema = schema_path_for(path)
-        path.write_text(self.to_csv_text(), encoding="utf-8")
+        path.write_text(csv_file_text(self), encoding="utf-8")
         schema.write_text(self.schema_csv_text(), encoding="utf-8")
         return [path, schema]
 

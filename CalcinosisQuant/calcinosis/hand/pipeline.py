@@ -247,6 +247,7 @@ def write_hand_outputs(outdir: str | Path, result: HandResult, *, force: bool = 
                                           "cells_filled": sum(1 for r in form.rows for loc in LOCATIONS
                                                               if r[loc] is not None),
                                           "cells": len(form.rows) * len(LOCATIONS)}
+        out.write_workbook()
         record = provenance.build_record(
             command, result.inputs, _parameters(result), results, result.warnings,
             outputs=out.written + ["provenance.json"], case_id=case_id)

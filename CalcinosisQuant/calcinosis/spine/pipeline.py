@@ -389,6 +389,7 @@ def write_spine_outputs(outdir: str | Path, result: SpineResult, *, force: bool 
                 write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors())
             if drawing is not None:
                 drawing.result()
+        out.write_workbook()
         record = provenance.build_record(
             command, result.inputs, result.params.to_dict(), results_summary(result), warnings,
             outputs=out.written + ["provenance.json"], case_id=case_id)
