@@ -301,3 +301,18 @@ def test_stats_page_has_a_title_and_prints(synthetic_batch, browser, tmp_path, c
     text = _check_page(browser, tmp_path / "agr" / "agreement.html", tmp_path, "stats-agreement")
     assert text.lstrip().startswith("Reader agreement")
     assert "P < 0.001" in text or "P = " in text
+
+
+def test_case_pages_on_two_processes_are_the_same_pages(synthetic_batch, cohort_reports, tmp_path):
+    """The case pages written on two processes (readings of one image grouped, the image read
+    once per group) are the pages written in this process, byte for byte but the time made."""
+    out, manifest = synthetic_batch
+    rep1, files1 = cohort_reports
+    files2 = write_reports(out, tmp_path / "rep", manifest=manifest, by="subset", workers=2)
+    made = re.compile(r"made \d{4}-\d\d-\d\dT[\d:+]+")
+    names1 = sorted(f.relative_to(rep1).as_posix() for f in files1 if f.suffix == ".html")
+    assert names1 == sorted(f.relative_to(tmp_path / "rep").as_posix() for f in files2 if f.suffix == ".html")
+    assert len(names1) > 5
+    for name in names1:
+        a, b = (made.sub("made T", (root / name).read_text()) for root in (rep1, tmp_path / "rep"))
+        assert a == b, name

@@ -45,7 +45,9 @@ def run(args) -> int:
     for st in summary.failed:
         print(f"calcinosis: case {st.case_id} failed: {st.reason}")
     if args.report:
+        from calcinosis.cohort.batch import default_workers
         from calcinosis.cohort.report import write_reports
-        write_reports(args.outdir, args.report, manifest=args.manifest, force=args.force)
+        write_reports(args.outdir, args.report, manifest=args.manifest, force=args.force,
+                      workers=args.workers if args.workers is not None else default_workers(len(summary.specs)))
         say(args, f"reports: {args.report}/cohort.html")
     return 3 if summary.failed else 0

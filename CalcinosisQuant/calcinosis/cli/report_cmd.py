@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from calcinosis.cohort.batch import default_workers
 from calcinosis.cohort.report import write_reports
 from calcinosis.core.output import check_not_an_input, check_output_free
 
@@ -25,6 +26,8 @@ def register(sub) -> None:
     p.add_argument("--where", action="append", metavar="COLUMN=VALUE",
                    help="which reading to use per patient (default: first reader, read 1, baseline)")
     p.add_argument("--no-case-reports", action="store_true", help="batch: only cohort.html")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="batch: processes writing the case pages (default: number of cores; 0 or 1 = in this process)")
     p.set_defaults(func=run)
 
 
@@ -33,6 +36,8 @@ def run(args) -> int:
 
     from calcinosis.core.errors import InputError
 
+    if args.workers is not None and args.workers < 0:
+        raise InputError("--workers: expected a whole number >= 0")
     if args.image is not None and not Path(args.image).exists():
         raise InputError(f"--image {args.image}: no such file or folder")
     if args.manifest is not None:   # read (and so checked) here, naming the file, before anything is written
@@ -43,7 +48,7 @@ def run(args) -> int:
     progress = progress_for(args, "report")
     files = write_reports(args.source, args.outdir, image=args.image, manifest=args.manifest, by=args.by,
                           where=args.where, case_reports=not args.no_case_reports, force=args.force,
-                          progress=progress)
+                          progress=progress, workers=args.workers if args.workers is not None else default_workers(64))
     main = next((f for f in files if f.name in ("cohort.html", "report.html")), files[0])
     say(args, f"{len([f for f in files if f.suffix == '.html'])} report(s); open {main}")
     return 0

@@ -233,12 +233,14 @@ TASK_TITLES = {"hand": "hand calcinosis", "spine": "spinal calcification map", "
 
 def case_report_html(case_dir: str | Path, image: str | Path | None = None, case_id: str | None = None,
                      spacing=None, modality: str | None = None, strict_image: bool = False,
-                     back: tuple[str, str] | None = None) -> str:
+                     back: tuple[str, str] | None = None, image_cache: dict | None = None) -> str:
     """The case report: summary and warnings first, a picture of this patient (spine or hand
     schematic), the per-hand or per-level table, the lesions in their slices and as a table,
     then parameters and provenance.  ``strict_image``: ``image`` was given by the user, so an
     image that cannot be read, or is not the one the case was measured on, is an error (else
-    a note).  ``back``: (href, text) of the cohort report this page belongs to."""
+    a note).  ``back``: (href, text) of the cohort report this page belongs to.
+    ``image_cache``: images already read, by (path, spacing, modality) - the readings of one
+    image in a batch read it once."""
     from . import figures, schematics
     case_dir = Path(case_dir)
     prov = _read_prov(case_dir)
@@ -311,7 +313,7 @@ def case_report_html(case_dir: str | Path, image: str | Path | None = None, case
         doc.source("levels.csv (one row per disco-vertebral level; counts empty when not assessed)")
     if lesions is not None and len(lesions):
         doc.h(2, "Lesion images")
-        _slices(doc, case_dir, lesions, image, prov, notes, spacing, modality, strict_image, task)
+        _slices(doc, case_dir, lesions, image, prov, notes, spacing, modality, strict_image, task, image_cache)
         doc.h(2, "Lesions")
         key = [c for c in ("lesion_id", "side", "digit", "zone", "kind", "level", "segment", "subsite", "pattern",
                            size_col, "projected_area_mm2", "equivalent_diameter_mm", "mean_intensity", "max_intensity",
@@ -346,7 +348,7 @@ SLICE_CONTEXT_MM = {"spine": 40.0, "hand": 18.0, "measure": 12.0}
 
 
 def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=None, strict=False,
-            task: str = "measure") -> None:
+            task: str = "measure", image_cache: dict | None = None) -> None:
     from .figures import FiguresUnavailable
     labels_path = next((p for p in (case_dir / "lesion_labels.nrrd", case_dir / "lesions.seg.nrrd") if p.exists()), None)
     if labels_path is None:
@@ -363,7 +365,13 @@ def _slices(doc, case_dir, lesions, image, prov, notes, spacing=None, modality=N
     try:
         from calcinosis.core import image_io
         from .slices import lesion_panels
-        vol = image_io.load_image(image, spacing=spacing, modality=modality)
+        key = (str(Path(image).resolve()), tuple(spacing) if spacing else None, modality)
+        vol = image_cache.get(key) if image_cache is not None else None
+        if vol is None:
+            vol = image_io.load_image(image, spacing=spacing, modality=modality)
+            if image_cache is not None:
+                image_cache.clear()                # one image at a time: the readings of it are adjacent
+                image_cache[key] = vol
         measured = _image_input(prov).get("input_id")
         if measured and vol.meta.get("input_id") and vol.meta["input_id"] != measured:
             raise InputError(f"--image: not the image this case was measured on (its id {vol.meta['input_id']}, "
@@ -606,8 +614,9 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
 
 def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path | None = None,
                   manifest: str | Path | None = None, by: str | None = None, where: Sequence[str] | None = None,
-                  case_reports: bool = True, force: bool = False, progress=None) -> list[Path]:
-    """``report.html`` for a case folder; ``cohort.html`` + ``cases/<id>.html`` for a batch folder."""
+                  case_reports: bool = True, force: bool = False, progress=None, workers: int = 1) -> list[Path]:
+    """``report.html`` for a case folder; ``cohort.html`` + ``cases/<id>.html`` for a batch folder
+    (the case pages on ``workers`` processes; the readings of one image read it once)."""
     from calcinosis.core.output import OutputTransaction
     from calcinosis.core.progress import report as prog
     from calcinosis.core.provenance import build_record
@@ -626,16 +635,24 @@ def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path |
             prog(progress, 0.0, "cohort report")
             out.write_text(cohort_report_html(source, by=by, where=where, case_links=case_reports), "cohort.html")
             if case_reports:
-                case_dirs = sorted(p for p in (source / "cases").iterdir() if p.is_dir())
-                for k, cd in enumerate(case_dirs):
-                    prog(progress, 0.1 + 0.9 * k / max(len(case_dirs), 1), cd.name)
-                    if not _has_case_page(source, cd.name):
-                        continue
-                    sp = images.get(cd.name)
-                    out.write_text(case_report_html(cd, image=sp.image if sp else None, case_id=cd.name,
-                                                    spacing=_spacing(sp), modality=sp.modality if sp and sp.task == "measure" else None,
-                                                    back=("../cohort.html", "Cohort report")),
-                                   f"cases/{cd.name}.html")
+                case_dirs = [cd for cd in sorted(p for p in (source / "cases").iterdir() if p.is_dir())
+                             if _has_case_page(source, cd.name)]
+                jobs = [(str(cd), cd.name, images.get(cd.name)) for cd in case_dirs]
+                # the readings of one image side by side (one read of it), then in groups over processes
+                jobs.sort(key=lambda j: (str(j[2].image) if j[2] is not None and j[2].image else "", j[1]))
+                groups: list[list] = []
+                for j in jobs:
+                    img = str(j[2].image) if j[2] is not None and j[2].image else None
+                    if groups and img is not None and groups[-1][-1][2] is not None and str(groups[-1][-1][2].image) == img:
+                        groups[-1].append(j)
+                    else:
+                        groups.append([j])
+                done = 0
+                for pages in _map_groups(_case_pages, groups, workers):
+                    for name, text in pages:
+                        out.write_text(text, f"cases/{name}.html")
+                        done += 1
+                        prog(progress, 0.1 + 0.9 * done / max(len(jobs), 1), name)
         else:
             out.write_text(case_report_html(source, image=image, strict_image=image is not None), "report.html")
         out.write_json(build_record("report", {"source": {"kind": "batch" if is_batch else "case"}},
@@ -645,6 +662,28 @@ def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path |
         written = [Path(outdir) / n for n in out.written]
     prog(progress, 1.0, "done")
     return written
+
+
+def _case_pages(group: list) -> list[tuple[str, str]]:
+    """The pages of a group of cases (readings of one image): [(case id, html)]."""
+    cache: dict = {}
+    return [(name, case_report_html(Path(cd), image=sp.image if sp else None, case_id=name, spacing=_spacing(sp),
+                                    modality=sp.modality if sp and sp.task == "measure" else None,
+                                    back=("../cohort.html", "Cohort report"), image_cache=cache))
+            for cd, name, sp in group]
+
+
+def _map_groups(fn, groups: list, workers: int):
+    """``fn`` over ``groups``, in order, on ``workers`` processes (in this one when 1)."""
+    if workers <= 1 or len(groups) < 2:
+        for g in groups:
+            yield fn(g)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        yield from pool.map(fn, groups)
 
 
 def _spacing(spec):
