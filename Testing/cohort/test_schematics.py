@@ -43,3 +43,13 @@ def test_schematics_draw(tmp_path):
     png = schematics.hand_schematic([{"side": "L", "digit": "ring", "zone": "PIP", "kind": "periarticular",
                                       "area_mm2": 4.0}], "area_mm2", "mm²")
     assert png.startswith(b"\x89PNG")
+
+
+def test_one_colour_per_spine_segment_everywhere():
+    """Slicer's segmentation, the case's level chart and the reports' charts and schematic
+    colour a segment alike."""
+    from calcinosis.cohort import figures
+    from calcinosis.spine import anatomy
+    for seg, rgb in anatomy.SEGMENT_COLORS.items():
+        hex_ = figures.SEGMENT_COLORS[seg]
+        assert tuple(int(hex_[i:i + 2], 16) for i in (1, 3, 5)) == tuple(round(255 * c) for c in rgb)

@@ -12,9 +12,13 @@ from typing import Sequence
 
 import numpy as np
 
+from calcinosis.spine import anatomy as spine_anatomy
 from .contract import LEVELS, SEGMENTS
 
-SEGMENT_COLORS = {"anterior": "#d95f02", "intracanal": "#7570b3", "posterior": "#1b9e77"}
+#: The spine segments' colours: those of the segmentations in Slicer and of the case's level
+#: chart (calcinosis.spine.anatomy), so a segment has one colour everywhere
+SEGMENT_COLORS = {s: "#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in rgb))
+                  for s, rgb in spine_anatomy.SEGMENT_COLORS.items()}
 MODALITY_COLORS = {"xr": "#4e79a7", "ct": "#e15759", "mri": "#59a14f"}
 
 
