@@ -153,3 +153,35 @@ def test_demo_runs_and_says_where_outputs_are(cli, tmp_path):
     assert "All demo outputs are in" in out
     assert (tmp_path / "demo" / "measure-ct" / "lesions.csv").exists()
     assert (tmp_path / "demo" / "measure-xr" / "lesions.csv").exists()
+
+
+def test_nifti_label_map_has_the_ras_geometry(cli, ct_phantom, tmp_path):
+    """--nifti: lesion_labels.nii.gz holds the label map of lesion_labels.nrrd, and its sform,
+    read here from the raw NIfTI-1 header (RAS by the NIfTI standard, whereas ITK works in
+    LPS), maps each voxel to the same RAS point as the project's geometry does."""
+    import gzip
+    import struct
+
+    import numpy as np
+
+    from calcinosis.core import image_io
+    out = tmp_path / "res"
+    code, _, err = cli("measure", ct_phantom / "ct", "--threshold", "220", "--nifti", "-o", out, "-q")
+    assert code == 0, err
+    nrrd = image_io.load_label_image(out / "lesion_labels.nrrd")
+    raw = gzip.decompress((out / "lesion_labels.nii.gz").read_bytes())
+    assert struct.unpack("<i", raw[:4])[0] == 348
+    dims = struct.unpack("<8h", raw[40:56])
+    assert dims[1:4] == tuple(nrrd.geometry.shape[::-1])
+    sform_code = struct.unpack("<h", raw[254:256])[0]
+    srow = np.array([struct.unpack("<4f", raw[280 + 16 * r:296 + 16 * r]) for r in range(3)])
+    assert sform_code > 0
+    for ijk in ((0, 0, 0), (5, 7, 3), tuple(np.array(nrrd.geometry.shape[::-1]) - 1)):
+        ras = srow @ np.r_[np.array(ijk, float), 1.0]
+        assert np.allclose(ras, nrrd.geometry.ijk_to_ras(np.array(ijk, float)), atol=1e-3), ijk
+    vox_offset = int(struct.unpack("<f", raw[108:112])[0])
+    datatype = struct.unpack("<h", raw[70:72])[0]
+    dtype = {2: np.uint8, 512: np.uint16, 768: np.uint32, 4: np.int16, 8: np.int32}[datatype]
+    data = np.frombuffer(raw[vox_offset:], dtype=dtype)[:int(np.prod(dims[1:4]))].reshape(dims[3], dims[2], dims[1])
+    assert np.array_equal(data, nrrd.layers[0])
+    assert len(np.unique(data)) - 1 == len(Table.read_csv(out / "lesions.csv"))

@@ -34,6 +34,7 @@ def _export_segment(node, segment_id, reference_node):
 
 def test_300_segments_one_shared_layer_counts_names_colours(mrml_scene, blob_lesions):
     from calcinosis import mrml
+    from calcinosis.core import terminology
     from calcinosis.core.pipeline import lesion_colors
 
     lesions = blob_lesions
@@ -51,6 +52,7 @@ def test_300_segments_one_shared_layer_counts_names_colours(mrml_scene, blob_les
         assert s.GetName() == names[k - 1]
         assert np.allclose(s.GetColor(), colors[k - 1], atol=1e-6)
         assert s.GetLabelValue() == k
+        assert s.GetTerminology() == terminology.terminology_entry()     # a calcification, not "Tissue"
         assert _segment_voxel_count_by_slicer(node, sid) == core_counts[k - 1], sid
     # the layer is cropped to the lesions' extent, not the whole grid
     layer = seg.GetLayerDataObject(0)

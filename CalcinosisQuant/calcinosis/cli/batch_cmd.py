@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from calcinosis.cohort.batch import run_batch
 
-from .common import add_output_args, positive_int, progress_for, say, warn_all
+from .common import add_output_args, progress_for, say, warn_all
 
 
 

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import image_io, provenance
+from . import image_io, provenance, terminology
 from .defaults import DEFAULT_CT_THRESHOLD_HU  # always recorded with the result
 from .dicom_meta import path_content_id
 from .errors import InputError
@@ -149,10 +149,14 @@ def lesion_colors(n: int) -> list[tuple[float, float, float]]:
 
 
 def write_lesion_images(out: OutputTransaction, lesions: LesionSet, names: Sequence[str] | None = None,
-                        colors: Sequence[Sequence[float]] | None = None, stem: str = "lesion") -> list[str]:
+                        colors: Sequence[Sequence[float]] | None = None, stem: str = "lesion",
+                        terminologies: Sequence[str] | None = None, nifti: bool = False) -> list[str]:
     """``{stem}_labels.nrrd`` (label value = lesion_id) and ``{stem}s.seg.nrrd`` (the same
     voxels, cropped to the lesions' box when it is under half the grid).  The label image
-    is converted once for both."""
+    is converted once for both.  ``terminologies``: each segment's ``TerminologyEntry``
+    (default: a calcification, region not known; :mod:`calcinosis.core.terminology`).
+    ``nifti``: also ``{stem}_labels.nii.gz``, the same label map as NIfTI (the geometry in
+    its qform/sform, as ITK writes it)."""
     n = lesions.n
     values = list(range(1, n + 1))
     dtype = label_dtype(values)
@@ -160,6 +164,11 @@ def write_lesion_images(out: OutputTransaction, lesions: LesionSet, names: Seque
     image = image_io.array_to_sitk(labels, lesions.geometry)
     label_name = f"{stem}_labels.nrrd"
     image_io.write_sitk_image(image, out.path(label_name), True)
+    written = [label_name]
+    if nifti:
+        nifti_name = f"{stem}_labels.nii.gz"
+        image_io.write_sitk_image(image, out.path(nifti_name), True)
+        written.append(nifti_name)
     if lesions.voxel_index.size:   # the box of every lesion voxel, from the voxel list (no pass over the grid)
         kji = np.unravel_index(lesions.voxel_index[[0, -1]], lesions.geometry.shape)
         k_lo, k_hi = int(kji[0][0]), int(kji[0][1])
@@ -176,13 +185,15 @@ def write_lesion_images(out: OutputTransaction, lesions: LesionSet, names: Seque
     write_seg_nrrd_image(seg_image, offset, out.path(seg_name),
                          names if names is not None else [f"{stem} {k}" for k in range(1, n + 1)],
                          colors if colors is not None else lesion_colors(n),
-                         values, ids=[f"{stem}_{k}" for k in range(1, n + 1)])
-    return [label_name, seg_name]
+                         values, ids=[f"{stem}_{k}" for k in range(1, n + 1)],
+                         tags=[terminology.segment_tags(e) for e in
+                               (terminologies if terminologies is not None else [terminology.terminology_entry()] * n)])
+    return written + [seg_name]
 
 
 def write_measure_outputs(outdir: str | Path, result: LesionResult, *, force: bool = False,
                           command: str = "measure", case_id: str | None = None,
-                          extra_parameters: dict | None = None, write_images: bool = True,
+                          extra_parameters: dict | None = None, write_images: bool = True, nifti: bool = False,
                           progress: Progress | None = None) -> list[Path]:
     """``lesions.csv`` (+ schema), label map, ``.seg.nrrd`` and ``provenance.json``."""
     with OutputTransaction(outdir, force=force) as out:
@@ -190,7 +201,7 @@ def write_measure_outputs(outdir: str | Path, result: LesionResult, *, force: bo
         out.write_table(result.table, "lesions.csv")
         if write_images:
             report(progress, 0.3, "writing label map and segmentation")
-            write_lesion_images(out, result.lesions)
+            write_lesion_images(out, result.lesions, nifti=nifti)
         params = dict(result.params.to_dict())
         params["min_size_unit"] = "mm2" if result.volume.is_2d else "mm3"
         params.update(extra_parameters or {})

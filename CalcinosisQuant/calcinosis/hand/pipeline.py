@@ -28,6 +28,7 @@ from calcinosis.core.lesions import LesionParams, LesionSet
 from calcinosis.core.lesions import lesions_from_segmentation as _engine_from_segmentation
 from calcinosis.core.measure import measure_lesions
 from calcinosis.core.output import OutputTransaction
+from calcinosis.core import terminology
 from calcinosis.core.pipeline import write_lesion_images
 from calcinosis.core.progress import Progress, report
 from calcinosis.core.tables import Table
@@ -64,6 +65,12 @@ class HandResult:
 
     def segment_colors(self) -> list[tuple[float, float, float]]:
         return segment_colors(self.lesions_table)
+
+    def segment_terminologies(self) -> list[str]:
+        """Each lesion coded as a calcification of its digit (thumb, finger), wrist or hand, with
+        its side (:mod:`calcinosis.core.terminology`)."""
+        return [terminology.terminology_entry(*terminology.hand_region(r["side"], r["digit"], r["zone"]))
+                for r in self.lesions_table.rows]
 
 
 # ---------------------------------------------------------------------- modality
@@ -213,7 +220,8 @@ def segment_colors(lesions_table: Table) -> list[tuple[float, float, float]]:
 
 # ---------------------------------------------------------------------- step 3
 def write_hand_outputs(outdir: str | Path, result: HandResult, *, force: bool = False, command: str = "hand",
-                       case_id: str | None = None, write_images: bool = True, form_sides: list[str] | None = None,
+                       case_id: str | None = None, write_images: bool = True, nifti: bool = False,
+                       form_sides: list[str] | None = None,
                        form: Table | None = None, progress: Progress | None = None) -> list[Path]:
     """``lesions.csv``, ``digits.csv``, ``hand.csv`` (+ schemas), ``lesion_assignment.csv``,
     ``structural_form.csv`` (blank, radiographs only), ``lesion_labels.nrrd``,
@@ -240,7 +248,8 @@ def write_hand_outputs(outdir: str | Path, result: HandResult, *, force: bool = 
             out.write_text(landmarks_json_text(result.landmarks), "landmarks.mrk.json")
         if write_images:
             report(progress, 0.3, "writing label map and segmentation")
-            write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors())
+            write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors(),
+                                terminologies=result.segment_terminologies(), nifti=nifti)
         results = _results(result)
         if form is not None:
             results["structural_form"] = {"hands": sorted({r["side"] for r in form.rows}),

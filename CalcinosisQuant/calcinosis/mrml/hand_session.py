@@ -489,7 +489,8 @@ def detect(volume_node, modality: str | None = "auto", params: DetectParams = DE
         if segmentation_node is None:
             segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", f"{volume_node.GetName()} lesions")
         mrml.segmentation_from_lesions(detection.lesions, names, colors, node=segmentation_node,
-                                       reference_volume_node=volume_node)
+                                       reference_volume_node=volume_node,
+                                       terminologies=first.segment_terminologies())
         record = dict(detection.parameters)
         record["modality"] = m
         segmentation_node.SetAttribute(HAND_DETECTION_ATTRIBUTE, json.dumps(record, sort_keys=True, default=str))

@@ -125,14 +125,16 @@ def _overlap_layers(lesions: LesionSet) -> np.ndarray:
 def segmentation_from_lesions(lesions: LesionSet, names: Sequence[str] | None = None,
                               colors: Sequence[Sequence[float]] | None = None, scene=None, node=None,
                               reference_volume_node=None, name: str = "lesions",
-                              segment_ids: Sequence[str] | None = None):
+                              segment_ids: Sequence[str] | None = None, terminologies: Sequence[str] | None = None):
     """A ``vtkMRMLSegmentationNode`` with one named, coloured segment per lesion (label value =
     lesion id) in one shared, cropped labelmap layer (more layers only where lesions overlap).
 
     ``names``/``colors`` (RGB 0-1) per lesion, default ``lesion <id>`` and
     :func:`~calcinosis.core.pipeline.lesion_colors`.  ``node``: replace the segments of this
     node.  ``reference_volume_node``: the volume the Segment Editor should edit on (else the
-    lesions' grid is set as reference geometry)."""
+    lesions' grid is set as reference geometry).  ``terminologies``: each segment's
+    ``TerminologyEntry`` (default: a calcification, region not known)."""
+    from calcinosis.core import terminology
     from calcinosis.core.pipeline import lesion_colors
 
     scene = get_scene(scene)
@@ -140,7 +142,8 @@ def segmentation_from_lesions(lesions: LesionSet, names: Sequence[str] | None = 
     names = list(names) if names is not None else [f"lesion {k}" for k in range(1, n + 1)]
     colors = list(colors) if colors is not None else lesion_colors(n)
     ids = list(segment_ids) if segment_ids is not None else [f"lesion_{k}" for k in range(1, n + 1)]
-    if not (len(names) == len(colors) == len(ids) == n):
+    terms = list(terminologies) if terminologies is not None else [terminology.terminology_entry()] * n
+    if not (len(names) == len(colors) == len(ids) == len(terms) == n):
         raise ValueError(f"{n} lesions but {len(names)} names, {len(colors)} colours, {len(ids)} ids")
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
@@ -178,6 +181,7 @@ def segmentation_from_lesions(lesions: LesionSet, names: Sequence[str] | None = 
                 c = colors[lesion_id - 1]
                 seg.SetColor(float(c[0]), float(c[1]), float(c[2]))
                 seg.SetLabelValue(lesion_id)
+                seg.SetTag(terminology.TAG_NAME, terms[lesion_id - 1])
                 seg.AddRepresentation(BINARY_LABELMAP, images[int(layer_of[lesion_id - 1])])
                 segmentation.AddSegment(seg, str(ids[lesion_id - 1]))
     finally:

@@ -452,7 +452,8 @@ class SpineSession:
         if n.segmentation is None:
             n.segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", self._name("calcifications"))
         mrml.segmentation_from_lesions(r.lesions, r.segment_names(), r.segment_colors(), scene=scene,
-                                       node=n.segmentation, reference_volume_node=ct)
+                                       node=n.segmentation, reference_volume_node=ct,
+                                       terminologies=r.segment_terminologies())
         n.segmentation.SetAttribute(PARAMETERS_ATTRIBUTE, json.dumps(r.params.to_dict(), sort_keys=True))
         n.lesions = self._table_node(n.lesions, r.table, "lesions")
         n.levels = self._table_node(n.levels, r.levels, "levels")

@@ -26,6 +26,7 @@ from calcinosis.core.image_io import LabelImage
 from calcinosis.core.lesions import LesionSet
 from calcinosis.core.measure import measure_lesions
 from calcinosis.core.output import OutputTransaction
+from calcinosis.core import terminology
 from calcinosis.core.pipeline import write_lesion_images
 from calcinosis.core.progress import Progress, report
 from calcinosis.core.tables import Column, Table
@@ -78,6 +79,11 @@ class SpineResult:
     def segment_colors(self) -> list[tuple[float, float, float]]:
         """Colour by segment (sub-sites in shades of their segment's colour)."""
         return [subsite_color(r["subsite"]) for r in self.table.rows]
+
+    def segment_terminologies(self) -> list[str]:
+        """Each calcification coded as such, in the part of the spine its level lies in
+        (:mod:`calcinosis.core.terminology`)."""
+        return [terminology.terminology_entry(*terminology.spine_region(r["level"])) for r in self.table.rows]
 
     def full_grid_labels(self, dtype=np.uint16) -> np.ndarray:
         """The final lesion label map on the CT's own grid (lesion_id per voxel)."""
@@ -360,7 +366,7 @@ def results_summary(result: SpineResult) -> dict:
 
 
 def write_spine_outputs(outdir: str | Path, result: SpineResult, *, force: bool = False, case_id: str | None = None,
-                        write_images: bool = True, chart: bool = True, command: str = "spine",
+                        write_images: bool = True, chart: bool = True, command: str = "spine", nifti: bool = False,
                         progress: Progress | None = None) -> list[Path]:
     """Write the result folder (docs/spine.md lists every file)."""
     from .chart import chart_available, draw_level_chart
@@ -386,7 +392,8 @@ def write_spine_outputs(outdir: str | Path, result: SpineResult, *, force: bool 
                     warnings.append("level_chart.png not drawn: matplotlib is not installed")
             if write_images:
                 report(progress, 0.5, "writing label map and segmentation")
-                write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors())
+                write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors(),
+                                    terminologies=result.segment_terminologies(), nifti=nifti)
             if drawing is not None:
                 drawing.result()
         out.write_workbook()

@@ -62,6 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--series", help="which DICOM series in a folder holding several")
     g.add_argument("--case-id", help="pseudonymous case identifier recorded in provenance")
     g.add_argument("--record-paths", action="store_true", help="record input paths in provenance (off by default)")
+    g.add_argument("--nifti", action="store_true", help="also write lesion_labels.nii.gz (NIfTI label map, value = lesion_id; for nnU-Net, TotalSegmentator and other NIfTI tools)")
     add_output_args(p)
 
 
@@ -124,7 +125,7 @@ def run(args, progress=None):
         seeds=getattr(args, "seeds", None), progress=progress.sub(0.0, 0.85) if progress else None)
     redact_warnings(result, args, ('image', 'landmarks', 'roi', 'mask', 'exclude', 'seeds'))
     hand_pipeline.write_hand_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
-                                     progress=progress.sub(0.85, 1.0) if progress else None)
+                                     nifti=args.nifti, progress=progress.sub(0.85, 1.0) if progress else None)
     lines = []
     if result.inputs.get("seeds"):
         lines.append(f"{result.lesions.n} deposits outlined at the {result.inputs['seeds']['n_points']} points "

@@ -42,6 +42,7 @@ def add_image_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--case-id", help="pseudonymous case identifier recorded in provenance")
     g.add_argument("--record-paths", action="store_true",
                    help="record input file paths in provenance (off by default: paths may carry names)")
+    g.add_argument("--nifti", action="store_true", help="also write lesion_labels.nii.gz (NIfTI label map, value = lesion_id; for nnU-Net, TotalSegmentator and other NIfTI tools)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,7 +74,7 @@ def run(args, progress=None):
         record_paths=args.record_paths, magnification=args.magnification, progress=progress.sub(0.0, 0.8) if progress else None)
     redact_warnings(result, args, ('image', 'mask', 'region', 'exclude'))
     pipeline.write_measure_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
-                                   progress=progress.sub(0.8, 1.0) if progress else None)
+                                   nifti=args.nifti, progress=progress.sub(0.8, 1.0) if progress else None)
     unit = "mm²" if result.volume.is_2d else "mm³"
     col = "area_mm2" if result.volume.is_2d else "volume_mm3"
     total = sum(result.table.column(col)) if len(result.table) else 0.0

@@ -91,6 +91,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("outputs")
     o.add_argument("--no-chart", action="store_true", help="do not draw level_chart.png")
     o.add_argument("--no-images", action="store_true", help="do not write lesion_labels.nrrd and lesions.seg.nrrd")
+    o.add_argument("--nifti", action="store_true", help="also write lesion_labels.nii.gz (NIfTI label map, value = lesion_id; for nnU-Net, TotalSegmentator and other NIfTI tools)")
     o.add_argument("--series", help="which DICOM series in a folder holding several (number or UID)")
     o.add_argument("--case-id", help="pseudonymous case identifier recorded in provenance")
     o.add_argument("--record-paths", action="store_true",
@@ -154,7 +155,7 @@ def run(args, progress=None):
                                 progress=progress.sub(0.0, 0.85) if progress else None)
     redact_warnings(result, args, ('ct', 'vertebrae', 'points', 'aorta', 'overrides', 'subregions'))
     pipeline.write_spine_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
-                                 write_images=not args.no_images, chart=not args.no_chart,
+                                 write_images=not args.no_images, chart=not args.no_chart, nifti=args.nifti,
                                  progress=progress.sub(0.85, 1.0) if progress else None)
     p = result.patient.rows[0]
     applied = sum(a.status == "applied" for a in result.applied)
