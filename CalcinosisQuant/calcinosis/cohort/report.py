@@ -279,7 +279,9 @@ def case_report_html(case_dir: str | Path, image: str | Path | None = None, case
         doc.h(2, "Per hand")
         heads = ["Measure"] + [f"{'Right' if r['side'] == 'R' else 'Left' if r['side'] == 'L' else r['side']} hand "
                                f"({r['modality']})" for r in ht.rows]
-        cols = [c for c in ht.columns if c.name not in ("side", "modality")]
+        # the hand's measures, without those this modality has none of (areas on a CT, volumes on a radiograph)
+        cols = [c for c in ht.columns if c.name not in ("side", "modality")
+                and any(r[c.name] is not None for r in ht.rows)]
         doc.raw(html_table(heads, [[column_title(c)] + ["" if r[c.name] is None else
                                                         (f"{r[c.name]:.2f}" if isinstance(r[c.name], float) else str(r[c.name]))
                                                         for r in ht.rows] for c in cols],

@@ -156,7 +156,9 @@ def hand_schematic(lesion_rows: Sequence[dict], size_column: str, unit: str, tit
     plt = _plt()
     from matplotlib.patches import FancyBboxPatch
     sides = [s for s in ("R", "L") if any(r.get("side") == s for r in lesion_rows)] or ["R"]
-    sizes = [float(r[size_column]) for r in lesion_rows if r.get(size_column) is not None]
+    # the marker scale: the largest lesion drawn (one on no digit is not drawn)
+    sizes = [float(r[size_column]) for r in lesion_rows
+             if r.get(size_column) is not None and r.get("digit") in DIGIT_X_RIGHT]
     biggest = max(sizes) if sizes else 1.0
     fig, axes = plt.subplots(1, len(sides), figsize=(3.6 * len(sides), 4.6), squeeze=False)
     for ax, side in zip(axes[0], sides):
