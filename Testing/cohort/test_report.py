@@ -102,6 +102,25 @@ def test_cohort_report_sections(cohort_reports):
     assert any(f.name == "cohort.html" for f in files)
 
 
+def test_case_report_of_an_image_without_spacing_uses_the_spacing_given(tmp_path, cli):
+    """A PNG radiograph has no pixel spacing: the report reads it with --spacing, as the
+    measurement did (it used to ignore the option and leave the slice images out)."""
+    yy, xx = np.mgrid[:120, :160]
+    img = np.full((120, 160), 40, np.uint8)
+    img[(yy - 60) ** 2 + (xx - 80) ** 2 < 64] = 220
+    Image.fromarray(img).save(tmp_path / "xr.png")
+    code, _, err = cli("measure", tmp_path / "xr.png", "--spacing", "0.2,0.2", "--modality", "xr", "--threshold",
+                       "128", "-o", tmp_path / "case", "-q")
+    assert code == 0, err
+    code, _, err = cli("report", tmp_path / "case", "--image", tmp_path / "xr.png", "--spacing", "0.2,0.2",
+                       "-o", tmp_path / "rep", "-q")
+    assert code == 0, err
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "Slice images left out" not in html and len(_images(html)["lesions outlined"]) == 1
+    code, _, err = cli("report", tmp_path / "case", "--image", tmp_path / "xr.png", "-o", tmp_path / "rep2", "-q")
+    assert code == 2 and "--spacing" in err                      # an image given by the user: its error says so
+
+
 # ---------------------------------------------------------------------- hand and spine cases
 @pytest.fixture(scope="module")
 def pipeline_cases(phantom_folder, tmp_path_factory):

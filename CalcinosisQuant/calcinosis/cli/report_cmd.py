@@ -46,8 +46,8 @@ def run(args) -> int:
     check_not_an_input(args.outdir, [args.source if Path(args.source).is_dir() else None, args.image, args.manifest])
     check_output_free(args.outdir, args.force)
     progress = progress_for(args, "report")
-    files = write_reports(args.source, args.outdir, image=args.image, manifest=args.manifest, by=args.by,
-                          where=args.where, case_reports=not args.no_case_reports, force=args.force,
+    files = write_reports(args.source, args.outdir, image=args.image, spacing=args.spacing, manifest=args.manifest,
+                          by=args.by, where=args.where, case_reports=not args.no_case_reports, force=args.force,
                           progress=progress, workers=args.workers if args.workers is not None else default_workers(64))
     main = next((f for f in files if f.name in ("cohort.html", "report.html")), files[0])
     say(args, f"{len([f for f in files if f.suffix == '.html'])} report(s); open {main}")

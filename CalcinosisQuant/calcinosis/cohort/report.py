@@ -614,11 +614,12 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
     return doc.render()
 
 
-def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path | None = None,
+def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path | None = None, spacing=None,
                   manifest: str | Path | None = None, by: str | None = None, where: Sequence[str] | None = None,
                   case_reports: bool = True, force: bool = False, progress=None, workers: int = 1) -> list[Path]:
     """``report.html`` for a case folder; ``cohort.html`` + ``cases/<id>.html`` for a batch folder
-    (the case pages on ``workers`` processes; the readings of one image read it once)."""
+    (the case pages on ``workers`` processes; the readings of one image read it once).
+    ``spacing``: the pixel spacing of a case's ``image`` that has none (a JPEG)."""
     from calcinosis.core.output import OutputTransaction
     from calcinosis.core.progress import report as prog
     from calcinosis.core.provenance import build_record
@@ -656,7 +657,8 @@ def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path |
                         done += 1
                         prog(progress, 0.1 + 0.9 * done / max(len(jobs), 1), name)
         else:
-            out.write_text(case_report_html(source, image=image, strict_image=image is not None), "report.html")
+            out.write_text(case_report_html(source, image=image, spacing=spacing, strict_image=image is not None),
+                           "report.html")
         out.write_json(build_record("report", {"source": {"kind": "batch" if is_batch else "case"}},
                                     {"by": by, "where": list(where or []), "case_reports": case_reports},
                                     {"files": len(out.written)}, outputs=out.written + ["provenance.json"]),
