@@ -93,9 +93,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "",
                css_class: str = "stats", row_classes: Sequence[str] | None = None,
-               header_tips: Sequence[str] | None = None, first_column_tips: Sequence[str] | None = None) -> str:
+               header_tips: Sequence[str] | None = None, first_column_tips: Sequence[str] | None = None,
+               first_column_links: Sequence[str | None] | None = None) -> str:
     """An HTML table; ``header_tips`` (e.g. the column names behind human titles) and
-    ``first_column_tips`` show on hover (``<abbr title=...>``)."""
+    ``first_column_tips`` show on hover (``<abbr title=...>``); ``first_column_links``: the
+    page each row's first cell links to (None: no link)."""
     def tipped(text, tip):
         if not tip or tip == text:
             return html.escape(str(text))
@@ -109,6 +111,8 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: st
     for i, r in enumerate(rows):
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
         cells = [tipped(c, first_column_tips[i] if first_column_tips and j == 0 else None) for j, c in enumerate(r)]
+        if first_column_links and first_column_links[i] and cells:
+            cells[0] = f'<a href="{html.escape(first_column_links[i])}">{cells[0]}</a>'
         out.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)

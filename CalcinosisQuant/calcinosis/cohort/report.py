@@ -114,16 +114,26 @@ class HtmlDoc:
                           f'{base64.b64encode(png).decode()}">{cap}</figure>')
 
     def table(self, t: Table, columns: Sequence[str] | None = None, max_rows: int = 500, digits: int = 2,
-              row_classes=None) -> None:
+              row_classes=None, first_column_links: Sequence[str | None] | None = None) -> None:
         names = [c for c in (columns or t.column_names) if t.has_column(c)]
         _, rows = table_text_rows(t, names, digits)
         specs = [t.column_spec(c) for c in names]
         more = len(rows) - max_rows
         self.parts.append('<div class="scroll">' + html_table([column_title(c) for c in specs], rows[:max_rows],
                                                               row_classes=row_classes,
-                                                              header_tips=[column_tip(c) for c in specs]) + "</div>")
+                                                              header_tips=[column_tip(c) for c in specs],
+                                                              first_column_links=first_column_links) + "</div>")
         if more > 0:
             self.p(f"… {more} more rows in the CSV file.", "source")
+
+    def columns_as_rows(self, t: Table, heads: Sequence[str], columns: Sequence[str] | None = None) -> None:
+        """A table of few rows turned on its side: one line per column (its human title, the
+        name on hover), one column per row of ``t`` (headed ``heads[1:]``)."""
+        specs = [t.column_spec(c) for c in (columns or t.column_names)]
+        cells = [[column_title(c)] + ["" if r[c.name] is None else
+                                      (f"{r[c.name]:.2f}" if isinstance(r[c.name], float) else str(r[c.name]))
+                                      for r in t.rows] for c in specs]
+        self.parts.append(html_table(heads, cells, first_column_tips=[column_tip(c) for c in specs]))
 
     def params(self, params: dict) -> None:
         """Parameters as a two-column table: the human name (the parameter's own name on hover)
@@ -255,15 +265,16 @@ def case_report_html(case_dir: str | Path, image: str | Path | None = None, case
     is_2d = lesions is not None and lesions.has_column("area_mm2")
     size_col = "area_mm2" if is_2d else "volume_mm3"
     unit = "mm²" if is_2d else "mm³"
+    pt = Table.read_csv(case_dir / "patient.csv") if task == "spine" else None     # the spine's findings
     doc.h(2, "Summary")
     if lesions is not None:
         sizes = [float(v) for v in lesions.column(size_col) if v is not None] if lesions.has_column(size_col) else []
         kp = [("lesions" if task != "spine" else "calcifications", len(lesions)), (f"total {unit}", f"{sum(sizes):.1f}"),
               (f"largest {unit}", f"{max(sizes):.1f}" if sizes else "-")]
-        if task == "spine" and (case_dir / "patient.csv").is_file():
-            pt = Table.read_csv(case_dir / "patient.csv").rows[0]
-            kp += [(f"{s} segment", pt.get(f"count_{s}")) for s in SEGMENTS if f"count_{s}" in pt]
-            kp += [("levels assessed", pt.get("levels_assessed"))]
+        if pt is not None:
+            p0 = pt.rows[0]
+            kp += [(f"{s} segment", p0.get(f"count_{s}")) for s in SEGMENTS if f"count_{s}" in p0]
+            kp += [("levels assessed", p0.get("levels_assessed"))]
         doc.kpis([(k, "—" if v is None else v) for k, v in kp])
         doc.source(f"lesions.csv, column {size_col} (count of rows; sum; maximum)")
     doc.warnings((prov or {}).get("warnings") or [], "Warnings of the run")
@@ -280,12 +291,9 @@ def case_report_html(case_dir: str | Path, image: str | Path | None = None, case
         heads = ["Measure"] + [f"{'Right' if r['side'] == 'R' else 'Left' if r['side'] == 'L' else r['side']} hand "
                                f"({r['modality']})" for r in ht.rows]
         # the hand's measures, without those this modality has none of (areas on a CT, volumes on a radiograph)
-        cols = [c for c in ht.columns if c.name not in ("side", "modality")
+        cols = [c.name for c in ht.columns if c.name not in ("side", "modality")
                 and any(r[c.name] is not None for r in ht.rows)]
-        doc.raw(html_table(heads, [[column_title(c)] + ["" if r[c.name] is None else
-                                                        (f"{r[c.name]:.2f}" if isinstance(r[c.name], float) else str(r[c.name]))
-                                                        for r in ht.rows] for c in cols],
-                           first_column_tips=[column_tip(c) for c in cols]))
+        doc.columns_as_rows(ht, heads, cols)
         doc.source("hand.csv (one row per hand)")
         if (case_dir / "digits.csv").is_file():
             dt = Table.read_csv(case_dir / "digits.csv")
@@ -304,11 +312,8 @@ def case_report_html(case_dir: str | Path, image: str | Path | None = None, case
         na = [r["level"] for r in lt.rows if r["status"] != "assessed"]
         if na:
             doc.p(f"Not assessed (outside the scan): {', '.join(na)}.", "source")
-        pt = Table.read_csv(case_dir / "patient.csv")
         doc.h(2, "Findings")
-        doc.raw(html_table(["Finding", "Value"], [[column_title(c), "" if pt.rows[0][c.name] is None else str(pt.rows[0][c.name])]
-                                                  for c in pt.columns],
-                           first_column_tips=[column_tip(c) for c in pt.columns]))
+        doc.columns_as_rows(pt, ["Finding", "Value"])
         doc.source("patient.csv")
         doc.h(2, "Levels × segments")
         doc.table(lt)
@@ -468,23 +473,10 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
         doc.h(2, "Cases")
         cols = [c for c in ["case_id", "patient_id", "reader", "read", "time_point", "task", "modality", "status",
                             "reason", "run", "duration_s", "warnings"] if cases.has_column(c)]
-        if case_links:
-            t = Table([cases.column_spec(c) for c in cols], [{c: r[c] for c in cols} for r in cases.rows])
-            _, rows = table_text_rows(t, cols, 1)
-            links = []
-            for r, row in zip(cases.rows, rows):
-                row = [html.escape(x) for x in row]
-                if r["status"] == "ok" and _has_case_page(batch_dir, r["case_id"]):
-                    row[0] = f'<a href="cases/{html.escape(r["case_id"])}.html">{row[0]}</a>'
-                links.append("<tr" + (' class="failed"' if r["status"] != "ok" else "") + ">"
-                             + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
-            specs = [cases.column_spec(c) for c in cols]
-            heads = "".join(f'<th><abbr title="{html.escape(column_tip(c))}">{html.escape(column_title(c))}</abbr></th>'
-                            for c in specs)
-            doc.raw('<div class="scroll"><table><thead><tr>' + heads + "</tr></thead><tbody>" + "".join(links)
-                    + "</tbody></table></div>")
-        else:
-            doc.table(cases, cols, row_classes=["failed" if r["status"] != "ok" else "" for r in cases.rows])
+        links = [f"cases/{r['case_id']}.html" if case_links and r["status"] == "ok"
+                 and _has_case_page(batch_dir, r["case_id"]) else None for r in cases.rows]
+        doc.table(cases, cols, digits=1, row_classes=["failed" if r["status"] != "ok" else "" for r in cases.rows],
+                  first_column_links=links)
         doc.source("cases.csv (one row per manifest row; a case's own page has its picture, parameters and provenance)")
     sel = list(where) if where else default_reading(patients)
     if sel:

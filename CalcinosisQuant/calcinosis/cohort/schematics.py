@@ -95,15 +95,13 @@ def spine_schematic(lesion_rows: Sequence[dict], level_rows: Sequence[dict], tit
     ax.set_xticks([sum(SEGMENT_SPAN[s]) / 2 for s in SEGMENTS], SEGMENTS, fontsize=8)
     for s in SEGMENTS[1:]:
         ax.axvline(SEGMENT_SPAN[s][0], color="#bbbbbb", lw=0.6, ls=":", zorder=2)
-    for side in ("left", "top"):
+    for side in ("left", "top", "right"):
         ax.spines[side].set_visible(False)
-    ax.spines["right"].set_visible(False)
     handles = [ax.plot([], [], marker=m, ms=s, ls="none", mfc="#777", mec="#777" if m == "|" else "black",
                        mew=2.2 if m == "|" else 0.8, label=p)[0] for p, (m, s) in PATTERN_MARKER.items()]
     handles += [Rectangle((0, 0), 1, 1, fc="#d9d9d9", hatch="///", label="not in the scan")]
     ax.legend(handles=handles, frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.45, -0.04), ncol=4)
-    n_drawn = len(placed)
-    ax.set_title(title or f"Sagittal schematic, anterior on the left: {n_drawn} calcification(s)", fontsize=9)
+    ax.set_title(title or f"Sagittal schematic, anterior on the left: {len(placed)} calcification(s)", fontsize=9)
     fig.tight_layout()
     return _png(fig)
 
@@ -121,7 +119,7 @@ OTHER_KIND_COLOR = "#999999"
 
 def _digit_x(side: str, digit: str) -> float:
     x = DIGIT_X_RIGHT[digit]
-    return x if side != "L" else 4.7 - x
+    return x if side != "L" else DIGIT_X_RIGHT["little"] - x          # the left hand mirrored
 
 
 def hand_positions(lesion_rows: Sequence[dict], side: str, only_this_side: bool = True
@@ -197,4 +195,4 @@ def hand_schematic(lesion_rows: Sequence[dict], size_column: str, unit: str, tit
     return _png(fig)
 
 
-__all__ = ["spine_schematic", "hand_schematic"]
+__all__ = ["spine_positions", "spine_schematic", "hand_positions", "hand_schematic"]
