@@ -36,6 +36,7 @@ from calcinosis.hand import phantom as phantom_hand
 from calcinosis.hand.click import NothingFound, outline_at_point
 
 from hand_helpers import read, run_cli
+from phantom_cache import cached
 
 HANDS = [("R", 0), ("L", 1)]
 
@@ -65,17 +66,17 @@ def clicked(ph, offset_mm: float = 0.0, seed: int = 0) -> list[tuple[dict, float
 
 @pytest.fixture(scope="module")
 def xr_hands():
-    return [phantom_hand.xr_phantom(side, seed) for side, seed in HANDS]
+    return [cached(phantom_hand.xr_phantom, side, seed) for side, seed in HANDS]
 
 
 @pytest.fixture(scope="module")
 def ct_hands():
-    return [phantom_hand.ct_phantom(side, seed) for side, seed in HANDS]
+    return [cached(phantom_hand.ct_phantom, side, seed) for side, seed in HANDS]
 
 
 @pytest.fixture(scope="module")
 def mr_hands():
-    return [phantom_hand.mr_phantom(side, seed) for side, seed in HANDS]
+    return [cached(phantom_hand.mr_phantom, side, seed) for side, seed in HANDS]
 
 
 def _subcutaneous_clear(r) -> bool:

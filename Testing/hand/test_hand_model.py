@@ -26,6 +26,7 @@ from calcinosis.hand.landmarks import AUTOMATIC_DESCRIPTION, landmarks_from_poin
 from calcinosis.hand.pipeline import measure_hand
 from calcinosis.hand.xr.background import noise_sigma
 from calcinosis.hand.xr.candidates import REASON_LOW_CONFIDENCE
+from phantom_cache import cached
 
 HANDS = [("R", 0), ("L", 1), ("R", 2), ("L", 3)]
 REAL_SPACING_MM = 0.104
@@ -44,7 +45,7 @@ def _auto_errors_mm(model, geometry, truth: dict, pixel_mm: float) -> dict:
 
 @pytest.fixture(scope="module")
 def phantoms():
-    return [(side, seed, phantom_hand.xr_phantom(side, seed)) for side, seed in HANDS]
+    return [(side, seed, cached(phantom_hand.xr_phantom, side, seed)) for side, seed in HANDS]
 
 
 def test_automatic_landmarks_on_the_phantom_radiographs(phantoms):
@@ -92,7 +93,7 @@ def test_tissue_noise_ignores_collimation_and_the_air_outside():
     """A collimated radiograph (60% of the pixels exactly 0) keeps the noise estimate of its
     tissue (true SD 6; the estimate is within 25%: curvature of the soft tissue adds a little);
     over the whole image it would be about 0."""
-    ph = phantom_hand.xr_phantom("R", 0)
+    ph = cached(phantom_hand.xr_phantom, "R", 0)
     img = ph.array[0].astype(np.float32).copy()
     h, w = img.shape
     img[: int(0.35 * h)] = 0.0
@@ -108,7 +109,7 @@ def test_markers_and_collimation_are_not_searched():
     """A lead marker (a bright letter in the air) and a collimated border give no candidate;
     the deposits inside the hand are found as on the clean image (one may change with the
     noise estimate)."""
-    ph = phantom_hand.xr_phantom("L", 1)
+    ph = cached(phantom_hand.xr_phantom, "L", 1)
     img = ph.array[0].astype(np.float32).copy()
     sp = float(ph.geometry.spacing[0])
     air = float(np.median(img[:20, :20]))
@@ -218,7 +219,7 @@ def test_ct_hand_model_landmarks_on_the_phantom_cts():
     from calcinosis.hand import handmodel_ct
     errs = []
     for side, seed in HANDS:
-        ph = phantom_hand.ct_phantom(side, seed)
+        ph = cached(phantom_hand.ct_phantom, side, seed)
         hu = ph.array.astype(np.float32)
         model, proj = handmodel_ct.ct_hand_model(hu, ph.geometry)
         assert sorted(d.name for d in model.digits) == sorted(["thumb", "index", "middle", "ring", "little"])

@@ -32,6 +32,7 @@ from calcinosis.hand import detect, phantom as phantom_hand, shapes
 from calcinosis.hand import xr as xr_detect
 from calcinosis.hand.detect import DetectParams
 from calcinosis.hand.landmarks import landmarks_from_points
+from phantom_cache import cached
 
 HANDS = [("R", 0), ("L", 1), ("R", 2), ("L", 3)]
 
@@ -79,7 +80,7 @@ def hands():
     """[(side, seed, phantom, detection with landmarks)] for the four hands."""
     out = []
     for side, seed in HANDS:
-        ph = phantom_hand.xr_phantom(side, seed)
+        ph = cached(phantom_hand.xr_phantom, side, seed)
         vol = Volume(ph.array.astype(np.float32), ph.geometry, {"modality": "XR"})
         det = detect.detect_xr(vol, DetectParams(), landmarks=landmarks_from_points(ph.landmarks))
         out.append((side, seed, ph, vol, det))

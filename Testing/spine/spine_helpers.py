@@ -21,6 +21,7 @@ from calcinosis.spine import phantom, pipeline, vertebrae
 from calcinosis.spine.anatomy import LEVELS
 from calcinosis.spine.conventions import category, structure_names
 from calcinosis.spine.params import SpineParams
+from phantom_cache import cached
 
 #: Test phantoms: 1 mm in-plane over a field of view fitted to the spine, 1.25 mm slices.
 TEST_SPACING = (1.0, 1.0, 1.25)
@@ -30,6 +31,10 @@ FIELDS = ("level", "segment", "subsite", "pattern")
 @functools.lru_cache(maxsize=None)
 def get_phantom(coverage: str = "tap", convention: str = "totalsegmentator", seed: int = 0, grid: str = "axial",
                 contrast: bool = True) -> phantom.RenderedPhantom:
+    return cached(make_phantom, coverage, convention, seed, grid, contrast)
+
+
+def make_phantom(coverage: str, convention: str, seed: int, grid: str, contrast: bool) -> phantom.RenderedPhantom:
     spec = phantom.PhantomSpec(coverage=coverage, spacing=TEST_SPACING, size_xy=None, seed=seed,
                                convention=convention, contrast=contrast)
     ph = phantom.build_phantom(spec)
@@ -52,6 +57,10 @@ def get_phantom(coverage: str = "tap", convention: str = "totalsegmentator", see
 @functools.lru_cache(maxsize=None)
 def get_hard_phantom(coverage: str = "tap", seed: int = 0, spacing: tuple = TEST_SPACING,
                      convention: str = "totalsegmentator") -> phantom.RenderedPhantom:
+    return cached(make_hard_phantom, coverage, seed, tuple(spacing), convention)
+
+
+def make_hard_phantom(coverage: str, seed: int, spacing: tuple, convention: str) -> phantom.RenderedPhantom:
     """A phantom with the cases real anatomy has (:mod:`calcinosis.spine.phantom_hard`):
     calcifications against bone, thin discs, osteophytes, veins, noisy shoulders,
     vertebra labels off by up to 1 mm plus a local wobble."""
@@ -92,6 +101,11 @@ def labels_of(r: phantom.RenderedPhantom, labels: np.ndarray | None = None, geom
 @functools.lru_cache(maxsize=None)
 def mapped(coverage: str = "tap", convention: str = "totalsegmentator", seed: int = 0, grid: str = "axial",
            contrast: bool = True) -> pipeline.SpineResult:
+    """The map of :func:`get_phantom`'s phantom (computed once per run and code version)."""
+    return cached(map_phantom, coverage, convention, seed, grid, contrast)
+
+
+def map_phantom(coverage: str, convention: str, seed: int, grid: str, contrast: bool) -> pipeline.SpineResult:
     r = get_phantom(coverage, convention, seed, grid, contrast)
     return pipeline.map_spine(volume_of(r), labels_of(r), SpineParams())
 
