@@ -13,20 +13,10 @@ import os
 from pathlib import Path
 
 import pytest
+from environment import skip_extra_or_fail_in_ci, skip_or_fail_in_ci
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXTERNAL_DATA = REPO_ROOT.parent / "shared" / "data" / "external"
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def skip_or_fail_in_ci(what: str, reason: str):
-    """Skip with ``reason`` on a user's machine; fail in CI, which must run ``what``."""
-    if in_ci():
-        pytest.fail(f"CI must run the {what}: {reason}")
-    pytest.skip(reason)
 
 
 def _external_or_skip(*parts: str) -> Path:
@@ -67,7 +57,7 @@ def _mrml_or_skip():
     try:
         from calcinosis import mrml
     except ImportError as e:  # slicer-core is a test extra: absent only outside `make test`
-        skip_or_fail_in_ci("MRML tests", f"slicer-core (real MRML) is not installed ({e}); `make test` installs it")
+        skip_extra_or_fail_in_ci("MRML tests", f"slicer-core (real MRML) is not installed ({e}); `make test` installs it")
     return mrml
 
 
@@ -77,7 +67,7 @@ def import_extra_or_skip(module: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        skip_or_fail_in_ci(f"tests that need {module}",
+        skip_extra_or_fail_in_ci(f"tests that need {module}",
                            f"{module} is not installed ({e}); it is a test extra, `make test` installs it")
 
 

@@ -197,6 +197,7 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, tiny_phantoms, manifes
 def test_missing_test_extra_skips_here_and_fails_in_ci(import_extra, monkeypatch):
     """A test extra that is not installed skips the test on a user's machine; in CI it fails it."""
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("CALCINOSIS_TEST_ENV", raising=False)
     with pytest.raises(pytest.skip.Exception, match="is a test extra"):
         import_extra("calcinosis_no_such_module")
     for value in ("true", "1"):

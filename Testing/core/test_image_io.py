@@ -223,7 +223,7 @@ def test_undecodable_transfer_syntax_is_refused_not_read_as_garbage(tmp_path):
     from pydicom.encaps import encapsulate
     ds.PixelData = encapsulate([b"\x00\x01garbage" * 10])
     ds["PixelData"].VR = "OB"
-    ds.save_as(str(p), enforce_file_format=True)
+    dicom_write.save_dataset(ds, p)
     with pytest.raises(InputError) as e:
         image_io.load_image(p)
     assert "MPEG2" in str(e.value) and str(p) in str(e.value)
@@ -241,7 +241,7 @@ def test_undecodable_series_is_refused_naming_a_file(tmp_path):
         ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2 video
         ds.PixelData = encapsulate([b"\x00\x01garbage" * 10])
         ds["PixelData"].VR = "OB"
-        ds.save_as(str(f), enforce_file_format=True)
+        dicom_write.save_dataset(ds, f)
     with pytest.raises(InputError) as e:
         image_io.load_image(folder)
     msg = str(e.value)

@@ -44,7 +44,8 @@ def run(outdir: Path, force: bool) -> list[str]:
         f"                      {p['calcification_count']} calcifications on {p['levels_assessed']} levels "
         f"(coverage {p['coverage']}): anterior {p['count_anterior']}, intracanal {p['count_intracanal']}, "
         f"posterior {p['count_posterior']}",
-        f"chart:                {out / 'level_chart.png'}",
+        f"chart:                {out / 'level_chart.png'}" if (out / "level_chart.png").is_file()
+        else "chart:                not drawn (matplotlib is not installed)",
         f"open in Slicer:       {out / 'lesions.seg.nrrd'} over the CT folder {data / 'ct'}",
         f"reader corrections:   {overrides} -> {corrected / 'reader_overrides.csv'}",
     ]

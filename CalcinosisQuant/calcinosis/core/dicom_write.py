@@ -25,6 +25,19 @@ def _uid(*parts) -> str:
     return generate_uid(entropy_srcs=["slicer-calcinosis-phantom"] + [str(p) for p in parts])
 
 
+def save_dataset(ds, path: str | Path) -> None:
+    """Write ``ds`` as a DICOM file with its preamble and file meta, on pydicom 3 and on the
+    pydicom 2.4 Slicer 5.10 bundles (where the argument has another name and the encoding
+    comes from the dataset's own flags)."""
+    import pydicom
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        ds.save_as(str(path), enforce_file_format=True)
+        return
+    ts = ds.file_meta.TransferSyntaxUID
+    ds.is_little_endian, ds.is_implicit_VR = ts.is_little_endian, ts.is_implicit_VR
+    ds.save_as(str(path), write_like_original=False)
+
+
 def _base_dataset(sop_class_uid: str, sop_instance_uid: str, modality: str, study_uid: str, series_uid: str,
                   series_number: int, transfer_syntax: str | None = None):
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -70,7 +83,7 @@ def write_dicom_series(array: np.ndarray, geometry: Geometry, folder: str | Path
     dir_lps = LPS_TO_RAS @ geometry.direction
     origin_lps = LPS_TO_RAS @ np.asarray(geometry.origin_ras)
     row_dir, col_dir, slice_dir = dir_lps[:, 0], dir_lps[:, 1], dir_lps[:, 2]
-    data = np.round(array).astype(np.int16) if modality == "CT" else np.clip(np.round(array), 0, 65535).astype(np.uint16)
+    data = np.round(array).astype(np.int16) if modality == "CT" else np.clip(np.round(np.asarray(array, np.float64)), 0, 65535).astype(np.uint16)
     paths = []
     for k in range(array.shape[0]):
         uid = _uid(seed, modality, "slice", k)
@@ -100,7 +113,7 @@ def write_dicom_series(array: np.ndarray, geometry: Geometry, folder: str | Path
             setattr(ds, key, value)
         ds.PixelData = np.ascontiguousarray(data[k]).tobytes()
         p = folder / f"{modality}{k + 1:04d}.dcm"
-        ds.save_as(str(p), enforce_file_format=True)
+        save_dataset(ds, p)
         paths.append(p)
     return paths
 
@@ -179,5 +192,5 @@ def write_dicom_radiograph(image: np.ndarray, path: str | Path, spacing_xy: Sequ
         ds.PixelData = np.ascontiguousarray(data).tobytes()
     if compress_rle:
         ds.compress(RLELossless, encoding_plugin="pydicom")
-    ds.save_as(str(path), enforce_file_format=True)
+    save_dataset(ds, path)
     return path
