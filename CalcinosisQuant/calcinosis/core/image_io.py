@@ -213,7 +213,10 @@ def _read_single_dicom_pixels(path: Path, ds) -> np.ndarray:
     if arr is None:
         try:
             import pydicom
-            from pydicom.pixels import apply_modality_lut
+            try:
+                from pydicom.pixels import apply_modality_lut
+            except ImportError:  # pydicom 2.x (Slicer 5.10 bundles 2.4.4)
+                from pydicom.pixel_data_handlers.util import apply_modality_lut
             full = pydicom.dcmread(str(path), force=True)
             arr = apply_modality_lut(full.pixel_array, full)
         except Exception as e:  # noqa: BLE001 - any decoder failure becomes one clear line
@@ -317,6 +320,30 @@ def _has_pixel_data(path: Path) -> bool:
     except Exception:  # noqa: BLE001
         return False
     return "PixelData" in ds or "FloatPixelData" in ds
+
+
+def dicom_source_files(path: str | Path, series: str | None = None) -> list[Path]:
+    """The DICOM files :func:`load_image` reads for ``path`` (a file, or the chosen series of
+    a folder), for objects that reference them (DICOM SEG and SR); an error naming the path
+    when it is not DICOM."""
+    path = Path(path)
+    if path.is_file():
+        if not dicom_meta.is_dicom_file(path):
+            raise InputError(f"{path}: not a DICOM file; DICOM SEG and SR reference the DICOM images they were "
+                             "measured on (load the DICOM series, not an NRRD/NIfTI/PNG copy)")
+        return [path]
+    dicoms = [p for p in sorted(path.iterdir()) if p.is_file() and dicom_meta.is_dicom_file(p)] if path.is_dir() else []
+    if not dicoms:
+        raise InputError(f"{path}: holds no DICOM files; DICOM SEG and SR reference the DICOM images they were "
+                         "measured on")
+    if len(dicoms) == 1:
+        return dicoms
+    import SimpleITK as sitk
+    listing = list_dicom_series(path)
+    chosen = [sid for i, (sid, _) in enumerate(listing, start=1) if series in (None, sid, str(i))]
+    if not chosen or (series is None and len(listing) > 1):
+        raise InputError(f"{path}: choose the DICOM series with --series N")
+    return [Path(f) for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), chosen[0])]
 
 
 def list_dicom_series(folder: Path) -> list[tuple[str, int]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from calcinosis.core import image_io, provenance
+from calcinosis.core.dicom_export import DicomExport, LesionEntry, write_dicom_objects
 from calcinosis.core.dicom_meta import path_content_id
 from calcinosis.core.errors import InputError
 from calcinosis.core.geometry import AXIS_A
@@ -71,6 +72,20 @@ class HandResult:
         its side (:mod:`calcinosis.core.terminology`)."""
         return [terminology.terminology_entry(*terminology.hand_region(r["side"], r["digit"], r["zone"]))
                 for r in self.lesions_table.rows]
+
+    def dicom_entries(self) -> list[LesionEntry]:
+        """What the DICOM SEG and SR say of each lesion (:mod:`calcinosis.core.dicom_export`):
+        area (radiograph) or volume, digit, zone and kind, the region and side as in
+        :meth:`segment_terminologies`."""
+        planar = self.volume.is_2d
+        out = []
+        for r, label, color in zip(self.lesions_table.rows, self.segment_names(), self.segment_colors()):
+            region, lat = terminology.hand_region(r["side"], r["digit"], r["zone"])
+            out.append(LesionEntry(int(r["lesion_id"]), label, region, lat, "area" if planar else "volume",
+                                   float(r["area_mm2"] if planar else r["volume_mm3"]),
+                                   [("side", r["side"]), ("digit", r["digit"]), ("zone", r["zone"]),
+                                    ("kind", r["kind"])], color))
+        return out
 
 
 # ---------------------------------------------------------------------- modality
@@ -221,11 +236,14 @@ def segment_colors(lesions_table: Table) -> list[tuple[float, float, float]]:
 # ---------------------------------------------------------------------- step 3
 def write_hand_outputs(outdir: str | Path, result: HandResult, *, force: bool = False, command: str = "hand",
                        case_id: str | None = None, write_images: bool = True, nifti: bool = False,
-                       form_sides: list[str] | None = None,
+                       dicom: DicomExport | None = None, form_sides: list[str] | None = None,
                        form: Table | None = None, progress: Progress | None = None) -> list[Path]:
     """``lesions.csv``, ``digits.csv``, ``hand.csv`` (+ schemas), ``lesion_assignment.csv``,
     ``structural_form.csv`` (blank, radiographs only), ``lesion_labels.nrrd``,
     ``lesions.seg.nrrd`` and ``provenance.json`` - all at once, nothing half-written.
+
+    ``dicom``: also ``lesions.seg.dcm`` (and ``measurements.sr.dcm``) on the source DICOM
+    images (:mod:`calcinosis.core.dicom_export`).
 
     ``form``: a structural-lesion form the reader filled (the Slicer panel's table), checked
     with :func:`~.structural_form.validate_form` before anything is written, and written as
@@ -250,6 +268,10 @@ def write_hand_outputs(outdir: str | Path, result: HandResult, *, force: bool = 
             report(progress, 0.3, "writing label map and segmentation")
             write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors(),
                                 terminologies=result.segment_terminologies(), nifti=nifti)
+        if dicom is not None:
+            report(progress, 0.6, "writing DICOM SEG" + (" and SR" if dicom.sr else ""))
+            write_dicom_objects(out, dicom, result.lesions.labels, result.lesions.geometry, result.dicom_entries(),
+                                planar=result.volume.is_2d, case_id=case_id)
         results = _results(result)
         if form is not None:
             results["structural_form"] = {"hands": sorted({r["side"] for r in form.rows}),

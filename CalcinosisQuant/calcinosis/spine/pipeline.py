@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from calcinosis.core import image_io, provenance
+from calcinosis.core.dicom_export import DicomExport, LesionEntry, write_dicom_objects
 from calcinosis.core.errors import InputError
 from calcinosis.core.image_io import LabelImage
 from calcinosis.core.lesions import LesionSet
@@ -84,6 +85,17 @@ class SpineResult:
         """Each calcification coded as such, in the part of the spine its level lies in
         (:mod:`calcinosis.core.terminology`)."""
         return [terminology.terminology_entry(*terminology.spine_region(r["level"])) for r in self.table.rows]
+
+    def dicom_entries(self) -> list[LesionEntry]:
+        """What the DICOM SEG and SR say of each calcification (:mod:`calcinosis.core.dicom_export`):
+        volume, level, segment, sub-site and pattern; the part of the spine as region."""
+        out = []
+        for r, label, color in zip(self.table.rows, self.segment_names(), self.segment_colors()):
+            region, lat = terminology.spine_region(r["level"])
+            out.append(LesionEntry(int(r["lesion_id"]), label, region, lat, "volume", float(r["volume_mm3"]),
+                                   [("level", r["level"]), ("segment", r["segment"]), ("subsite", r["subsite"]),
+                                    ("pattern", r["pattern"])], color))
+        return out
 
     def full_grid_labels(self, dtype=np.uint16) -> np.ndarray:
         """The final lesion label map on the CT's own grid (lesion_id per voxel)."""
@@ -367,8 +379,9 @@ def results_summary(result: SpineResult) -> dict:
 
 def write_spine_outputs(outdir: str | Path, result: SpineResult, *, force: bool = False, case_id: str | None = None,
                         write_images: bool = True, chart: bool = True, command: str = "spine", nifti: bool = False,
-                        progress: Progress | None = None) -> list[Path]:
-    """Write the result folder (docs/spine.md lists every file)."""
+                        dicom: DicomExport | None = None, progress: Progress | None = None) -> list[Path]:
+    """Write the result folder (docs/spine.md lists every file); ``dicom``: also
+    ``lesions.seg.dcm`` (and ``measurements.sr.dcm``) on the source DICOM series."""
     from .chart import chart_available, draw_level_chart
     warnings = list(result.warnings)
     with OutputTransaction(outdir, force=force) as out:
@@ -394,6 +407,10 @@ def write_spine_outputs(outdir: str | Path, result: SpineResult, *, force: bool 
                 report(progress, 0.5, "writing label map and segmentation")
                 write_lesion_images(out, result.lesions, result.segment_names(), result.segment_colors(),
                                     terminologies=result.segment_terminologies(), nifti=nifti)
+            if dicom is not None:
+                report(progress, 0.7, "writing DICOM SEG" + (" and SR" if dicom.sr else ""))
+                write_dicom_objects(out, dicom, result.full_grid_labels(), result.volume.geometry,
+                                    result.dicom_entries(), planar=False, case_id=case_id)
             if drawing is not None:
                 drawing.result()
         out.write_workbook()

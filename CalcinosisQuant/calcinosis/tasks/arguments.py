@@ -145,6 +145,27 @@ def in_range(lo: float, hi: float, unit: str = ""):
     return convert
 
 
+def add_dicom_args(group) -> None:
+    """``--dicom-seg`` / ``--dicom-sr`` / ``--dicom-keep-patient`` (:mod:`calcinosis.core.dicom_export`)."""
+    group.add_argument("--dicom-seg", action="store_true",
+                       help="also write lesions.seg.dcm: DICOM SEG of the lesions (one coded segment each) on the "
+                            "source DICOM images (needs a DICOM input and highdicom)")
+    group.add_argument("--dicom-sr", action="store_true",
+                       help="also write measurements.sr.dcm: DICOM SR measurement report (TID 1500) with each "
+                            "lesion's size and site, referencing lesions.seg.dcm (written too)")
+    group.add_argument("--dicom-keep-patient", action="store_true",
+                       help="copy the source's patient name, ID and other patient attributes into the SEG/SR "
+                            "(default: the --case-id as patient ID, nothing identifying)")
+
+
+def dicom_request(args, image):
+    """The :class:`~calcinosis.core.dicom_export.DicomExport` the options ask for, or ``None``."""
+    from calcinosis.core import dicom_export
+    return dicom_export.request(image, getattr(args, "series", None), seg=getattr(args, "dicom_seg", False),
+                                sr=getattr(args, "dicom_sr", False),
+                                keep_patient=getattr(args, "dicom_keep_patient", False))
+
+
 def add_output_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("-o", "--output", dest="outdir", required=required, metavar="OUTDIR",
                    help="output folder (created; an earlier result there is kept unless --force)")

@@ -9,7 +9,7 @@ from dataclasses import fields
 from calcinosis.core.defaults import CONNECTIVITIES
 from calcinosis.hand.params import BOUNDARIES, THUMB_IP_ZONES, AssignParams, DetectParams
 
-from .arguments import (add_output_args, fraction, magnification_arg, nonneg_float, number, positive_int,
+from .arguments import (add_dicom_args, add_output_args, dicom_request, fraction, magnification_arg, nonneg_float, number, positive_int,
                         spacing_arg, unit_interval)
 
 HELP = "hand calcinosis on a radiograph, CT or MRI: lesions per digit, joint and hand"
@@ -63,6 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--case-id", help="pseudonymous case identifier recorded in provenance")
     g.add_argument("--record-paths", action="store_true", help="record input paths in provenance (off by default)")
     g.add_argument("--nifti", action="store_true", help="also write lesion_labels.nii.gz (NIfTI label map, value = lesion_id; for nnU-Net, TotalSegmentator and other NIfTI tools)")
+    add_dicom_args(g)
     add_output_args(p)
 
 
@@ -117,6 +118,7 @@ def run(args, progress=None):
 
     check_output_free(args.outdir, args.force)
     dparams, aparams = params_from_args(args)
+    dicom = dicom_request(args, args.image)
     result = hand_pipeline.run_hand(
         args.image, modality=args.modality, landmarks=args.landmarks, roi=args.roi, mask=args.mask,
         exclude=args.exclude, split_islands=args.split_islands, detect_params=dparams, assign_params=aparams,
@@ -125,7 +127,8 @@ def run(args, progress=None):
         seeds=getattr(args, "seeds", None), progress=progress.sub(0.0, 0.85) if progress else None)
     redact_warnings(result, args, ('image', 'landmarks', 'roi', 'mask', 'exclude', 'seeds'))
     hand_pipeline.write_hand_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
-                                     nifti=args.nifti, progress=progress.sub(0.85, 1.0) if progress else None)
+                                     nifti=args.nifti, dicom=dicom,
+                                     progress=progress.sub(0.85, 1.0) if progress else None)
     lines = []
     if result.inputs.get("seeds"):
         lines.append(f"{result.lesions.n} deposits outlined at the {result.inputs['seeds']['n_points']} points "

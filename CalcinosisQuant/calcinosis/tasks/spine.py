@@ -10,7 +10,8 @@ from dataclasses import fields, replace
 from calcinosis.core.defaults import CONNECTIVITIES
 from calcinosis.core.errors import InputError
 
-from .arguments import add_output_args, nonneg_float, number, positive_float, positive_int
+from .arguments import (add_dicom_args, add_output_args, dicom_request, nonneg_float, number, positive_float,
+                        positive_int)
 
 HELP = "map spine CT calcifications to levels C7-T1 … L5-S1, segments and sub-sites"
 DESCRIPTION = ("Find the calcifications near the spine on a CT (threshold, outside the vertebrae, the aorta "
@@ -92,6 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-chart", action="store_true", help="do not draw level_chart.png")
     o.add_argument("--no-images", action="store_true", help="do not write lesion_labels.nrrd and lesions.seg.nrrd")
     o.add_argument("--nifti", action="store_true", help="also write lesion_labels.nii.gz (NIfTI label map, value = lesion_id; for nnU-Net, TotalSegmentator and other NIfTI tools)")
+    add_dicom_args(o)
     o.add_argument("--series", help="which DICOM series in a folder holding several (number or UID)")
     o.add_argument("--case-id", help="pseudonymous case identifier recorded in provenance")
     o.add_argument("--record-paths", action="store_true",
@@ -146,6 +148,7 @@ def run(args, progress=None):
         raise InputError("give the vertebrae with --vertebrae LABELS or --points FILE (one of them)")
     params = params_from_args(args)
     check_output_free(args.outdir, args.force)
+    dicom = dicom_request(args, args.ct)
     if args.subregions is not None and args.vertebrae is None:
         raise InputError("--subregions: give it with the SPINEPS instance mask as --vertebrae")
     result = pipeline.run_spine(args.ct, vertebrae=args.vertebrae, points=args.points, aorta=args.aorta,
@@ -156,7 +159,7 @@ def run(args, progress=None):
     redact_warnings(result, args, ('ct', 'vertebrae', 'points', 'aorta', 'overrides', 'subregions'))
     pipeline.write_spine_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
                                  write_images=not args.no_images, chart=not args.no_chart, nifti=args.nifti,
-                                 progress=progress.sub(0.85, 1.0) if progress else None)
+                                 dicom=dicom, progress=progress.sub(0.85, 1.0) if progress else None)
     p = result.patient.rows[0]
     applied = sum(a.status == "applied" for a in result.applied)
     extra = f"; {applied} of {len(result.applied)} reader overrides applied" if result.overrides else ""
