@@ -108,7 +108,8 @@ class CalcinosisQuantParameterNode:
     Assignment distances (mm): maxRayDistance, jointRadius, periarticularDistance,
     wristReach, wristWidth, sideReach, landmarkMargin; thumbIpZone; ignoreUnknownLandmarks.
     Measure: splitIslands; outputs lesionTable, digitTable, handTable, digitChart.
-    structuralForm: the study-2 form table. Export: outputDirectory, caseId.
+    structuralForm: the study-2 form table. Export: outputDirectory, caseId, exportDicomSeg,
+    exportDicomSr.
     Defaults are the core's (DetectParams, AssignParams), never repeated here.
     """
 
@@ -144,6 +145,8 @@ class CalcinosisQuantParameterNode:
     structuralForm: vtkMRMLTableNode
     outputDirectory: pathlib.Path
     caseId: str = ""
+    exportDicomSeg: bool = False
+    exportDicomSr: bool = False
 
 
 def detectParamsFrom(p):
@@ -500,11 +503,23 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             force = True
         with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
+            dicomSeg, dicomSr = _dicomChoices(p)
             written = self._runWithProgress(_("Exporting"), lambda progress: self.logic.export(
-                p.outputDirectory, self._measurement, p.structuralForm, force, p.caseId, progress))
+                p.outputDirectory, self._measurement, p.structuralForm, force, p.caseId, progress,
+                dicom_seg=dicomSeg, dicom_sr=dicomSr, volume_node=p.inputVolume))
             if written is None:
                 return
             self.ui.statusLabel.text = _("{n} files written to {folder}").format(n=len(written), folder=p.outputDirectory)
+
+
+def _dicomChoices(p) -> tuple[bool, bool]:
+    """(DICOM SEG, DICOM SR) to write: as ticked, once highdicom is there (Slicer 5.10 has
+    none: offered for install, with why; declined, the other files are written)."""
+    from calcinosis.mrml import dicom_objects
+
+    return dicom_objects.choose_outputs(p.exportDicomSeg, p.exportDicomSr,
+                                        lambda text: slicer.util.confirmYesNoDisplay(_(text)),
+                                        slicer.util.pip_install)
 
 
 def _directoryGiven(p) -> bool:

@@ -100,7 +100,7 @@ class SpineCalcMapParameterNode:
         calcinosis.spine.params.SpineParams under the same names, with its defaults.
     lesionSegmentation, lesionTable, levelsTable, patientTable, levelChart - Map's outputs.
     readerDecisions - the reader's decisions (overrides.csv format), re-applied by Map.
-    outputDirectory, caseId - Export.
+    outputDirectory, caseId, exportDicomSeg, exportDicomSr - Export (DICOM SEG and SR on the source series).
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -153,6 +153,8 @@ class SpineCalcMapParameterNode:
     readerDecisions: vtkMRMLTableNode
     outputDirectory: pathlib.Path
     caseId: str = ""
+    exportDicomSeg: bool = False
+    exportDicomSr: bool = False
 
 
 #: Columns of the review list in the panel.
@@ -624,8 +626,10 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     return
                 force = True
             self._offerMatplotlib()
+            dicomSeg, dicomSr = _dicomChoices(p)
             written = self._runWithProgress(_("Exporting"), lambda progress: self.logic.export(
-                p.outputDirectory, force, p.caseId, progress))
+                p.outputDirectory, force, p.caseId, progress, dicomSeg=dicomSeg, dicomSr=dicomSr,
+                inputVolume=p.inputVolume))
             if written is None:
                 return
             self.ui.statusLabel.text = _("{n} files written to {folder}").format(n=len(written),
@@ -650,6 +654,16 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.pip_install("matplotlib")
         import importlib
         importlib.invalidate_caches()
+
+
+def _dicomChoices(p) -> tuple[bool, bool]:
+    """(DICOM SEG, DICOM SR) to write: as ticked, once highdicom is there (Slicer 5.10 has
+    none: offered for install, with why; declined, the other files are written)."""
+    from calcinosis.mrml import dicom_objects
+
+    return dicom_objects.choose_outputs(p.exportDicomSeg, p.exportDicomSr,
+                                        lambda text: slicer.util.confirmYesNoDisplay(_(text)),
+                                        slicer.util.pip_install)
 
 
 def _setComboText(combo, text) -> None:
@@ -725,14 +739,17 @@ class SpineCalcMapLogic(ScriptedLoadableModuleLogic):
     def applyCorrections(self):
         return self.session.apply_corrections()
 
-    def export(self, outputDirectory, overwrite=False, caseId=None, progress=None):
+    def export(self, outputDirectory, overwrite=False, caseId=None, progress=None, dicomSeg=False, dicomSr=False,
+               inputVolume=None):
         """Write the files of ``calcinosis spine`` (tables, chart, label map, segmentation,
-        reader overrides, provenance); refuses to replace an earlier result unless ``overwrite``."""
+        reader overrides, provenance); refuses to replace an earlier result unless ``overwrite``.
+        ``dicomSeg`` / ``dicomSr``: also the DICOM SEG / SR on the series ``inputVolume`` came from."""
         from calcinosis.core.errors import InputError
 
         if self.session.result is None:
             raise InputError("nothing to export: press Map first")
-        return self.session.export(outputDirectory, force=overwrite, case_id=caseId or None, progress=progress)
+        return self.session.export(outputDirectory, force=overwrite, case_id=caseId or None, progress=progress,
+                                   dicom_seg=dicomSeg, dicom_sr=dicomSr, volume_node=inputVolume)
 
     def runTotalSegmentator(self, inputVolume, fast=True, log=None):
         """Vertebra labels by the TotalSegmentator extension (task 'total'), as a new segmentation node."""

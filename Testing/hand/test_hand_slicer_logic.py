@@ -656,3 +656,65 @@ def test_lesion_row_centres_the_slice_views(ct):
         assert centre == pytest.approx(ras, abs=1e-6), v.GetLayoutName()
     assert sl.lesion_position(t, 10_000) is None and sl.lesion_position(m.digit_table_node, 0) is None
     assert slicer.vtkMRMLSliceNode is not None
+
+
+def test_panel_export_writes_dicom_seg_and_sr_on_the_source_series(ct, hand_data, tmp_path, monkeypatch, import_extra):
+    """Export with *DICOM SEG* and *DICOM SR* ticked: the objects reference the DICOM files the
+    node was loaded from (found through Slicer's DICOM database), one segment and one
+    measurement group per lesion of the exported lesions.csv; a node not loaded from DICOM is
+    refused naming it, before anything is written."""
+    import pydicom
+    import slicer
+    from calcinosis import mrml
+    from calcinosis.core import dicom_export
+    from calcinosis.mrml import hand_session as sl
+
+    hd = import_extra("highdicom")
+    node, landmarks = ct
+    files = sorted((hand_data / "ct" / "ct").iterdir())
+    uids = [str(pydicom.dcmread(str(f), stop_before_pixels=True).SOPInstanceUID) for f in files]
+    node.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
+    monkeypatch.setattr(slicer, "dicomDatabase", _FakeDicomDatabase(dict(zip(uids, files))), raising=False)
+    det = sl.detect(node, "auto", landmarks_node=landmarks)
+    m = sl.measure(node, det.segmentation_node, "auto", landmarks, det)
+    written = {p.name for p in sl.export(tmp_path / "p", m, case_id="P1", dicom_seg=True, dicom_sr=True,
+                                         volume_node=node)}
+    assert {dicom_export.SEG_NAME, dicom_export.SR_NAME} <= written
+    rows = read(tmp_path / "p" / "lesions.csv").rows
+    seg = hd.seg.segread(str(tmp_path / "p" / dicom_export.SEG_NAME))
+    assert [int(s.SegmentNumber) for s in seg.SegmentSequence] == [0] + [r["lesion_id"] for r in rows]
+    assert {str(i.ReferencedSOPInstanceUID) for s in seg.ReferencedSeriesSequence
+            for i in s.ReferencedInstanceSequence} == set(uids)
+    groups = hd.sr.srread(str(tmp_path / "p" / dicom_export.SR_NAME)).content.get_volumetric_roi_measurement_groups()
+    assert sorted(g.get_measurements()[0].value for g in groups) == pytest.approx(
+        sorted(r["volume_mm3"] for r in rows), rel=1e-9)
+    plain = mrml.node_from_volume(image_io.load_image(hand_data / "ct" / "ct"), "plain CT")
+    with pytest.raises(InputError, match="'plain CT' was not loaded from Slicer's DICOM database"):
+        sl.export(tmp_path / "q", m, dicom_seg=True, volume_node=plain)
+    assert not (tmp_path / "q").exists()
+
+
+def test_dicom_export_offers_highdicom_where_slicer_has_none(monkeypatch):
+    """Slicer 5.10 has no highdicom: ticking DICOM SEG/SR asks (with the reason) before
+    installing it; declined, neither object is written; installed, both as ticked."""
+    import sys
+
+    from calcinosis.mrml import dicom_objects
+
+    real = sys.modules.get("highdicom")
+    monkeypatch.setitem(sys.modules, "highdicom", None)       # as in Slicer 5.10
+    asked, installed = [], []
+    assert dicom_objects.choose_outputs(False, False, asked.append, installed.append) == (False, False)
+    assert not asked                                          # nothing ticked, nothing asked
+    assert dicom_objects.choose_outputs(True, True, lambda q: asked.append(q) or False, installed.append) == \
+        (False, False)
+    assert "highdicom" in asked[0] and "Slicer 5.12 bundles" in asked[0] and not installed
+
+    def install(name):
+        installed.append(name)
+        if real is not None:
+            monkeypatch.setitem(sys.modules, "highdicom", real)
+        else:
+            monkeypatch.delitem(sys.modules, "highdicom")
+    assert dicom_objects.choose_outputs(True, False, lambda q: True, install) == (True, False)
+    assert installed == ["highdicom"]

@@ -838,13 +838,16 @@ def output_holds_result(outdir) -> bool:
 
 
 def export(outdir, measurement: HandMeasurement | None, form_node=None, force: bool = False,
-           case_id: str | None = None, progress: Progress | None = None) -> list[Path]:
+           case_id: str | None = None, progress: Progress | None = None, dicom_seg: bool = False,
+           dicom_sr: bool = False, volume_node=None) -> list[Path]:
     """Write the files of ``calcinosis hand`` (``lesions.csv``, ``digits.csv``, ``hand.csv``,
     ``lesion_assignment.csv`` with schemas, ``lesion_labels.nrrd``, ``lesions.seg.nrrd``,
     ``provenance.json``; the blank structural form for radiographs) into ``outdir``, all at
     once.  ``form_node``: the filled structural-lesion form, validated first, saved as
     ``structural_form.csv`` with its per-hand summary ``structural_summary.csv``.
-    An earlier result is kept (:class:`OutputExistsError`) unless ``force``."""
+    An earlier result is kept (:class:`OutputExistsError`) unless ``force``.
+    ``dicom_seg`` / ``dicom_sr``: also ``lesions.seg.dcm`` / ``measurements.sr.dcm`` on the DICOM
+    images ``volume_node`` was loaded from (:mod:`calcinosis.mrml.dicom_objects`)."""
     if measurement is None:
         raise InputError("nothing to export: press Measure first")
     if not outdir or str(outdir) in ("", "."):
@@ -852,8 +855,10 @@ def export(outdir, measurement: HandMeasurement | None, form_node=None, force: b
     check_output_free(outdir, force)
     form = form_from_node(form_node) if form_node is not None else None
     case = (case_id or "").strip() or None
+    from .dicom_objects import export_request
+    dicom = export_request(volume_node, dicom_seg, dicom_sr)
     return hand_pipeline.write_hand_outputs(outdir, measurement.result, force=force, command=COMMAND, case_id=case,
-                                            form=form, progress=progress)
+                                            form=form, dicom=dicom, progress=progress)
 
 
 class HandSession:
@@ -891,9 +896,10 @@ class HandSession:
                        lesion_table, digit_table, hand_table, chart, progress)
 
     def export(self, outdir, measurement: HandMeasurement | None, form_node=None, force: bool = False,
-               case_id: str | None = None, progress: Progress | None = None) -> list[Path]:
+               case_id: str | None = None, progress: Progress | None = None, dicom_seg: bool = False,
+               dicom_sr: bool = False, volume_node=None) -> list[Path]:
         """:func:`export`: the files of ``calcinosis hand``; an earlier result only with ``force``."""
-        return export(outdir, measurement, form_node, force, case_id, progress)
+        return export(outdir, measurement, form_node, force, case_id, progress, dicom_seg, dicom_sr, volume_node)
 
 
 __all__ = [

@@ -626,10 +626,12 @@ class SpineSession:
 
     # ------------------------------------------------------------------ export
     def export(self, outdir: str | Path, force: bool = False, case_id: str | None = None, write_images: bool = True,
-               progress: Progress | None = None) -> list[Path]:
+               progress: Progress | None = None, dicom_seg: bool = False, dicom_sr: bool = False,
+               volume_node=None) -> list[Path]:
         """The files of ``calcinosis spine`` (lesions, levels, patient, vertebrae tables,
         level chart when matplotlib is present, label map, segmentation, reader overrides,
-        provenance).  Refuses to replace an earlier result unless ``force``."""
+        provenance).  Refuses to replace an earlier result unless ``force``.  ``dicom_seg`` /
+        ``dicom_sr``: also the DICOM SEG / SR on the DICOM series ``volume_node`` came from."""
         r = self._require_result()
         if not outdir or str(outdir) in ("", "."):
             raise InputError("choose an output folder")
@@ -641,8 +643,11 @@ class SpineSession:
             inputs["overrides"] = {"kind": "reader overrides", "source": "SpineCalcMap panel",
                                    "count": len(r.overrides)}
         r.inputs = inputs
+        from .dicom_objects import export_request
+        dicom = export_request(volume_node, dicom_seg, dicom_sr)
         return pipeline.write_spine_outputs(outdir, r, force=force, case_id=case_id or None,
-                                            write_images=write_images, command=COMMAND, progress=progress)
+                                            write_images=write_images, command=COMMAND, dicom=dicom,
+                                            progress=progress)
 
     # ------------------------------------------------------------------ summary
     def summary(self) -> str:
