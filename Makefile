@@ -20,7 +20,7 @@ PYTHON312 ?= $(shell for p in $$HOME/.pyenv/versions/3.12*/bin/python3.12 $$(com
 SLICER_ENV_TESTS ?= Testing/core Testing/cohort/test_cli_stats.py Testing/hand/test_hand_cli.py \
 	Testing/hand/test_click_outline.py Testing/spine/test_spine_cli.py Testing/core/test_dicom_export.py
 
-.PHONY: demo test bench clean check-python test-slicer510 test-slicer512
+.PHONY: demo test bench clean check-python test-slicer510 test-slicer512 print-python312
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed (found %s); set PYTHON=python3.x" % sys.version.split()[0])'
@@ -50,9 +50,12 @@ bench: $(VENV)/.installed-test
 	@test -n "$(PYTHON312)" || { echo "make test-slicer: no Python 3.12 found (python3.12 on PATH or pyenv's); set PYTHON312=/path/to/python3.12"; exit 2; }
 	rm -rf .venv-slicer$*
 	$(PYTHON312) -m venv .venv-slicer$*
-	.venv-slicer$*/bin/python -m pip --disable-pip-version-check -q install -r $< pillow pytest pytest-xdist
+	.venv-slicer$*/bin/python -m pip --disable-pip-version-check -q install -r $< pillow pytest pytest-xdist openpyxl
 	.venv-slicer$*/bin/python -m pip --disable-pip-version-check -q install --no-deps -e .
 	@touch $@
+
+print-python312:
+	@echo "$(PYTHON312)"
 
 test-slicer510: .venv-slicer5.10/.installed
 	CALCINOSIS_TEST_ENV=slicer-5.10 .venv-slicer5.10/bin/python -m pytest -n $(TEST_JOBS) --dist loadfile -q $(SLICER_ENV_TESTS)

@@ -197,6 +197,7 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.showFormButton.connect("clicked(bool)", self.onShowFormButton)
         self.ui.checkFormButton.connect("clicked(bool)", self.onCheckFormButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
+        self.ui.resetParametersButton.connect("clicked(bool)", self.onResetParameters)
 
         self.initializeParameterNode()
 
@@ -485,6 +486,13 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onCheckFormButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("The structural-lesion form has a problem."), waitCursor=True):
             self._showStatus(hand.form_summary_text(hand.form_from_node(self._parameterNode.structuralForm)))
+
+    def onResetParameters(self) -> None:
+        """Every detection and assignment parameter back to its default (inputs and outputs kept)."""
+        p = self._parameterNode
+        with slicer.util.NodeModify(p.parameterNode):
+            for name, value in hand.panel_parameter_defaults().items():
+                setattr(p, name, value)
 
     def onExportButton(self) -> None:
         p = self._parameterNode

@@ -42,6 +42,7 @@ from slicer import (
 )
 
 from calcinosis.core.lesions import CONNECTIVITIES
+from calcinosis.mrml.spine_session import REVIEW_COLUMNS  # the columns of the review list in the panel
 from calcinosis.spine.params import CONVENTION_CHOICES, SpineParams
 
 #: Every default of the spine map comes from SpineParams (the command line's defaults).
@@ -155,10 +156,6 @@ class SpineCalcMapParameterNode:
     caseId: str = ""
     exportDicomSeg: bool = False
     exportDicomSr: bool = False
-
-
-#: Columns of the review list in the panel.
-REVIEW_COLUMNS = ["#", "level", "segment", "sub-site", "pattern", "mm³", "reader"]
 
 
 #
@@ -458,11 +455,10 @@ class SpineCalcMapWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             table.clearSelection()
             table.setRowCount(len(rows))
             for r, row in enumerate(rows):
-                values = [str(row.lesion_id) if row.lesion_id is not None else "-", row.level, row.segment,
-                          row.subsite, row.pattern, "" if row.volume_mm3 is None else f"{row.volume_mm3:.1f}",
-                          (_("pending: {p}").format(p=row.pending) if row.pending else row.reader)]
-                for c, value in enumerate(values):
+                for c, value in enumerate(row.display_values()):
                     item = qt.QTableWidgetItem(value)
+                    if c == REVIEW_COLUMNS.index("sub-site"):
+                        item.setToolTip(row.subsite)
                     if row.lesion_id is None:
                         item.setForeground(qt.QBrush(qt.QColor("gray")))
                     if row.pending:

@@ -105,6 +105,17 @@ PANEL_ASSIGN_FIELDS = {"maxRayDistance": "max_ray_distance_mm", "jointRadius": "
                        "landmarkMargin": "landmark_margin_mm", "thumbIpZone": "thumb_ip_zone"}
 
 
+def panel_parameter_defaults() -> dict:
+    """The panel's parameter fields and their defaults (the command line's), for *Restore
+    default parameters*: detection, assignment and the options around them; not the inputs,
+    outputs or export folder."""
+    out = {"customThreshold": False, "threshold": CT_THRESHOLD_DEFAULT, "magnification": 0.0,
+           "ignoreUnknownLandmarks": False, "splitIslands": False}
+    out.update({name: getattr(DETECT_DEFAULTS, param) for name, param in PANEL_DETECT_FIELDS.items()})
+    out.update({name: getattr(ASSIGN_DEFAULTS, param) for name, param in PANEL_ASSIGN_FIELDS.items()})
+    return out
+
+
 def detect_params_from_node(node) -> DetectParams:
     """Detection parameters from the panel's parameter node (validated)."""
     values = {param: getattr(node, name) for name, param in PANEL_DETECT_FIELDS.items()}
@@ -905,7 +916,7 @@ class HandSession:
 __all__ = [
     "MODALITY_CHOICES", "LANDMARK_SIDES", "CONNECTIVITY_CHOICES", "BOUNDARY_CHOICES", "THUMB_IP_ZONES",
     "DETECT_DEFAULTS", "ASSIGN_DEFAULTS", "CT_THRESHOLD_DEFAULT", "detect_params", "assign_params",
-    "PANEL_DETECT_FIELDS", "PANEL_ASSIGN_FIELDS", "detect_params_from_node", "assign_params_from_node",
+    "PANEL_DETECT_FIELDS", "PANEL_ASSIGN_FIELDS", "panel_parameter_defaults", "detect_params_from_node", "assign_params_from_node",
     "ImageSummary", "image_summary", "read_image", "dicom_header", "SpacingAdvice", "radiograph_spacing_advice",
     "apply_patient_spacing", "show_automatic_landmarks", "create_landmark_list", "landmark_progress", "landmarks_from_node", "HandDetection", "detect",
     "HandMeasurement", "measure", "measurement_is_current", "settings_key", "plot_table", "table_row",

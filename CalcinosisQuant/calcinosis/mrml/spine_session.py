@@ -354,6 +354,19 @@ class ReviewRow:
     reader: str = ""              # the reader's applied decision, in words
     pending: str = ""             # the staged, not yet applied, correction
 
+    def display_values(self) -> list[str]:
+        """The review table's cells (:data:`REVIEW_COLUMNS`): sub-sites by their short names
+        so that level, segment, sub-site and pattern fit the module panel's width together."""
+        from calcinosis.spine.anatomy import SUBSITE_SHORT
+        return [str(self.lesion_id) if self.lesion_id is not None else "-", self.level, self.segment,
+                SUBSITE_SHORT.get(self.subsite, self.subsite), self.pattern,
+                "" if self.volume_mm3 is None else f"{self.volume_mm3:.1f}",
+                f"pending: {self.pending}" if self.pending else self.reader]
+
+
+#: the columns of the panel's review table
+REVIEW_COLUMNS = ["#", "level", "segment", "sub-site", "pattern", "mm³", "reader"]
+
 
 @dataclass
 class Edit:

@@ -42,6 +42,13 @@ SUBSITE_SEGMENT = {
     "transverse_process": "posterior",
 }
 PATTERNS = ("linear", "punctate", "pseudotumoral")
+#: Short sub-site names for narrow lists (the review table of the panel); the full name is
+#: the column value in every table.
+SUBSITE_SHORT = {
+    "anterior_longitudinal_ligament": "ALL", "intervertebral_disc": "disc", "posterior_longitudinal_ligament": "PLL",
+    "intracanal": "intracanal", "foraminal": "foraminal", "costotransverse": "costotransv.",
+    "interspinous": "interspinous", "transverse_process": "transv. proc.",
+}
 
 #: Colours (RGB 0-1) of the segments in segmentations and charts; sub-sites are shades.
 SEGMENT_COLORS = {
