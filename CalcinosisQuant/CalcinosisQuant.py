@@ -74,6 +74,7 @@ imaging studies cited in the documentation.
         # outside the application (the headless tests) there is no slicer.app and no editor
         if hasattr(slicer, "app"):
             slicer.app.connect("startupCompleted()", self.registerEditorEffect)
+            slicer.app.connect("startupCompleted()", registerSampleData)
 
     def registerEditorEffect(self) -> None:
         """Register the scripted Segment Editor effect of ``SegmentEditorCalcinosisLib``."""
@@ -87,6 +88,37 @@ imaging studies cited in the documentation.
         effectPath = pathlib.Path(__file__).resolve().parent / "SegmentEditorCalcinosisLib" / "SegmentEditorEffect.py"
         effect.setPythonSource(effectPath.as_posix())
         effect.self().register()
+
+
+def registerSampleData() -> None:
+    """The phantoms in the Sample Data module, category "Calcinosis": made on this computer
+    the first time they are loaded (no download) in Slicer's cache folder
+    (``calcinosis.mrml.sampledata``)."""
+    try:
+        import SampleData
+    except ImportError:
+        return
+    from calcinosis.mrml import sampledata
+
+    iconsPath = pathlib.Path(__file__).resolve().parent / "Resources" / "Icons" / "SampleData"
+    for sample in sampledata.SAMPLES:
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(
+            category=sampledata.CATEGORY, sampleName=sample.name, uris=[], fileNames=[],
+            thumbnailFileName=str(iconsPath / f"{sample.name}.png"),
+            customDownloader=lambda source, name=sample.name: loadSampleData(name))
+
+
+def loadSampleData(name: str) -> dict:
+    """Make (the first time) and load a calcinosis sample: its image, landmarks or labels."""
+    from calcinosis.mrml import sampledata
+
+    with slicer.util.tryWithErrorDisplay(_("The sample could not be made."), waitCursor=True):
+        cache = pathlib.Path(slicer.app.cachePath) / "SlicerCalcinosis"
+        slicer.util.showStatusMessage(_("Making the {name} phantom (the first time only)...").format(name=name))
+        slicer.app.processEvents()
+        nodes = sampledata.load_sample(name, cache)
+        slicer.util.setSliceViewerLayers(background=nodes["volume"], fit=True)
+        return nodes
 
 
 #
@@ -585,25 +617,15 @@ class CalcinosisQuantTest(ScriptedLoadableModuleTest):
         self.test_PanelWorkflow()
 
     def _loadPhantom(self, folder):
-        """Write the hand CT phantom (0.5 mm voxels) and its landmarks with the core, then load
-        them as a user would (in Slicer with its readers; headless through the bridge)."""
-        from calcinosis.core import image_io
-        from calcinosis import mrml
-        from calcinosis.hand import landmarks as lmk
-        from calcinosis.hand import phantom as phantom_hand
+        """The hand CT of Sample Data (category Calcinosis: the synthetic patient's CT at 0.5 mm
+        with its landmarks, made on first use by ``calcinosis.mrml.sampledata``), loaded as a
+        user loads it; returns (its truth table, the volume node, the landmarks node)."""
+        from calcinosis.core.tables import Table
+        from calcinosis.mrml import sampledata
 
-        phantom = phantom_hand.ct_phantom("R", seed=0)
-        image_io.write_image(phantom.array, phantom.geometry, folder / "hand_ct.nrrd")
-        (folder / "landmarks.mrk.json").write_text(lmk.markups_json_text(phantom.landmarks, name="HandLandmarks"),
-                                                   encoding="utf-8")
-        if mrml.in_slicer():
-            volumeNode = slicer.util.loadVolume(str(folder / "hand_ct.nrrd"))
-            landmarksNode = slicer.util.loadMarkups(str(folder / "landmarks.mrk.json"))
-        else:
-            volumeNode = mrml.node_from_volume(image_io.load_image(folder / "hand_ct.nrrd"), "hand_ct")
-            landmarksNode = mrml.markups_from_points(lmk.read_landmarks(folder / "landmarks.mrk.json").as_points(),
-                                                     "HandLandmarks")
-        return phantom, volumeNode, landmarksNode
+        nodes = sampledata.load_sample("CalcinosisHandCT", folder)
+        truth = Table.read_csv(sampledata.make_sample("CalcinosisHandCT", folder) / "truth.csv")
+        return truth, nodes["volume"], nodes["landmarks"]
 
     def test_HandWorkflowOnPhantom(self):
         import tempfile
@@ -614,11 +636,10 @@ class CalcinosisQuantTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Hand workflow on the CT phantom")
         with tempfile.TemporaryDirectory() as tmp:
             folder = pathlib.Path(tmp)
-            phantom, volumeNode, landmarksNode = self._loadPhantom(folder)
-            truth = phantom.truth
+            truth, volumeNode, landmarksNode = self._loadPhantom(folder)
             logic = CalcinosisQuantLogic()
-            # an NRRD says nothing about its modality: the panel's override says CT
-            self.assertIsNotNone(hand.image_summary(volumeNode, "auto").problem)
+            # the sample's volume carries its modality: the panel's "auto" reads CT
+            self.assertIsNone(hand.image_summary(volumeNode, "auto").problem)
             detection = logic.detect(volumeNode, "CT", landmarks_node=landmarksNode)
             segmentation = detection.segmentation_node
             self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), detection.lesions.n)
@@ -692,7 +713,7 @@ class CalcinosisQuantTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Panel: detect, measure, row click, form, export")
         with tempfile.TemporaryDirectory() as tmp:
             folder = pathlib.Path(tmp)
-            phantom, volumeNode, landmarksNode = self._loadPhantom(folder)
+            truth, volumeNode, landmarksNode = self._loadPhantom(folder)
             slicer.util.selectModule("CalcinosisQuant")
             widget = slicer.util.getModuleWidget("CalcinosisQuant")
             p = widget._parameterNode
