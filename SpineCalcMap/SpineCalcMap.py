@@ -772,17 +772,31 @@ class SpineCalcMapTest(ScriptedLoadableModuleTest):
         self.test_PanelMapAndCorrect()
 
     def _phantom(self):
-        """A small lumbar spine CT (1 mm in-plane, 1.25 mm slices) with its TotalSegmentator-convention
-        label map, as nodes; and the phantom's truth."""
-        from calcinosis import mrml
-        from calcinosis.core.volume import Volume
-        from calcinosis.spine.phantom import make_spine_phantom
+        """The lumbar spine CT of Sample Data (CalcinosisSpineCT: 1 mm in-plane, 1.25 mm slices,
+        TotalSegmentator-convention vertebra labels, made on first use by
+        ``calcinosis.mrml.sampledata``) as nodes, and its truth (``truth.csv`` and the voxels of
+        each calcification, ``truth_labels.nrrd``)."""
+        import shutil
+        import tempfile
+        import types
 
-        rendered = make_spine_phantom("lumbar", spacing=(1.0, 1.0, 1.25), size_xy=None, seed=0)
-        ct = mrml.node_from_volume(Volume(rendered.ct, rendered.geometry, {"modality": "CT"}), "spine phantom")
-        labels = mrml.node_from_volume(Volume(rendered.labels, rendered.geometry, {}), "spine phantom vertebrae",
-                                       labelmap=True)
-        return rendered, ct, labels
+        import numpy as np
+        from calcinosis.core import image_io
+        from calcinosis.core.tables import Table
+        from calcinosis.mrml import sampledata
+
+        cache = pathlib.Path(tempfile.mkdtemp(prefix="calcinosis-selftest-"))
+        self.addCleanup(shutil.rmtree, cache, True)
+        nodes = sampledata.load_sample("CalcinosisSpineCT", cache)
+        folder = sampledata.make_sample("CalcinosisSpineCT", cache)
+        truthLabels = image_io.load_image(folder / "truth_labels.nrrd")
+        truth = Table.read_csv(folder / "truth.csv")
+        flat = np.asarray(truthLabels.array).ravel()
+        order = np.argsort(flat, kind="stable")
+        bounds = np.searchsorted(flat[order], np.arange(1, len(truth.rows) + 2))
+        voxels = [np.sort(order[bounds[n]:bounds[n + 1]]) for n in range(len(truth.rows))]
+        truthPhantom = types.SimpleNamespace(geometry=truthLabels.geometry, truth=truth, truth_voxels=voxels)
+        return truthPhantom, nodes["volume"], nodes["vertebrae"]
 
     def _score(self, rendered, nodes):
         """Each true calcification found in the segmentation node by the voxels it covers; its

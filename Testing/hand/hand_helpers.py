@@ -11,6 +11,28 @@ from calcinosis.core.phantoms import match_by_centroid
 from calcinosis.core.tables import Table
 
 
+def xr_phantom_detection(side: str, seed: int, placed_landmarks: bool):
+    """The default detector on the phantom radiograph of ``side``/``seed``: with the
+    phantom's exact landmarks, or with the automatic ones only (laterality given) - computed
+    once per run and code version and shared by the test files (``phantom_cache``)."""
+    from phantom_cache import cached
+    return cached(_xr_phantom_detection, side, seed, placed_landmarks)
+
+
+def _xr_phantom_detection(side: str, seed: int, placed_landmarks: bool):
+    from phantom_cache import cached
+
+    from calcinosis.core.volume import Volume
+    from calcinosis.hand import detect, phantom as phantom_hand
+    from calcinosis.hand.landmarks import landmarks_from_points
+    ph = cached(phantom_hand.xr_phantom, side, seed)
+    if placed_landmarks:
+        vol = Volume(ph.array.astype(np.float32), ph.geometry, {"modality": "XR"})
+        return detect.detect_xr(vol, detect.DetectParams(), landmarks=landmarks_from_points(ph.landmarks))
+    vol = Volume(ph.array.astype(np.float32), ph.geometry, {"modality": "XR", "laterality": side})
+    return detect.detect_xr(vol, detect.DetectParams())
+
+
 def run_cli(*argv) -> int:
     """The ``calcinosis`` command in-process; argument errors (argparse) give their exit code too."""
     try:

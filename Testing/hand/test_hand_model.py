@@ -26,6 +26,7 @@ from calcinosis.hand.landmarks import AUTOMATIC_DESCRIPTION, landmarks_from_poin
 from calcinosis.hand.pipeline import measure_hand
 from calcinosis.hand.xr.background import noise_sigma
 from calcinosis.hand.xr.candidates import REASON_LOW_CONFIDENCE
+from hand_helpers import xr_phantom_detection
 from phantom_cache import cached
 
 HANDS = [("R", 0), ("L", 1), ("R", 2), ("L", 3)]
@@ -69,7 +70,7 @@ def test_automatic_landmarks_assign_digits_and_zones_on_the_phantom(phantoms):
     digit_ok, zone_ok, n = 0, 0, 0
     for side, seed, ph in phantoms:
         vol = Volume(ph.array.astype(np.float32), ph.geometry, {"modality": "XR", "laterality": side})
-        det = detect.detect_xr(vol, DetectParams())
+        det = xr_phantom_detection(side, seed, placed_landmarks=False)
         assert len(det.landmarks.automatic) == 20
         res = measure_hand(vol, "XR", det.lesions, det.landmarks, detection=det)
         outl = ph.outlines[0]
@@ -130,8 +131,7 @@ def test_markers_and_collimation_are_not_searched():
     assert not (lab[:, : int(5 / sp) + 2] > 0).any()
     assert not (lab[~ndimage.binary_dilation(hand, iterations=int(1.5 / sp))] > 0).any()
     found = {int(i) for i in np.unique(ph.outlines[0][lab > 0]) if i > 0}
-    clean = detect.detect_xr(Volume(ph.array.astype(np.float32), ph.geometry, {"modality": "XR", "laterality": "L"}),
-                             DetectParams()).lesions.labels[0]
+    clean = xr_phantom_detection("L", 1, placed_landmarks=False).lesions.labels[0]
     found_clean = {int(i) for i in np.unique(ph.outlines[0][clean > 0]) if i > 0}
     assert len(found) >= len(found_clean) - 1, (sorted(found), sorted(found_clean))
 

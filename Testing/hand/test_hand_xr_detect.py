@@ -32,6 +32,7 @@ from calcinosis.hand import detect, phantom as phantom_hand, shapes
 from calcinosis.hand import xr as xr_detect
 from calcinosis.hand.detect import DetectParams
 from calcinosis.hand.landmarks import landmarks_from_points
+from hand_helpers import xr_phantom_detection
 from phantom_cache import cached
 
 HANDS = [("R", 0), ("L", 1), ("R", 2), ("L", 3)]
@@ -82,8 +83,7 @@ def hands():
     for side, seed in HANDS:
         ph = cached(phantom_hand.xr_phantom, side, seed)
         vol = Volume(ph.array.astype(np.float32), ph.geometry, {"modality": "XR"})
-        det = detect.detect_xr(vol, DetectParams(), landmarks=landmarks_from_points(ph.landmarks))
-        out.append((side, seed, ph, vol, det))
+        out.append((side, seed, ph, vol, xr_phantom_detection(side, seed, placed_landmarks=True)))
     return out
 
 
@@ -251,9 +251,7 @@ def test_without_placed_landmarks_the_automatic_ones_build_the_bone_model(hands)
 def automatic(hands):
     """[(phantom, detection with the automatic landmarks only)] for the four hands (laterality
     given: the side is not guessed)."""
-    return [(ph, detect.detect_xr(Volume(vol.array, vol.geometry, {"modality": "XR", "laterality": side}),
-                                  DetectParams()))
-            for side, seed, ph, vol, det in hands]
+    return [(ph, xr_phantom_detection(side, seed, placed_landmarks=False)) for side, seed, ph, vol, det in hands]
 
 
 def test_automatic_landmarks_axis_fitted_to_the_bone(hands, automatic):
