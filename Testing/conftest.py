@@ -9,7 +9,6 @@ same holds for the test extras (slicer-core, Dask, statsmodels: ``pip install -e
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
 import pytest

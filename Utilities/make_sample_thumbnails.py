@@ -22,7 +22,6 @@ SIZE = 128
 
 def picture(volume, modality: str) -> np.ndarray:
     """A 2D picture (rows top to bottom = superior to inferior / image rows) of the volume."""
-    from calcinosis.core.geometry import Geometry  # noqa: F401 - the volume carries its own
     a = np.asarray(volume.array, np.float32)
     if a.shape[0] == 1:                      # radiograph
         img = a[0]

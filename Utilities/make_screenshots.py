@@ -28,7 +28,7 @@ def run(*argv) -> None:
     subprocess.run([sys.executable, "-m", "calcinosis.cli", *map(str, argv), "-q"], check=True)
 
 
-def result_view(image_path, result: Path, title: str, context_mm: float) -> "Image":
+def result_view(image_path, result: Path, title: str, context_mm: float):
     from PIL import Image
 
     from calcinosis.cohort.slices import lesion_panels
