@@ -42,21 +42,17 @@ def sample_strip(work: Path) -> Path:
 
 
 def radiograph_result(work: Path) -> Path:
-    from calcinosis.cohort.slices import lesion_panels
-    from calcinosis.core import image_io
-    from calcinosis.core.tables import Table
+    from make_screenshots import result_view
+
     from calcinosis.mrml import sampledata
 
     folder = sampledata.make_sample("CalcinosisHandRadiograph", work / "samples")
     result = work / "xr-result"
     if not (result / "lesions.csv").exists():
         run("hand", folder / "xr.dcm", "--landmarks", folder / "landmarks.mrk.json", "-o", result, "--force")
-    volume = image_io.load_image(folder / "xr.dcm")
-    labels = image_io.load_label_image(result / "lesion_labels.nrrd", reference=volume.geometry).layers[0]
-    png = lesion_panels(volume, labels, Table.read_csv(result / "lesions.csv").rows, max_panels=6,
-                        title="Hand radiograph sample: the largest deposits found, with digit and zone", context_mm=18)
     out = IMAGES / "tutorial-hand-xr.png"
-    out.write_bytes(png)
+    result_view(folder / "xr.dcm", result, "Hand radiograph sample: the largest deposits found, with digit and zone",
+                18.0).save(out)
     return out
 
 
