@@ -281,3 +281,65 @@ def hollow(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, bone_label
         if means:
             out[c - 1] = float(np.mean(hu[core])) < max(means) - margin_hu
     return out
+
+
+#: cancellous bone (trabeculae and marrow) reaches about this CT value; a calcification
+#: against bone that stands out from it is denser (the phantoms' faintest, 2-3 mm ones against
+#: bone, peak above 530 HU)
+CANCELLOUS_MAX_HU = 450.0
+#: bone density in a candidate's surroundings (cancellous bone and cortex; soft tissue and
+#: enhanced blood stay below)
+BONE_DENSITY_HU = 200.0
+#: share of the in-plane ring around a candidate at bone density: lying against bone ...
+AGAINST_BONE_FRACTION = 0.2
+#: ... and enclosed in it
+IN_BONE_FRACTION = 0.6
+
+
+def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geometry: Geometry,
+               which: np.ndarray, ring_voxels: int = 2) -> np.ndarray:
+    """Per component (``which``: those to test), whether the CT shows it to be a piece of
+    bone rather than a calcification, from its density against its in-plane surroundings
+    (the ring ``ring_voxels`` wide around it on its own slices; no label needed - ribs,
+    processes and the pelvis a label map or point list misses included):
+
+    * no denser than cancellous bone (peak below :data:`CANCELLOUS_MAX_HU`) while lying
+      against bone (at least :data:`AGAINST_BONE_FRACTION` of the ring at bone density):
+      the trabecular edge of a bone, cut obliquely or partial-volumed;
+    * enclosed in bone (at least :data:`IN_BONE_FRACTION` of the ring at bone density) and
+      not much denser than it (peak below twice the ring's 90th percentile): marrow.
+
+    A calcification against bone is denser than cancellous bone, and one in soft tissue has
+    soft tissue around most of it."""
+    out = np.zeros(n, dtype=bool)
+    shape = ct.shape
+    axial = geometry.axial_axis
+    plane = np.zeros((3, 3, 3), dtype=bool)
+    centre = [slice(None)] * 3
+    centre[axial] = 1
+    plane[tuple(centre)] = ndimage.generate_binary_structure(2, 1)
+    pad = np.full(3, ring_voxels + 1)
+    pad[axial] = 0
+    kji = np.stack(np.unravel_index(idx, shape), axis=1)
+    order = np.argsort(clab, kind="stable")
+    bounds = np.searchsorted(clab[order], np.arange(1, n + 2))
+    for c in np.flatnonzero(which) + 1:
+        sel = order[bounds[c - 1]:bounds[c]]
+        if sel.size == 0:
+            continue
+        p = kji[sel]
+        lo = np.maximum(p.min(axis=0) - pad, 0)
+        hi = np.minimum(p.max(axis=0) + pad + 1, shape)
+        sub = ct[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        q = p - lo
+        m = np.zeros(sub.shape, dtype=bool)
+        m[q[:, 0], q[:, 1], q[:, 2]] = True
+        ring = ndimage.binary_dilation(m, plane, iterations=ring_voxels) & ~m
+        if not ring.any():
+            continue
+        around = sub[ring].astype(np.float64)
+        peak = float(sub[m].max())
+        bony = float(np.mean(around >= BONE_DENSITY_HU))
+        out[c - 1] = ((peak < CANCELLOUS_MAX_HU and bony >= AGAINST_BONE_FRACTION)
+                      or (bony >= IN_BONE_FRACTION and peak < 2.0 * float(np.percentile(around, 90))))
+    return out

@@ -12,7 +12,7 @@ Within the box around the spine (see :mod:`.vertebrae`):
    zone around a vessel label), ``vessel_lumen`` (a contrast-filled aorta-like tube at
    the threshold, no aorta label), ``far`` / ``leaves_region``, ``size``, ``bone`` (broad
    contact with or enclosure by labelled bone, a piece of one bone's rim, a hollow body:
-   cortex around marrow), ``study_rule``, ``noise`` (:mod:`.noise`: peak above the
+   cortex around marrow, a body no denser than cancellous bone against or inside bone), ``study_rule``, ``noise`` (:mod:`.noise`: peak above the
    surroundings), ``lung``, ``vessel_shape`` (:mod:`.vessels`: an enhanced tube at the
    blood's density), ``blood_density`` (no denser than the measured blood).
 
@@ -526,6 +526,9 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # osteophyte, a spur) or not labelled at all (a rib, a process, the pelvis)
         reject(bone.hollow(ct, idx, clab, n, bone_label, threshold_hu, g, keep,
                            margin_hu=o.bone_hollow_margin_hu), "bone")
+        # no denser than cancellous bone and against bone, or enclosed in bone: bone's own
+        # trabecular edge or marrow, whatever the labels say (ribs, processes, the pelvis)
+        reject(bone.cancellous(ct, idx, clab, n, g, keep), "bone")
         if o.study_rule:
             report(progress, 0.7, "study rule (contiguous slices, seen in another plane)")
             ok = study_rule_ok(mask, idx, clab, n, g, min_slices, rim, rim_owner)
