@@ -74,7 +74,24 @@ imaging studies cited in the documentation.
         # outside the application (the headless tests) there is no slicer.app and no editor
         if hasattr(slicer, "app"):
             slicer.app.connect("startupCompleted()", self.registerEditorEffect)
-            slicer.app.connect("startupCompleted()", registerSampleData)
+            slicer.app.connect("startupCompleted()", self.registerSampleData)
+
+    def registerSampleData(self) -> None:
+        """The phantoms in the Sample Data module, category "Calcinosis": made on this computer
+        the first time they are loaded (no download) in Slicer's cache folder
+        (``calcinosis.mrml.sampledata``)."""
+        try:
+            import SampleData
+        except ImportError:
+            return
+        from calcinosis.mrml import sampledata
+
+        iconsPath = pathlib.Path(__file__).resolve().parent / "Resources" / "Icons" / "SampleData"
+        for sample in sampledata.SAMPLES:
+            SampleData.SampleDataLogic.registerCustomSampleDataSource(
+                category=sampledata.CATEGORY, sampleName=sample.name, uris=[], fileNames=[],
+                thumbnailFileName=str(iconsPath / f"{sample.name}.png"),
+                customDownloader=lambda source, name=sample.name: loadSampleData(name))
 
     def registerEditorEffect(self) -> None:
         """Register the scripted Segment Editor effect of ``SegmentEditorCalcinosisLib``."""
@@ -88,24 +105,6 @@ imaging studies cited in the documentation.
         effectPath = pathlib.Path(__file__).resolve().parent / "SegmentEditorCalcinosisLib" / "SegmentEditorEffect.py"
         effect.setPythonSource(effectPath.as_posix())
         effect.self().register()
-
-
-def registerSampleData() -> None:
-    """The phantoms in the Sample Data module, category "Calcinosis": made on this computer
-    the first time they are loaded (no download) in Slicer's cache folder
-    (``calcinosis.mrml.sampledata``)."""
-    try:
-        import SampleData
-    except ImportError:
-        return
-    from calcinosis.mrml import sampledata
-
-    iconsPath = pathlib.Path(__file__).resolve().parent / "Resources" / "Icons" / "SampleData"
-    for sample in sampledata.SAMPLES:
-        SampleData.SampleDataLogic.registerCustomSampleDataSource(
-            category=sampledata.CATEGORY, sampleName=sample.name, uris=[], fileNames=[],
-            thumbnailFileName=str(iconsPath / f"{sample.name}.png"),
-            customDownloader=lambda source, name=sample.name: loadSampleData(name))
 
 
 def loadSampleData(name: str) -> dict:

@@ -49,9 +49,10 @@ def radiograph_result(work: Path) -> Path:
     folder = sampledata.make_sample("CalcinosisHandRadiograph", work / "samples")
     result = work / "xr-result"
     if not (result / "lesions.csv").exists():
-        run("hand", folder / "xr.dcm", "--landmarks", folder / "landmarks.mrk.json", "-o", result, "--force")
+        run("hand", folder / "xr.nrrd", "--modality", "xr", "--landmarks", folder / "landmarks.mrk.json", "-o", result,
+            "--force")
     out = IMAGES / "tutorial-hand-xr.png"
-    result_view(folder / "xr.dcm", result, "Hand radiograph sample: the largest deposits found, with digit and zone",
+    result_view(folder / "xr.nrrd", result, "Hand radiograph sample: the largest deposits found, with digit and zone",
                 18.0).save(out)
     return out
 

@@ -195,17 +195,22 @@ def check_effect(repo: Path) -> list[str]:
     if mod_tree is not None:
         mod_cls = next((c for c in mod_tree.body if isinstance(c, ast.ClassDef) and c.name == MODULE), None)
         mod_methods = {f.name: f for f in mod_cls.body if isinstance(f, ast.FunctionDef)} if mod_cls else {}
-        handler = None
+        handlers = []      # every method connected to startupCompleted() (the effect's, Sample Data's ...)
         for n in ast.walk(mod_methods.get("__init__", ast.Module(body=[], type_ignores=[]))):
             if isinstance(n, ast.Call) and ast.unparse(n.func).endswith("app.connect") and len(n.args) == 2 \
                     and isinstance(n.args[0], ast.Constant) and n.args[0].value == "startupCompleted()":
-                handler = ast.unparse(n.args[1]).split(".")[-1]
-        if handler is None:
+                handlers.append(ast.unparse(n.args[1]).split(".")[-1])
+        for h in handlers:
+            if h not in mod_methods:
+                problems.append(f"{mod_where}: {MODULE}.{h} (connected to startupCompleted()) is missing")
+        # the effect's registration: the handler named for it or creating it
+        effect = [h for h in handlers if h in mod_methods and
+                  ("Effect" in h or "qSlicerSegmentEditorScriptedEffect" in ast.unparse(mod_methods[h]))]
+        handler = effect[0] if effect else None
+        if handler is None and not any(h not in mod_methods for h in handlers):
             problems.append(f"{mod_where}: {MODULE}.__init__ does not connect startupCompleted() to the effect's "
                             "registration")
-        elif handler not in mod_methods:
-            problems.append(f"{mod_where}: {MODULE}.{handler} (connected to startupCompleted()) is missing")
-        else:
+        elif handler is not None:
             text = ast.unparse(mod_methods[handler])
             for needed in ("qSlicerSegmentEditorScriptedEffect", "setPythonSource", LIB, "SegmentEditorEffect.py",
                            ".self().register()"):

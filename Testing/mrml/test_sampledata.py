@@ -52,9 +52,9 @@ def test_each_sample_loads_with_its_landmarks_or_labels(mrml_scene, cache, name)
 
 def test_made_once_then_kept_and_remade_after_an_update(cache, monkeypatch):
     folder = sampledata.make_sample("CalcinosisHandRadiograph", cache)
-    stamp = (folder / "xr.dcm").stat().st_mtime_ns
+    stamp = (folder / "xr.nrrd").stat().st_mtime_ns
     assert sampledata.make_sample("CalcinosisHandRadiograph", cache) == folder
-    assert (folder / "xr.dcm").stat().st_mtime_ns == stamp               # kept: not made again
+    assert (folder / "xr.nrrd").stat().st_mtime_ns == stamp               # kept: not made again
     marker = folder.parent / sampledata.COMPLETE
     marker.write_text(json.dumps({"version": "0.0.0-older", "sample": "CalcinosisHandRadiograph"}))
     sampledata.make_sample("CalcinosisHandRadiograph", cache)
@@ -64,7 +64,7 @@ def test_made_once_then_kept_and_remade_after_an_update(cache, monkeypatch):
 
 
 def test_module_registers_every_sample_with_a_thumbnail():
-    """``registerSampleData`` in the module registers :data:`SAMPLES` under "Calcinosis"
+    """The module's ``registerSampleData`` registers :data:`SAMPLES` under "Calcinosis"
     (read from its source: Slicer's SampleData module does not exist here), and every sample
     has a 128 x 128 thumbnail among the module's resources."""
     from PIL import Image
@@ -72,10 +72,12 @@ def test_module_registers_every_sample_with_a_thumbnail():
     source = (REPO / "CalcinosisQuant" / "CalcinosisQuant.py").read_text()
     tree = ast.parse(source)
     functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
-    assert "registerSampleData" in functions and "loadSampleData" in functions
-    body = ast.unparse(functions["registerSampleData"])
+    module = next(c for c in tree.body if isinstance(c, ast.ClassDef) and c.name == "CalcinosisQuant")
+    methods = {f.name: f for f in module.body if isinstance(f, ast.FunctionDef)}
+    assert "registerSampleData" in methods and "loadSampleData" in functions
+    body = ast.unparse(methods["registerSampleData"])
     assert "registerCustomSampleDataSource" in body and "sampledata.SAMPLES" in body and "customDownloader" in body
-    assert 'connect("startupCompleted()", registerSampleData)' in source
+    assert 'connect("startupCompleted()", self.registerSampleData)' in source
     assert sampledata.CATEGORY == "Calcinosis"
     for s in sampledata.SAMPLES:
         png = REPO / "CalcinosisQuant" / "Resources" / "Icons" / "SampleData" / f"{s.name}.png"

@@ -1,9 +1,11 @@
 """The project's phantoms in Slicer's Sample Data module (category "Calcinosis"), made on
 this computer the first time they are asked for (no download) and kept in a cache folder.
 
-Each sample is the phantom the command line writes (``calcinosis phantom ...``) with what a
-reader needs beside the image: the hand's landmarks (and the MRI's drawn regions), the
-spine's vertebra labels.  :func:`make_sample` writes the files (plain Python, no Slicer);
+Each sample is the phantom ``calcinosis phantom ...`` makes (the same patient, seed and
+spacing), written as NRRD with what a reader needs beside the image: the hand's landmarks
+(and the MRI's drawn regions), the spine's vertebra labels, and the truth (``truth.csv``; the
+spine's ``truth_labels.nrrd``) the self-tests score against.  :func:`make_sample` writes the
+files (plain Python, no Slicer, from the phantom libraries);
 :func:`load_sample` puts them in the scene through the MRML bridge (headless with
 slicer-core as in Slicer), the modality recorded on the volume so the panels need no
 override.  The thumbnails shown in Sample Data are ``Resources/Icons/SampleData/<name>.png``
@@ -27,20 +29,19 @@ COMPLETE = "sample-complete.json"
 class Sample:
     name: str                 # Sample Data's button text and node name prefix
     description: str
-    phantom: tuple[str, ...]  # the `calcinosis phantom` arguments
-    image: str                # the image inside the phantom folder
+    kind: str                 # the phantom (as `calcinosis phantom KIND`)
+    image: str                # the image file in the sample folder
     modality: str             # XR, CT or MR (recorded on the volume node)
 
 
 SAMPLES = (
     Sample("CalcinosisHandRadiograph", "PA hand radiograph (synthetic SSc patient) with landmarks",
-           ("hand-xr",), "xr.dcm", "XR"),
-    Sample("CalcinosisHandCT", "Hand CT (synthetic SSc patient, 0.5 mm) with landmarks",
-           ("hand-ct",), "ct", "CT"),
+           "hand-xr", "xr.nrrd", "XR"),
+    Sample("CalcinosisHandCT", "Hand CT (synthetic SSc patient, 0.5 mm) with landmarks", "hand-ct", "ct.nrrd", "CT"),
     Sample("CalcinosisHandMRI", "Hand MRI (synthetic SSc patient) with landmarks and the regions a reader draws",
-           ("hand-mri",), "mri", "MR"),
+           "hand-mri", "mri.nrrd", "MR"),
     Sample("CalcinosisSpineCT", "Lumbar spine CT (synthetic, 1 mm) with vertebra labels (TotalSegmentator values)",
-           ("spine-ct", "--coverage", "lumbar", "--fit", "--spacing", "1,1,1.25"), "ct", "CT"),
+           "spine-ct", "ct.nrrd", "CT"),
 )
 
 
@@ -53,7 +54,7 @@ def sample(name: str) -> Sample:
 
 def make_sample(name: str, cache_dir: str | Path) -> Path:
     """The sample's folder in ``cache_dir`` (written the first time, or again after an
-    update of the extension: its version is recorded); returns the phantom folder."""
+    update of the extension: its version is recorded); returns the folder of its files."""
     s = sample(name)
     folder = Path(cache_dir) / name
     marker = folder / COMPLETE
@@ -65,12 +66,43 @@ def make_sample(name: str, cache_dir: str | Path) -> Path:
             pass
     if folder.exists():
         shutil.rmtree(folder)
-    from calcinosis.cli.main import main
-    code = main(["phantom", *s.phantom, "-o", str(folder / "phantom"), "-q"])
-    if code != 0:
-        raise RuntimeError(f"the {name} phantom could not be made (calcinosis phantom exited {code})")
+    _write_phantom(s, folder / "phantom")
     marker.write_text(json.dumps({"version": __version__, "sample": name}), encoding="utf-8")
     return folder / "phantom"
+
+
+def _write_phantom(s: Sample, out: Path) -> None:
+    """The phantom of ``calcinosis phantom <kind>`` with its defaults (right hand, seed 0;
+    the lumbar spine at 1 x 1 x 1.25 mm with its field of view fitted)."""
+    import numpy as np
+
+    from calcinosis.core import image_io
+    from calcinosis.core.pipeline import lesion_colors
+    from calcinosis.core.segnrrd import write_seg_nrrd
+
+    out.mkdir(parents=True)
+    if s.kind.startswith("hand-"):
+        from calcinosis.hand import landmarks as lmk, phantom
+        make = {"hand-xr": phantom.xr_phantom, "hand-ct": phantom.ct_phantom, "hand-mri": phantom.mr_phantom}[s.kind]
+        ph = make("R", 0)
+        image_io.write_image(ph.array, ph.geometry, out / s.image)
+        (out / "landmarks.mrk.json").write_text(lmk.markups_json_text(ph.landmarks, name="HandLandmarks"),
+                                                encoding="utf-8")
+        ph.truth.write_csv(out / "truth.csv")
+        if s.kind == "hand-mri":
+            ids = [int(v) for v in np.unique(ph.regions) if v]
+            write_seg_nrrd(ph.regions, ph.geometry, out / "regions.seg.nrrd", [f"region {i}" for i in ids],
+                           lesion_colors(len(ids)), label_values=ids)
+        return
+    from calcinosis.spine import phantom
+    r = phantom.make_spine_phantom("lumbar", spacing=(1.0, 1.0, 1.25), size_xy=None, seed=0)
+    image_io.write_image(r.ct, r.geometry, out / s.image)
+    image_io.write_image(r.labels, r.geometry, out / "vertebrae.nii.gz")
+    truth_labels = np.zeros(r.geometry.shape, dtype=np.uint16)
+    for n, vox in enumerate(r.truth_voxels, start=1):
+        truth_labels.ravel()[vox] = n
+    image_io.write_image(truth_labels, r.geometry, out / "truth_labels.nrrd")
+    r.truth.write_csv(out / "truth.csv")
 
 
 def load_sample(name: str, cache_dir: str | Path, scene=None) -> dict:
