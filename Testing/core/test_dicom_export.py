@@ -104,6 +104,12 @@ def test_hand_ct_seg_pixels_codes_and_labels(hd, hand_ct):
         region, _ = terminology.hand_region(r["side"], r["digit"], r["zone"])
         assert [_code(a) for a in d.anatomic_regions] == [region[:2]]
         assert d.segment_label.startswith(f"{r['lesion_id']} {r['side']} {r['digit']}")
+    # each segment in the colour of its lesions.seg.nrrd segment (RGB -> CIE Lab (16 bit) -> RGB)
+    from calcinosis.core import segnrrd
+    colours = [x.color for x in segnrrd.read_seg_nrrd(out / "lesions.seg.nrrd").segments]
+    for item, rgb in zip(seg.SegmentSequence[1:], colours):
+        back = hd.color.CIELabColor.from_dicom_value(item.RecommendedDisplayCIELabValue).to_rgb()
+        assert np.allclose(np.asarray(back, float), 255 * np.asarray(rgb), atol=3), (back, rgb)
     # the SEG is in the source's study and references the source series
     import pydicom
     src = pydicom.dcmread(str(sorted((hand_ct / "ph" / "ct").iterdir())[0]), stop_before_pixels=True)
@@ -159,7 +165,8 @@ def test_no_patient_identity_unless_asked(hd, hand_ct, tmp_path):
 
 def test_spine_seg_and_sr_carry_level_segment_subsite_pattern(hd, spine):
     out = spine / "out"
-    _check_seg_pixels(hd, out / dicom_export.SEG_NAME, out / "lesion_labels.nrrd", sorted((spine / "ph" / "ct").iterdir()))
+    seg = _check_seg_pixels(hd, out / dicom_export.SEG_NAME, out / "lesion_labels.nrrd",
+                            sorted((spine / "ph" / "ct").iterdir()))
     rows = {int(r["lesion_id"]): r for r in Table.read_csv(out / "lesions.csv").rows}
     assert len(rows) > 10
     _, groups = _groups(hd, out / dicom_export.SR_NAME)
@@ -173,7 +180,12 @@ def test_spine_seg_and_sr_carry_level_segment_subsite_pattern(hd, spine):
         assert (ev["level"], ev["segment"], ev["subsite"], ev["pattern"]) == (
             r["level"], r["segment"], r["subsite"], r["pattern"])
         assert g.get_measurements()[0].value == pytest.approx(float(r["volume_mm3"]), rel=1e-9)
-        assert _code(g.finding_sites[0].value) == terminology.spine_region(r["level"])[0][:2]
+        # the level itself, coded as the DICOM standard does ("Level of T8/T9 intervertebral disc")
+        level_code = _code(g.finding_sites[0].value)
+        assert level_code[0] == "SCT" and str(g.finding_sites[0].value.meaning) == \
+            f"Level of {r['level'].replace('-', '/')} intervertebral disc"
+        assert level_code == terminology.spine_level_region(r["level"])[0][:2]
+        assert [_code(x) for x in seg.get_segment_description(n).anatomic_regions] == [level_code]
         seen.add(n)
     assert seen == set(rows)
 

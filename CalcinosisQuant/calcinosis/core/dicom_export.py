@@ -3,8 +3,9 @@ highdicom (bundled with Slicer 5.12; ``pip install highdicom`` elsewhere).
 
 * **SEG** - one segment per lesion (segment number = ``lesion_id``), coded as a calcification
   (SNOMED CT *Morphologically Altered Structure* / *Pathologic calcification*) in its anatomic
-  region (:mod:`.terminology`: thumb, finger, wrist, hand with laterality; the part of the
-  spine), referencing the source series.  LABELMAP segmentation type: one frame per source
+  region (:mod:`.terminology`: thumb, finger, wrist, hand with laterality; the disco-vertebral
+  level, "Level of T8/T9 intervertebral disc") and shown in the colour of the ``.seg.nrrd`` (by digit; by spine segment),
+  referencing the source series.  LABELMAP segmentation type: one frame per source
   slice holding every lesion, so hundreds of lesions cost no more than one.
 * **SR** - a Comprehensive 3D SR measurement report (TID 1500): per lesion one measurement
   group (TID 1411 volumetric on CT/MRI, TID 1410 planar on a radiograph) that references its
@@ -167,7 +168,9 @@ def build_segmentation(labels: np.ndarray, geometry: Geometry, sources, lesions:
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC, algorithm_identification=algorithm,
             tracking_uid=_uid("lesion", sources[0].SeriesInstanceUID, e.lesion_id, e.label),
             tracking_id=f"lesion {e.lesion_id}",
-            anatomic_regions=[region] if region is not None else None))
+            anatomic_regions=[region] if region is not None else None,
+            display_color=None if e.color is None else hd.color.CIELabColor.from_rgb(
+                *(int(round(255 * float(c))) for c in e.color))))
     dtype = np.uint8 if len(lesions) < 256 else np.uint16
     digest = hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
     series_uid = _uid("seg-series", sources[0].SeriesInstanceUID, digest)

@@ -84,6 +84,21 @@ def spine_region(level: str | None):
     return region.get((upper, lower), SPINE), None
 
 
+def spine_level_region(level: str | None):
+    """(region, None) of a calcification at disco-vertebral ``level`` for DICOM SEG and SR:
+    the level itself - SNOMED CT "Level of T8/T9 intervertebral disc" (243915003), as the
+    DICOM standard's code dictionary (pydicom's) has it for C7/T1 ... L5/S1 - or, for a
+    level it has no code for, the part of the spine (:func:`spine_region`)."""
+    if level and "-" in level:
+        try:
+            from pydicom.sr.codedict import codes
+            c = getattr(codes.SCT, "LevelOf" + level.replace("-", "") + "IntervertebralDisc")
+            return ("SCT", str(c.value), str(c.meaning)), None
+        except (ImportError, AttributeError):
+            pass
+    return spine_region(level)
+
+
 def parse_terminology(tags: str) -> dict | None:
     """The coded parts of the ``TerminologyEntry`` in a ``Segment<N>_Tags`` value, or None."""
     for tag in tags.split("|"):

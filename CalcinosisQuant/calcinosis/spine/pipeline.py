@@ -88,10 +88,11 @@ class SpineResult:
 
     def dicom_entries(self) -> list[LesionEntry]:
         """What the DICOM SEG and SR say of each calcification (:mod:`calcinosis.core.dicom_export`):
-        volume, level, segment, sub-site and pattern; the part of the spine as region."""
+        volume, level, segment, sub-site and pattern; the disco-vertebral level as region
+        (:func:`~calcinosis.core.terminology.spine_level_region`)."""
         out = []
         for r, label, color in zip(self.table.rows, self.segment_names(), self.segment_colors()):
-            region, lat = terminology.spine_region(r["level"])
+            region, lat = terminology.spine_level_region(r["level"])
             out.append(LesionEntry(int(r["lesion_id"]), label, region, lat, "volume", float(r["volume_mm3"]),
                                    [("level", r["level"]), ("segment", r["segment"]), ("subsite", r["subsite"]),
                                     ("pattern", r["pattern"])], color))
