@@ -241,3 +241,16 @@ def test_frames_follow_the_source_datasets_order():
     off = SimpleNamespace(ImagePositionPatient=[-10.0, -20.0, -30.0 + 1.0])     # half-way between two slices
     with pytest.raises(Exception, match="does not lie on a slice"):
         dicom_export.labels_per_source_frame(labels, g, [off, off])
+
+
+def test_a_result_without_lesions_is_written_without_dicom_objects(hd, tmp_path):
+    """A hand without calcinosis: every other file is written, no SEG (it needs a segment),
+    and provenance says why."""
+    import json
+    assert _main("phantom", "hand-ct", "--spacing", "0.7", "-o", tmp_path / "ph", "-q") == 0
+    assert _main("hand", tmp_path / "ph" / "ct", "--landmarks", tmp_path / "ph" / "landmarks.mrk.json",
+                 "--threshold", "5000", "--dicom-sr", "-o", tmp_path / "out", "-q") == 0
+    out = tmp_path / "out"
+    assert len(Table.read_csv(out / "lesions.csv").rows) == 0 and (out / "hand.csv").is_file()
+    assert not (out / dicom_export.SEG_NAME).exists() and not (out / dicom_export.SR_NAME).exists()
+    assert dicom_export.NO_LESION_WARNING in json.loads((out / "provenance.json").read_text())["warnings"]

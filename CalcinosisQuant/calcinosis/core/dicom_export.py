@@ -47,6 +47,9 @@ PATIENT_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSe
                       "IssuerOfPatientID", "EthnicGroup", "PatientComments", "ReferringPhysicianName",
                       "AccessionNumber", "InstitutionName", "InstitutionAddress", "StudyID")
 
+#: the warning when a result has no lesion (a DICOM SEG needs a segment: none is written)
+NO_LESION_WARNING = "no lesion found: no DICOM SEG or SR written (a DICOM SEG needs at least one segment)"
+
 INSTALL_HINT = ("highdicom is not installed: DICOM SEG and SR are written with it (Slicer 5.12 bundles it; in "
                 "Slicer 5.10 or a plain Python: pip install highdicom)")
 
@@ -244,8 +247,11 @@ def build_measurement_report(seg, sources, lesions: Sequence[LesionEntry], *, pl
 def write_dicom_objects(out, export: DicomExport, labels: np.ndarray, geometry: Geometry,
                         lesions: Sequence[LesionEntry], *, planar: bool, case_id: str | None) -> list[str]:
     """``lesions.seg.dcm`` (and ``measurements.sr.dcm`` when ``export.sr``) into the output
-    transaction ``out``; returns the names written."""
+    transaction ``out``; returns the names written (none for a result without lesions: the
+    caller warns with :data:`NO_LESION_WARNING`)."""
     require_highdicom()
+    if not lesions:
+        return []
     from calcinosis import __version__ as software_version
     keep_patient, sr = export.keep_patient, export.sr
     sources = read_source_datasets(export.source_files)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from calcinosis.core import image_io, provenance
-from calcinosis.core.dicom_export import DicomExport, LesionEntry, write_dicom_objects
+from calcinosis.core.dicom_export import NO_LESION_WARNING, DicomExport, LesionEntry, write_dicom_objects
 from calcinosis.core.dicom_meta import path_content_id
 from calcinosis.core.errors import InputError
 from calcinosis.core.geometry import AXIS_A
@@ -270,8 +270,9 @@ def write_hand_outputs(outdir: str | Path, result: HandResult, *, force: bool = 
                                 terminologies=result.segment_terminologies(), nifti=nifti)
         if dicom is not None:
             report(progress, 0.6, "writing DICOM SEG" + (" and SR" if dicom.sr else ""))
-            write_dicom_objects(out, dicom, result.lesions.labels, result.lesions.geometry, result.dicom_entries(),
-                                planar=result.volume.is_2d, case_id=case_id)
+            if not write_dicom_objects(out, dicom, result.lesions.labels, result.lesions.geometry,
+                                       result.dicom_entries(), planar=result.volume.is_2d, case_id=case_id):
+                result.warnings.append(NO_LESION_WARNING)
         results = _results(result)
         if form is not None:
             results["structural_form"] = {"hands": sorted({r["side"] for r in form.rows}),

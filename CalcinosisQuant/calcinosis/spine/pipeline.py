@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from calcinosis.core import image_io, provenance
-from calcinosis.core.dicom_export import DicomExport, LesionEntry, write_dicom_objects
+from calcinosis.core.dicom_export import NO_LESION_WARNING, DicomExport, LesionEntry, write_dicom_objects
 from calcinosis.core.errors import InputError
 from calcinosis.core.image_io import LabelImage
 from calcinosis.core.lesions import LesionSet
@@ -410,8 +410,9 @@ def write_spine_outputs(outdir: str | Path, result: SpineResult, *, force: bool 
                                     terminologies=result.segment_terminologies(), nifti=nifti)
             if dicom is not None:
                 report(progress, 0.7, "writing DICOM SEG" + (" and SR" if dicom.sr else ""))
-                write_dicom_objects(out, dicom, result.full_grid_labels(), result.volume.geometry,
-                                    result.dicom_entries(), planar=False, case_id=case_id)
+                if not write_dicom_objects(out, dicom, result.full_grid_labels(), result.volume.geometry,
+                                           result.dicom_entries(), planar=False, case_id=case_id):
+                    warnings.append(NO_LESION_WARNING)
             if drawing is not None:
                 drawing.result()
         out.write_workbook()
