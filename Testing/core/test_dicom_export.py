@@ -80,7 +80,9 @@ def _check_seg_pixels(hd, seg_path, labels_path, source_files):
         labels = sitk.Resample(labels, reader.Execute(), sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     want = sitk.GetArrayFromImage(labels)
     sources = [pydicom.dcmread(str(f), stop_before_pixels=True) for f in source_files]
-    got = seg.get_pixels_by_source_instance([s.SOPInstanceUID for s in sources], combine_segments=True)
+    # (a real series may leave SOP Instance UID empty: its file meta names the instance)
+    uids = [str(s.get("SOPInstanceUID", "") or s.file_meta.MediaStorageSOPInstanceUID) for s in sources]
+    got = seg.get_pixels_by_source_instance(uids, combine_segments=True)
     assert got.shape[0] == len(sources) == want.shape[0]
     for s, frame in zip(sources, got):
         k = labels.TransformPhysicalPointToIndex([float(x) for x in s.ImagePositionPatient])[2] \
@@ -254,3 +256,19 @@ def test_a_result_without_lesions_is_written_without_dicom_objects(hd, tmp_path)
     assert len(Table.read_csv(out / "lesions.csv").rows) == 0 and (out / "hand.csv").is_file()
     assert not (out / dicom_export.SEG_NAME).exists() and not (out / dicom_export.SR_NAME).exists()
     assert dicom_export.NO_LESION_WARNING in json.loads((out / "provenance.json").read_text())["warnings"]
+
+
+def test_real_dicom_series_with_empty_sop_class(hd, totalseg_example, tmp_path):
+    """The real TotalSegmentator example series (its SOP Class UID is empty; the file meta
+    names it): a SEG and SR are written on it, each source image's frame equal to the label
+    map's slice at that image's position (threshold lowered to 100 HU so that it has lesions;
+    at the default it has none)."""
+    series = totalseg_example / "ct_dicom"
+    assert _main("spine", series, "--vertebrae", totalseg_example / "example_seg_dicom.nii.gz", "--threshold", "100",
+                 "--dicom-sr", "--no-chart", "-o", tmp_path / "out", "-q") == 0
+    out = tmp_path / "out"
+    rows = Table.read_csv(out / "lesions.csv").rows
+    assert len(rows) >= 1
+    _check_seg_pixels(hd, out / dicom_export.SEG_NAME, out / "lesion_labels.nrrd", sorted(series.iterdir()))
+    _, groups = _groups(hd, out / dicom_export.SR_NAME)
+    assert len(groups) == len(rows)

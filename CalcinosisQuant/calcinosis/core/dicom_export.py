@@ -99,9 +99,20 @@ def require_highdicom():
 
 
 def read_source_datasets(files: Sequence[Path]):
-    """The source images' headers (pydicom datasets without their pixels)."""
+    """The source images' headers (pydicom datasets without their pixels).  An empty SOP
+    Class or Instance UID (seen on real exported series) is taken from the file meta
+    (Media Storage SOP Class / Instance UID), which names the same."""
     import pydicom
-    return [pydicom.dcmread(str(f), stop_before_pixels=True) for f in files]
+    out = []
+    for f in files:
+        ds = pydicom.dcmread(str(f), stop_before_pixels=True)
+        meta = getattr(ds, "file_meta", None)
+        for attr, meta_attr in (("SOPClassUID", "MediaStorageSOPClassUID"),
+                                ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
+            if not str(ds.get(attr, "") or "").strip() and meta is not None and meta.get(meta_attr):
+                setattr(ds, attr, meta[meta_attr].value)
+        out.append(ds)
+    return out
 
 
 def _uid(*parts) -> str:
@@ -255,8 +266,13 @@ def write_dicom_objects(out, export: DicomExport, labels: np.ndarray, geometry: 
     from calcinosis import __version__ as software_version
     keep_patient, sr = export.keep_patient, export.sr
     sources = read_source_datasets(export.source_files)
-    seg = build_segmentation(labels, geometry, sources, lesions, case_id=case_id or "anonymous",
-                             keep_patient=keep_patient, software_version=software_version)
+    try:
+        seg = build_segmentation(labels, geometry, sources, lesions, case_id=case_id or "anonymous",
+                                 keep_patient=keep_patient, software_version=software_version)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:   # highdicom refuses the source headers
+        raise InputError(f"{export.source_files[0]}: a DICOM SEG cannot be made on these images "
+                         f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'})"
+                         ) from None
     save_dataset(seg, out.path(SEG_NAME))
     written = [SEG_NAME]
     if sr:
