@@ -24,8 +24,9 @@ OUT = ROOT / "Resources" / "Screenshots"
 sys.path.insert(0, str(ROOT / "Testing" / "gui"))
 
 
-def run(*argv) -> None:
-    subprocess.run([sys.executable, "-m", "calcinosis.cli", *map(str, argv), "-q"], check=True)
+def run(*argv, quiet: bool = True) -> None:
+    """``calcinosis ARGV`` in a new process (``-q`` unless ``quiet`` is False)."""
+    subprocess.run([sys.executable, "-m", "calcinosis.cli", *map(str, argv)] + (["-q"] if quiet else []), check=True)
 
 
 def result_view(image_path, result: Path, title: str, context_mm: float):

@@ -16,12 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from make_screenshots import result_view, run
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
-
-
-def run(*argv, quiet: bool = True) -> None:
-    subprocess.run([sys.executable, "-m", "calcinosis.cli", *map(str, argv)] + (["-q"] if quiet else []), check=True)
 
 
 def sample_strip(work: Path) -> Path:
@@ -42,8 +40,6 @@ def sample_strip(work: Path) -> Path:
 
 
 def radiograph_result(work: Path) -> Path:
-    from make_screenshots import result_view
-
     from calcinosis.mrml import sampledata
 
     folder = sampledata.make_sample("CalcinosisHandRadiograph", work / "samples")

@@ -24,8 +24,6 @@ def cache(tmp_path_factory):
 
 @pytest.mark.parametrize("name", [s.name for s in sampledata.SAMPLES])
 def test_each_sample_loads_with_its_landmarks_or_labels(mrml_scene, cache, name):
-    import slicer
-
     s = sampledata.sample(name)
     nodes = sampledata.load_sample(name, cache)
     volume = nodes["volume"]
@@ -45,8 +43,7 @@ def test_each_sample_loads_with_its_landmarks_or_labels(mrml_scene, cache, name)
     if name == "CalcinosisSpineCT":
         labels = nodes["vertebrae"]
         assert labels.IsA("vtkMRMLLabelMapVolumeNode")
-        values = set(np.unique(slicer.util.arrayFromVolume(labels)).tolist()) if hasattr(slicer.util, "arrayFromVolume") \
-            else set(np.unique(mrml.volume_from_node(labels).array).tolist())
+        values = set(np.unique(mrml.volume_from_node(labels).array).tolist())
         assert len(values - {0}) >= 5                        # one value per vertebra of the lumbar spine
 
 
