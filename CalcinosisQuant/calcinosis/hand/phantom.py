@@ -159,6 +159,27 @@ class HandModel:
             d = np.minimum(d, b.outer.sdf(pts))
         return d
 
+    def min_bone_sdf(self, pts: np.ndarray) -> float:
+        """``bone_sdf(pts).min()`` for a point cloud (a lesion's surface), exactly, skipping the
+        bones that cannot hold the minimum: a bone's signed distance at a point is at least
+        the point's distance to the bone's bounding box (for a point outside the box), so
+        bones are visited nearest box first and the rest skipped once that bound is positive
+        and exceeds the best value found."""
+        pts = np.asarray(pts, float).reshape(-1, 3)
+        centre = pts.mean(axis=0)
+        reach = float(np.sqrt(((pts - centre) ** 2).sum(axis=1).max()))
+        bounds = []
+        for b in self.bones:
+            lo, hi = b.outer.bbox()
+            outside = np.maximum(np.maximum(lo - centre, centre - hi), 0.0)
+            bounds.append(float(np.sqrt(outside @ outside)) - reach)
+        best = np.inf
+        for k in np.argsort(bounds, kind="stable"):
+            if bounds[k] > max(best, 0.0):
+                break
+            best = min(best, float(self.bones[k].outer.sdf(pts).min()))
+        return best
+
 
 def build_hand(side: str = "R", translation=(0.0, 0.0, 0.0)) -> HandModel:
     pose = Pose(side, tuple(translation))
@@ -440,7 +461,7 @@ def _set_gap(hand: HandModel, les: PhantomLesion, direction: np.ndarray, target:
 
     def gap(t):
         les.center = c0 + t * direction
-        return float(hand.bone_sdf(les.surface_points(600)).min())
+        return hand.min_bone_sdf(les.surface_points(600))
 
     if gap(hi) < target or gap(lo) > target:
         les.center = c0
@@ -456,24 +477,45 @@ def _set_gap(hand: HandModel, les: PhantomLesion, direction: np.ndarray, target:
 
 
 def _accept(hand: HandModel, les: PhantomLesion, site: Site, others: list, joints) -> bool:
+    """Whether a proposed lesion keeps every truth value unambiguous.  The checks are all
+    required (their order changes nothing but the time): the cheap ones on the centre
+    come first, those on the lesion's surface points after."""
+    if not _accept_centre(hand, les, site):
+        return False
     surf = les.surface_points(1500)
-    g = float(hand.bone_sdf(surf).min())
+    g = hand.min_bone_sdf(surf)
     if g < -1e-3:
         return False
     les.gap_to_bone_mm = max(g, 0.0)
+    if (g > 0.85) if site.kind == "periarticular" else (g < 2.0):
+        return False
     # nearest lesion point to each joint centre of its hand
     dj = min(float(np.min(np.linalg.norm(surf - jp, axis=1))) if not les.contains(jp[None])[0] else 0.0
              for _, _, jp in joints)
     les.joint_distance_mm = dj
     if site.kind == "periarticular":
-        if dj > TRUTH_PERIARTICULAR_MM - 1.0 or g > 0.85:
+        if dj > TRUTH_PERIARTICULAR_MM - 1.0:
             return False
     else:
-        if dj < TRUTH_PERIARTICULAR_MM + 1.5 or g < 2.0:
+        if dj < TRUTH_PERIARTICULAR_MM + 1.5:
             return False
+    # clear of other lesions (2 mm between surfaces, so CT keeps them apart)
+    for o in others:
+        dc = np.linalg.norm(o.center - les.center)
+        if dc > max(les.semi) + max(o.semi) + 3.0:
+            continue
+        if np.any(o.contains(surf)) or np.any(les.contains(o.surface_points(800))):
+            return False
+        # sample distance between the two surfaces
+        if np.min(np.linalg.norm(surf[:, None, :] - o.surface_points(400)[None, :, :], axis=2)) < 2.0:
+            return False
+    return True
+
+
+def _accept_centre(hand: HandModel, les: PhantomLesion, site: Site) -> bool:
+    """The checks of :func:`_accept` that need only the lesion's centre."""
     # inside the hand's soft tissue envelope (before its own bulge): centre within tissue or fat
-    inside_fat = min(float(s.sdf(les.center[None])[0]) for s in hand.fat)
-    if inside_fat > 1.0:
+    if not any(float(s.sdf(les.center[None])[0]) <= 1.0 for s in hand.fat):
         return False
     # zone by the along-ray position must be unambiguous with the default joint radius
     if site.digit != "carpus":
@@ -502,16 +544,6 @@ def _accept(hand: HandModel, les: PhantomLesion, site: Site, others: list, joint
                 continue
             if _dist_to_ray(les.center, r2) < _dist_to_ray(les.center, ray) + 3.0:
                 return False
-    # clear of other lesions (2 mm between surfaces, so CT keeps them apart)
-    for o in others:
-        dc = np.linalg.norm(o.center - les.center)
-        if dc > max(les.semi) + max(o.semi) + 3.0:
-            continue
-        if np.any(o.contains(surf)) or np.any(les.contains(o.surface_points(800))):
-            return False
-        # sample distance between the two surfaces
-        if np.min(np.linalg.norm(surf[:, None, :] - o.surface_points(400)[None, :, :], axis=2)) < 2.0:
-            return False
     return True
 
 
