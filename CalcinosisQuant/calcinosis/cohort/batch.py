@@ -475,28 +475,60 @@ def default_workers(n_cases: int) -> int:
     return max(1, min(os.cpu_count() or 1, n_cases))
 
 
+def image_groups(args: list[tuple]) -> list[list[tuple]]:
+    """The cases to compute, grouped by the image they read (same task, image and series): the
+    readings of one image run one after the other in one process, sharing what does not
+    depend on their parameters (:mod:`calcinosis.core.memo`).  Groups in manifest order,
+    the larger ones first (the last group to finish is then a small one)."""
+    groups: dict = {}
+    for a in args:
+        spec = a[0]
+        key = (spec["task"], spec["image"], spec.get("series")) if spec.get("image") and not spec.get("result") \
+            else ("case", spec["case_id"])
+        groups.setdefault(key, []).append(a)
+    return sorted(groups.values(), key=lambda g: -len(g))
+
+
+def run_case_group(group: list[tuple], threads: int | None = None) -> list[dict]:
+    """:func:`run_case` for each case of ``group`` (readings of one image), in order, in this
+    process, sharing their common steps; a cancelled case cancels the rest of the group."""
+    from calcinosis.core import memo
+    out: list[dict] = []
+    with memo.sharing():
+        for a in group:
+            d = run_case(*a, threads=threads)
+            out.append(d)
+            if d["status"] != "ok" and d["reason"] == "cancelled":
+                out += [_failed(b, "cancelled") for b in group[len(out):]]
+                break
+    return out
+
+
 def _run_local(args: list[tuple], workers: int | None, finish: Callable[[dict], None]) -> None:
     n = workers if workers is not None else default_workers(len(args))
     threads = max(1, (os.cpu_count() or 1) // max(n, 1))
+    groups = image_groups(args)
     if n <= 0:  # in this process (debugging, tests of the worker function)
-        for a in args:
-            finish(run_case(*a, threads=None))
+        for g in groups:
+            for d in run_case_group(g, threads=None):
+                finish(d)
         return
     import concurrent.futures as cf
     import multiprocessing as mp
     method = "forkserver" if sys.platform.startswith("linux") else "spawn"
     ctx = mp.get_context(method)
-    pool = cf.ProcessPoolExecutor(max_workers=min(n, len(args)), mp_context=ctx, initializer=_init_worker,
+    pool = cf.ProcessPoolExecutor(max_workers=min(n, len(groups)), mp_context=ctx, initializer=_init_worker,
                                   initargs=(threads,))
     try:
-        futs = {pool.submit(run_case, *a): a for a in args}
+        futs = {pool.submit(run_case_group, g): g for g in groups}
         for fut in cf.as_completed(futs):
-            a = futs[fut]
             try:
-                finish(fut.result())
+                states = fut.result()
             except cf.process.BrokenProcessPool:
-                finish(_failed(a, "worker process died while this case was queued or running (out of memory "
-                                  "or a crash); rerun the batch to retry it"))
+                states = [_failed(a, "worker process died while this case was queued or running (out of memory "
+                                     "or a crash); rerun the batch to retry it") for a in futs[fut]]
+            for d in states:
+                finish(d)
     except BaseException:
         # Ctrl-C, SIGTERM or an error in the parent: queued cases are dropped, running ones are
         # asked to stop (SIGTERM unwinds a worker's case: no .partial-* folder) and waited for, so

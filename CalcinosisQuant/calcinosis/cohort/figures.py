@@ -38,9 +38,11 @@ def _plt():
     return plt
 
 
-def _png(fig) -> bytes:
+def _png(fig, tight: bool = True) -> bytes:
+    """The figure as PNG bytes (110 dpi); ``tight``: cropped to what is drawn (an extra
+    layout pass - figures laid out by hand pass False)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight" if tight else None, metadata={"Software": None})
     import matplotlib.pyplot as plt
     plt.close(fig)
     return buf.getvalue()

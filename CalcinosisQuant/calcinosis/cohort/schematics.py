@@ -83,10 +83,14 @@ def spine_schematic(lesion_rows: Sequence[dict], level_rows: Sequence[dict], tit
                                    zorder=3))
     # calcifications, spread within their cell
     placed = spine_positions(lesion_rows)
+    styles: dict = {}     # one line of markers per pattern and segment (one artist each: quick to draw)
     for r, x, y in placed:
-        marker, size = PATTERN_MARKER.get(r.get("pattern") or "", UNKNOWN_PATTERN_MARKER)
-        ax.plot(x, y, marker=marker, ms=size, mew=2.2 if marker == "|" else 0.8,
-                mfc=SEGMENT_COLORS[r["segment"]], mec="black" if marker != "|" else SEGMENT_COLORS[r["segment"]],
+        styles.setdefault((r.get("pattern") or "", r["segment"]), []).append((x, y))
+    for (pattern, segment), xy in styles.items():
+        marker, size = PATTERN_MARKER.get(pattern, UNKNOWN_PATTERN_MARKER)
+        xs, ys = zip(*xy)
+        ax.plot(xs, ys, marker=marker, ms=size, mew=2.2 if marker == "|" else 0.8,
+                mfc=SEGMENT_COLORS[segment], mec="black" if marker != "|" else SEGMENT_COLORS[segment],
                 ls="none", zorder=5)
     ax.set_yticks(range(n), levels, fontsize=7)
     ax.yaxis.tick_right()
@@ -175,11 +179,11 @@ def hand_schematic(lesion_rows: Sequence[dict], size_column: str, unit: str, tit
                 ax.plot([x - 0.38, x + 0.38], [zy[z], zy[z]], color="#cbbfae", lw=0.8)
             ax.text(x, FINGER_TOP[d] + 0.75, d, ha="center", va="bottom", fontsize=7)
         placed, unassigned = hand_positions(lesion_rows, side, len(sides) > 1)
-        for r, x, y in placed:
-            v = float(r.get(size_column) or 0.0)
-            ms = 4 + 16 * math.sqrt(max(v, 0.0) / biggest)      # marker area ∝ size
-            ax.plot(x, y, "o", ms=ms, mfc=KIND_COLORS.get(r.get("kind"), OTHER_KIND_COLOR),
-                    mec="black", mew=0.6, alpha=0.85, zorder=5)
+        if placed:   # one scatter (one artist) for all: marker diameter ms points, area ∝ size
+            ms = [4 + 16 * math.sqrt(max(float(r.get(size_column) or 0.0), 0.0) / biggest) for r, _, _ in placed]
+            ax.scatter([x for _, x, _ in placed], [y for _, _, y in placed], s=[m * m for m in ms],
+                       c=[KIND_COLORS.get(r.get("kind"), OTHER_KIND_COLOR) for r, _, _ in placed],
+                       edgecolors="black", linewidths=0.6, alpha=0.85, zorder=5)
         ax.text(2.35, -0.35, f"{'right' if side == 'R' else 'left'} hand (PA)"
                 + (f"; {unassigned} lesion(s) not on a digit" if unassigned else ""), ha="center", fontsize=8)
         ax.set_xlim(-1.0, 5.7)

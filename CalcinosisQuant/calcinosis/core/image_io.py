@@ -111,7 +111,18 @@ def load_image(path: str | Path, spacing: Sequence[float] | None = None, modalit
     plain images; ``modality`` overrides the header; ``series`` picks one DICOM
     series in a folder that holds several (its number in the listing, or its UID);
     ``magnification`` (radiographs) divides a detector-plane spacing to the patient
-    (:func:`~calcinosis.core.dicom_meta.radiograph_spacing`)."""
+    (:func:`~calcinosis.core.dicom_meta.radiograph_spacing`).  Within
+    :func:`calcinosis.core.memo.sharing` (the readings of one image in a batch) the file is
+    read once."""
+    from . import memo
+    return memo.remember(
+        "image", lambda: (memo.file_key(path), None if spacing is None else tuple(spacing), modality, series,
+                          magnification),
+        lambda: _load_image(path, spacing, modality, series, magnification))
+
+
+def _load_image(path: str | Path, spacing: Sequence[float] | None, modality: str | None, series: str | None,
+                magnification: float | None) -> Volume:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import ndimage
 
-from calcinosis.core import image_io
+from calcinosis.core import image_io, memo
 from calcinosis.core.errors import InputError
 from calcinosis.core.geometry import Geometry
 from calcinosis.core.lesions import LesionParams, LesionSet, longest_slice_runs
@@ -523,37 +523,53 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
     exc2 = exclude[0].astype(bool) if exclude is not None else None
     a_reg = xd.block_mean(reg2.astype(np.float32), k) >= 0.5 if reg2 is not None else None
     a_exc = xd.block_mean(exc2.astype(np.float32), k) >= 0.5 if exc2 is not None else None
-    report(progress, 0.01, "finding the hand and its bones")
-    model = build_hand_model(img, pix)
-    warnings += model.warnings
-    used, side, side_source, side_warnings = complete_landmarks(
-        landmarks, model, volume.meta.get("laterality"), lambda side: model_landmarks(model, geom, side))
-    warnings += side_warnings
-    bones = xd.BoneModel.from_landmarks(used, geom, k, apx)
-    # candidates lie in the hand (markers, text, collimation and the air are not searched); the
-    # noise is measured in its soft tissue
-    def on_analysis_grid(mask: np.ndarray, cover: float) -> np.ndarray:
-        """A model-grid mask on the analysis grid: blocks covered more than ``cover``."""
-        return xd.block_mean(model.upsample(mask, img.shape).astype(np.float32), k) > cover
+    # the hand model and the candidates do not depend on the minimum size: the readings of one
+    # image that differ only in it share them (calcinosis.core.memo, batch runs)
+    def hand_and_candidates():
+        stage_warnings = []
+        search_exclude = a_exc
+        report(progress, 0.01, "finding the hand and its bones")
+        model = build_hand_model(img, pix)
+        stage_warnings += model.warnings
+        used, side, side_source, side_warnings = complete_landmarks(
+            landmarks, model, volume.meta.get("laterality"), lambda side: model_landmarks(model, geom, side))
+        stage_warnings += side_warnings
+        bones = xd.BoneModel.from_landmarks(used, geom, k, apx)
+        # candidates lie in the hand (markers, text, collimation and the air are not searched); the
+        # noise is measured in its soft tissue
+        def on_analysis_grid(mask: np.ndarray, cover: float) -> np.ndarray:
+            """A model-grid mask on the analysis grid: blocks covered more than ``cover``."""
+            return xd.block_mean(model.upsample(mask, img.shape).astype(np.float32), k) > cover
 
-    # a hand was found: the search stays in it; else (a part of one, a test object) wherever
-    # there is tissue
-    hand_a = on_analysis_grid(model.hand & model.tissue if model.digits else model.tissue, 0.499)
-    if not model.digits:
-        warnings.append("radiograph: without the hand's outline the search covers wherever the image has signal "
-                        "(markers and text included)")
-    bone_a = on_analysis_grid(model.bone, 0.0)
-    soft_a = hand_a & ~ndimage.binary_dilation(bone_a, iterations=2)
-    if hand_a.any():
-        outside = ~ndimage.binary_dilation(hand_a, iterations=max(int(round(HAND_MARGIN_MM / apx)), 1))
-        a_exc = outside if a_exc is None else (a_exc | outside)
-    # inside a region the user drew, the user has pointed at the deposits: the landmark bone
-    # tests (symmetry, carpus) are not applied there
-    # the confidence cut (step 6) is not applied inside a region the user drew either
-    cands, info = xd.find_candidates(a_img, apx, params, a_reg, a_exc, bones if reg2 is None else None,
-                                     params.threshold, progress.sub(0.05, 0.95) if progress else None,
-                                     tissue=soft_a if soft_a.sum() > 100 else None,
-                                     min_confidence=params.xr_min_confidence if reg2 is None else 0.0)
+        # a hand was found: the search stays in it; else (a part of one, a test object) wherever
+        # there is tissue
+        hand_a = on_analysis_grid(model.hand & model.tissue if model.digits else model.tissue, 0.499)
+        if not model.digits:
+            stage_warnings.append("radiograph: without the hand's outline the search covers wherever the image has "
+                                  "signal (markers and text included)")
+        bone_a = on_analysis_grid(model.bone, 0.0)
+        soft_a = hand_a & ~ndimage.binary_dilation(bone_a, iterations=2)
+        if hand_a.any():
+            outside = ~ndimage.binary_dilation(hand_a, iterations=max(int(round(HAND_MARGIN_MM / apx)), 1))
+            search_exclude = outside if search_exclude is None else (search_exclude | outside)
+        # inside a region the user drew, the user has pointed at the deposits: the landmark bone
+        # tests (symmetry, carpus) are not applied there
+        # the confidence cut (step 6) is not applied inside a region the user drew either
+        cands, info = xd.find_candidates(a_img, apx, params, a_reg, search_exclude, bones if reg2 is None else None,
+                                         params.threshold, progress.sub(0.05, 0.95) if progress else None,
+                                         tissue=soft_a if soft_a.sum() > 100 else None,
+                                         min_confidence=params.xr_min_confidence if reg2 is None else 0.0)
+        return model, used, side, side_source, bones, cands, info, stage_warnings
+
+    def key():
+        d = params.to_dict()
+        d.pop("min_size")
+        return (memo.array_key(img), repr(geom), repr(sorted(d.items())), memo.array_key(reg2), memo.array_key(exc2),
+                repr(landmarks), volume.meta.get("laterality"))
+
+    model, used, side, side_source, bones, cands, info, stage_warnings = memo.remember(
+        "hand-xr-candidates", key, hand_and_candidates)
+    warnings += stage_warnings
     groups, sources, confidences = [], [], []
     full_shape = img.shape
     for c in cands:

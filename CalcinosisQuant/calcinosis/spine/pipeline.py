@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calcinosis.core import image_io, provenance
+from calcinosis.core import image_io, memo, provenance
 from calcinosis.core.dicom_export import NO_LESION_WARNING, DicomExport, LesionEntry, write_dicom_objects
 from calcinosis.core.errors import InputError
 from calcinosis.core.image_io import LabelImage
@@ -159,8 +159,11 @@ def _relabel(lesions: LesionSet, new_of_old: np.ndarray, n_new: int) -> LesionSe
 
 
 def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = None,
-              overrides: list[ov.Override] | None = None, progress: Progress | None = None) -> SpineResult:
-    """Find, measure and assign the calcifications of one CT (see the package docs)."""
+              overrides: list[ov.Override] | None = None, progress: Progress | None = None,
+              share_key: tuple | None = None) -> SpineResult:
+    """Find, measure and assign the calcifications of one CT (see the package docs).
+    ``share_key`` names the CT and vertebra inputs (files): within
+    :func:`calcinosis.core.memo.sharing`, readings with the same key share the spine frame."""
     params = params or SpineParams()
     params.validate()
     report(progress, 0.0, "spine frame and candidates")
@@ -168,7 +171,11 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
     g_box = labels.box_geometry
     # the spine frame (many small steps per vertebra) on the other core while the candidates are searched
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending_frame = pool.submit(_frame_and_rib_check, volume, labels, params.rib_level_check)
+        def frame_and_ribs():
+            return _frame_and_rib_check(volume, labels, params.rib_level_check)
+
+        pending_frame = pool.submit(frame_and_ribs if share_key is None else lambda: memo.remember(
+            "spine-frame", (share_key, params.rib_level_check), frame_and_ribs))
         ct_box = np.ascontiguousarray(volume.array[labels.box.slices])
         cand = find_candidates(volume, labels, CandidateOptions.from_params(params), ct_box,
                                progress.sub(0.0, 0.7) if progress else None)
@@ -319,16 +326,26 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
     params.validate()
     over = ov.read_overrides(overrides) if overrides is not None else []
     report(progress, 0.0, "loading CT")
-    # the label map is read (decompressed) and its values counted on the other core while the CT is read
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        label_map = pool.submit(_read_and_count, vertebrae) if vertebrae is not None and points is None else None
-        volume = require_ct(image_io.load_image(ct, series=series), str(ct))
-        report(progress, 0.15, "loading vertebrae")
-        label_image, values = label_map.result() if label_map is not None else (None, None)
-    lab = load_spine_labels(volume, vertebrae, params.convention, points, aorta=aorta,
-                            bone_hu=params.points_bone_hu, progress=progress.sub(0.15, 0.3) if progress else None,
-                            label_image=label_image, values=values, subregions=subregions)
-    result = map_spine(volume, lab, params, over, progress.sub(0.3, 1.0) if progress else None)
+
+    def load() -> tuple[Volume, SpineLabels]:
+        # the label map is read (decompressed) and its values counted on the other core while the CT is read
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            label_map = pool.submit(_read_and_count, vertebrae) if vertebrae is not None and points is None else None
+            volume = require_ct(image_io.load_image(ct, series=series), str(ct))
+            report(progress, 0.15, "loading vertebrae")
+            label_image, values = label_map.result() if label_map is not None else (None, None)
+        lab = load_spine_labels(volume, vertebrae, params.convention, points, aorta=aorta,
+                                bone_hu=params.points_bone_hu, progress=progress.sub(0.15, 0.3) if progress else None,
+                                label_image=label_image, values=values, subregions=subregions)
+        return volume, lab
+
+    # the readings of one CT in a batch (calcinosis.core.memo) read it and its vertebrae once,
+    # and share the spine frame (it depends on neither threshold nor minimum size)
+    inputs_key = (tuple(memo.file_key(f) for f in (ct, vertebrae, points, aorta, subregions)), series,
+                  repr(params.convention), params.points_bone_hu)
+    volume, lab = memo.remember("spine-inputs", lambda: inputs_key, load)
+    result = map_spine(volume, lab, params, over, progress.sub(0.3, 1.0) if progress else None,
+                       share_key=inputs_key)
     inputs = {"ct": provenance.describe_volume(volume, str(ct), record_paths),
               "vertebrae": _describe_file(vertebrae if vertebrae is not None else points, record_paths,
                                           kind="label map" if vertebrae is not None else "point list")}
