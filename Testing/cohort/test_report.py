@@ -327,7 +327,7 @@ def test_case_pages_on_two_processes_are_the_same_pages(synthetic_batch, cohort_
     read once per group) are the pages write_reports wrote in this process, byte for byte but
     the time they were made.  (Six cases: the pool and the cache, not the whole batch again.)"""
     from calcinosis.cohort.manifest import read_manifest
-    from calcinosis.cohort.report import _case_pages, _map_groups
+    from calcinosis.cohort.report import _case_pages, _process_pool
     out, manifest = synthetic_batch
     rep1, _ = cohort_reports
     specs = {s.case_id: s for s in read_manifest(manifest)}
@@ -338,7 +338,8 @@ def test_case_pages_on_two_processes_are_the_same_pages(synthetic_batch, cohort_
     groups = sorted(by_image.values(), key=len, reverse=True)[:3]
     assert sum(len(g) for g in groups) >= 4 and max(len(g) for g in groups) >= 2   # a group reads its image once
     made = re.compile(r"made \d{4}-\d\d-\d\dT[\d:+]+")
-    pages = [page for batch in _map_groups(_case_pages, groups, 2) for page in batch]
+    with _process_pool(2) as pool:
+        pages = [page for batch in pool.map(_case_pages, groups) for page in batch]
     assert [name for name, _ in pages] == [cid for g in groups for _, cid, _ in g]
     for name, text in pages:
         assert made.sub("made T", text) == made.sub("made T", (rep1 / "cases" / f"{name}.html").read_text()), name

@@ -35,12 +35,26 @@ def run(args) -> int:
         raise InputError(f"--only {args.only!r}: no demo step has that in its name "
                          f"({', '.join(n.removeprefix('demo_') for n in STEPS)})")
     check_output_free(outdir / "measure-ct", args.force)
-    for name in chosen:
-        step = importlib.import_module(f"{__package__}.{name}")
-        t0 = time.perf_counter()
-        print(f"== {step.TITLE}")
-        for line in step.run(outdir, args.force):
-            print(f"   {line}")
-        print(f"   ({time.perf_counter() - t0:.1f} s)")
-    print(f"\nAll demo outputs are in {outdir.resolve()}")
+    t_start = time.perf_counter()
+    # the cohort's phantoms are made in the background while the other steps run (each of
+    # those uses about one core)
+    phantoms = None
+    if "demo_cohort" in chosen and len(chosen) > 1:
+        from . import demo_cohort
+        phantoms = demo_cohort.start_phantoms(outdir)
+    try:
+        for name in chosen:
+            step = importlib.import_module(f"{__package__}.{name}")
+            t0 = time.perf_counter()
+            print(f"== {step.TITLE}", flush=True)
+            lines = step.run(outdir, args.force, phantoms) if name == "demo_cohort" else step.run(outdir, args.force)
+            for line in lines:
+                print(f"   {line}")
+            print(f"   ({time.perf_counter() - t0:.1f} s"
+                  + (", its phantoms made in the background during the steps before" if name == "demo_cohort"
+                     and phantoms is not None else "") + ")", flush=True)
+    finally:
+        if phantoms is not None:
+            phantoms.cancel()
+    print(f"\nAll demo outputs are in {outdir.resolve()} ({time.perf_counter() - t_start:.0f} s)")
     return 0

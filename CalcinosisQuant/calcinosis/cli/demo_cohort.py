@@ -16,8 +16,11 @@ from .main import main as cli
 
 TITLE = "Cohort: 6 synthetic patients, 2 readers -> batch, statistics (kappa, ICC, prevalence, change) and report"
 
-#: Where each phantom kind writes its image (``calcinosis phantom KIND -o DIR``).
-PHANTOM_IMAGE = {"hand-xr": "xr.dcm", "hand-ct": "ct", "hand-mri": "mri", "spine-ct": "ct"}
+#: Where each phantom kind writes its image (``calcinosis phantom KIND -o DIR``): the CT and MRI
+#: volumes as NRRD files (as exported from Slicer), the radiograph as DICOM.  The hand and spine
+#: steps before show the DICOM series route; here a DICOM series would be written, then read by
+#: the batch and again by the report, with every slice's header checked each time.
+PHANTOM_IMAGE = {"hand-xr": "xr.dcm", "hand-ct": "ct.nrrd", "hand-mri": "mri.nrrd", "spine-ct": "ct.nrrd"}
 
 #: Second and third readings differ the way readers differ: in the smallest deposit they
 #: count, and (spine) in the density they call calcified.  Same images, other choices.
@@ -35,6 +38,8 @@ def phantom_argv(kind: str, folder: Path, patient: int) -> list[str]:
     """``calcinosis phantom`` arguments for one patient's phantom (seeded by the patient)."""
     argv = ["phantom", kind, "-o", str(folder), "--force", "-q", "--seed", str(patient),
             "--spacing", PHANTOM_SPACING[kind]]
+    if PHANTOM_IMAGE[kind].endswith(".nrrd"):
+        argv += ["--format", "nrrd"]
     if kind == "spine-ct":
         argv += ["--coverage", "tap" if patient % 2 else "chest",
                  "--per-level", str(SPINE_PER_LEVEL[(patient - 1) % len(SPINE_PER_LEVEL)]), "--fit"]
@@ -47,15 +52,27 @@ def spine_case(folder: Path) -> dict:
             "labels": str(folder / "vertebrae.nii.gz")}
 
 
-def _phantom_cases(data: Path, n_patients: int) -> list[dict]:
-    """Hand and spine phantom cases, with the readings of :data:`READINGS` (paths relative
-    to ``data``, the manifest's folder, as the batch reads them)."""
-    rows, calls = [], []
+def _phantom_calls(data: Path, n_patients: int) -> list[tuple[list[str], Path, int, str]]:
+    """(``calcinosis phantom`` arguments, folder relative to ``data``, patient, kind) of every
+    phantom of the cohort."""
+    calls = []
     for p in range(1, n_patients + 1):
         for kind in ("hand-xr", "hand-ct", "hand-mri", "spine-ct"):
             folder = Path("phantoms") / f"P{p:02d}-{kind}"   # relative to the manifest
             calls.append((phantom_argv(kind, data / folder, p), folder, p, kind))
-    make_phantoms([argv for argv, *_ in calls])
+    return calls
+
+
+def _phantom_cases(data: Path, n_patients: int, made: "PhantomJob | None" = None) -> list[dict]:
+    """Hand and spine phantom cases, with the readings of :data:`READINGS` (paths relative
+    to ``data``, the manifest's folder, as the batch reads them).  The phantoms are made
+    here, or waited for when ``made`` (started by :func:`start_phantoms`) is given."""
+    rows = []
+    calls = _phantom_calls(data, n_patients)
+    if made is None:
+        make_phantoms([argv for argv, *_ in calls])
+    else:
+        made.wait()
     for _, folder, p, kind in calls:
         pid = f"P{p:02d}"
         if kind == "spine-ct":
@@ -82,16 +99,47 @@ def make_phantoms(calls: list[list[str]]) -> None:
                 raise SystemExit(code)
 
 
-def run(outdir: Path, force: bool) -> list[str]:
+class PhantomJob:
+    """The cohort's phantoms being made in two background processes (:func:`start_phantoms`)."""
+
+    def __init__(self, calls: list[list[str]]):
+        from concurrent.futures import ProcessPoolExecutor
+        self.pool = ProcessPoolExecutor(max_workers=2)
+        self.futures = [self.pool.submit(cli, argv) for argv in calls]
+
+    def wait(self) -> None:
+        """Until every phantom is made; a phantom that failed stops the demo with its exit code."""
+        try:
+            for fut in self.futures:
+                code = fut.result()
+                if code != 0:
+                    raise SystemExit(code)
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+N_PATIENTS = 6
+
+
+def start_phantoms(outdir: Path) -> PhantomJob:
+    """Start making the cohort's phantoms in the background (while the demo's other steps
+    run: two cores kept busy); :func:`run` waits for them."""
+    return PhantomJob([argv for argv, *_ in _phantom_calls(outdir / "cohort" / "data", N_PATIENTS)])
+
+
+def run(outdir: Path, force: bool, phantoms: PhantomJob | None = None) -> list[str]:
     from calcinosis.cohort.manifest import write_manifest
     from calcinosis.cohort.synthetic import write_synthetic_cohort
     f = ["--force"] if force else []
     base = outdir / "cohort"
     data = base / "data"
-    made = write_synthetic_cohort(data, n_patients=6, seed=7, hand=False, spine=False)
+    made = write_synthetic_cohort(data, n_patients=N_PATIENTS, seed=7, hand=False, spine=False)
     manifest = Path(made["manifest"])
     with open(manifest, newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.DictReader(fh)) + _phantom_cases(data, 6)
+        rows = list(csv.DictReader(fh)) + _phantom_cases(data, N_PATIENTS, phantoms)
     write_manifest(manifest, rows)
     batch = base / "batch"
     check_batch(cli(["batch", str(manifest), "-o", str(batch), "--clinical", str(made["clinical"]), "--workers", "2",

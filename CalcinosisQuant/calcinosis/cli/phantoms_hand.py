@@ -40,6 +40,8 @@ def register(kinds) -> None:
     p = kinds.add_parser("hand-mri", help="hand MRI (coronal DICOM series, T1-like, lesions as signal voids), "
                                           "with the regions a reader draws")
     _common(p, "0.5,0.5,1.5")
+    p.add_argument("--format", choices=("dicom", "nrrd"), default="dicom",
+                   help="DICOM series (folder mri/) or one NRRD file (mri.nrrd; give the modality to the readers)")
     add_output_args(p)
     p.set_defaults(func=run_mri)
 
@@ -164,18 +166,23 @@ def run_mri(args) -> int:
     extra = {} if args.no_laterality else {"Laterality": args.side, "BodyPartExamined": "HAND",
                                            "MRAcquisitionType": "2D", "SequenceName": "T1_SE"}
     with OutputTransaction(args.outdir, force=args.force) as out:
-        dicom_write.write_dicom_series(ph_.array, ph_.geometry, out.dir("mri"), "MR", seed=f"hand-{args.seed}",
-                                       series_description="hand MRI phantom (T1)", extra=extra)
+        if args.format == "dicom":
+            name = "mri"
+            dicom_write.write_dicom_series(ph_.array, ph_.geometry, out.dir(name), "MR", seed=f"hand-{args.seed}",
+                                           series_description="hand MRI phantom (T1)", extra=extra)
+        else:
+            name = "mri.nrrd"
+            image_io.write_image(ph_.array, ph_.geometry, out.path(name))
         out.write_table(ph_.truth, "truth.csv")
-        _write_landmarks(out, ph_.landmarks, "mri")
+        _write_landmarks(out, ph_.landmarks, name)
         ids = [int(v) for v in np.unique(ph_.regions) if v]
         write_seg_nrrd(ph_.regions, ph_.geometry, out.path("regions.seg.nrrd"),
                        [f"region {i}" for i in ids], lesion_colors(len(ids)), label_values=ids)
         _record(out, "hand-mri", {"side": args.side, "seed": args.seed, "spacing_mm": list(sp), "noise_sd": noise,
-                                  "hand_translation_mm": list(ph.MR_TRANSLATION)},
-                {"image": "mri", "n_lesions": len(ph_.truth), "n_regions": len(ids),
+                                  "hand_translation_mm": list(ph.MR_TRANSLATION), "format": args.format},
+                {"image": name, "n_lesions": len(ph_.truth), "n_regions": len(ids),
                  "geometry": ph_.geometry.to_dict()})
-    say(args, f"hand MRI phantom ({len(ph_.truth)} lesions): {args.outdir}/mri, regions.seg.nrrd (draw-like regions), "
+    say(args, f"hand MRI phantom ({len(ph_.truth)} lesions): {args.outdir}/{name}, regions.seg.nrrd (draw-like regions), "
               "truth.csv, landmarks.mrk.json")
     return 0
 

@@ -628,26 +628,21 @@ def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path |
                 specs = read_manifest(manifest)
                 images = {s.case_id: s for s in specs}
             prog(progress, 0.0, "cohort report")
-            out.write_text(cohort_report_html(source, by=by, where=where, case_links=case_reports), "cohort.html")
-            if case_reports:
-                case_dirs = [cd for cd in sorted(p for p in (source / "cases").iterdir() if p.is_dir())
-                             if _has_case_page(source, cd.name)]
-                jobs = [(str(cd), cd.name, images.get(cd.name)) for cd in case_dirs]
-                # the readings of one image side by side (one read of it), then in groups over processes
-                jobs.sort(key=lambda j: (str(j[2].image) if j[2] is not None and j[2].image else "", j[1]))
-                groups: list[list] = []
-                for j in jobs:
-                    img = str(j[2].image) if j[2] is not None and j[2].image else None
-                    if groups and img is not None and groups[-1][-1][2] is not None and str(groups[-1][-1][2].image) == img:
-                        groups[-1].append(j)
-                    else:
-                        groups.append([j])
-                done = 0
-                for pages in _map_groups(_case_pages, groups, workers):
-                    for name, text in pages:
-                        out.write_text(text, f"cases/{name}.html")
-                        done += 1
-                        prog(progress, 0.1 + 0.9 * done / max(len(jobs), 1), name)
+            pool = _process_pool(workers) if case_reports and workers > 1 else None
+            try:
+                # on a pool, the cohort page is drawn while the first case pages are
+                cohort_page = pool.submit(cohort_report_html, source, by=by, where=where, case_links=True) \
+                    if pool is not None else None
+                if cohort_page is None:
+                    out.write_text(cohort_report_html(source, by=by, where=where, case_links=case_reports),
+                                   "cohort.html")
+                if case_reports:
+                    _write_case_pages(out, source, images, pool, progress)
+                if cohort_page is not None:
+                    out.write_text(cohort_page.result(), "cohort.html")
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
         else:
             out.write_text(case_report_html(source, image=image, spacing=spacing, strict_image=image is not None),
                            "report.html")
@@ -660,6 +655,29 @@ def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path |
     return written
 
 
+def _write_case_pages(out, source: Path, images: dict, pool, progress) -> None:
+    """``cases/<id>.html`` for every case of the batch folder ``source`` (on ``pool``, or here)."""
+    from calcinosis.core.progress import report as prog
+    case_dirs = [cd for cd in sorted(p for p in (source / "cases").iterdir() if p.is_dir())
+                 if _has_case_page(source, cd.name)]
+    jobs = [(str(cd), cd.name, images.get(cd.name)) for cd in case_dirs]
+    # the readings of one image side by side (one read of it), then in groups over processes
+    jobs.sort(key=lambda j: (str(j[2].image) if j[2] is not None and j[2].image else "", j[1]))
+    groups: list[list] = []
+    for j in jobs:
+        img = str(j[2].image) if j[2] is not None and j[2].image else None
+        if groups and img is not None and groups[-1][-1][2] is not None and str(groups[-1][-1][2].image) == img:
+            groups[-1].append(j)
+        else:
+            groups.append([j])
+    done = 0
+    for pages in (pool.map(_case_pages, groups) if pool is not None else map(_case_pages, groups)):
+        for name, text in pages:
+            out.write_text(text, f"cases/{name}.html")
+            done += 1
+            prog(progress, 0.1 + 0.9 * done / max(len(jobs), 1), name)
+
+
 def _case_pages(group: list) -> list[tuple[str, str]]:
     """The pages of a group of cases (readings of one image): [(case id, html)]."""
     cache: dict = {}
@@ -669,17 +687,13 @@ def _case_pages(group: list) -> list[tuple[str, str]]:
             for cd, name, sp in group]
 
 
-def _map_groups(fn, groups: list, workers: int):
-    """``fn`` over ``groups``, in order, on ``workers`` processes (in this one when 1)."""
-    if workers <= 1 or len(groups) < 2:
-        for g in groups:
-            yield fn(g)
-        return
+def _process_pool(workers: int):
+    """A pool of ``workers`` processes (forkserver where there is one: no copy of this
+    process's state)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        yield from pool.map(fn, groups)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
 def _spacing(spec):

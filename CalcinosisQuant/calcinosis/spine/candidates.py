@@ -29,6 +29,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from calcinosis.core import memo
 from calcinosis.core.geometry import AXIS_S, Geometry
 from calcinosis.core.lesions import LesionParams, LesionSet, label_components, label_sparse_components, longest_slice_runs
 from calcinosis.core.progress import Progress, report
@@ -424,8 +425,13 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     # the partial-volume rim of bone reaches the threshold where noise lets it (1.5 SD;
     # the rarer voxels beyond are single specks the study rule rejects)
     floor = threshold_hu - 1.5 * np.nan_to_num(noise, nan=0.0)
-    surfaces = bone.fit_bone_surfaces(ct, label_structures(lab), g, o.vertebra_margin_mm, o.label_shift_limit_mm,
-                                      floor)
+    structures = label_structures(lab)
+    # the same for readings of one CT at one threshold (batch runs, calcinosis.core.memo)
+    surfaces = memo.remember(
+        "spine-bone-surfaces",
+        lambda: (memo.array_key(ct), repr(g), tuple((name, memo.array_key(flat)) for name, flat in structures),
+                 o.vertebra_margin_mm, o.label_shift_limit_mm, memo.array_key(np.asarray(floor))),
+        lambda: bone.fit_bone_surfaces(ct, structures, g, o.vertebra_margin_mm, o.label_shift_limit_mm, floor))
     report(progress, 0.1, "thresholding near the spine")
     # one pass over the box; the label tests only on the (few) voxels above the threshold
     above = np.flatnonzero(ct >= threshold_hu)
