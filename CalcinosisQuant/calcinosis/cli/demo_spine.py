@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from calcinosis.core import memo
+
 from .main import main as cli
 
 TITLE = "Spine calcification map: TAP phantom CT (DICOM) -> levels C7-T1 … L5-S1 x segments, reader overrides"
@@ -18,12 +20,19 @@ def run(outdir: Path, force: bool) -> list[str]:
     _call(["phantom", "spine-ct", "--coverage", "tap", "--fit", "--spacing", "0.9,0.9,1.25",
            "-o", str(data), "-q"] + f)
     out = outdir / "spine-tap"
+    # the second run (with the reader's corrections) reads the CT and builds the spine frame
+    # once with the first, as the readings of one image in a batch do
+    with memo.sharing():
+        return _map_and_correct(data, out, outdir, f)
+
+
+def _map_and_correct(data: Path, out: Path, outdir: Path, f: list[str]) -> list[str]:
     _call(["spine", str(data / "ct"), "--vertebrae", str(data / "vertebrae.nii.gz"), "-o", str(out), "-q"] + f)
     # a reader deletes the first calcification and calls the second one linear: kept on re-run
     with open(out / "lesions.csv", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     overrides = outdir / "spine-tap-overrides.csv"
-    if not overrides.exists() or force:
+    if not overrides.exists() or f:
         with open(overrides, "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["action", "lesion_id", "centroid_r_mm", "centroid_a_mm", "centroid_s_mm", "level", "segment",

@@ -38,13 +38,18 @@ def _plt():
     return plt
 
 
-def _png(fig, tight: bool = True) -> bytes:
-    """The figure as PNG bytes (110 dpi); ``tight``: cropped to what is drawn (an extra
-    layout pass - figures laid out by hand pass False)."""
+def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight" if tight else None, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     import matplotlib.pyplot as plt
     plt.close(fig)
+    return buf.getvalue()
+
+
+def _png_image(image) -> bytes:
+    """A Pillow image as PNG bytes (no metadata: the same picture gives the same bytes)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
     return buf.getvalue()
 
 

@@ -4,7 +4,8 @@
 orientation), shown as Slicer shows an axial view — patient right on the left of the
 picture (radiological convention), anterior at the top.  2D radiographs: the image as
 acquired, cropped around the lesions.  Outlines are drawn from the lesion label map
-(``lesion_labels.nrrd``); drawing uses matplotlib (imported lazily).
+(``lesion_labels.nrrd``); drawing uses Pillow (the fonts of matplotlib, which the
+report's other figures need).
 """
 
 from __future__ import annotations
@@ -48,14 +49,22 @@ def site_text(row: dict) -> str:
     return ""
 
 
+#: lesion view layout (pixels of the PNG): the view's longer side, title lines, margins
+VIEW_PX, TITLE_LINE_PX, PANEL_PAD_PX, FONT_PX = 300, 14, 14, 11
+
+
 def lesion_panels(volume, labels: np.ndarray, lesion_rows: list[dict], max_panels: int = 6,
                   title: str = "", context_mm: float = 12.0) -> bytes:
     """PNG with up to ``max_panels`` views around the largest lesions, outlines coloured per
-    lesion; each view at least ``2 * context_mm`` across (the vertebra or finger in view) and
-    titled with the site the lesion was assigned to."""
-    from .figures import _plt, _png
+    lesion (2 px for the lesion named, 1 px for others); each view at least ``2 * context_mm``
+    across (the vertebra or finger in view), titled with the site the lesion was assigned to,
+    with a scale bar (mm) and, for axial views, R / L / A / P at its edges.  Drawn with Pillow
+    into the pixels directly (a view's voxels as blocks, as a viewer shows them at this zoom):
+    a tenth of what a plotting library's figure costs, for reports of hundreds of cases."""
+    from PIL import Image, ImageDraw
     from calcinosis.core.pipeline import lesion_colors
-    plt = _plt()
+    from .figures import _plt, _png_image
+    _plt()        # FiguresUnavailable without matplotlib, as the report's other figures
     geom = volume.geometry
     size_col = "area_mm2" if geom.is_2d else "volume_mm3"
     rows = sorted([r for r in lesion_rows if r.get(size_col) is not None], key=lambda r: -float(r[size_col]))[:max_panels]
@@ -65,19 +74,17 @@ def lesion_panels(volume, labels: np.ndarray, lesion_rows: list[dict], max_panel
     ct = (volume.modality == "CT")
     ncol = min(3, len(rows))
     nrow = int(np.ceil(len(rows) / ncol))
-    # a fixed layout (no tight layout, no tick labels: a scale bar and orientation letters as
-    # in a viewer): the drawing is a fifth of what measured axes cost, and every view is square
-    panel_w, panel_h, title_h = 3.3, 3.45, 0.55
-    top_h = 0.35 if title else 0.0
-    fig = plt.figure(figsize=(panel_w * ncol, panel_h * nrow + top_h))
-    fig_h = panel_h * nrow + top_h
-    side = panel_h - title_h - 0.1
+    title_h = 3 * TITLE_LINE_PX + 6
+    panel_w, panel_h = VIEW_PX + 2 * PANEL_PAD_PX, title_h + VIEW_PX + PANEL_PAD_PX
+    top = 2 * TITLE_LINE_PX if title else 0
+    canvas = Image.new("RGB", (panel_w * ncol, top + panel_h * nrow), "white")
+    draw = ImageDraw.Draw(canvas)
+    font, bold = _font(FONT_PX), _font(FONT_PX, bold=True)
+    if title:
+        draw.text((canvas.width / 2, TITLE_LINE_PX), title, fill="black", font=_font(FONT_PX + 2), anchor="mm")
     for n, r in enumerate(rows):
         row_k, col_k = divmod(n, ncol)
-        left = col_k * panel_w + (panel_w - side) / 2
-        bottom = fig_h - top_h - (row_k + 1) * panel_h + 0.05
-        ax = fig.add_axes((left / (panel_w * ncol), bottom / fig_h, side / (panel_w * ncol), side / fig_h))
-        ax.set_axis_off()
+        x0, y0 = col_k * panel_w, top + row_k * panel_h
         lid = int(r["lesion_id"])
         if geom.is_2d:
             img, lab, extent, label = _crop_2d(volume, labels, r, context_mm)
@@ -88,31 +95,66 @@ def lesion_panels(volume, labels: np.ndarray, lesion_rows: list[dict], max_panel
             center = [float(r["centroid_r_mm"]), float(r["centroid_a_mm"]), float(r["centroid_s_mm"])]
             img, rr, aa = axial_crop(volume.array.astype(np.float32), geom, center, half, step, order=1)
             lab, _, _ = axial_crop(labels, geom, center, half, step, order=0)
-            # picture x grows to the patient's left: distance from the right edge, mm
             extent = (0.0, float(rr[0] - rr[-1]), 0.0, float(aa[0] - aa[-1]))
             label = f"axial S = {center[2]:.1f} mm"
         if ct:
             vmin, vmax = -450.0, 1050.0
         else:
-            vmin, vmax = np.percentile(img, [1, 99.5]) if img.size else (0, 1)
-        ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest", origin="upper")
-        for v in np.unique(lab):
-            if v == 0:
-                continue
-            m = (lab == v).astype(float)
-            ys = np.linspace(extent[3], extent[2], m.shape[0])
-            xs = np.linspace(extent[0], extent[1], m.shape[1])
-            ax.contour(xs, ys, m, levels=[0.5], colors=[colors[int(v) - 1] if int(v) - 1 < len(colors) else "y"],
-                       linewidths=1.6 if int(v) == lid else 1.0)
-        _scale_bar(ax, extent)
-        if not geom.is_2d:
-            _orientation_letters(ax)
+            vmin, vmax = np.percentile(img, [1, 99.5]) if img.size else (0.0, 1.0)
+        width_mm, height_mm = abs(extent[1] - extent[0]), abs(extent[3] - extent[2])
+        scale = VIEW_PX / max(width_mm, height_mm, 1e-6)                     # px per mm
+        w, h = max(int(round(width_mm * scale)), 1), max(int(round(height_mm * scale)), 1)
+        rgb = view_rgb(img, lab, (h, w), vmin, vmax, colors, lid)
+        vx, vy = x0 + PANEL_PAD_PX + (VIEW_PX - w) // 2, y0 + title_h + (VIEW_PX - h) // 2
+        canvas.paste(Image.fromarray(rgb), (vx, vy))
         site = site_text(r)
-        ax.set_title(f"lesion {lid}: {float(r[size_col]):.1f} {'mm²' if geom.is_2d else 'mm³'}"
-                     + (f"\n{site}" if site else "") + f"\n{label}", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10, y=1.0 - 0.08 / fig_h, va="top")
-    return _png(fig, tight=False)
+        lines = [f"lesion {lid}: {float(r[size_col]):.1f} {'mm²' if geom.is_2d else 'mm³'}"] + ([site] if site else [])
+        lines.append(label)
+        for k, text in enumerate(lines):
+            draw.text((x0 + panel_w / 2, y0 + title_h - (len(lines) - k) * TITLE_LINE_PX), text, fill="black",
+                      font=font, anchor="mt")
+        length = scale_bar_mm(width_mm)
+        bx, by = vx + int(0.06 * w), vy + h - int(0.06 * h)
+        draw.rectangle((bx, by - 2, bx + int(round(length * scale)), by + 1), fill="white")
+        draw.text((bx + length * scale / 2, by - 4), f"{length:g} mm", fill="white", font=font, anchor="md")
+        if not geom.is_2d:
+            for tx, ty, t, anchor in ((vx + 3, vy + h / 2, "R", "lm"), (vx + w - 3, vy + h / 2, "L", "rm"),
+                                      (vx + w / 2, vy + 3, "A", "mt"), (vx + w / 2, vy + h - 3, "P", "mb")):
+                draw.text((tx, ty), t, fill=(255, 255, 0), font=bold, anchor=anchor)
+    return _png_image(canvas)
+
+
+def view_rgb(img: np.ndarray, lab: np.ndarray, shape: tuple[int, int], vmin: float, vmax: float,
+             colors, named: int) -> np.ndarray:
+    """The view as RGB pixels of ``shape`` (rows, cols): the image windowed to [vmin, vmax] in
+    grey, each voxel a block (nearest neighbour), every lesion's outline in its colour, 2 px
+    wide for lesion ``named`` and 1 px for the others."""
+    rows = np.minimum((np.arange(shape[0]) + 0.5) * img.shape[0] / shape[0], img.shape[0] - 1).astype(int)
+    cols = np.minimum((np.arange(shape[1]) + 0.5) * img.shape[1] / shape[1], img.shape[1] - 1).astype(int)
+    grey = np.clip((np.asarray(img, np.float64) - vmin) / max(vmax - vmin, 1e-9), 0.0, 1.0)
+    grey = (255 * grey[np.ix_(rows, cols)] + 0.5).astype(np.uint8)
+    out = np.repeat(grey[:, :, None], 3, axis=2)
+    big = np.asarray(lab)[np.ix_(rows, cols)]
+    for v in np.unique(big):
+        if v == 0:
+            continue
+        m = big == v
+        inner = ndimage.binary_erosion(m, iterations=2 if int(v) == named else 1, border_value=1)
+        c = colors[int(v) - 1] if 0 < int(v) <= len(colors) else (1.0, 1.0, 0.0)
+        out[m & ~inner] = [int(round(255 * x)) for x in c[:3]]
+    return out
+
+
+def _font(size: int, bold: bool = False):
+    """DejaVu Sans (matplotlib's own font file) at ``size`` px; Pillow's default font without it."""
+    from PIL import ImageFont
+    try:
+        import matplotlib
+        import os
+        path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
+        return ImageFont.truetype(path, size)
+    except (ImportError, OSError):
+        return ImageFont.load_default()
 
 
 def scale_bar_mm(width_mm: float) -> float:
@@ -120,28 +162,6 @@ def scale_bar_mm(width_mm: float) -> float:
     of a view ``width_mm`` wide (1 mm for narrower views)."""
     nice = [length for length in (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0) if length <= width_mm / 4]
     return nice[-1] if nice else 1.0
-
-
-def _scale_bar(ax, extent) -> None:
-    """A scale bar (mm) in the lower left corner of a view whose ``extent`` is in mm."""
-    x0, x1, y0, y1 = extent
-    width, height = abs(x1 - x0), abs(y1 - y0)
-    length = scale_bar_mm(width)
-    sx = 1.0 if x1 >= x0 else -1.0
-    sy = 1.0 if y1 >= y0 else -1.0
-    bx = x0 + sx * 0.06 * width
-    by = min(y0, y1) + 0.06 * height if sy > 0 else max(y0, y1) - 0.06 * height
-    ax.plot([bx, bx + sx * length], [by, by], color="white", linewidth=2.5, solid_capstyle="butt")
-    ax.text(bx + sx * length / 2, by + sy * 0.025 * height, f"{length:g} mm", color="white", fontsize=7,
-            ha="center", va="bottom")
-
-
-def _orientation_letters(ax) -> None:
-    """R / L / A / P at the view's edges (radiological convention: patient right on the left)."""
-    for x, y, t in ((0.02, 0.5, "R"), (0.98, 0.5, "L"), (0.5, 0.98, "A"), (0.5, 0.02, "P")):
-        ax.text(x, y, t, transform=ax.transAxes, color="yellow", fontsize=7, fontweight="bold",
-                ha="left" if x < 0.1 else "right" if x > 0.9 else "center",
-                va="top" if y > 0.9 else "bottom" if y < 0.1 else "center")
 
 
 def _crop_2d(volume, labels, r, context_mm: float = 8.0):
