@@ -87,3 +87,16 @@ def test_array_key_by_bytes():
     assert memo.array_key(a) != memo.array_key(a.reshape(5, 4))
     assert memo.array_key(a[:, ::2]) == memo.array_key(np.ascontiguousarray(a[:, ::2]))
     assert memo.array_key(None) == (None,)
+
+
+def test_paused_keeps_nothing_and_resumes():
+    calls = []
+    with memo.sharing():
+        with memo.paused():
+            assert not memo.active()
+            for _ in range(2):
+                memo.remember("t", ("k",), lambda: calls.append(1))
+        assert memo.active()
+        for _ in range(2):
+            memo.remember("t", ("k",), lambda: calls.append(1))
+    assert len(calls) == 3

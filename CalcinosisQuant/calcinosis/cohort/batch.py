@@ -18,7 +18,8 @@ not recomputed silently: the run is refused (exit 2, nothing written, the earlie
 until ``force``.
 
 Cases run in worker processes (``concurrent.futures`` with the ``forkserver``/``spawn``
-start method) or, with ``scheduler='tcp://HOST:PORT'``, on a Dask distributed cluster
+start method; the readings of one image together, sharing their common steps:
+:func:`image_groups`, :mod:`calcinosis.core.memo`) or, with ``scheduler='tcp://HOST:PORT'``, on a Dask distributed cluster
 (imported only then; workers need this package installed and the same file paths).
 """
 

@@ -43,6 +43,18 @@ def sharing() -> Iterator[None]:
             _store = None
 
 
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """Within this block nothing is kept or shared (for a step whose result is kept whole
+    by an outer :func:`remember`: its parts need not be kept twice)."""
+    global _store
+    saved, _store = _store, None
+    try:
+        yield
+    finally:
+        _store = saved
+
+
 def active() -> bool:
     return _store is not None
 

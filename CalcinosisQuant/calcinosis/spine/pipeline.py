@@ -329,7 +329,8 @@ def run_spine(ct: str | Path, *, vertebrae: str | Path | None = None, points: st
 
     def load() -> tuple[Volume, SpineLabels]:
         # the label map is read (decompressed) and its values counted on the other core while the CT is read
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        # (the CT is kept once, with the labels, when the inputs are shared: not also on its own)
+        with memo.paused(), ThreadPoolExecutor(max_workers=1) as pool:
             label_map = pool.submit(_read_and_count, vertebrae) if vertebrae is not None and points is None else None
             volume = require_ct(image_io.load_image(ct, series=series), str(ct))
             report(progress, 0.15, "loading vertebrae")
