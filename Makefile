@@ -30,10 +30,12 @@ $(BIN)/python: | check-python
 
 $(VENV)/.installed-headless: pyproject.toml | $(BIN)/python
 	$(PIP) install -e ".[headless]"
+	$(BIN)/python -m compileall -q CalcinosisQuant/calcinosis   # byte-compiled now, as a wheel install does
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) install -e ".[test]"
+	$(BIN)/python -m compileall -q CalcinosisQuant/calcinosis
 	@touch $@
 
 demo: $(VENV)/.installed-headless

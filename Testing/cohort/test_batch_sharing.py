@@ -74,5 +74,5 @@ def test_the_second_and_third_readings_share(readings):
     *_, counts = readings
     # images: the radiograph 1 + 2, the CT within the spine inputs (1 + 2; not kept on its own); radiograph
     # candidates 1 + 2 (the minimum size only differs); spine frame 1 + 2; bone surfaces: two
-    # thresholds -> 2 computed, 1 shared
-    assert counts == {"computed": 1 + 1 + 1 + 1 + 2, "shared": 2 + 2 + 2 + 2 + 1}, counts
+    # thresholds -> 2 computed, 1 shared; their CT profiles (threshold-free) 1 + 1 (the 200 HU reading)
+    assert counts == {"computed": 1 + 1 + 1 + 1 + 2 + 1, "shared": 2 + 2 + 2 + 2 + 1 + 1}, counts

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from calcinosis.core import parallel
+from calcinosis.core import memo, parallel
 from calcinosis.core.geometry import Geometry
 
 #: the profile's sample positions along the outward normal (mm from the border voxels)
@@ -178,10 +178,16 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         border = np.argwhere(mask & ~ndimage.binary_erosion(mask, border_value=0))
         return None if border.size == 0 else (lo, mask, border)
 
-    def fit(item):
-        """The zone of one structure: (border points mm, their flat indices, shifts, fit record)."""
+    def sample(item):
+        """The CT's profiles across one structure's surface at its sampled border voxels (what
+        does not depend on the threshold: kept for the readings of one CT, calcinosis.core.memo)."""
         (lo, mask, border), pick = item
         prof, ok = _profiles(ct, mask, lo, border[pick], sp)
+        return lo, border, pick, prof, ok
+
+    def fit(sampled):
+        """The zone of one structure: (border points mm, their flat indices, shifts, fit record)."""
+        lo, border, pick, prof, ok = sampled
         sample_kji = border[pick][ok] + lo
         sample_pos = sample_kji * sp
         floor = None if floor_hu is None else (np.asarray(floor_hu, float)[sample_kji[:, geometry.axial_axis]]
@@ -215,14 +221,21 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
     # borders and fits one structure per thread; the samples drawn in the structures' order
     # (the same samples whatever the number of threads)
     names = [name for name, _ in structures]
-    found = parallel.parallel_map(borders, [flat for _, flat in structures])
-    todo, numbers = [], []
-    for number, b in enumerate(found, start=1):
-        if b is not None:
-            todo.append((b, np.sort(rng.choice(len(b[2]), min(n_samples, len(b[2])), replace=False))))
-            numbers.append(number)
+
+    def sample_all():
+        found = parallel.parallel_map(borders, [flat for _, flat in structures])
+        todo, numbers = [], []
+        for number, b in enumerate(found, start=1):
+            if b is not None:
+                todo.append((b, np.sort(rng.choice(len(b[2]), min(n_samples, len(b[2])), replace=False))))
+                numbers.append(number)
+        return numbers, parallel.parallel_map(sample, todo)
+
+    numbers, sampled = memo.remember(
+        "spine-bone-profiles", lambda: (memo.array_key(ct), tuple((name, memo.array_key(flat)) for name, flat in structures),
+                                        repr(geometry), n_samples, seed), sample_all)
     pts_all, flat_all, struct_all, shift_all, fits = [], [], [], [], {}
-    for number, (pos, flat, shift, record) in zip(numbers, parallel.parallel_map(fit, todo)):
+    for number, (pos, flat, shift, record) in zip(numbers, parallel.parallel_map(fit, sampled)):
         pts_all.append(pos)
         flat_all.append(flat)
         struct_all.append(np.full(len(pos), number, np.int32))
