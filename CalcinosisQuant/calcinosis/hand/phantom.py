@@ -159,6 +159,28 @@ class HandModel:
             d = np.minimum(d, b.outer.sdf(pts))
         return d
 
+    def within_fat(self, point: np.ndarray, mm: float) -> bool:
+        """Whether ``point`` lies within ``mm`` of the hand's soft-tissue envelope (some fat
+        shape's signed distance at most ``mm``): the capsules all at once (one array operation
+        instead of one call per shape), then the other shapes."""
+        caps = getattr(self, "_fat_capsules", None)
+        if caps is None:
+            cs = [f for f in self.fat if isinstance(f, Capsule)]
+            a = np.array([c.p0 for c in cs], float).reshape(-1, 3)
+            ab = np.array([c.p1 for c in cs], float).reshape(-1, 3) - a
+            caps = (a, ab, np.einsum("ij,ij->i", ab, ab), np.array([c.radius for c in cs], float),
+                    [f for f in self.fat if not isinstance(f, Capsule)])
+            self._fat_capsules = caps
+        a, ab, abab, radius, others = caps
+        p = np.asarray(point, float)
+        if len(a):
+            d = p - a
+            t = np.clip(np.einsum("ij,ij->i", d, ab) / abab, 0.0, 1.0)
+            d -= t[:, None] * ab
+            if np.any(np.sqrt(np.einsum("ij,ij->i", d, d)) - radius <= mm):
+                return True
+        return any(float(f.sdf(p[None])[0]) <= mm for f in others)
+
     def min_bone_sdf(self, pts: np.ndarray) -> float:
         """``bone_sdf(pts).min()`` for a point cloud (a lesion's surface), exactly, skipping the
         bones that cannot hold the minimum: a bone's signed distance at a point is at least
@@ -168,11 +190,12 @@ class HandModel:
         pts = np.asarray(pts, float).reshape(-1, 3)
         centre = pts.mean(axis=0)
         reach = float(np.sqrt(((pts - centre) ** 2).sum(axis=1).max()))
-        bounds = []
-        for b in self.bones:
-            lo, hi = b.outer.bbox()
-            outside = np.maximum(np.maximum(lo - centre, centre - hi), 0.0)
-            bounds.append(float(np.sqrt(outside @ outside)) - reach)
+        boxes = getattr(self, "_bone_boxes", None)
+        if boxes is None:
+            boxes = self._bone_boxes = tuple(np.array(x) for x in zip(*(b.outer.bbox() for b in self.bones)))
+        outside = np.maximum(np.maximum(boxes[0] - centre, centre - boxes[1]), 0.0)
+        # (less a nanometre: rounding in the bound never skips a bone that holds the minimum)
+        bounds = np.sqrt(np.einsum("ij,ij->i", outside, outside)) - reach - 1e-6
         best = np.inf
         for k in np.argsort(bounds, kind="stable"):
             if bounds[k] > max(best, 0.0):
@@ -515,7 +538,7 @@ def _accept(hand: HandModel, les: PhantomLesion, site: Site, others: list, joint
 def _accept_centre(hand: HandModel, les: PhantomLesion, site: Site) -> bool:
     """The checks of :func:`_accept` that need only the lesion's centre."""
     # inside the hand's soft tissue envelope (before its own bulge): centre within tissue or fat
-    if not any(float(s.sdf(les.center[None])[0]) <= 1.0 for s in hand.fat):
+    if not hand.within_fat(les.center, 1.0):
         return False
     # zone by the along-ray position must be unambiguous with the default joint radius
     if site.digit != "carpus":
