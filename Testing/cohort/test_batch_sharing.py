@@ -7,7 +7,6 @@ the first)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

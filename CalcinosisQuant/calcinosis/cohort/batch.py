@@ -19,8 +19,9 @@ until ``force``.
 
 Cases run in worker processes (``concurrent.futures`` with the ``forkserver``/``spawn``
 start method; the readings of one image together, sharing their common steps:
-:func:`image_groups`, :mod:`calcinosis.core.memo`) or, with ``scheduler='tcp://HOST:PORT'``, on a Dask distributed cluster
-(imported only then; workers need this package installed and the same file paths).
+:func:`image_groups`, :mod:`calcinosis.core.memo`) or, with
+``scheduler='tcp://HOST:PORT'``, on a Dask distributed cluster (imported only then; workers
+need this package installed and the same file paths).
 """
 
 from __future__ import annotations
