@@ -120,10 +120,14 @@ def test_vertebra_labels_dilated_or_eroded_by_2mm(mm):
     assert len(s["false_positives"]) <= max(1, int(0.05 * s["n"])), s["false_positives"]
 
 
-@pytest.mark.xfail(strict=True, reason="with labels moved 2 mm, one calcification against bone of 21 changes "
-                                       "(found 20 of 21 either way; eroded: 2 rim fragments reported)")
-@pytest.mark.parametrize("mm", [2.0, -2.0])
+@pytest.mark.parametrize("mm", [2.0, pytest.param(-2.0, marks=pytest.mark.xfail(
+    strict=True, reason="issue 16 open: with labels eroded 2 mm the L4-L5 transverse-process calcification is "
+                        "missed (its piece outside the widened zone is taken for the bone's rim) and a 12.5 mm3 "
+                        "T12-L1 rim fragment is reported"))])
 def test_vertebra_labels_moved_2mm_give_the_same_answer(mm):
+    """The same calcifications (level, segment, sub-site) with every vertebra label grown or
+    shrunk by 2 mm.  Grown: a calcification the label swallowed touches only the bone the CT
+    shows dense, not the label's own soft tissue (it was taken for bone)."""
     r = get_hard_phantom("lumbar", 3)
     base = mapped_hard("lumbar", 3)
     res = pipeline.map_spine(volume_of(r), labels_of(r, _morph(r, mm)), SpineParams())

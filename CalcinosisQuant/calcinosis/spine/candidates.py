@@ -508,7 +508,14 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # continuing into labelled bone broadly: bone the label missed (a rib head, a
         # process) whose marrow the CT's voxels cannot show
         if o.bone_contact_mm2 > 0:
-            solid = bone_label.copy()
+            # bone to touch: the labelled voxels the CT shows dense, not those the label
+            # holds beyond the bone (freed) nor its soft tissue (a label grown past the
+            # cortex would otherwise make a calcification it swallowed "touch" bone all
+            # round), and the bone's rim just outside the label (dropped)
+            solid = np.zeros(shape, dtype=bool)
+            dense_label = above[in_bone]
+            solid.ravel()[dense_label] = True
+            solid.ravel()[freed] = False
             solid.ravel()[dropped] = True
             face = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
             against = near(idx, solid, face)
