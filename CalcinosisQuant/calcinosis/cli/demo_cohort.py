@@ -69,10 +69,7 @@ def _phantom_cases(data: Path, n_patients: int, made: "PhantomJob | None" = None
     here, or waited for when ``made`` (started by :func:`start_phantoms`) is given."""
     rows = []
     calls = _phantom_calls(data, n_patients)
-    if made is None:
-        make_phantoms([argv for argv, *_ in calls])
-    else:
-        made.wait()
+    (made or PhantomJob([argv for argv, *_ in calls])).wait()
     for _, folder, p, kind in calls:
         pid = f"P{p:02d}"
         if kind == "spine-ct":
@@ -92,11 +89,7 @@ def _phantom_cases(data: Path, n_patients: int, made: "PhantomJob | None" = None
 
 def make_phantoms(calls: list[list[str]]) -> None:
     """Phantoms in two worker processes (each phantom is independent)."""
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        for code in pool.map(cli, calls):
-            if code != 0:
-                raise SystemExit(code)
+    PhantomJob(calls).wait()
 
 
 class PhantomJob:

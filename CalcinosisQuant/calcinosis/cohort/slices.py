@@ -10,6 +10,9 @@ report's other figures need).
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 from scipy import ndimage
 
@@ -145,14 +148,15 @@ def view_rgb(img: np.ndarray, lab: np.ndarray, shape: tuple[int, int], vmin: flo
     return out
 
 
+@functools.lru_cache(maxsize=8)
 def _font(size: int, bold: bool = False):
-    """DejaVu Sans (matplotlib's own font file) at ``size`` px; Pillow's default font without it."""
+    """DejaVu Sans (matplotlib's own font file) at ``size`` px, read once; Pillow's default
+    font without it."""
     from PIL import ImageFont
     try:
         import matplotlib
-        import os
-        path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
-        return ImageFont.truetype(path, size)
+        path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / ("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
+        return ImageFont.truetype(str(path), size)
     except (ImportError, OSError):
         return ImageFont.load_default()
 
