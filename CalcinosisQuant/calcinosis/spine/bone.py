@@ -38,6 +38,8 @@ from calcinosis.core.geometry import Geometry
 
 #: the profile's sample positions along the outward normal (mm from the border voxels)
 PROFILE_MM = np.arange(-4.0, 5.0 + 1e-9, 0.25)
+#: where the bone's own edge profile is known: mm beyond its 50% point (see :func:`edge_shape`)
+EDGE_T_MM = np.arange(-1.0, 5.0 + 1e-9, 0.25)
 
 
 @dataclass
@@ -53,6 +55,29 @@ class BoneSurfaces:
     names: list[str]          # structure number - 1 -> name ('T8', 'ribs', 'other bone')
     fits: dict                # name -> what was fitted (provenance)
     tree: cKDTree | None
+    #: per border voxel, the local medians of its edge (:func:`edge_model`): the 50% point
+    #: (mm from the border voxel along the normal), the cortical peak and the value beyond (HU)
+    edge_mm: np.ndarray | None = None
+    peak_hu: np.ndarray | None = None
+    low_hu: np.ndarray | None = None
+    #: per structure number (row 0 unused): the edge's shape on :data:`EDGE_T_MM`
+    shape: np.ndarray | None = None
+
+    def expected_hu(self, d_mm: np.ndarray, b: np.ndarray, tolerance_mm: float = 0.5) -> np.ndarray:
+        """What the bone's own edge explains at ``d_mm`` from its border voxel ``b``
+        (:func:`edge_model`): the local peak falling to the local value beyond, along the
+        shape of this bone's edge, taken ``tolerance_mm`` nearer the bone (the profile is
+        steep at the surface: the lookup errs towards bone).  NaN where no edge was fitted."""
+        if self.shape is None or len(b) == 0:
+            return np.full(len(b), np.nan)
+        t = np.asarray(d_mm, float) - self.edge_mm[b] - tolerance_mm
+        pos = np.clip((t - EDGE_T_MM[0]) / (EDGE_T_MM[1] - EDGE_T_MM[0]), 0, len(EDGE_T_MM) - 1)
+        i0 = np.minimum(np.floor(np.nan_to_num(pos)).astype(int), len(EDGE_T_MM) - 2)
+        f = np.nan_to_num(pos) - i0
+        rows = self.shape[self.structure[b]]
+        k = np.arange(len(b))
+        frac = (1 - f) * rows[k, i0] + f * rows[k, i0 + 1]
+        return self.low_hu[b] + (self.peak_hu[b] - self.low_hu[b]) * frac
 
     def nearest(self, points_mm: np.ndarray, upper_mm: float) -> tuple[np.ndarray, np.ndarray]:
         """Distance (mm, inf beyond ``upper_mm``) and index of the nearest border voxel."""
@@ -87,6 +112,40 @@ def _profiles(ct: np.ndarray, mask: np.ndarray, lo: np.ndarray, border: np.ndarr
     return vals.reshape(int(ok.sum()), -1), ok
 
 
+def peak_and_low(profiles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per profile: the cortical peak (its sample index and value, searched up to +3 mm)
+    and the lowest value beyond it (HU)."""
+    n, m = profiles.shape
+    search = PROFILE_MM <= 3.0
+    ip = np.argmax(np.where(search[None, :], profiles, -np.inf), axis=1)
+    peak = profiles[np.arange(n), ip]
+    beyond = np.arange(m)[None, :] > ip[:, None]
+    low = np.min(np.where(beyond, profiles, np.inf), axis=1)
+    return ip, peak, low
+
+
+def edge_shape(profiles: np.ndarray, edge: np.ndarray, peak: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """The shape of one bone's edge: the median over its profiles (those with an edge) of
+    (value - low) / (peak - low) at :data:`EDGE_T_MM` beyond each profile's 50% point, made
+    non-increasing outwards and bounded to [0, 1] (where two bones meet, the profile rises
+    again towards the next one: that is the other bone's edge, not this one's); 1 inside
+    the 50% point (what errs towards bone)."""
+    ok = np.isfinite(edge) & (peak - low > 1e-6)
+    if ok.sum() < 20:
+        return np.full(len(EDGE_T_MM), np.nan)
+    p, e = profiles[ok], edge[ok]
+    step = PROFILE_MM[1] - PROFILE_MM[0]
+    pos = np.clip((e[:, None] + EDGE_T_MM[None, :] - PROFILE_MM[0]) / step, 0, len(PROFILE_MM) - 1)
+    i0 = np.minimum(np.floor(pos).astype(int), len(PROFILE_MM) - 2)
+    f = pos - i0
+    vals = (1 - f) * np.take_along_axis(p, i0, axis=1) + f * np.take_along_axis(p, i0 + 1, axis=1)
+    norm = np.median((vals - low[ok, None]) / (peak[ok] - low[ok])[:, None], axis=0)
+    out = np.ones(len(EDGE_T_MM))          # inside the 50% point: as dense as the peak
+    out_side = EDGE_T_MM >= 0
+    out[out_side] = np.minimum.accumulate(norm[out_side])
+    return np.clip(out, 0.0, 1.0)
+
+
 def edge_positions(profiles: np.ndarray, floor_hu: np.ndarray | float | None = None,
                    min_step_hu: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
     """Per profile: where it falls, past its cortical peak (searched up to +3 mm), half-way
@@ -99,12 +158,9 @@ def edge_positions(profiles: np.ndarray, floor_hu: np.ndarray | float | None = N
         return np.zeros(0), np.zeros(0)
     n, m = profiles.shape
     cols = np.arange(m)[None, :]
-    search = PROFILE_MM <= 3.0
-    ip = np.argmax(np.where(search[None, :], profiles, -np.inf), axis=1)
+    ip, peak, low = peak_and_low(profiles)
     rows = np.arange(n)
-    peak = profiles[rows, ip]
     beyond = cols > ip[:, None]
-    low = np.min(np.where(beyond, profiles, np.inf), axis=1)
     half = 0.5 * (peak + low)
     after = (profiles < half[:, None]) & beyond
     has = after.any(axis=1) & (peak - low >= min_step_hu)
@@ -192,31 +248,39 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         sample_pos = sample_kji * sp
         floor = None if floor_hu is None else (np.asarray(floor_hu, float)[sample_kji[:, geometry.axial_axis]]
                                                if np.ndim(floor_hu) else float(floor_hu))
-        edge, rim = edge_positions(prof, floor)
-        edge = edge - exact
+        raw_edge, rim = edge_positions(prof, floor)
+        edge = raw_edge - exact
         radius = np.fmax(edge + margin_mm, rim) - margin_mm         # as a shift
         good = np.isfinite(radius)
         whole = float(np.median(radius[good])) if good.sum() >= 20 else 0.0
         local = np.full(len(sample_pos), whole)
+        # the edge model (edge_model): the 50% point, peak and value beyond, local medians
+        _, peak, low = peak_and_low(prof) if len(prof) else (None, np.zeros(0), np.zeros(0))
+        model = np.full((len(sample_pos), 3), np.nan)
         if good.sum() >= 20:
             # median over every good sample within smooth_mm
             e = radius[good]
             groups = cKDTree(sample_pos[good]).query_ball_point(sample_pos, smooth_mm)
             local = group_medians(e, groups, min_count=5, fill=whole)
+            for col, v in enumerate((raw_edge[good], peak[good], low[good])):
+                model[:, col] = group_medians(v, groups, min_count=5, fill=float(np.median(v)))
         local = np.clip(local, -limit_mm, limit_mm)
         pos = (border + lo) * sp
         if len(sample_pos):
             _, nearest = cKDTree(sample_pos).query(pos)
             shift = local[nearest]
+            model = model[nearest]
         else:
             shift = np.zeros(len(pos))
+            model = np.full((len(pos), 3), np.nan)
+        shape_row = edge_shape(prof, raw_edge, peak, low) if len(prof) else np.full(len(EDGE_T_MM), np.nan)
         record = {"surface_shift_mm": round(float(np.clip(np.median(edge[np.isfinite(edge)]), -limit_mm,
                                                           limit_mm)), 2) if good.sum() >= 20 else None,
                   "zone_mm_median": round(float(np.clip(whole, -limit_mm, limit_mm) + margin_mm), 2),
                   "local_shift_mm_range": [round(float(local.min()), 2), round(float(local.max()), 2)]
                   if len(local) else None,
                   "edge_samples": int(good.sum())}
-        return pos, np.ravel_multi_index(tuple((border + lo).T), shape), shift, record
+        return pos, np.ravel_multi_index(tuple((border + lo).T), shape), shift, record, model, shape_row
 
     # borders and fits one structure per thread; the samples drawn in the structures' order
     # (the same samples whatever the number of threads)
@@ -234,19 +298,23 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
     numbers, sampled = memo.remember(
         "spine-bone-profiles", lambda: (memo.array_key(ct), tuple((name, memo.array_key(flat)) for name, flat in structures),
                                         repr(geometry), n_samples, seed), sample_all)
-    pts_all, flat_all, struct_all, shift_all, fits = [], [], [], [], {}
-    for number, (pos, flat, shift, record) in zip(numbers, parallel.parallel_map(fit, sampled)):
+    pts_all, flat_all, struct_all, shift_all, model_all, fits = [], [], [], [], [], {}
+    shapes = np.full((len(names) + 1, len(EDGE_T_MM)), np.nan)
+    for number, (pos, flat, shift, record, model, shape_row) in zip(numbers, parallel.parallel_map(fit, sampled)):
         pts_all.append(pos)
         flat_all.append(flat)
         struct_all.append(np.full(len(pos), number, np.int32))
         shift_all.append(shift)
+        model_all.append(model)
+        shapes[number] = shape_row
         fits[names[number - 1]] = record
     if not pts_all:
         return BoneSurfaces(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0), names,
                             fits, None)
     P = np.concatenate(pts_all)
+    M = np.concatenate(model_all)
     return BoneSurfaces(P, np.concatenate(flat_all), np.concatenate(struct_all), np.concatenate(shift_all), names,
-                        fits, cKDTree(P))
+                        fits, cKDTree(P), M[:, 0], M[:, 1], M[:, 2], shapes)
 
 
 def hollow(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, bone_label: np.ndarray, threshold_hu: float,

@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import itertools
+
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
@@ -314,17 +316,48 @@ def label_structures(lab: SpineLabels) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+#: a voxel within this of two vertebrae's borders lies in the space between them (a disc of
+#: up to about twice this, a facet joint)
+DISC_REACH_MM = 3.0
+
+
+def between_vertebrae(points_mm: np.ndarray, surfaces: bone.BoneSurfaces, n_vertebrae: int,
+                      reach_mm: float = DISC_REACH_MM) -> np.ndarray:
+    """Per point (mm along the box's array axes): whether the borders of two different
+    vertebrae lie within ``reach_mm`` of it."""
+    out = np.zeros(len(points_mm), dtype=bool)
+    if surfaces.tree is None or len(points_mm) == 0:
+        return out
+    lists = surfaces.tree.query_ball_point(points_mm, reach_mm)
+    lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+    if lens.sum() == 0:
+        return out
+    members = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=int(lens.sum()))
+    point = np.repeat(np.arange(len(points_mm)), lens)
+    st = surfaces.structure[members].astype(np.int64)
+    vert = st <= n_vertebrae
+    pairs = np.unique(np.stack([point[vert], st[vert]], axis=1), axis=0)
+    return np.bincount(pairs[:, 0], minlength=len(points_mm)) >= 2
+
+
 def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfaces, lab: SpineLabels,
-              vertebra_margin_mm: float, bone_margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
+              vertebra_margin_mm: float, bone_margin_mm: float, hu: np.ndarray | None = None,
+              min_excess_hu: np.ndarray | None = None,
+              tolerance_mm: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which voxels above the threshold are bone (see :mod:`.bone`):
 
     * ``outside`` (flat box indices outside every bone label) -> in the zone: within the
       radius fitted at the nearest label border voxel (the margin plus the local surface
-      shift, or the reach of the partial-volume rim, whichever is larger);
+      shift, or the reach of the partial-volume rim, whichever is larger) - unless, given
+      their CT values ``hu``, denser than the bone's own edge explains there by
+      ``min_excess_hu`` (per voxel; :meth:`.bone.BoneSurfaces.expected_hu`, looked up
+      ``tolerance_mm`` nearer the bone): something else lies against the bone (a
+      calcification against the cortex, one filling a thin disc);
     * ``inside`` (flat indices inside bone labels) -> those *not* bone: where the label
       reaches beyond the bone (negative shift) by more than the margin, the outer part.
 
-    Returns (in-zone flags for ``outside``, the ``inside`` voxels that are not bone)."""
+    Returns (in-zone flags for ``outside``, the ``inside`` voxels that are not bone, the
+    flags for ``outside`` of those within the zone's radius but denser than its edge)."""
     g = lab.box_geometry
     shape = lab.box.shape
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
@@ -335,16 +368,24 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
     upper = float(radius.max()) + 1e-6 if radius.size else 0.0
     d, b = surfaces.nearest(pos, max(upper, 0.0))
     in_zone = np.isfinite(d) & (d <= radius[b] + 1e-6) if radius.size else np.zeros(outside.size, bool)
+    dense = np.zeros(outside.size, dtype=bool)
+    if hu is not None and in_zone.any():
+        z = np.flatnonzero(in_zone)
+        expected = surfaces.expected_hu(d[z], b[z], tolerance_mm)
+        ok = np.isfinite(expected)
+        z = z[ok][hu[z[ok]] > expected[ok] + min_excess_hu[z[ok]]]
+        dense[z[between_vertebrae(pos[z], surfaces, n_vert, DISC_REACH_MM)]] = True
+        in_zone &= ~dense
     over = np.flatnonzero(radius < 0)
     if over.size == 0 or inside.size == 0:
-        return in_zone, np.zeros(0, np.int64)
+        return in_zone, np.zeros(0, np.int64), dense
     tree = cKDTree(surfaces.points[over])
     pin = np.stack(np.unravel_index(inside, shape), axis=1) * sp
     di, bi = tree.query(pin, distance_upper_bound=float(-radius[over].min()) + 1e-6)
     hit = np.isfinite(di)
     free = np.zeros(inside.size, dtype=bool)
     free[hit] = di[hit] < -radius[over][bi[hit]]
-    return in_zone, inside[free]
+    return in_zone, inside[free], dense
 
 
 def attached_rim(idx: np.ndarray, clab: np.ndarray, dropped: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -439,14 +480,18 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     cat_excluded[[CAT_AORTA, CAT_VESSEL, CAT_RIB, CAT_BONE, CAT_ORGAN]] = True
     in_bone = (lab.vert.ravel()[above] > 0) | np.isin(lab.category.ravel()[above], (CAT_RIB, CAT_BONE))
     idx = above[(lab.vert.ravel()[above] == 0) & ~cat_excluded[lab.category.ravel()[above]]]
-    in_zone, freed = bone_zone(idx, above[in_bone], surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
+    sigma = np.nan_to_num(noise, nan=0.0)[np.unravel_index(idx, shape)[g.axial_axis]]
+    in_zone, freed, dense = bone_zone(idx, above[in_bone], surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm,
+                                      hu=ct.ravel()[idx].astype(np.float64), min_excess_hu=o.noise_multiple * sigma)
     if freed.size:      # label voxels beyond the bone: candidates, never in the zone
         idx = np.concatenate([idx, freed])
         in_zone = np.concatenate([in_zone, np.zeros(freed.size, bool)])
+        dense = np.concatenate([dense, np.zeros(freed.size, bool)])
         order = np.argsort(idx, kind="stable")
-        idx, in_zone = idx[order], in_zone[order]
+        idx, in_zone, dense = idx[order], in_zone[order], dense[order]
     report(progress, 0.15, f"{idx.size} voxels above {threshold_hu:g} HU")
     m = margin_tests(idx, lab, o.vertebra_margin_mm, o.bone_margin_mm, o.vessel_margin_mm, near_bone=in_zone)
+    dense = np.isin(m.idx, idx[dense], assume_unique=True)     # per kept voxel
     dropped = np.setdiff1d(idx, m.idx, assume_unique=True)
     idx, touch, mask = m.idx, m.touch, m.mask
     report(progress, 0.35, "connected components")
@@ -458,11 +503,12 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
 
     why_not = np.array([""] * n, dtype=object)
 
-    def reject(sel: np.ndarray, why: str) -> None:
+    def reject(sel: np.ndarray, why: str, rule: str = "") -> None:
+        """``why``: the recorded reason; ``rule``: which test (kept in ``explain`` only)."""
         new = sel & keep
         rejected[why] += int(new.sum())
         keep[new] = False
-        why_not[new] = why
+        why_not[new] = f"{why}:{rule}" if rule else why
 
     min_slices = effective_min_slices(o, g.spacing_along_array_axis(g.axial_axis))
     min_size = max(float(o.min_size_mm3), int(o.min_voxels) * g.voxel_volume_mm3)
@@ -503,6 +549,11 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # calcification filling the space, not one bone's rim
         between, in_disc = held_between_bones(rim, rim_owner, n, surfaces, shape, g, len(lab.names))
         big_enough = np.bincount(clab, minlength=n + 1)[1:] * g.voxel_volume_mm3 >= 8.0   # 2 mm across at least
+        # denser than the end plates' edges explain, between two vertebrae: a calcification
+        # filling a thin disc (its rim shared with the end plates is not bone's alone)
+        fills_disc = (np.bincount(clab, weights=dense.astype(float), minlength=n + 1)[1:] >= 2) & big_enough
+        between |= fills_disc
+        in_disc |= fills_disc
         between &= big_enough
         in_disc &= big_enough
         # continuing into labelled bone broadly: bone the label missed (a rib head, a
@@ -523,14 +574,17 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             face_area = min(g.spacing[0] * g.spacing[1], g.spacing[1] * g.spacing[2], g.spacing[0] * g.spacing[2])
             # (not a calcification filling a disc between two vertebrae's end plates)
             reject((touching * face_area >= o.bone_contact_mm2) & (touching >= o.bone_contact_fraction * counts)
-                   & ~in_disc, "bone")
+                   & ~in_disc, "bone", "contact")
             # enclosed by bone (most of its surface against it): marrow the label missed
             surface = near(idx, ~mask, face)          # a face on something else
             outer = np.bincount(clab, weights=surface.astype(float), minlength=n + 1)[1:]
             reject((touching >= ENCLOSED_FRACTION * np.maximum(outer, 1)) & (touching * face_area >= o.bone_contact_mm2)
-                   & ~in_disc, "bone")
+                   & ~in_disc, "bone", "enclosed")
         prot = protrusion_mm(idx, surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
-        reject(bone_rim(prot, clab, n, keep & ~between, o.bone_rim_protrusion_mm, float(max(g.spacing))), "bone")
+        # the dense voxels of a calcification filling a thin disc are not a piece of a rim
+        # within the zone, but denser than the end plates explain: not a piece of their rim
+        prot[dense & fills_disc[clab - 1]] = np.inf
+        reject(bone_rim(prot, clab, n, keep & ~between, o.bone_rim_protrusion_mm, float(max(g.spacing))), "bone", "rim")
         # the rim shared with bone counts for the study rule only for those: a fragment
         # of one bone's rim must not pass the rule on its own rim
         shared = between[rim_owner - 1] if rim.size else np.zeros(0, bool)
@@ -538,10 +592,10 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # bone is cortex around marrow wherever it is: against a labelled bone (an
         # osteophyte, a spur) or not labelled at all (a rib, a process, the pelvis)
         reject(bone.hollow(ct, idx, clab, n, bone_label, threshold_hu, g, keep,
-                           margin_hu=o.bone_hollow_margin_hu), "bone")
+                           margin_hu=o.bone_hollow_margin_hu), "bone", "hollow")
         # no denser than cancellous bone and against bone, or enclosed in bone: bone's own
         # trabecular edge or marrow, whatever the labels say (ribs, processes, the pelvis)
-        reject(bone.cancellous(ct, idx, clab, n, g, keep), "bone")
+        reject(bone.cancellous(ct, idx, clab, n, g, keep), "bone", "cancellous")
         if o.study_rule:
             report(progress, 0.7, "study rule (contiguous slices, seen in another plane)")
             ok = study_rule_ok(mask, idx, clab, n, g, min_slices, rim, rim_owner)
