@@ -92,8 +92,8 @@ def test_between_vertebrae():
     structures = candidates.label_structures(lab)
     surfaces = bone.fit_bone_surfaces(vol.array, structures, g, 0.5, 3.0, 130.0)
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
-    pts = np.array([[29.5, 36.5 / 0.8, 25.6 / 0.8], [20.0, 38.4 / 0.8, 25.6 / 0.8]]) * [1, 1, 1]
-    pts = np.round(pts).astype(int) * sp
+    # (k, j, i) voxels: in the disc at the bodies' front; at a body's front, mid-height
+    pts = np.round(np.array([[29.5, 36.5 / 0.8, 25.6 / 0.8], [20.0, 38.4 / 0.8, 25.6 / 0.8]])).astype(int) * sp
     assert candidates.between_vertebrae(pts, surfaces, 2).tolist() == [True, False]
 
 

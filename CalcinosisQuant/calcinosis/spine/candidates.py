@@ -581,8 +581,8 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             reject((touching >= ENCLOSED_FRACTION * np.maximum(outer, 1)) & (touching * face_area >= o.bone_contact_mm2)
                    & ~in_disc, "bone", "enclosed")
         prot = protrusion_mm(idx, surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
-        # the dense voxels of a calcification filling a thin disc are not a piece of a rim
-        # within the zone, but denser than the end plates explain: not a piece of their rim
+        # within the zone, but denser than the end plates explain: a calcification filling
+        # a thin disc, not a piece of their rim
         prot[dense & fills_disc[clab - 1]] = np.inf
         reject(bone_rim(prot, clab, n, keep & ~between, o.bone_rim_protrusion_mm, float(max(g.spacing))), "bone", "rim")
         # the rim shared with bone counts for the study rule only for those: a fragment
