@@ -38,6 +38,8 @@ from calcinosis.core.geometry import Geometry
 
 #: the profile's sample positions along the outward normal (mm from the border voxels)
 PROFILE_MM = np.arange(-4.0, 5.0 + 1e-9, 0.25)
+#: the edge model's local medians are taken over this many nearest samples
+MODEL_SAMPLES = 48
 #: where the bone's own edge profile is known: mm beyond its 50% point (see :func:`edge_shape`)
 EDGE_T_MM = np.arange(-1.0, 5.0 + 1e-9, 0.25)
 
@@ -260,10 +262,16 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         if good.sum() >= 20:
             # median over every good sample within smooth_mm
             e = radius[good]
-            groups = cKDTree(sample_pos[good]).query_ball_point(sample_pos, smooth_mm)
+            tree = cKDTree(sample_pos[good])
+            groups = tree.query_ball_point(sample_pos, smooth_mm)
             local = group_medians(e, groups, min_count=5, fill=whole)
+            # the edge model: medians over the MODEL_SAMPLES nearest good samples (a gather
+            # and one median per column: far cheaper than the groups within smooth_mm)
+            k = int(min(MODEL_SAMPLES, good.sum()))
+            _, near = tree.query(sample_pos, k=k)
+            near = np.asarray(near).reshape(len(sample_pos), k)
             for col, v in enumerate((raw_edge[good], peak[good], low[good])):
-                model[:, col] = group_medians(v, groups, min_count=5, fill=float(np.median(v)))
+                model[:, col] = np.median(v[near], axis=1)
         local = np.clip(local, -limit_mm, limit_mm)
         pos = (border + lo) * sp
         if len(sample_pos):
