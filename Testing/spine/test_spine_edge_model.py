@@ -97,14 +97,12 @@ def test_between_vertebrae():
     assert candidates.between_vertebrae(pts, surfaces, 2).tolist() == [True, False]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 open: the blurred rim around the two labelled bodies (above the "
-                                       "blood's 100 HU, outside the one-voxel gap the tube search leaves) is a shell "
-                                       "along the spine with a vessel's cross-section, and the calcification touching "
-                                       "it goes with it as 'vessel_shape' (on the hard phantoms: an anterior ligament "
-                                       "calcification against a body, the chest's 4 mm disc one)")
 def test_calcification_filling_a_thin_disc_is_not_taken_for_a_vessel():
     """The same with the search for enhanced tubes on (the default): on a CT without any
-    vessel, nothing is a vessel."""
+    vessel, nothing is a vessel - the blurred rim around the two labelled bodies (above the
+    blood's 100 HU beyond the one-voxel gap the tube search leaves) is a shell along the
+    spine with a vessel's cross-section, and was taken for one with the calcification
+    touching it (``vessels.shell_of_bone``)."""
     vol, lab, truth = _disc_case(True)
     res = candidates.find_candidates(vol, lab, candidates.CandidateOptions(study_rule=True))
     assert res.rejected["vessel_shape"] == 0 and res.lesions.n == 1

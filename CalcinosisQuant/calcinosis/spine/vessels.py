@@ -15,7 +15,9 @@ tube along the body:
    those slices is a vessel's (``area_mm2``: 7-1500 mm², 3-44 mm across: azygos to
    aorta), and it is blood, not bone: its median CT value is below ``max_median_hu`` and
    under ``max_dense_fraction`` of it reaches ``dense_hu`` (a rib or a process, cortex
-   around marrow, would).
+   around marrow, would), and it is not the blurred shell around a labelled bone (70% of
+   it within 2.5 mm of the label: the rim of a vertebral body runs along the spine with
+   a vessel's cross-section; a lumen lies beside bone, not wrapped round it).
 
 3. and the candidate is part of the lumen - its peak stands less than ``contrast_hu``
    (the noise test's margin) above the region's median - or small beside it (the region
@@ -36,6 +38,20 @@ from calcinosis.core.geometry import Geometry
 
 #: The region of a candidate is first looked for this close (mm, along the spine / across).
 NEAR_REACH_MM, NEAR_SIDE_MM = 15.0, 10.0
+
+
+#: a region with this share of its voxels within SHELL_MM of labelled bone is that bone's rim
+SHELL_FRACTION = 0.7
+SHELL_MM = 2.5
+
+
+def shell_of_bone(region: np.ndarray, bone: np.ndarray, sp: np.ndarray) -> bool:
+    """Whether an enhanced region is the partial-volume shell around labelled bone (most of
+    it within :data:`SHELL_MM` of the label): a lumen lies beside bone, not wrapped round it."""
+    if not bone.any():
+        return False
+    d = ndimage.distance_transform_edt(~bone, sampling=sp)
+    return float(np.mean(d[region] <= SHELL_MM)) >= SHELL_FRACTION
 
 
 def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray,
@@ -69,7 +85,8 @@ def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, 
         smooth = ndimage.uniform_filter(raw, size=size)
         # growth stops one voxel short of labelled bone; unlabelled bone (a rib, a
         # process) is grown with its cortex, which the dense fraction then reveals
-        grow = (smooth >= blood_hu) & ~ndimage.binary_dilation(bone_label[box])
+        lab_box = bone_label[box]
+        grow = (smooth >= blood_hu) & ~ndimage.binary_dilation(lab_box)
         q = p - lo
         grow[q[:, 0], q[:, 1], q[:, 2]] = True           # the candidate itself (it may be denser)
         regions, _ = ndimage.label(grow)
@@ -78,15 +95,15 @@ def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, 
         where = np.argwhere(region)
         r_lo, r_hi = where.min(axis=0), where.max(axis=0)
         inner = ((r_lo >= 2) | (lo == 0)) & ((r_hi <= hi - lo - 3) | (hi == np.asarray(shape)))
-        return raw, region, q, bool(np.all(inner))
+        return raw, region, q, bool(np.all(inner)), lab_box
 
     for c in np.flatnonzero(which) + 1:
         p = kji[clab == c]
         # a small window first: a region well inside it is the region the whole window
         # would find (smoothing and growth agree away from a window's faces)
-        raw, region, q, complete = region_in(p, near)
+        raw, region, q, complete, lab_box = region_in(p, near)
         if not complete:
-            raw, region, q, _ = region_in(p, reach)
+            raw, region, q, _, lab_box = region_in(p, reach)
         per_slice = region.sum(axis=tuple(a for a in range(3) if a != ax))
         slices = np.flatnonzero(per_slice)
         if slices.size == 0:
@@ -98,6 +115,8 @@ def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, 
         vals = raw[region]
         if not (float(np.median(vals)) < max_median_hu and float(np.mean(vals >= dense_hu)) < max_dense_fraction):
             continue
+        if shell_of_bone(region, lab_box, sp):
+            continue        # the blurred rim around a labelled bone, not a lumen
         blood.append(float(np.median(vals)))
         # part of the lumen (no denser than the blood around it), or a small thing on a
         # lumen many times its size (a wall calcification); not a dense body of about the
