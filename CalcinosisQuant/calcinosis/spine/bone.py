@@ -12,6 +12,11 @@ from points follows a threshold.  Two questions are answered from the CT itself:
   below the threshold less 1.5 noise SD, never past that lowest point (between two bones
   each rim reaches half-way).  The local values are medians over 10 mm of surface, so a
   calcification against the bone moves a few samples, not the zone.
+* the bone's own edge (:meth:`BoneSurfaces.expected_hu`), from the same profiles: the local
+  medians (48 nearest profiles) of the 50% point, the cortical peak and the value beyond,
+  and the bone's edge shape (:func:`edge_shape`) - what the bone alone puts at a voxel near
+  it, so that a voxel denser than that is something else (a calcification filling a thin
+  disc between two end plates: :mod:`.candidates`).
 * :func:`hollow` - bone or calcification, for a dense body: bone is a cortex around
   marrow, so its innermost voxels are *less* dense than its densest layer; a
   calcification is a solid dense body, densest at its core.  An outgrowth of the bone
@@ -40,7 +45,7 @@ from calcinosis.core.geometry import Geometry
 PROFILE_MM = np.arange(-4.0, 5.0 + 1e-9, 0.25)
 #: the edge model's local medians are taken over this many nearest samples
 MODEL_SAMPLES = 48
-#: where the bone's own edge profile is known: mm beyond its 50% point (see :func:`edge_shape`)
+#: where the bone's edge shape is known: mm beyond its 50% point (see :func:`edge_shape`)
 EDGE_T_MM = np.arange(-1.0, 5.0 + 1e-9, 0.25)
 
 
@@ -57,8 +62,9 @@ class BoneSurfaces:
     names: list[str]          # structure number - 1 -> name ('T8', 'ribs', 'other bone')
     fits: dict                # name -> what was fitted (provenance)
     tree: cKDTree | None
-    #: per border voxel, the local medians of its edge (:func:`edge_model`): the 50% point
-    #: (mm from the border voxel along the normal), the cortical peak and the value beyond (HU)
+    #: per border voxel, the local medians of its edge (:func:`fit_bone_surfaces`): the 50%
+    #: point (mm from the border voxel along the normal), the cortical peak and the value
+    #: beyond (HU)
     edge_mm: np.ndarray | None = None
     peak_hu: np.ndarray | None = None
     low_hu: np.ndarray | None = None
@@ -66,8 +72,8 @@ class BoneSurfaces:
     shape: np.ndarray | None = None
 
     def expected_hu(self, d_mm: np.ndarray, b: np.ndarray, tolerance_mm: float = 0.5) -> np.ndarray:
-        """What the bone's own edge explains at ``d_mm`` from its border voxel ``b``
-        (:func:`edge_model`): the local peak falling to the local value beyond, along the
+        """What the bone's own edge explains at ``d_mm`` from its border voxel ``b``: the
+        local peak falling to the local value beyond, along the
         shape of this bone's edge, taken ``tolerance_mm`` nearer the bone (the profile is
         steep at the surface: the lookup errs towards bone).  NaN where no edge was fitted."""
         if self.shape is None or len(b) == 0:
@@ -256,7 +262,7 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         good = np.isfinite(radius)
         whole = float(np.median(radius[good])) if good.sum() >= 20 else 0.0
         local = np.full(len(sample_pos), whole)
-        # the edge model (edge_model): the 50% point, peak and value beyond, local medians
+        # the edge model: the 50% point, peak and value beyond, as local medians (below)
         _, peak, low = peak_and_low(prof) if len(prof) else (None, np.zeros(0), np.zeros(0))
         model = np.full((len(sample_pos), 3), np.nan)
         if good.sum() >= 20:

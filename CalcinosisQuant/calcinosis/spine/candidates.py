@@ -5,7 +5,8 @@ Within the box around the spine (see :mod:`.vertebrae`):
 
 1. voxels at or above the threshold (HU, a recorded parameter), outside the labelled
    bones, organs and vessels - and outside the zone the CT shows to be each bone's
-   (:mod:`.bone`: the label's border fitted to the bone's edge and partial-volume rim) -
+   (:mod:`.bone`: the label's border fitted to the bone's edge and partial-volume rim;
+   between two vertebrae, voxels denser than the end plates' edge explains are not in it) -
    and outside ``vessel_margin_mm`` around labelled vessels;
 2. connected components (``face`` or ``full`` connectivity), then rejected, each with a
    recorded reason (:data:`REJECT_REASONS`), cheap tests first: ``vessel`` (touches the
@@ -22,10 +23,9 @@ box (cells of about 2.5 mm), accurate to about 2 mm, enough for a 25 mm margin.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import NamedTuple
-
-import itertools
 
 import numpy as np
 from scipy import ndimage
@@ -349,15 +349,17 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
     * ``outside`` (flat box indices outside every bone label) -> in the zone: within the
       radius fitted at the nearest label border voxel (the margin plus the local surface
       shift, or the reach of the partial-volume rim, whichever is larger) - unless, given
-      their CT values ``hu``, denser than the bone's own edge explains there by
-      ``min_excess_hu`` (per voxel; :meth:`.bone.BoneSurfaces.expected_hu`, looked up
-      ``tolerance_mm`` nearer the bone): something else lies against the bone (a
-      calcification against the cortex, one filling a thin disc);
+      their CT values ``hu``, they lie between two vertebrae (:func:`between_vertebrae`)
+      and are denser than the nearest bone's own edge explains there by ``min_excess_hu``
+      (per voxel; :meth:`.bone.BoneSurfaces.expected_hu`, looked up ``tolerance_mm``
+      nearer the bone): a calcification filling a thin disc, not the end plates' rims
+      (not tested at a single bone: where its label is a voxel short, its cortex is as
+      dense as a calcification beyond the median edge);
     * ``inside`` (flat indices inside bone labels) -> those *not* bone: where the label
       reaches beyond the bone (negative shift) by more than the margin, the outer part.
 
     Returns (in-zone flags for ``outside``, the ``inside`` voxels that are not bone, the
-    flags for ``outside`` of those within the zone's radius but denser than its edge)."""
+    flags for ``outside`` of those within the zone's radius freed as denser than its edge)."""
     g = lab.box_geometry
     shape = lab.box.shape
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
