@@ -7,7 +7,6 @@ the first)."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from calcinosis.cli.main import main as cli

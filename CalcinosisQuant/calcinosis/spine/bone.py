@@ -79,9 +79,9 @@ class BoneSurfaces:
         if self.shape is None or len(b) == 0:
             return np.full(len(b), np.nan)
         t = np.asarray(d_mm, float) - self.edge_mm[b] - tolerance_mm
-        pos = np.clip((t - EDGE_T_MM[0]) / (EDGE_T_MM[1] - EDGE_T_MM[0]), 0, len(EDGE_T_MM) - 1)
-        i0 = np.minimum(np.floor(np.nan_to_num(pos)).astype(int), len(EDGE_T_MM) - 2)
-        f = np.nan_to_num(pos) - i0
+        pos = np.nan_to_num(np.clip((t - EDGE_T_MM[0]) / (EDGE_T_MM[1] - EDGE_T_MM[0]), 0, len(EDGE_T_MM) - 1))
+        i0 = np.minimum(np.floor(pos).astype(int), len(EDGE_T_MM) - 2)
+        f = pos - i0
         rows = self.shape[self.structure[b]]
         k = np.arange(len(b))
         frac = (1 - f) * rows[k, i0] + f * rows[k, i0 + 1]
@@ -155,18 +155,19 @@ def edge_shape(profiles: np.ndarray, edge: np.ndarray, peak: np.ndarray, low: np
 
 
 def edge_positions(profiles: np.ndarray, floor_hu: np.ndarray | float | None = None,
-                   min_step_hu: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+                   min_step_hu: float = 100.0, levels: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per profile: where it falls, past its cortical peak (searched up to +3 mm), half-way
     to the lowest value beyond the peak (the tissue outside, or the middle of a thin disc
     before the next end plate); and where it then falls below ``floor_hu`` (per profile:
     the threshold less a multiple of the noise - beyond it no voxel of the bone's
     partial-volume rim reaches the threshold), at most the lowest point beyond the peak
-    (between two bones, each rim reaches half-way).  mm; NaN where there is no edge."""
+    (between two bones, each rim reaches half-way).  mm; NaN where there is no edge.
+    ``levels``: :func:`peak_and_low` of these profiles, when the caller has it."""
     if profiles.size == 0:
         return np.zeros(0), np.zeros(0)
     n, m = profiles.shape
     cols = np.arange(m)[None, :]
-    ip, peak, low = peak_and_low(profiles)
+    ip, peak, low = peak_and_low(profiles) if levels is None else levels
     rows = np.arange(n)
     beyond = cols > ip[:, None]
     half = 0.5 * (peak + low)
@@ -256,14 +257,15 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         sample_pos = sample_kji * sp
         floor = None if floor_hu is None else (np.asarray(floor_hu, float)[sample_kji[:, geometry.axial_axis]]
                                                if np.ndim(floor_hu) else float(floor_hu))
-        raw_edge, rim = edge_positions(prof, floor)
+        levels = peak_and_low(prof) if len(prof) else (None, np.zeros(0), np.zeros(0))
+        _, peak, low = levels
+        raw_edge, rim = edge_positions(prof, floor, levels=levels)
         edge = raw_edge - exact
         radius = np.fmax(edge + margin_mm, rim) - margin_mm         # as a shift
         good = np.isfinite(radius)
         whole = float(np.median(radius[good])) if good.sum() >= 20 else 0.0
         local = np.full(len(sample_pos), whole)
         # the edge model: the 50% point, peak and value beyond, as local medians (below)
-        _, peak, low = peak_and_low(prof) if len(prof) else (None, np.zeros(0), np.zeros(0))
         model = np.full((len(sample_pos), 3), np.nan)
         if good.sum() >= 20:
             # median over every good sample within smooth_mm
