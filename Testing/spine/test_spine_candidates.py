@@ -136,3 +136,17 @@ def test_group_medians_equal_numpy_median_per_group():
                   for _ in range(int(rng.integers(1, 40)))]
         ref = np.array([np.median(v[g]) if len(g) >= 5 else -9.0 for g in groups])
         assert np.array_equal(group_medians(v, groups, min_count=5, fill=-9.0), ref)
+
+
+@pytest.mark.parametrize("q", [0.0, 0.2, 0.5, 0.8, 1.0])
+def test_group_quantiles_equal_numpy_nearest_rank_per_group(q):
+    """bone.group_quantiles (the local cortex's upper fifth) equals ``np.quantile`` of each
+    group with the nearest-rank method exactly, ties and small groups included."""
+    from calcinosis.spine.bone import group_quantiles
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        v = rng.normal(size=int(rng.integers(1, 80))).round(int(rng.integers(0, 3)))
+        groups = [list(rng.choice(len(v), int(rng.integers(0, len(v) + 1)), replace=False))
+                  for _ in range(int(rng.integers(1, 40)))]
+        ref = np.array([np.quantile(v[g], q, method="nearest") if len(g) >= 5 else -9.0 for g in groups])
+        assert np.array_equal(group_quantiles(v, groups, q, min_count=5, fill=-9.0), ref)

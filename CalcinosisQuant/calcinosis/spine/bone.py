@@ -16,7 +16,9 @@ from points follows a threshold.  Two questions are answered from the CT itself:
   medians (48 nearest profiles) of the 50% point, the cortical peak and the value beyond,
   and the bone's edge shape (:func:`edge_shape`) - what the bone alone puts at a voxel near
   it, so that a voxel denser than that is something else (a calcification filling a thin
-  disc between two end plates: :mod:`.candidates`).
+  disc between two end plates: :mod:`.candidates`); and the upper fifth of the local
+  cortical peaks (``cortex_hu``), the densest the cortex gets there: a piece of the
+  bone's partial-volume rim is never denser, a calcification against it may be.
 * :func:`hollow` - bone or calcification, for a dense body: bone is a cortex around
   marrow, so its innermost voxels are *less* dense than its densest layer; a
   calcification is a solid dense body, densest at its core.  An outgrowth of the bone
@@ -45,6 +47,10 @@ from calcinosis.core.geometry import Geometry
 PROFILE_MM = np.arange(-4.0, 5.0 + 1e-9, 0.25)
 #: the edge model's local medians are taken over this many nearest samples
 MODEL_SAMPLES = 48
+#: the local cortex's densest: this percentile of the peaks of the profiles within 10 mm
+#: (the upper fifth: a calcification against the bone raises a few of them, about 4% for
+#: one 4 mm across; a label's staircase or a thinner stretch of cortex lowers some)
+CORTEX_PERCENTILE = 80.0
 #: where the bone's edge shape is known: mm beyond its 50% point (see :func:`edge_shape`)
 EDGE_T_MM = np.arange(-1.0, 5.0 + 1e-9, 0.25)
 
@@ -70,6 +76,9 @@ class BoneSurfaces:
     low_hu: np.ndarray | None = None
     #: per structure number (row 0 unused): the edge's shape on :data:`EDGE_T_MM`
     shape: np.ndarray | None = None
+    #: per border voxel, the densest the local cortex gets: the :data:`CORTEX_PERCENTILE`
+    #: of the cortical peaks of the profiles within 10 mm (HU)
+    cortex_hu: np.ndarray | None = None
 
     def expected_hu(self, d_mm: np.ndarray, b: np.ndarray, tolerance_mm: float = 0.5) -> np.ndarray:
         """What the bone's own edge explains at ``d_mm`` from its border voxel ``b``: the
@@ -189,25 +198,42 @@ def edge_positions(profiles: np.ndarray, floor_hu: np.ndarray | float | None = N
     return edge, np.where(has, rim, np.nan)
 
 
-def group_medians(values: np.ndarray, groups, min_count: int = 1, fill: float = np.nan) -> np.ndarray:
-    """``np.median(values[g])`` for every index list ``g`` of ``groups`` (``fill`` where a
-    group has fewer than ``min_count``), in one sort instead of a median per group: the
-    group's elements are ordered by (group, rank of the value) and the middle one(s) read."""
+def _group_sorted(values: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every group's values in ascending order, one after the other, in one sort (the
+    elements ordered by (group, rank of the value)) -> (the values, each group's start,
+    each group's length)."""
     lens = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
-    out = np.full(len(groups), float(fill))
     if lens.sum() == 0:
-        return out
+        return np.zeros(0), np.zeros(len(groups), np.int64), lens
     members = np.fromiter(itertools.chain.from_iterable(groups), dtype=np.int64, count=int(lens.sum()))
     rank = np.empty(len(values), dtype=np.int64)
     rank[np.argsort(values, kind="stable")] = np.arange(len(values))
     gid = np.repeat(np.arange(len(groups), dtype=np.int64), lens)
     order = np.sort(gid * len(values) + rank[members]) % len(values)
-    sorted_vals = np.sort(values)[order]
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    return np.sort(values)[order], starts, lens
+
+
+def group_medians(values: np.ndarray, groups, min_count: int = 1, fill: float = np.nan) -> np.ndarray:
+    """``np.median(values[g])`` for every index list ``g`` of ``groups`` (``fill`` where a
+    group has fewer than ``min_count``), in one sort instead of a median per group."""
+    sorted_vals, starts, lens = _group_sorted(values, groups)
+    out = np.full(len(groups), float(fill))
     ok = lens >= max(min_count, 1)
     lo = starts[ok] + (lens[ok] - 1) // 2
     hi = starts[ok] + lens[ok] // 2
     out[ok] = (sorted_vals[lo] + sorted_vals[hi]) / 2
+    return out
+
+
+def group_quantiles(values: np.ndarray, groups, q: float, min_count: int = 1, fill: float = np.nan) -> np.ndarray:
+    """The ``q`` quantile (0-1, nearest rank: the value of rank round(q (n - 1))) of
+    ``values[g]`` for every index list ``g`` of ``groups`` (``fill`` where a group has fewer
+    than ``min_count``)."""
+    sorted_vals, starts, lens = _group_sorted(values, groups)
+    out = np.full(len(groups), float(fill))
+    ok = lens >= max(min_count, 1)
+    out[ok] = sorted_vals[starts[ok] + np.round(q * (lens[ok] - 1)).astype(np.int64)]
     return out
 
 
@@ -266,7 +292,7 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         whole = float(np.median(radius[good])) if good.sum() >= 20 else 0.0
         local = np.full(len(sample_pos), whole)
         # the edge model: the 50% point, peak and value beyond, as local medians (below)
-        model = np.full((len(sample_pos), 3), np.nan)
+        model = np.full((len(sample_pos), 4), np.nan)
         if good.sum() >= 20:
             # median over every good sample within smooth_mm
             e = radius[good]
@@ -280,6 +306,10 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
             near = np.asarray(near).reshape(len(sample_pos), k)
             for col, v in enumerate((raw_edge[good], peak[good], low[good])):
                 model[:, col] = np.median(v[near], axis=1)
+            # the densest the cortex gets here: over the samples within smooth_mm (so that
+            # a calcification against the bone covers a small share of them however
+            # densely the surface is sampled)
+            model[:, 3] = group_quantiles(peak[good], groups, CORTEX_PERCENTILE / 100.0, min_count=5)
         local = np.clip(local, -limit_mm, limit_mm)
         pos = (border + lo) * sp
         if len(sample_pos):
@@ -288,7 +318,7 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
             model = model[nearest]
         else:
             shift = np.zeros(len(pos))
-            model = np.full((len(pos), 3), np.nan)
+            model = np.full((len(pos), 4), np.nan)
         shape_row = edge_shape(prof, raw_edge, peak, low) if len(prof) else np.full(len(EDGE_T_MM), np.nan)
         record = {"surface_shift_mm": round(float(np.clip(np.median(edge[np.isfinite(edge)]), -limit_mm,
                                                           limit_mm)), 2) if good.sum() >= 20 else None,
@@ -330,7 +360,7 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
     P = np.concatenate(pts_all)
     M = np.concatenate(model_all)
     return BoneSurfaces(P, np.concatenate(flat_all), np.concatenate(struct_all), np.concatenate(shift_all), names,
-                        fits, cKDTree(P), M[:, 0], M[:, 1], M[:, 2], shapes)
+                        fits, cKDTree(P), M[:, 0], M[:, 1], M[:, 2], shapes, M[:, 3])
 
 
 def hollow(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, bone_label: np.ndarray, threshold_hu: float,

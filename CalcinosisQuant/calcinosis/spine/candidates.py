@@ -12,10 +12,12 @@ Within the box around the spine (see :mod:`.vertebrae`):
    recorded reason (:data:`REJECT_REASONS`), cheap tests first: ``vessel`` (touches the
    zone around a vessel label), ``vessel_lumen`` (a contrast-filled aorta-like tube at
    the threshold, no aorta label), ``far`` / ``leaves_region``, ``size``, ``bone`` (broad
-   contact with or enclosure by labelled bone, a piece of one bone's rim, a hollow body:
-   cortex around marrow, a body no denser than cancellous bone against or inside bone), ``study_rule``, ``noise`` (:mod:`.noise`: peak above the
+   contact with or enclosure by labelled bone, a piece of one bone's rim - never denser
+   than that bone's cortex -, a hollow body: cortex around marrow, a body no denser than
+   cancellous bone against or inside bone), ``study_rule``, ``noise`` (:mod:`.noise`: peak above the
    surroundings), ``lung``, ``vessel_shape`` (:mod:`.vessels`: an enhanced tube at the
-   blood's density), ``blood_density`` (no denser than the measured blood).
+   blood's density, or a calcification in its wall touching the lumen),
+   ``blood_density`` (no denser than the measured blood).
 
 Distances to the vertebrae come from a Euclidean distance map on a coarse copy of the
 box (cells of about 2.5 mm), accurate to about 2 mm, enough for a 25 mm margin.
@@ -321,6 +323,11 @@ def label_structures(lab: SpineLabels) -> list[tuple[str, np.ndarray]]:
 DISC_REACH_MM = 3.0
 
 
+#: a bone's rim is never denser than its cortex: voxels this many noise SD above the local
+#: cortical peak are something else against the bone (see :func:`denser_than_cortex`)
+CORTEX_EXCESS_SIGMA = 3.0
+
+
 def between_vertebrae(points_mm: np.ndarray, surfaces: bone.BoneSurfaces, n_vertebrae: int,
                       reach_mm: float = DISC_REACH_MM) -> np.ndarray:
     """Per point (mm along the box's array axes): whether the borders of two different
@@ -426,6 +433,30 @@ def protrusion_mm(idx: np.ndarray, surfaces: bone.BoneSurfaces, lab: SpineLabels
     return np.where(np.isfinite(d), d - (margin + surfaces.shift_mm[b]), np.inf)
 
 
+def denser_than_cortex(points_mm: np.ndarray, hu: np.ndarray, surfaces: bone.BoneSurfaces, sigma: np.ndarray,
+                       multiple: float, reach_mm: float) -> np.ndarray:
+    """Per voxel (positions in mm along the box's axes): denser, by ``multiple`` x the
+    noise ``sigma``, than the cortex of every bone near it gets there (the upper fifth of
+    the local cortical peaks, :attr:`.bone.BoneSurfaces.cortex_hu`, over the border
+    voxels within the nearest one's distance plus ``reach_mm``: where a label is short,
+    the nearest border may be another, less dense bone's).  The partial-volume rim of a
+    bone cannot be: it is the cortex blurred, never denser than the cortex itself."""
+    out = np.zeros(hu.size, dtype=bool)
+    if surfaces.cortex_hu is None or surfaces.tree is None or hu.size == 0:
+        return out
+    d, _ = surfaces.nearest(points_mm, np.inf)
+    lists = surfaces.tree.query_ball_point(points_mm, d + reach_mm)
+    lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+    ok = lens > 0
+    if not ok.any():
+        return out
+    members = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=int(lens.sum()))
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])[ok]
+    densest = np.fmax.reduceat(surfaces.cortex_hu[members], starts)       # NaN only where all are
+    out[ok] = np.nan_to_num(hu[ok] - densest, nan=-np.inf) > multiple * sigma[ok]
+    return out
+
+
 def bone_rim(protrusion: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray, min_mm: float,
              touch_mm: float) -> np.ndarray:
     """Per component (``which``: those to test): a piece of a bone's partial-volume rim left
@@ -461,6 +492,7 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     o = opts or CandidateOptions()
     g = lab.box_geometry
     shape = lab.box.shape
+    sp_box = np.array([g.spacing_along_array_axis(a) for a in range(3)])
     ct = np.ascontiguousarray(volume.array[lab.box.slices]) if ct_box is None else ct_box
     threshold_hu = float(o.threshold_hu)
     report(progress, 0.0, "bone surfaces from the CT")
@@ -583,10 +615,20 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             reject((touching >= ENCLOSED_FRACTION * np.maximum(outer, 1)) & (touching * face_area >= o.bone_contact_mm2)
                    & ~in_disc, "bone", "enclosed")
         prot = protrusion_mm(idx, surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
+        # a piece of rim is never denser than the bone's cortex: tested on the voxels of
+        # the components the rim rule would take
+        rim_like = bone_rim(prot, clab, n, keep & ~between, o.bone_rim_protrusion_mm, float(max(g.spacing)))
+        test = np.flatnonzero(rim_like[clab - 1])
+        over = np.zeros(idx.size, dtype=bool)
+        over[test] = denser_than_cortex(
+            np.stack(np.unravel_index(idx[test], shape), axis=1) * sp_box, hu[test], surfaces,
+            np.nan_to_num(noise, nan=0.0)[np.unravel_index(idx[test], shape)[g.axial_axis]],
+            CORTEX_EXCESS_SIGMA, o.label_shift_limit_mm)
+        beyond_cortex = np.bincount(clab, weights=over.astype(float), minlength=n + 1)[1:] >= 2
         # within the zone, but denser than the end plates explain: a calcification filling
         # a thin disc, not a piece of their rim
         prot[dense & fills_disc[clab - 1]] = np.inf
-        reject(bone_rim(prot, clab, n, keep & ~between, o.bone_rim_protrusion_mm, float(max(g.spacing))), "bone", "rim")
+        reject(rim_like & ~beyond_cortex, "bone", "rim")
         # the rim shared with bone counts for the study rule only for those: a fragment
         # of one bone's rim must not pass the rule on its own rim
         shared = between[rim_owner - 1] if rim.size else np.zeros(0, bool)

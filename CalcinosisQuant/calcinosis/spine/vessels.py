@@ -21,10 +21,14 @@ tube along the body:
 
 3. and the candidate is part of the lumen - its peak stands less than ``contrast_hu``
    (the noise test's margin) above the region's median - or small beside it (the region
-   ``lumen_ratio`` times its size or more): a calcification in a vessel's wall touches
-   the lumen, is vascular, not spinal, and goes with the vessel.  A linear ligament
-   calcification with its partial-volume halo is a dense body about its region's size.  Renal veins join the inferior vena
-cava and go with it.  Discs, muscle and unenhanced blood (30-60 HU) stay below
+   ``lumen_ratio`` times its size or more) and touching the lumen (:func:`lumen_gap_mm`:
+   the lumen's core - the region less the candidate's own halo, eroded by a voxel -
+   within the wall's :data:`WALL_MM` plus two voxels): a calcification in a vessel's wall
+   is vascular, not spinal, and goes with the vessel.  A calcification joined to a
+   region only through a thin bridge of blurred halos (the rim of a vertebral body that
+   runs on to the vena cava) does not touch its lumen.  A linear ligament calcification
+   with its partial-volume halo is a dense body about its region's size.  Renal veins
+   join the inferior vena cava and go with it.  Discs, muscle and unenhanced blood (30-60 HU) stay below
 ``blood_hu`` after smoothing; an enhanced organ (kidney, liver) is wider than a vessel.
 """
 
@@ -43,6 +47,25 @@ NEAR_REACH_MM, NEAR_SIDE_MM = 15.0, 10.0
 #: a region with this share of its voxels within SHELL_MM of labelled bone is that bone's rim
 SHELL_FRACTION = 0.7
 SHELL_MM = 2.5
+
+
+#: a vessel's wall (mm): a calcification in it lies this close to the lumen (the aorta's
+#: wall is about 2 mm thick, a vein's thinner)
+WALL_MM = 2.0
+
+
+def lumen_gap_mm(region: np.ndarray, q: np.ndarray, sp: np.ndarray, own_mm: float = 1.5) -> float:
+    """How far (mm) the lumen's core lies from the candidate ``q`` (window indices): the
+    region less the candidate and what lies within ``own_mm`` of it (its partial-volume
+    halo), eroded by one voxel (a bridge of halos is one or two voxels thin, a lumen is
+    not); inf where nothing is left."""
+    cand = np.zeros(region.shape, dtype=bool)
+    cand[q[:, 0], q[:, 1], q[:, 2]] = True
+    d = ndimage.distance_transform_edt(~cand, sampling=sp)
+    core = ndimage.binary_erosion(region & (d > own_mm))
+    if not core.any():
+        return float("inf")
+    return float(d[core].min())
 
 
 def shell_of_bone(region: np.ndarray, bone: np.ndarray, sp: np.ndarray) -> bool:
@@ -123,5 +146,11 @@ def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, 
         # region's own size (a linear ligament calcification and its partial-volume halo)
         peak = float(raw[q[:, 0], q[:, 1], q[:, 2]].max())
         faint = contrast_hu is not None and peak - float(np.median(vals)) < contrast_hu[c - 1]
-        out[c - 1] = faint or region.sum() >= lumen_ratio * len(p)
+        if faint:
+            out[c - 1] = True
+        elif region.sum() >= lumen_ratio * len(p):
+            # a wall calcification touches the lumen: its core within the wall's thickness
+            # (plus the voxel the core is eroded by and one of discretisation), not joined
+            # to it only through the blurred halos of both
+            out[c - 1] = lumen_gap_mm(region, q, sp) <= WALL_MM + 2.0 * float(sp.max())
     return out, blood
