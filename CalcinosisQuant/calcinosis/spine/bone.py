@@ -112,14 +112,12 @@ def _profiles(ct: np.ndarray, mask: np.ndarray, lo: np.ndarray, border: np.ndarr
     grids = np.meshgrid(*[np.arange(-m, m + 1) for m in w], indexing="ij")
     off = np.stack([g.ravel() for g in grids], axis=1)
     off = off[((off * sp) ** 2).sum(axis=1) <= window_mm ** 2 + 1e-9]
-    inward = np.zeros((len(border), 3))
-    shape = np.array(mask.shape)
-    for o in off:                       # one offset at a time: no (samples x offsets x 3) array
-        pos = border + o
-        ok = np.all((pos >= 0) & (pos < shape), axis=1)
-        hit = np.zeros(len(border), dtype=bool)
-        hit[ok] = mask[pos[ok, 0], pos[ok, 1], pos[ok, 2]]
-        inward += hit[:, None] * (o * sp)[None, :]
+    # the sum of the offsets (mm) to the label's voxels in the window: one gather on the
+    # mask padded by the window (outside the crop: not the label) and one product
+    padded = np.pad(mask, [(m, m) for m in w])
+    strides = np.array([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
+    hits = padded.ravel()[((border + w) @ strides)[:, None] + (off @ strides)[None, :]]
+    inward = hits.astype(np.float64) @ (off * sp)
     norm = np.linalg.norm(inward, axis=1)
     ok = norm > 1e-6
     normal = -inward[ok] / norm[ok, None]
@@ -198,27 +196,50 @@ def edge_positions(profiles: np.ndarray, floor_hu: np.ndarray | float | None = N
     return edge, np.where(has, rim, np.nan)
 
 
+@dataclass
+class Groups:
+    """Groups of indices as two flat arrays: ``members[t]`` belongs to group ``gid[t]``
+    (``n`` groups, some perhaps empty)."""
+
+    gid: np.ndarray
+    members: np.ndarray
+    n: int
+
+    @staticmethod
+    def from_lists(groups) -> "Groups":
+        lens = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+        members = np.fromiter(itertools.chain.from_iterable(groups), dtype=np.int64, count=int(lens.sum()))
+        return Groups(np.repeat(np.arange(len(groups), dtype=np.int64), lens), members, len(groups))
+
+    @staticmethod
+    def within(points: np.ndarray, tree: cKDTree, radius: float) -> "Groups":
+        """For every point, the indices of ``tree``'s points within ``radius`` (inclusive,
+        as ``query_ball_point``), without a Python list per point."""
+        pairs = cKDTree(points).sparse_distance_matrix(tree, radius, output_type="ndarray")
+        return Groups(pairs["i"].astype(np.int64), pairs["j"].astype(np.int64), len(points))
+
+
 def _group_sorted(values: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every group's values in ascending order, one after the other, in one sort (the
     elements ordered by (group, rank of the value)) -> (the values, each group's start,
-    each group's length)."""
-    lens = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+    each group's length).  ``groups``: :class:`Groups` or a list of index lists."""
+    g = groups if isinstance(groups, Groups) else Groups.from_lists(groups)
+    lens = np.bincount(g.gid, minlength=g.n).astype(np.int64)
     if lens.sum() == 0:
-        return np.zeros(0), np.zeros(len(groups), np.int64), lens
-    members = np.fromiter(itertools.chain.from_iterable(groups), dtype=np.int64, count=int(lens.sum()))
+        return np.zeros(0), np.zeros(g.n, np.int64), lens
     rank = np.empty(len(values), dtype=np.int64)
     rank[np.argsort(values, kind="stable")] = np.arange(len(values))
-    gid = np.repeat(np.arange(len(groups), dtype=np.int64), lens)
-    order = np.sort(gid * len(values) + rank[members]) % len(values)
+    order = np.sort(g.gid * len(values) + rank[g.members]) % len(values)
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
     return np.sort(values)[order], starts, lens
 
 
 def group_medians(values: np.ndarray, groups, min_count: int = 1, fill: float = np.nan) -> np.ndarray:
-    """``np.median(values[g])`` for every index list ``g`` of ``groups`` (``fill`` where a
-    group has fewer than ``min_count``), in one sort instead of a median per group."""
+    """``np.median(values[g])`` for every index list ``g`` of ``groups`` (:class:`Groups`
+    or lists; ``fill`` where a group has fewer than ``min_count``), in one sort instead
+    of a median per group."""
     sorted_vals, starts, lens = _group_sorted(values, groups)
-    out = np.full(len(groups), float(fill))
+    out = np.full(len(lens), float(fill))
     ok = lens >= max(min_count, 1)
     lo = starts[ok] + (lens[ok] - 1) // 2
     hi = starts[ok] + lens[ok] // 2
@@ -228,10 +249,10 @@ def group_medians(values: np.ndarray, groups, min_count: int = 1, fill: float = 
 
 def group_quantiles(values: np.ndarray, groups, q: float, min_count: int = 1, fill: float = np.nan) -> np.ndarray:
     """The ``q`` quantile (0-1, nearest rank: the value of rank round(q (n - 1))) of
-    ``values[g]`` for every index list ``g`` of ``groups`` (``fill`` where a group has fewer
-    than ``min_count``)."""
+    ``values[g]`` for every index list ``g`` of ``groups`` (``fill`` where a group has
+    fewer than ``min_count``)."""
     sorted_vals, starts, lens = _group_sorted(values, groups)
-    out = np.full(len(groups), float(fill))
+    out = np.full(len(lens), float(fill))
     ok = lens >= max(min_count, 1)
     out[ok] = sorted_vals[starts[ok] + np.round(q * (lens[ok] - 1)).astype(np.int64)]
     return out
@@ -297,7 +318,7 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
             # median over every good sample within smooth_mm
             e = radius[good]
             tree = cKDTree(sample_pos[good])
-            groups = tree.query_ball_point(sample_pos, smooth_mm)
+            groups = Groups.within(sample_pos, tree, smooth_mm)
             local = group_medians(e, groups, min_count=5, fill=whole)
             # the edge model: medians over the MODEL_SAMPLES nearest good samples (a gather
             # and one median per column: far cheaper than the groups within smooth_mm)
