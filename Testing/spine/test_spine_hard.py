@@ -36,7 +36,7 @@ def _gap(reason: str):
 @pytest.mark.parametrize("coverage,seed,spacing", [
     CASES[0], CASES[1], CASES[2],
     CHEST,
-    pytest.param(*THICK, marks=_gap("3 mm slices: recall 90% (57 of 63): calcifications against bone one "
+    pytest.param(*THICK, marks=_gap("3 mm slices: recall 89% (56 of 63): calcifications against bone one "
                                     "slice beyond the partial-volume rim"))])
 def test_accuracy_on_hard_phantom(coverage, seed, spacing):
     r = get_hard_phantom(coverage, seed, spacing)
@@ -113,7 +113,8 @@ def test_vertebra_labels_dilated_or_eroded_by_2mm(mm):
 
 
 @pytest.mark.parametrize("mm", [2.0, pytest.param(-2.0, marks=pytest.mark.xfail(
-    strict=True, reason="issue 16 open: with labels eroded 2 mm a 12.5 mm3 T12-L1 rim fragment is reported"))])
+    strict=True, reason="issue 16 open: with labels eroded 2 mm a 12.5 mm3 piece of a thin process's cortex "
+                        "(its label eroded away, beyond the neighbouring rib's zone) is reported at T12-L1"))])
 def test_vertebra_labels_moved_2mm_give_the_same_answer(mm):
     """The same calcifications (level, segment, sub-site) with every vertebra label grown or
     shrunk by 2 mm.  Grown: a calcification the label swallowed touches only the bone the CT

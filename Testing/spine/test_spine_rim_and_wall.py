@@ -161,3 +161,62 @@ def test_lumen_gap_sees_through_a_bridge_of_halos():
     bridged[far[:, 0], far[:, 1], far[:, 2]] = True
     assert vessels.lumen_gap_mm(bridged, far, sp) >= 8.0
     assert vessels.lumen_gap_mm(np.zeros(shape, bool), far, sp) == float("inf")      # no lumen at all
+
+
+def rod_case(peak_hu: float, seed: int):
+    """An enhanced scan (a labelled aorta of 160 HU) with, 8 mm in front of a body, a rod
+    3 mm across and 14 mm long along S (shorter than the tube search's 20 mm) at 175 HU with
+    a 3 mm spot of ``peak_hu`` in its middle: a small vessel's segment (``peak_hu`` near
+    the blood) or a linear calcification (far denser)."""
+    from calcinosis.spine.vertebrae import CAT_AORTA
+    sp = np.array([1.0, 0.8, 0.8])
+    shape = (40, 80, 64)
+    ct, vert, (K, J, I) = _body(shape, sp)
+    cat = np.zeros(shape, np.uint8)
+    aorta = np.hypot(J - 62.0, I - 12.0) <= 7.0
+    ct[aorta] = 160.0
+    cat[aorta] = CAT_AORTA
+    rod = (np.hypot(J - (25.6 + 12 + 8), I - 30.0) <= 1.5) & (np.abs(K - 20) <= 7)
+    ct[rod] = 175.0
+    spot = rod & (np.abs(K - 20) <= 1.5)
+    ct[spot] = peak_hu
+    vol, lab = _finish(ct, vert, sp, seed)
+    lab = SpineLabels(lab.box_geometry, lab.box, lab.names, lab.vert, cat)
+    return vol, lab, rod
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_small_vessel_segment_on_an_enhanced_scan_is_not_reported(seed):
+    """Its brightest voxels (230 HU) stand above the blood + 5 noise SD, so the blood
+    density rule alone kept it; a thin rod at the blood's density on average is a small
+    enhanced vessel (the real contrast CT's last two findings were such)."""
+    vol, lab, rod = rod_case(230.0, seed)
+    res = candidates.find_candidates(vol, lab, candidates.CandidateOptions(study_rule=True))
+    idx, clab, why = res.explain
+    mine = np.unique(clab[np.isin(idx, np.flatnonzero(rod.ravel()))])
+    assert mine.size and all(why[c - 1] == "blood_density:rod" for c in mine), [why[c - 1] for c in mine]
+    assert res.lesions.n == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_linear_calcification_on_an_enhanced_scan_is_kept(seed):
+    """The same rod with a 700 HU core: a linear calcification, far denser than the blood."""
+    vol, lab, rod = rod_case(700.0, seed)
+    res = candidates.find_candidates(vol, lab, candidates.CandidateOptions(study_rule=True))
+    assert res.lesions.n == 1, res.rejected
+    assert (res.lesions.labels > 0)[rod].any()
+
+
+def test_rod_shaped():
+    """A 1 x 1 x 12 voxel line is a rod, a 4 x 4 x 4 cube and a 2 x 6 x 6 plate are not."""
+    shape = (20, 20, 20)
+    sp = np.ones(3)
+    blocks = [np.zeros(shape, bool) for _ in range(3)]
+    blocks[0][4:16, 10, 10] = True
+    blocks[1][5:9, 5:9, 5:9] = True
+    blocks[2][10:12, 2:8, 2:8] = True
+    idx = np.concatenate([np.flatnonzero(b.ravel()) for b in blocks])
+    clab = np.concatenate([np.full(int(b.sum()), k + 1) for k, b in enumerate(blocks)])
+    order = np.argsort(idx)
+    got = candidates.rod_shaped(idx[order], clab[order], 3, np.ones(3, bool), sp, shape)
+    assert got.tolist() == [True, False, False]

@@ -457,6 +457,25 @@ def denser_than_cortex(points_mm: np.ndarray, hu: np.ndarray, surfaces: bone.Bon
     return out
 
 
+#: a rod: its longest principal axis this many times its second
+ROD_RATIO = 3.0
+
+
+def rod_shaped(idx: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray, sp: np.ndarray,
+               shape: tuple[int, int, int], ratio: float = ROD_RATIO) -> np.ndarray:
+    """Per component (``which``: those to test): a thin rod - the square root of the largest
+    eigenvalue of its voxel positions' covariance (mm) at least ``ratio`` times the
+    second's (a vessel segment; the table's principal axes are 4 x these)."""
+    out = np.zeros(n, dtype=bool)
+    for c in np.flatnonzero(which) + 1:
+        p = np.stack(np.unravel_index(idx[clab == c], shape), axis=1) * sp
+        if len(p) < 4:
+            continue
+        ev = np.sort(np.linalg.eigvalsh(np.cov(p.T)))[::-1]
+        out[c - 1] = ev[0] >= ratio ** 2 * max(ev[1], 1e-9)
+    return out
+
+
 def bone_rim(protrusion: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray, min_mm: float,
              touch_mm: float) -> np.ndarray:
     """Per component (``which``: those to test): a piece of a bone's partial-volume rim left
@@ -666,6 +685,15 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             faint = np.zeros(n, dtype=bool)
             faint[measured] = peak[measured] < blood + o.noise_multiple * sigma[measured]
             reject(faint, "blood_density")
+            # a thin rod at the blood's density on average, its brightest voxel within twice
+            # the noise margin of it: a segment of a small enhanced vessel (intercostal,
+            # lumbar) partial-volumed, with a noisy bright spot - not a calcification
+            mean = np.bincount(clab, weights=hu, minlength=n + 1)[1:] / np.maximum(counts, 1)
+            rod = keep & measured
+            rod[rod] = (mean[rod] < blood + o.noise_multiple * sigma[rod]) & (
+                peak[rod] < blood + 2 * o.noise_multiple * sigma[rod])
+            rod &= rod_shaped(idx, clab, n, rod, sp_box, shape)
+            reject(rod, "blood_density", "rod")
     stats.update(noise_summary(noise, o, threshold_hu, min_slices, min_size))
     stats["blood_hu"] = None if n == 0 or blood is None else round(float(blood), 1)
     report(progress, 0.95, f"{int(keep.sum())} candidates")
