@@ -25,7 +25,6 @@ box (cells of about 2.5 mm), accurate to about 2 mm, enough for a 25 mm margin.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -335,15 +334,12 @@ def between_vertebrae(points_mm: np.ndarray, surfaces: bone.BoneSurfaces, n_vert
     out = np.zeros(len(points_mm), dtype=bool)
     if surfaces.tree is None or len(points_mm) == 0:
         return out
-    lists = surfaces.tree.query_ball_point(points_mm, reach_mm)
-    lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-    if lens.sum() == 0:
+    near = bone.Groups.from_lists(surfaces.tree.query_ball_point(points_mm, reach_mm))
+    if near.members.size == 0:
         return out
-    members = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=int(lens.sum()))
-    point = np.repeat(np.arange(len(points_mm)), lens)
-    st = surfaces.structure[members].astype(np.int64)
+    st = surfaces.structure[near.members].astype(np.int64)
     vert = st <= n_vertebrae
-    pairs = np.unique(np.stack([point[vert], st[vert]], axis=1), axis=0)
+    pairs = np.unique(np.stack([near.gid[vert], st[vert]], axis=1), axis=0)
     return np.bincount(pairs[:, 0], minlength=len(points_mm)) >= 2
 
 
@@ -445,14 +441,13 @@ def denser_than_cortex(points_mm: np.ndarray, hu: np.ndarray, surfaces: bone.Bon
     if surfaces.cortex_hu is None or surfaces.tree is None or hu.size == 0:
         return out
     d, _ = surfaces.nearest(points_mm, np.inf)
-    lists = surfaces.tree.query_ball_point(points_mm, d + reach_mm)
-    lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+    near = bone.Groups.from_lists(surfaces.tree.query_ball_point(points_mm, d + reach_mm))
+    lens = np.bincount(near.gid, minlength=near.n)
     ok = lens > 0
     if not ok.any():
         return out
-    members = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=int(lens.sum()))
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])[ok]
-    densest = np.fmax.reduceat(surfaces.cortex_hu[members], starts)       # NaN only where all are
+    densest = np.fmax.reduceat(surfaces.cortex_hu[near.members], starts)     # NaN only where all are
     out[ok] = np.nan_to_num(hu[ok] - densest, nan=-np.inf) > multiple * sigma[ok]
     return out
 

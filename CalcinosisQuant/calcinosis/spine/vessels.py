@@ -28,8 +28,9 @@ tube along the body:
    region only through a thin bridge of blurred halos (the rim of a vertebral body that
    runs on to the vena cava) does not touch its lumen.  A linear ligament calcification
    with its partial-volume halo is a dense body about its region's size.  Renal veins
-   join the inferior vena cava and go with it.  Discs, muscle and unenhanced blood (30-60 HU) stay below
-``blood_hu`` after smoothing; an enhanced organ (kidney, liver) is wider than a vessel.
+   join the inferior vena cava and go with it.  Discs, muscle and unenhanced blood
+   (30-60 HU) stay below ``blood_hu`` after smoothing; an enhanced organ (kidney, liver)
+   is wider than a vessel.
 """
 
 from __future__ import annotations
@@ -142,8 +143,9 @@ def in_enhanced_tube(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, 
             continue        # the blurred rim around a labelled bone, not a lumen
         blood.append(float(np.median(vals)))
         # part of the lumen (no denser than the blood around it), or a small thing on a
-        # lumen many times its size (a wall calcification); not a dense body of about the
-        # region's own size (a linear ligament calcification and its partial-volume halo)
+        # lumen many times its size and touching it (a wall calcification); not a dense
+        # body of about the region's own size (a linear ligament calcification and its
+        # partial-volume halo)
         peak = float(raw[q[:, 0], q[:, 1], q[:, 2]].max())
         faint = contrast_hu is not None and peak - float(np.median(vals)) < contrast_hu[c - 1]
         if faint:
