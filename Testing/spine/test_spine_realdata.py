@@ -97,6 +97,40 @@ def test_real_ct_nothing_in_any_vessel_label(abdomen, totalseg_example):
     assert not np.any(abdomen.full_grid_labels()[wide])
 
 
+@pytest.mark.parametrize("voxels", [1, pytest.param(-1, marks=pytest.mark.xfail(
+    strict=True, reason="issue 16 open: with the vertebra labels of this 3 mm CT eroded by one voxel, 16 pieces "
+                        "of bone are reported (81-1593 mm3: the cortex and thin processes the eroded label left "
+                        "outside; at 3 mm the hollow test cannot see their marrow); 10 before the lumen-contact "
+                        "rule of vessels.lumen_gap_mm, under which 6 of them had passed for wall calcifications "
+                        "of the bones' blurred shells"))])
+def test_real_ct_labels_grown_or_shrunk_by_a_voxel(totalseg_example, voxels):
+    """Deliverable 1 on a real CT: the label is a guide, not the border - with every vertebra
+    label grown (into the background) or shrunk by one voxel (3 mm on this CT: the issue's
+    2 mm is no change at all on this grid), the same levels are assessed and nothing is
+    reported, as with the labels as given."""
+    from calcinosis.core.image_io import LabelImage
+    from calcinosis.spine import vertebrae
+    from calcinosis.spine.conventions import category, structure_names
+    from calcinosis.spine.params import SpineParams
+    vol = image_io.load_image(totalseg_example / "example_ct.nii.gz")
+    li = image_io.load_label_image(totalseg_example / "example_seg_fast_force_split.nii.gz", vol.geometry)
+    seg = li.layers[0]
+    values = [v for v, n in structure_names("totalsegmentator").items() if category(n) == "vertebra"]
+    vm = np.isin(seg, values)
+    out = seg.copy()
+    if voxels > 0:
+        _, ind = ndimage.distance_transform_edt(~vm, return_indices=True)
+        grow = (seg == 0) & ndimage.binary_dilation(vm, iterations=voxels)
+        out[grow] = seg[tuple(i[grow] for i in ind)]
+    else:
+        out[vm & ~ndimage.binary_erosion(vm, iterations=-voxels)] = 0
+    assert (np.isin(out, values) != vm).sum() > 1000             # the labels did move
+    lab = vertebrae.labels_from_label_image(LabelImage([out], li.geometry, li.segments), vol, "auto")
+    res = pipeline.map_spine(vol, lab, SpineParams())
+    assert res.assessed == ["T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    assert len(res.table) == 0, [(r["level"], r["subsite"], r["volume_mm3"], r["max_intensity"]) for r in res.table.rows]
+
+
 @pytest.fixture(scope="module")
 def tcia(tcia_ct):
     return pipeline.run_spine(tcia_ct / "ct.nrrd", points=tcia_ct / "vertebra_points_lps.csv")
