@@ -212,11 +212,11 @@ class Groups:
         return Groups(np.repeat(np.arange(len(groups), dtype=np.int64), lens), members, len(groups))
 
     @staticmethod
-    def within(points: np.ndarray, tree: cKDTree, radius: float) -> "Groups":
-        """For every point, the indices of ``tree``'s points within ``radius`` (inclusive,
-        as ``query_ball_point``), without a Python list per point."""
-        pairs = cKDTree(points).sparse_distance_matrix(tree, radius, output_type="ndarray")
-        return Groups(pairs["i"].astype(np.int64), pairs["j"].astype(np.int64), len(points))
+    def within(points: cKDTree, tree: cKDTree, radius: float) -> "Groups":
+        """For every point of ``points``, the indices of ``tree``'s points within ``radius``
+        (inclusive, as ``query_ball_point``), without a Python list per point."""
+        pairs = points.sparse_distance_matrix(tree, radius, output_type="ndarray")
+        return Groups(pairs["i"].astype(np.int64), pairs["j"].astype(np.int64), points.n)
 
 
 def _group_sorted(values: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -314,11 +314,12 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         local = np.full(len(sample_pos), whole)
         # the edge model: the 50% point, peak and value beyond, as local medians (below)
         model = np.full((len(sample_pos), 4), np.nan)
+        sample_tree = cKDTree(sample_pos) if len(sample_pos) else None
         if good.sum() >= 20:
             # median over every good sample within smooth_mm
             e = radius[good]
             tree = cKDTree(sample_pos[good])
-            groups = Groups.within(sample_pos, tree, smooth_mm)
+            groups = Groups.within(sample_tree, tree, smooth_mm)
             local = group_medians(e, groups, min_count=5, fill=whole)
             # the edge model: medians over the MODEL_SAMPLES nearest good samples (a gather
             # and one median per column: far cheaper than the groups within smooth_mm)
@@ -333,8 +334,8 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
             model[:, 3] = group_quantiles(peak[good], groups, CORTEX_PERCENTILE / 100.0, min_count=5)
         local = np.clip(local, -limit_mm, limit_mm)
         pos = (border + lo) * sp
-        if len(sample_pos):
-            _, nearest = cKDTree(sample_pos).query(pos)
+        if sample_tree is not None:
+            _, nearest = sample_tree.query(pos)
             shift = local[nearest]
             model = model[nearest]
         else:

@@ -71,6 +71,11 @@ class CandidateResult:
     explain: tuple | None = field(default=None, repr=False)
 
 
+def positions_mm(flat: np.ndarray, shape, sp: np.ndarray) -> np.ndarray:
+    """Flat box indices -> positions (mm along the box's array axes, ``sp`` their spacing)."""
+    return np.stack(np.unravel_index(flat, shape), axis=1) * sp
+
+
 def label_dtype(n: int):
     """The smallest unsigned type that holds label values 0..n."""
     return np.uint8 if n < 256 else (np.uint16 if n < 65536 else np.uint32)
@@ -133,7 +138,7 @@ class CoarseDistance:
             # many cells: one distance map of the coarse grid is cheaper (same distances)
             dist = ndimage.distance_transform_edt(~self.coarse, sampling=self.cell).ravel()[cells]
         else:
-            dist, _ = self.tree.query(np.stack(np.unravel_index(cells, self.coarse_shape), axis=1) * self.cell,
+            dist, _ = self.tree.query(positions_mm(cells, self.coarse_shape, self.cell),
                                       distance_upper_bound=beyond_mm)
         return dist.astype(np.float32)[inverse.reshape(-1)]
 
@@ -369,7 +374,7 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
     n_vert = len(lab.names)
     margin = np.where(surfaces.structure <= n_vert, vertebra_margin_mm, bone_margin_mm)
     radius = margin + surfaces.shift_mm                         # per border voxel
-    pos = np.stack(np.unravel_index(outside, shape), axis=1) * sp
+    pos = positions_mm(outside, shape, sp)
     upper = float(radius.max()) + 1e-6 if radius.size else 0.0
     d, b = surfaces.nearest(pos, max(upper, 0.0))
     in_zone = np.isfinite(d) & (d <= radius[b] + 1e-6) if radius.size else np.zeros(outside.size, bool)
@@ -385,7 +390,7 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
     if over.size == 0 or inside.size == 0:
         return in_zone, np.zeros(0, np.int64), dense
     tree = cKDTree(surfaces.points[over])
-    pin = np.stack(np.unravel_index(inside, shape), axis=1) * sp
+    pin = positions_mm(inside, shape, sp)
     di, bi = tree.query(pin, distance_upper_bound=float(-radius[over].min()) + 1e-6)
     hit = np.isfinite(di)
     free = np.zeros(inside.size, dtype=bool)
@@ -422,7 +427,7 @@ def protrusion_mm(idx: np.ndarray, surfaces: bone.BoneSurfaces, lab: SpineLabels
     (inf beyond ``upper_mm`` from every bone)."""
     g = lab.box_geometry
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
-    d, b = surfaces.nearest(np.stack(np.unravel_index(idx, lab.box.shape), axis=1) * sp, upper_mm)
+    d, b = surfaces.nearest(positions_mm(idx, lab.box.shape, sp), upper_mm)
     if surfaces.tree is None:
         return d
     margin = np.where(surfaces.structure[b] <= len(lab.names), vertebra_margin_mm, bone_margin_mm)
@@ -463,7 +468,7 @@ def rod_shaped(idx: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray, sp:
     second's (a vessel segment; the table's principal axes are 4 x these)."""
     out = np.zeros(n, dtype=bool)
     for c in np.flatnonzero(which) + 1:
-        p = np.stack(np.unravel_index(idx[clab == c], shape), axis=1) * sp
+        p = positions_mm(idx[clab == c], shape, sp)
         if len(p) < 4:
             continue
         ev = np.sort(np.linalg.eigvalsh(np.cov(p.T)))[::-1]
@@ -492,7 +497,7 @@ def held_between_bones(rim: np.ndarray, rim_owner: np.ndarray, n: int, surfaces:
     if rim.size == 0 or surfaces.tree is None:
         return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
-    _, b = surfaces.nearest(np.stack(np.unravel_index(rim, shape), axis=1) * sp, np.inf)
+    _, b = surfaces.nearest(positions_mm(rim, shape, sp), np.inf)
     pairs = np.unique(np.stack([rim_owner, surfaces.structure[b]], axis=1), axis=0)
     counts = np.bincount(pairs[:, 0], minlength=n + 1)[1:]
     vert = pairs[pairs[:, 1] <= n_vertebrae]
@@ -511,9 +516,10 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     threshold_hu = float(o.threshold_hu)
     report(progress, 0.0, "bone surfaces from the CT")
     noise = noise_mod.noise_by_slice(ct, g)
+    noise_hu = np.nan_to_num(noise, nan=0.0)     # per axial slice (0 where not measured)
     # the partial-volume rim of bone reaches the threshold where noise lets it (1.5 SD;
     # the rarer voxels beyond are single specks the study rule rejects)
-    floor = threshold_hu - 1.5 * np.nan_to_num(noise, nan=0.0)
+    floor = threshold_hu - 1.5 * noise_hu
     structures = label_structures(lab)
     # the same for readings of one CT at one threshold (batch runs, calcinosis.core.memo)
     surfaces = memo.remember(
@@ -528,7 +534,7 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     cat_excluded[[CAT_AORTA, CAT_VESSEL, CAT_RIB, CAT_BONE, CAT_ORGAN]] = True
     in_bone = (lab.vert.ravel()[above] > 0) | np.isin(lab.category.ravel()[above], (CAT_RIB, CAT_BONE))
     idx = above[(lab.vert.ravel()[above] == 0) & ~cat_excluded[lab.category.ravel()[above]]]
-    sigma = np.nan_to_num(noise, nan=0.0)[np.unravel_index(idx, shape)[g.axial_axis]]
+    sigma = noise_hu[np.unravel_index(idx, shape)[g.axial_axis]]
     in_zone, freed, dense = bone_zone(idx, above[in_bone], surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm,
                                       hu=ct.ravel()[idx].astype(np.float64), min_excess_hu=o.noise_multiple * sigma)
     if freed.size:      # label voxels beyond the bone: candidates, never in the zone
@@ -635,8 +641,8 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         test = np.flatnonzero(rim_like[clab - 1])
         over = np.zeros(idx.size, dtype=bool)
         over[test] = denser_than_cortex(
-            np.stack(np.unravel_index(idx[test], shape), axis=1) * sp_box, hu[test], surfaces,
-            np.nan_to_num(noise, nan=0.0)[np.unravel_index(idx[test], shape)[g.axial_axis]],
+            positions_mm(idx[test], shape, sp_box), hu[test], surfaces,
+            noise_hu[np.unravel_index(idx[test], shape)[g.axial_axis]],
             CORTEX_EXCESS_SIGMA, o.label_shift_limit_mm)
         beyond_cortex = np.bincount(clab, weights=over.astype(float), minlength=n + 1)[1:] >= 2
         # within the zone, but denser than the end plates explain: a calcification filling
