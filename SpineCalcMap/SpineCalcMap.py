@@ -136,6 +136,8 @@ class SpineCalcMapParameterNode:
     foramen_depth_mm: Annotated[float, WithinRange(0.1, 100)] = SPINE_DEFAULTS.foramen_depth_mm
     interspinous_half_width_mm: Annotated[float, WithinRange(0.1, 100)] = SPINE_DEFAULTS.interspinous_half_width_mm
     costotransverse_fraction: Annotated[float, WithinRange(0.01, 1)] = SPINE_DEFAULTS.costotransverse_fraction
+    facet_front_fraction: Annotated[float, WithinRange(0, 2)] = SPINE_DEFAULTS.facet_front_fraction
+    facet_reach_mm: Annotated[float, WithinRange(0.1, 100)] = SPINE_DEFAULTS.facet_reach_mm
     rib_near_mm: Annotated[float, WithinRange(0, 100)] = SPINE_DEFAULTS.rib_near_mm
     subregion_near_mm: Annotated[float, WithinRange(0.1, 20)] = SPINE_DEFAULTS.subregion_near_mm
     pseudotumoral_min_diameter_mm: Annotated[float, WithinRange(0.1, 200)] = (

@@ -16,7 +16,7 @@ from calcinosis.core.tables import Table
 from environment import draws_figures
 
 SUBSITES = ["anterior_longitudinal_ligament", "intervertebral_disc", "posterior_longitudinal_ligament", "intracanal",
-            "foraminal", "costotransverse", "interspinous", "transverse_process"]
+            "foraminal", "costotransverse", "interspinous", "transverse_process", "facet_joint"]
 # the contract of HELPERS.md, typed here (not imported from the code under test)
 LEVELS_COLUMNS = ["level", "status", "count_total", "count_anterior", "count_intracanal", "count_posterior"] + [
     f"count_{s}" for s in SUBSITES if s != "intracanal"]

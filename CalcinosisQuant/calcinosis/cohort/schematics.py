@@ -24,7 +24,7 @@ from .figures import SEGMENT_COLORS, _plt, _png
 #: x of each sub-site in the sagittal schematic (anterior on the left)
 SUBSITE_X = {"anterior_longitudinal_ligament": 0.15, "intervertebral_disc": 1.0,
              "posterior_longitudinal_ligament": 1.85, "intracanal": 2.5, "foraminal": 2.85,
-             "costotransverse": 3.45, "transverse_process": 3.9, "interspinous": 4.45}
+             "costotransverse": 3.45, "transverse_process": 3.9, "facet_joint": 3.2, "interspinous": 4.45}
 SEGMENT_X = {"anterior": 1.0, "intracanal": 2.5, "posterior": 3.9}
 SEGMENT_SPAN = {"anterior": (0.0, 2.0), "intracanal": (2.0, 3.0), "posterior": (3.0, 4.8)}
 PATTERN_MARKER = {"punctate": ("o", 7), "linear": ("|", 14), "pseudotumoral": ("*", 15)}

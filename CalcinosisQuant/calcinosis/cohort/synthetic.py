@@ -198,14 +198,17 @@ def random_spine_lesions(rng, assessed: Sequence[str], rate: float = 6.8) -> lis
     n = int(rng.poisson(rate * len(assessed) / len(LEVELS)))
     weights = np.array([3.0 if lv in ("T8-T9",) else (2.0 if lv in ("T9-T10", "L5-S1", "T7-T8") else 1.0)
                         for lv in assessed])
-    sub_p = np.array([207, 87, 36, 34, 9, 25, 20, 17], float)
+    # study 2's counts per sub-site; it did not score facet joints apart (weight 0 keeps
+    # the synthetic cohorts it was tuned to)
+    sub_p = np.array([207, 87, 36, 34, 9, 25, 20, 17, 0], float)
     out = []
     for _ in range(n):
         lv = assessed[int(rng.choice(len(assessed), p=weights / weights.sum()))]
         sub = SUBSITES[int(rng.choice(len(SUBSITES), p=sub_p / sub_p.sum()))]
         if sub == "anterior_longitudinal_ligament":
             pat = PATTERNS[int(rng.choice(2, p=[0.3, 0.7]))]
-        elif sub in ("foraminal", "intracanal", "costotransverse", "interspinous", "transverse_process"):
+        elif sub in ("foraminal", "intracanal", "costotransverse", "interspinous", "transverse_process",
+                     "facet_joint"):
             pat = PATTERNS[1 + int(rng.choice(2, p=[0.85, 0.15]))]
         else:
             pat = "punctate"

@@ -8,8 +8,9 @@ sub-sites and patterns (study 2, Bauer et al. 2020).
 * A disco-vertebral **level** is the unit between two adjacent vertebrae, written
   ``C7-T1``, ``T1-T2`` … ``T12-L1``, ``L1-L2`` … ``L5-S1``.  The map reports the 18 levels
   C7-T1 … L5-S1 (the study's chest, thoraco-abdomino-pelvic and lumbar coverage).
-* Three **segments**, eight **sub-sites** (each sub-site belongs to one segment) and
-  three **patterns**.
+* Three **segments**, nine **sub-sites** (each sub-site belongs to one segment: the
+  study's eight and the facet joint, posterior, which the study described but counted
+  within the posterior segment) and three **patterns**.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ LEVELS = [f"{a}-{b}" for a, b in zip(LEVEL_VERTEBRAE[:-1], LEVEL_VERTEBRAE[1:])]
 
 SEGMENTS = ("anterior", "intracanal", "posterior")
 SUBSITES = ("anterior_longitudinal_ligament", "intervertebral_disc", "posterior_longitudinal_ligament",
-            "intracanal", "foraminal", "costotransverse", "interspinous", "transverse_process")
+            "intracanal", "foraminal", "costotransverse", "interspinous", "transverse_process", "facet_joint")
 SUBSITE_SEGMENT = {
     "anterior_longitudinal_ligament": "anterior",
     "intervertebral_disc": "anterior",
@@ -40,6 +41,7 @@ SUBSITE_SEGMENT = {
     "costotransverse": "posterior",
     "interspinous": "posterior",
     "transverse_process": "posterior",
+    "facet_joint": "posterior",
 }
 PATTERNS = ("linear", "punctate", "pseudotumoral")
 #: Short sub-site names for narrow lists (the review table of the panel); the full name is
@@ -47,7 +49,7 @@ PATTERNS = ("linear", "punctate", "pseudotumoral")
 SUBSITE_SHORT = {
     "anterior_longitudinal_ligament": "ALL", "intervertebral_disc": "disc", "posterior_longitudinal_ligament": "PLL",
     "intracanal": "intracanal", "foraminal": "foraminal", "costotransverse": "costotransv.",
-    "interspinous": "interspinous", "transverse_process": "transv. proc.",
+    "interspinous": "interspinous", "transverse_process": "transv. proc.", "facet_joint": "facet",
 }
 
 #: Colours (RGB 0-1) of the segments in segmentations and charts; sub-sites are shades.
@@ -59,7 +61,7 @@ SEGMENT_COLORS = {
 SUBSITE_SHADE = {
     "anterior_longitudinal_ligament": 1.0, "intervertebral_disc": 0.78, "posterior_longitudinal_ligament": 0.6,
     "intracanal": 1.0, "foraminal": 0.7,
-    "costotransverse": 1.0, "interspinous": 0.78, "transverse_process": 0.6,
+    "costotransverse": 1.0, "interspinous": 0.78, "transverse_process": 0.6, "facet_joint": 0.45,
 }
 
 

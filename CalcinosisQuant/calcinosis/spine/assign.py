@@ -7,7 +7,8 @@ the body/disc (the canal's front).  Rules, in order (each threshold a parameter)
 * with a SPINEPS sub-region mask (:mod:`.subregions`), the part the calcification lies in
   or nearest to: canal -> posterior longitudinal ligament (in its band) or intracanal;
   disc -> intervertebral_disc; spinous process -> interspinous; costal process ->
-  transverse_process / costotransverse (as below); articular process -> foraminal; the
+  transverse_process / costotransverse (as below); articular process -> facet_joint
+  (behind ``facet_front_fraction`` of the canal's half depth) or foraminal (in front); the
   arch, body and end plates leave it to the rules below;
 * inside a TotalSpineSeg disc label (half of its voxels or more) -> intervertebral_disc;
 * in front of the posterior-longitudinal-ligament band (``y > wall + pll_front``):
@@ -16,6 +17,9 @@ the body/disc (the canal's front).  Rules, in order (each threshold a parameter)
 * in the band (``wall - pll_back <= y <= wall + pll_front``) within the canal's width
   -> posterior_longitudinal_ligament;
 * inside the canal's ellipse -> intracanal;
+* beside and behind the canal (lateral of the interspinous band, within ``facet_reach`` of
+  the canal's side, from ``facet_front_fraction`` of its half depth behind its centre to
+  ``facet_reach`` behind its back wall) -> facet_joint (posterior segment);
 * beside the canal, within ``foramen_depth`` of its side and in its antero-posterior
   band -> foraminal (counted with the intracanal segment);
 * behind: within ``interspinous_half_width`` of the mid-line -> interspinous; at a
@@ -137,13 +141,27 @@ def _subregion_parts(lesions: LesionSet, lab: SpineLabels, ids: np.ndarray, para
     return out
 
 
-def _subsite_from_part(part: str | None, y: float, wall: float, params: SpineParams) -> str | None:
+def _subsite_from_part(part: str | None, y: float, wall: float, canal_half_y: float,
+                       params: SpineParams) -> str | None:
     """The sub-site a SPINEPS part decides, or None where the frame's rules decide (arch,
-    body, end plate, or no part near)."""
+    body, end plate, or no part near).  Near an articular process: the facet joint when
+    behind ``facet_front_fraction`` of the canal's half depth, else the foramen in front
+    of it."""
     if part == "canal":
         return "posterior_longitudinal_ligament" if y >= wall - params.pll_back_mm else "intracanal"
-    return {"disc": "intervertebral_disc", "spinous": "interspinous", "costal": "transverse_process",
-            "articular": "foraminal"}.get(part)
+    if part == "articular":
+        return "facet_joint" if y < -params.facet_front_fraction * canal_half_y else "foraminal"
+    return {"disc": "intervertebral_disc", "spinous": "interspinous", "costal": "transverse_process"}.get(part)
+
+
+def in_facet_zone(x, y, canal_half_x, canal_half_y, params: SpineParams):
+    """Whether frame positions (mm, :meth:`SpineFrame.locate`) lie where the facet joints
+    are: beside and behind the canal - lateral of the interspinous band, within
+    ``facet_reach_mm`` of the canal's side, from ``facet_front_fraction`` of its half depth
+    behind its centre to ``facet_reach_mm`` behind its back wall."""
+    ax = np.abs(x)
+    return ((ax > params.interspinous_half_width_mm) & (ax <= canal_half_x + params.facet_reach_mm)
+            & (y < -params.facet_front_fraction * canal_half_y) & (y >= -canal_half_y - params.facet_reach_mm))
 
 
 def assign_lesions(table: Table, lesions: LesionSet, frame: SpineFrame, lab: SpineLabels,
@@ -175,7 +193,7 @@ def assign_lesions(table: Table, lesions: LesionSet, frame: SpineFrame, lab: Spi
     post_upper, post_nearest = _posterior_levels(frame, P)
     subsite, level = [], []
     for k in range(n):
-        s = _subsite_from_part(part[k], y[k], wall[k], params)
+        s = _subsite_from_part(part[k], y[k], wall[k], chy[k], params)
         if s is not None:
             pass
         elif disc_share[k] >= 0.5:
@@ -187,6 +205,8 @@ def assign_lesions(table: Table, lesions: LesionSet, frame: SpineFrame, lab: Spi
             s = "posterior_longitudinal_ligament"
         elif (x[k] / (chx[k] + 1.0)) ** 2 + (y[k] / (chy[k] + 1.0)) ** 2 <= 1.0:
             s = "intracanal"
+        elif in_facet_zone(x[k], y[k], chx[k], chy[k], params):
+            s = "facet_joint"
         elif abs(x[k]) <= chx[k] + params.foramen_depth_mm and y[k] >= -chy[k] - 2.0:
             s = "foraminal"
         elif abs(x[k]) <= params.interspinous_half_width_mm:

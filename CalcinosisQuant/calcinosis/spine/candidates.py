@@ -69,6 +69,9 @@ class CandidateResult:
     #: (voxels, their component, each component's rejection reason or ''): why a voxel
     #: above the threshold is not a calcification
     explain: tuple | None = field(default=None, repr=False)
+    #: per lesion (label - 1): kept only as filling the space between two vertebrae's end
+    #: plates (a piece of one bone's rim otherwise) - valid in a disc, not behind the canal
+    disc_fill_only: np.ndarray | None = None
 
 
 def positions_mm(flat: np.ndarray, shape, sp: np.ndarray) -> np.ndarray:
@@ -325,6 +328,14 @@ def label_structures(lab: SpineLabels) -> list[tuple[str, np.ndarray]]:
 #: a voxel within this of two vertebrae's borders lies in the space between them (a disc of
 #: up to about twice this, a facet joint)
 DISC_REACH_MM = 3.0
+#: two vertebrae's borders lie across a disc when the line between them is within 53
+#: degrees of the cranio-caudal axis: end plates tilt up to about 40 degrees (lordosis at
+#: L5-S1); the line across a facet joint's space is horizontal at lumbar levels and within
+#: about 30 degrees of it at thoracic ones
+END_PLATE_MIN_COS = 0.6
+#: how many nearest border voxels :func:`between_vertebrae` looks at (a 3 mm ball holds
+#: about 30 of one flat border at 1 mm voxels)
+BETWEEN_NEIGHBOURS = 96
 
 
 #: a bone's rim is never denser than its cortex: voxels this many noise SD above the local
@@ -333,19 +344,37 @@ CORTEX_EXCESS_SIGMA = 3.0
 
 
 def between_vertebrae(points_mm: np.ndarray, surfaces: bone.BoneSurfaces, n_vertebrae: int,
-                      reach_mm: float = DISC_REACH_MM) -> np.ndarray:
+                      reach_mm: float = DISC_REACH_MM, axis: np.ndarray | None = None,
+                      min_cos: float = END_PLATE_MIN_COS) -> np.ndarray:
     """Per point (mm along the box's array axes): whether the borders of two different
-    vertebrae lie within ``reach_mm`` of it."""
+    vertebrae lie within ``reach_mm`` of it - with ``axis`` (a unit vector in the same
+    coordinates, the patient's cranio-caudal one), only where the nearest border voxels of
+    the two lie across the point along it (the line between them within
+    ``acos(min_cos)`` of the axis): end plates across a disc, not two articular processes
+    across a facet joint's space."""
     out = np.zeros(len(points_mm), dtype=bool)
     if surfaces.tree is None or len(points_mm) == 0:
         return out
-    near = bone.Groups.from_lists(surfaces.tree.query_ball_point(points_mm, reach_mm))
-    if near.members.size == 0:
-        return out
-    st = surfaces.structure[near.members].astype(np.int64)
-    vert = st <= n_vertebrae
-    pairs = np.unique(np.stack([near.gid[vert], st[vert]], axis=1), axis=0)
-    return np.bincount(pairs[:, 0], minlength=len(points_mm)) >= 2
+    # the border voxels within reach, nearest first (enough of them for two bones' borders)
+    d, i = surfaces.tree.query(points_mm, k=min(BETWEEN_NEIGHBOURS, len(surfaces.points)),
+                               distance_upper_bound=reach_mm, workers=2)
+    d, i = d.reshape(len(points_mm), -1), i.reshape(len(points_mm), -1)
+    ok = np.isfinite(d)
+    st = np.where(ok, surfaces.structure[np.minimum(i, len(surfaces.points) - 1)], 0).astype(np.int64)
+    st[st > n_vertebrae] = 0                            # ribs, other bone: not a vertebra
+    first = np.argmax(st > 0, axis=1)                   # the nearest vertebra border voxel
+    rows = np.arange(len(points_mm))
+    s1 = st[rows, first]
+    other = (st > 0) & (st != s1[:, None])
+    has2 = (s1 > 0) & other.any(axis=1)
+    if axis is None:
+        return has2
+    second = np.argmax(other, axis=1)
+    r = rows[has2]
+    v = surfaces.points[i[r, second[r]]] - surfaces.points[i[r, first[r]]]
+    n = np.linalg.norm(v, axis=1)
+    out[r] = np.abs(v @ np.asarray(axis, float)) >= min_cos * np.maximum(n, 1e-9)
+    return out
 
 
 def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfaces, lab: SpineLabels,
@@ -357,8 +386,9 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
     * ``outside`` (flat box indices outside every bone label) -> in the zone: within the
       radius fitted at the nearest label border voxel (the margin plus the local surface
       shift, or the reach of the partial-volume rim, whichever is larger) - unless, given
-      their CT values ``hu``, they lie between two vertebrae (:func:`between_vertebrae`)
-      and are denser than the nearest bone's own edge explains there by ``min_excess_hu``
+      their CT values ``hu``, they lie between two vertebrae's end plates (across the
+      point along the cranio-caudal axis, :func:`between_vertebrae`) and are denser than
+      the nearest bone's own edge explains there by ``min_excess_hu``
       (per voxel; :meth:`.bone.BoneSurfaces.expected_hu`, looked up ``tolerance_mm``
       nearer the bone): a calcification filling a thin disc, not the end plates' rims
       (not tested at a single bone: where its label is a voxel short, its cortex is as
@@ -384,7 +414,11 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
         expected = surfaces.expected_hu(d[z], b[z], tolerance_mm)
         ok = np.isfinite(expected)
         z = z[ok][hu[z[ok]] > expected[ok] + min_excess_hu[z[ok]]]
-        dense[z[between_vertebrae(pos[z], surfaces, n_vert, DISC_REACH_MM)]] = True
+        # across a disc: the two vertebrae's end plates above and below (a piece of one
+        # articular process's cortex the label missed, across a facet joint's space from
+        # the other vertebra's process, is as dense as a calcification beyond its edge)
+        axis = np.array([g.direction_of_array_axis(k)[2] for k in range(3)])
+        dense[z[between_vertebrae(pos[z], surfaces, n_vert, DISC_REACH_MM, axis=axis)]] = True
         in_zone &= ~dense
     over = np.flatnonzero(radius < 0)
     if over.size == 0 or inside.size == 0:
@@ -461,6 +495,58 @@ def denser_than_cortex(points_mm: np.ndarray, hu: np.ndarray, surfaces: bone.Bon
 ROD_RATIO = 3.0
 
 
+#: a labelled voxel this much (HU; or 3 noise SD, if more) denser than the densest cortex
+#: near it is not bone (:func:`swallowed_by_label`)
+SWALLOWED_EXCESS_HU = 150.0
+#: the zone's voxels within this of a swallowed core are its dome (mm): half the largest
+#: calcification a label grown by its imprecision covers
+SWALLOWED_DOME_MM = 2.5
+
+
+def swallowed_by_label(inside: np.ndarray, ct: np.ndarray, surfaces: bone.BoneSurfaces, noise_hu: np.ndarray,
+                       g: Geometry, reach_mm: float, n_vertebrae: int) -> np.ndarray:
+    """The labelled voxels (flat box indices ``inside``) denser than the densest cortex of
+    the bones near them (:func:`denser_than_cortex`) by :data:`SWALLOWED_EXCESS_HU` or 3
+    noise SD, two face-adjacent at least, where a single bone is near (between two
+    vertebrae's end plates the disc rule of :func:`bone_zone` decides): a calcification's
+    core a label grown over it holds (a bone's cortex is never denser than itself; a bone
+    island lies deeper than ``reach_mm`` from the border)."""
+    if surfaces.cortex_hu is None or surfaces.tree is None or inside.size == 0:
+        return np.zeros(0, np.int64)
+    finite = surfaces.cortex_hu[np.isfinite(surfaces.cortex_hu)]
+    if finite.size == 0:
+        return np.zeros(0, np.int64)
+    hu = ct.ravel()[inside]
+    cand = inside[hu > float(finite.min()) + SWALLOWED_EXCESS_HU]
+    if cand.size == 0:
+        return cand
+    shape = ct.shape
+    sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
+    pos = positions_mm(cand, shape, sp)
+    d, b = surfaces.nearest(pos, reach_mm)
+    # near the border, and denser than the nearest border voxel's cortex (cheap) first
+    near_border = np.isfinite(d)
+    near_border[near_border] = np.nan_to_num(
+        ct.ravel()[cand[near_border]] - surfaces.cortex_hu[b[near_border]], nan=-np.inf) > SWALLOWED_EXCESS_HU
+    cand, pos = cand[near_border], pos[near_border]
+    if cand.size == 0:
+        return cand
+    # (between two vertebrae's end plates the disc rule decides: bone_zone)
+    axis = np.array([g.direction_of_array_axis(k)[2] for k in range(3)])
+    single = ~between_vertebrae(pos, surfaces, n_vertebrae, DISC_REACH_MM, axis=axis)
+    cand, pos = cand[single], pos[single]
+    sigma = np.maximum(noise_hu[np.unravel_index(cand, shape)[g.axial_axis]], SWALLOWED_EXCESS_HU / 3.0)
+    over = denser_than_cortex(pos, ct.ravel()[cand].astype(np.float64), surfaces, sigma, 3.0, reach_mm)
+    cand = cand[over]
+    # a core, not a voxel: each with a face neighbour of its own kind
+    if cand.size:
+        mask = np.zeros(shape, dtype=bool)
+        mask.ravel()[cand] = True
+        owner, hit = _face_neighbours(cand, np.arange(cand.size), mask, shape)
+        cand = cand[np.unique(owner)] if owner.size else cand[:0]
+    return cand
+
+
 def rod_shaped(idx: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray, sp: np.ndarray,
                shape: tuple[int, int, int], ratio: float = ROD_RATIO) -> np.ndarray:
     """Per component (``which``: those to test): a thin rod - the square root of the largest
@@ -489,19 +575,73 @@ def bone_rim(protrusion: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray
     return which & touches & (out_far < 2)
 
 
+#: a component touches a bone when at least this many of the bone's voxels are face-
+#: adjacent to it: a single one is a corner where a process's tip comes near another bone
+MIN_CONTACT_VOXELS = 2
+
+
+def _touched_pairs(owner: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """The (component, structure) pairs with at least :data:`MIN_CONTACT_VOXELS` contacts."""
+    pairs, counts = np.unique(np.stack([owner, structure], axis=1), axis=0, return_counts=True)
+    return pairs[counts >= MIN_CONTACT_VOXELS]
+
+
 def held_between_bones(rim: np.ndarray, rim_owner: np.ndarray, n: int, surfaces: bone.BoneSurfaces,
                        shape: tuple[int, int, int], g: Geometry, n_vertebrae: int) -> tuple[np.ndarray, np.ndarray]:
     """Per component: whether the bone rim it touches belongs to two bones or more (the
-    nearest labelled structure of each rim voxel), and whether two of them are vertebrae
-    (a disc space)."""
+    nearest labelled structure of each rim voxel, :data:`MIN_CONTACT_VOXELS` of each), and
+    whether two of them are vertebrae (a disc space)."""
     if rim.size == 0 or surfaces.tree is None:
         return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
     _, b = surfaces.nearest(positions_mm(rim, shape, sp), np.inf)
-    pairs = np.unique(np.stack([rim_owner, surfaces.structure[b]], axis=1), axis=0)
+    pairs = _touched_pairs(rim_owner, surfaces.structure[b])
     counts = np.bincount(pairs[:, 0], minlength=n + 1)[1:]
     vert = pairs[pairs[:, 1] <= n_vertebrae]
     return counts >= 2, np.bincount(vert[:, 0], minlength=n + 1)[1:] >= 2
+
+
+def _face_neighbours(flat: np.ndarray, owner: np.ndarray, mask: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
+    """The voxels of ``mask`` face-adjacent to the voxels ``flat`` (flat box indices), each
+    with the ``owner`` of the voxel it touches (repeats where several touch it)."""
+    kji = np.stack(np.unravel_index(flat, shape), axis=1)
+    owners, hits = [], []
+    for axis in range(3):
+        for step in (-1, 1):
+            nb = kji.copy()
+            nb[:, axis] += step
+            ok = (nb[:, axis] >= 0) & (nb[:, axis] < shape[axis])
+            f = np.ravel_multi_index(tuple(nb[ok].T), shape)
+            hit = mask.ravel()[f]
+            owners.append(owner[ok][hit])
+            hits.append(f[hit])
+    return np.concatenate(owners), np.concatenate(hits)
+
+
+def vertebrae_touched(idx: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray, bone_mask: np.ndarray,
+                      vert: np.ndarray, surfaces: bone.BoneSurfaces, g: Geometry, n_vertebrae: int) -> np.ndarray:
+    """Per component (``which``: those to test, else 0): how many vertebrae it touches -
+    the vertebra of each bone voxel (``bone_mask``: labelled bone above the threshold, the
+    rim just outside it) face-adjacent to one of its voxels, :data:`MIN_CONTACT_VOXELS` of
+    each: its label (``vert``, numbered as the structures of ``surfaces``), else the
+    vertebra of the nearest labelled border."""
+    out = np.zeros(n, dtype=np.int64)
+    sel = np.flatnonzero(which[clab - 1]) if n else np.zeros(0, np.int64)
+    if sel.size == 0 or surfaces.tree is None:
+        return out
+    shape = bone_mask.shape
+    owner, flat = _face_neighbours(idx[sel], clab[sel], bone_mask, shape)
+    if flat.size == 0:
+        return out
+    sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
+    st = vert.ravel()[flat].astype(np.int64)
+    free = st == 0
+    if free.any():
+        _, b = surfaces.nearest(positions_mm(flat[free], shape, sp), np.inf)
+        st[free] = surfaces.structure[b]
+    ok = (st > 0) & (st <= n_vertebrae)
+    pairs = _touched_pairs(owner[ok], st[ok])
+    return np.bincount(pairs[:, 0], minlength=n + 1)[1:] if pairs.size else out
 
 
 def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | None = None,
@@ -521,6 +661,10 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     # the rarer voxels beyond are single specks the study rule rejects)
     floor = threshold_hu - 1.5 * noise_hu
     structures = label_structures(lab)
+    # lab.vert's values -> the structure numbers of the bone surfaces (vertebrae present)
+    structure_of_code = np.zeros(len(lab.names) + 1, dtype=np.int64)
+    for k, name in enumerate(lab.vertebra_voxels()):
+        structure_of_code[lab.names.index(name) + 1] = k + 1
     # the same for readings of one CT at one threshold (batch runs, calcinosis.core.memo)
     surfaces = memo.remember(
         "spine-bone-surfaces",
@@ -537,6 +681,25 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     sigma = noise_hu[np.unravel_index(idx, shape)[g.axial_axis]]
     in_zone, freed, dense = bone_zone(idx, above[in_bone], surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm,
                                       hu=ct.ravel()[idx].astype(np.float64), min_excess_hu=o.noise_multiple * sigma)
+    # label voxels far denser than the bone's cortex near them: a calcification the label
+    # swallowed (its dense core inside, its dome in the zone), not bone
+    swallowed = swallowed_by_label(above[in_bone], ct, surfaces, noise_hu, g, o.label_shift_limit_mm,
+                                   len(lab.names))
+    if swallowed.size:
+        freed = np.union1d(freed, swallowed)
+        # ... and its dome beyond the label, in the bone's zone, with it: the zone's
+        # voxels near the core denser than the bone's edge explains there
+        z = np.flatnonzero(in_zone)
+        pz = positions_mm(idx[z], shape, sp_box)
+        dz, _ = cKDTree(positions_mm(swallowed, shape, sp_box)).query(pz, distance_upper_bound=SWALLOWED_DOME_MM)
+        z, pz = z[np.isfinite(dz)], pz[np.isfinite(dz)]
+        db, bb = surfaces.nearest(pz, np.inf)
+        expected = surfaces.expected_hu(db, bb)
+        excess = ct.ravel()[idx[z]] - expected - o.noise_multiple * sigma[z]
+        axis = np.array([g.direction_of_array_axis(k)[2] for k in range(3)])
+        dome = (np.nan_to_num(excess, nan=-np.inf) > 0) & ~between_vertebrae(pz, surfaces, len(lab.names),
+                                                                             DISC_REACH_MM, axis=axis)
+        in_zone[z[dome]] = False
     if freed.size:      # label voxels beyond the bone: candidates, never in the zone
         idx = np.concatenate([idx, freed])
         in_zone = np.concatenate([in_zone, np.zeros(freed.size, bool)])
@@ -602,10 +765,19 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # held between two bones (a thin disc's end plates, a costotransverse joint): a
         # calcification filling the space, not one bone's rim
         between, in_disc = held_between_bones(rim, rim_owner, n, surfaces, shape, g, len(lab.names))
+        held = between.copy()
         big_enough = np.bincount(clab, minlength=n + 1)[1:] * g.voxel_volume_mm3 >= 8.0   # 2 mm across at least
         # denser than the end plates' edges explain, between two vertebrae: a calcification
         # filling a thin disc (its rim shared with the end plates is not bone's alone)
         fills_disc = (np.bincount(clab, weights=dense.astype(float), minlength=n + 1)[1:] >= 2) & big_enough
+        # ... touching both: a piece of one process's cortex the label missed, its tip
+        # across a gap from the next vertebra, touches its own bone only
+        if fills_disc.any():
+            bone_mask = np.zeros(shape, dtype=bool)
+            bone_mask.ravel()[above[in_bone]] = True
+            bone_mask.ravel()[dropped] = True
+            fills_disc &= vertebrae_touched(idx, clab, n, fills_disc, bone_mask, structure_of_code[lab.vert], surfaces,
+                                            g, len(lab.names)) >= 2
         between |= fills_disc
         in_disc |= fills_disc
         between &= big_enough
@@ -638,6 +810,9 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # a piece of rim is never denser than the bone's cortex: tested on the voxels of
         # the components the rim rule would take
         rim_like = bone_rim(prot, clab, n, keep & ~between, o.bone_rim_protrusion_mm, float(max(g.spacing)))
+        # kept from that rule only as filling a disc space (not held by two bones' rims)
+        disc_fill_only = bone_rim(prot, clab, n, keep & fills_disc & ~held, o.bone_rim_protrusion_mm,
+                                  float(max(g.spacing)))
         test = np.flatnonzero(rim_like[clab - 1])
         over = np.zeros(idx.size, dtype=bool)
         over[test] = denser_than_cortex(
@@ -655,7 +830,9 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         rim, rim_owner = rim[shared], rim_owner[shared]
         # bone is cortex around marrow wherever it is: against a labelled bone (an
         # osteophyte, a spur) or not labelled at all (a rib, a process, the pelvis)
-        reject(bone.hollow(ct, idx, clab, n, bone_label, threshold_hu, g, keep,
+        # (not one holding a core far denser than the cortex near it: no bone does)
+        cored = np.bincount(clab, weights=np.isin(idx, swallowed).astype(float), minlength=n + 1)[1:] >= 2
+        reject(bone.hollow(ct, idx, clab, n, bone_label, threshold_hu, g, keep & ~cored,
                            margin_hu=o.bone_hollow_margin_hu), "bone", "hollow")
         # no denser than cancellous bone and against bone, or enclosed in bone: bone's own
         # trabecular edge or marrow, whatever the labels say (ribs, processes, the pelvis)
@@ -707,7 +884,8 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     labels = np.zeros(shape, dtype=label_dtype(int(keep.sum())))
     labels.ravel()[idx[sel]] = new_lab[sel]
     lesions = LesionSet(labels, g, idx[sel], new_lab[sel], ["threshold"] * int(keep.sum()), params)
-    return CandidateResult(lesions, rejected, aorta_by_shape, stats=stats, explain=(idx, clab, why_not))
+    return CandidateResult(lesions, rejected, aorta_by_shape, stats=stats, explain=(idx, clab, why_not),
+                           disc_fill_only=disc_fill_only[keep] if n else np.zeros(0, bool))
 
 
 def noise_summary(noise: np.ndarray, o: CandidateOptions, threshold_hu: float, min_slices: int,

@@ -74,6 +74,10 @@ class SpineParams:
         '… to this far behind it (into the canal).')
     foramen_depth_mm: float = _p(12.0,
         "Lateral reach of the foraminal zone beyond the canal's side.")
+    facet_front_fraction: float = _p(0.7,
+        "Facet joint zone: beside the canal, from this fraction of the canal's half depth behind its centre …")
+    facet_reach_mm: float = _p(10.0,
+        "… to this far beyond the canal's side and behind its back wall (lateral of the interspinous band).")
     interspinous_half_width_mm: float = _p(7.0,
         'Posterior candidates within this distance of the mid-line are interspinous.')
     costotransverse_fraction: float = _p(0.7,
@@ -105,7 +109,7 @@ class SpineParams:
 
     def validate(self) -> None:
         positive = ("search_margin_mm", "foramen_depth_mm", "study_slice_mm", "noise_multiple",
-                    "bone_rim_protrusion_mm", "interspinous_half_width_mm",
+                    "bone_rim_protrusion_mm", "interspinous_half_width_mm", "facet_reach_mm",
                     "pseudotumoral_min_diameter_mm", "linear_min_elongation", "override_tolerance_mm",
                     "subregion_near_mm")
         nonneg = ("min_size_mm3", "label_shift_limit_mm", "bone_contact_mm2", "bone_contact_fraction", "bone_hollow_margin_hu", "vertebra_margin_mm",
@@ -132,6 +136,9 @@ class SpineParams:
         if not 0 < self.costotransverse_fraction <= 1:
             raise InputError(f"{_flag('costotransverse_fraction')}: expected a number in (0, 1], got "
                              f"{self.costotransverse_fraction!r}")
+        if not 0 <= self.facet_front_fraction <= 2:
+            raise InputError(f"{_flag('facet_front_fraction')}: expected a number in [0, 2], got "
+                             f"{self.facet_front_fraction!r}")
         if self.convention not in CONVENTION_CHOICES:
             raise InputError(f"--convention: expected one of {', '.join(CONVENTION_CHOICES)}, got {self.convention!r}")
 

@@ -80,6 +80,9 @@ class Vertebra:
     cy: float
     spinous: tuple
     tp: tuple
+    #: articular processes (PhantomSpec.facets): the superior pair rises into the level
+    #: above (disc ``disc_above`` tall), the inferior pair hangs into the level below
+    articular: list = field(default_factory=list)   # (SPINEPS part name, Capsule)
 
     @property
     def canal_y(self) -> float:
@@ -131,6 +134,7 @@ class PhantomSpec:
     veins: bool = False                      # IVC, iliac and renal veins, renal arteries, azygos
     shoulder_noise_sd: float | None = None   # noise (HU) reached at the scan's cranial end (shoulders)
     label_error_mm: float = 0.0              # vertebra labels off by up to this (per vertebra) + a voxel locally
+    facets: bool = False                     # articular processes and facet joints (see vertebra_prims)
 
 
 @dataclass
@@ -192,6 +196,14 @@ def build_phantom(spec: PhantomSpec) -> SpinePhantom:
     for v in verts:
         v.frame.origin = v.frame.origin + shift
     s_range = (s_bottom + shift[2], s_top + shift[2])
+    if spec.facets:
+        # from the bottom up: each joint keeps clear of the processes of the joint below
+        for v, w in reversed(list(zip(verts[:-1], verts[1:]))):
+            for side, side_name in ((-1, "left"), (1, "right")):
+                j = facet_joint(v, w, side)
+                w.articular.append((f"articular_superior_{side_name}", Capsule(*j["superior"], j["radius"])))
+                v.articular.append((f"articular_inferior_{side_name}", Capsule(*j["inferior"], j["radius"])))
+                v.articular.append(("arch", Capsule(*j["bar"], j["radius"])))
     ph = SpinePhantom(spec, verts, [], [], [], s_range)
     _build_vessels(ph, rng)
     from . import phantom_hard   # the hard cases (lazy: it builds on this module)
@@ -237,7 +249,85 @@ def vertebra_prims(v: Vertebra) -> tuple[Union, list]:
     if v.name == "S1":  # sacral alae and a short median crest
         for s in (-1, 1):
             parts.append(ExtrudedCapsule(f, (s * 14, -2), (s * 40, -6), 12.0, -H / 2, H / 2))
+    parts += [p for _, p in articular_prims(v)]
     return Union(parts, [canal]), [canal]
+
+
+#: the facet joint's space between two articular processes (mm), and how far each
+#: process's tip keeps from the other vertebra's bone elsewhere (mm)
+FACET_GAP = 1.6
+FACET_CLEARANCE = 3.0
+
+
+def facet_radius(w: Vertebra) -> float:
+    """Half the thickness of an articular process at the joint above ``w`` (mm): enough for
+    a marrow core inside the 1.6 mm the phantom paints as cortex, as real processes have."""
+    return 4.0 if w.name.startswith("L") or w.name == "S1" else 3.2
+
+
+def facet_joint(v: Vertebra, w: Vertebra, side: int) -> dict:
+    """The facet joint between ``v`` and the vertebra below it, ``w``, on one side (RAS):
+    w's superior articular process rises from its pedicle at the column just behind the
+    canal to 1 mm below the middle of the disc; v's inferior one hangs from v's lamina to
+    7 mm below that middle (the superior one's tip kept ``FACET_CLEARANCE`` from v's bone,
+    the inferior one's as far as it can while still reaching 4.5 mm below the superior
+    one's tip: at lumbar levels the lordosis leaves 1.5 mm above w's lamina), behind it at a thoracic level (a coronal joint) and behind and
+    medial to it at a lumbar one (a sagittal joint), a joint space (``FACET_GAP``) apart;
+    they overlap over a few mm plus their round ends.  Keys: ``superior``, ``inferior`` (each
+    (p0, p1)), ``bar`` (the inferior process's root on v's lamina), ``centre`` (the joint
+    space's centre), ``out`` (unit vector from the joint's axis to the side it opens to),
+    ``radius``."""
+    f = w.frame
+    pw = 3.0 if w.name.startswith("T") or w.name == "C7" else 4.0
+    xp = w.cx + pw * 0.8
+    rad = facet_radius(w)
+    step = 2 * rad + FACET_GAP
+    if w.name.startswith("L") or w.name == "S1":
+        sup = np.array([side * (xp + 1.0), w.lamina_y - 1.0])
+        off = np.array([-side * 0.6, -0.8]) * step
+    else:
+        sup = np.array([side * xp, w.lamina_y])
+        off = np.array([0.0, -1.0]) * step
+    inf = sup + off
+    zj = w.H / 2 + v.disc_below / 2                     # the disc's middle, in w's frame
+    # the inferior process's root: where its line (vertical in w's frame) meets v's plane
+    # 0.3 H below v's centre (lordosis tilts v's frame: found in v's own frame)
+    z0 = zj + v.disc_below / 2 + 0.2 * v.H
+    h0 = float(v.frame.local(f.to_ras(inf[0], inf[1], z0)[None])[2][0])
+    h1 = float(v.frame.local(f.to_ras(inf[0], inf[1], z0 + 1.0)[None])[2][0])
+    z_top = z0 + (-0.3 * v.H - h0) / (h1 - h0)
+    zc = zj - 3.5
+    vp = v.cx + (3.0 if v.name.startswith("T") or v.name == "C7" else 4.0) * 0.8
+    out2 = side * np.array([-off[1], off[0]]) / step    # along the joint space: lateral (and back)
+    # each process's tip stays FACET_CLEARANCE clear of the other vertebra's bone (a joint,
+    # not a bridge; lordosis brings the lumbar arches close): measured on the solids
+    v_solid, w_solid = vertebra_prims(v)[0], vertebra_prims(w)[0]
+
+    def clear(solid, x, y, z, toward: float) -> bool:
+        """The process's axis over the 8 mm from its tip at z (towards its root)."""
+        zs = z + toward * np.linspace(0.0, 8.0, 9)
+        pts = np.stack([f.to_ras(x, y, zz) for zz in zs])
+        return float(solid.sdf(pts).min()) >= rad + FACET_CLEARANCE
+
+    z_sup = zj - 1.0
+    while z_sup > 0.3 * w.H + 1.0 and not clear(v_solid, sup[0], sup[1], z_sup, -1.0):
+        z_sup -= 0.5
+    z_inf = min(zj - 7.0, z_sup - 4.5)
+    while z_inf < z_sup and not clear(w_solid, inf[0], inf[1], z_inf, 1.0):
+        z_inf += 0.5
+    return {"superior": (f.to_ras(sup[0], sup[1], 0.3 * w.H), f.to_ras(sup[0], sup[1], z_sup)),
+            "inferior": (f.to_ras(inf[0], inf[1], z_top), f.to_ras(inf[0], inf[1], z_inf)),
+            "bar": (v.frame.to_ras(side * vp, v.lamina_y + 1.0, -0.3 * v.H), f.to_ras(inf[0], inf[1], z_top)),
+            "centre": f.to_ras(*(sup + inf) / 2, zc),
+            "out": _unit(out2[0] * f.r + out2[1] * f.a), "radius": rad}
+
+
+def articular_prims(v: Vertebra) -> list[tuple[str, Capsule]]:
+    """The articular processes of ``v`` (PhantomSpec.facets, set by :func:`build_phantom`),
+    each as (SPINEPS sub-region name, primitive): the superior pair of its joints with the
+    vertebra above, the inferior pair (and the bar joining each to the lamina) of its
+    joints with the one below."""
+    return list(v.articular)
 
 
 def vertebra_part_names(v: Vertebra) -> list[str]:
@@ -248,11 +338,14 @@ def vertebra_part_names(v: Vertebra) -> list[str]:
     names += ["costal_left", "costal_right"]
     if v.name == "S1":
         names += ["body", "body"]
+    names += [name for name, _ in articular_prims(v)]
     return names
 
 
 #: SPINEPS sub-region values of the phantom's parts
-SPINEPS_PART_VALUES = {"arch": 41, "spinous": 42, "costal_left": 43, "costal_right": 44, "body": 49,
+SPINEPS_PART_VALUES = {"arch": 41, "spinous": 42, "costal_left": 43, "costal_right": 44,
+                       "articular_superior_left": 45, "articular_superior_right": 46,
+                       "articular_inferior_left": 47, "articular_inferior_right": 48, "body": 49,
                        "cord": 60, "canal": 61, "disc": 100, "sacrum": 26}
 
 
@@ -260,7 +353,7 @@ def subregion_labels(r: "RenderedPhantom") -> np.ndarray:
     """A SPINEPS sub-region mask (seg-spine) of a rendered phantom: each voxel of a vertebra
     label takes the part of the vertebra nearest to it (body, arch, spinous or costal
     process; S1 and the rest of the sacrum: sacrum), then the canal, the cord and the discs
-    where no vertebra is.  The phantom has no articular processes (no facet joints)."""
+    where no vertebra is.  Articular processes (PhantomSpec.facets) take 45-48."""
     ph, g = r.phantom, r.geometry
     cv = _Canvas(g, 0.0)
     out = np.zeros(g.shape, dtype=np.uint8)

@@ -7,8 +7,13 @@ labels exact.  Real scans have (see the project's DOMAIN notes):
 * **calcifications against bone** (``bone_touching``): against the cortex of the body
   (anterior and posterior longitudinal ligaments), filling thin discs between the end
   plates, in the costotransverse joint between the transverse process and the rib
-  tubercle, on the transverse process, against the spinous process - each touching the
-  bone (overlapping its surface by 0.3 mm);
+  tubercle, on the transverse process, against the spinous process, in a facet joint
+  (between two articular processes, with ``facets``) - each touching the bone
+  (overlapping its surface by 0.3 mm);
+* **facet joints** (``facets``, :func:`.phantom.facet_joint`): the articular processes,
+  a superior pair rising from each vertebra's pedicles and an inferior pair hanging from
+  the lamina of the one above, a 1.6 mm joint space apart (coronal joints at thoracic
+  levels, sagittal and oblique at lumbar ones);
 * **thin discs** (``thin_discs``): thoracic discs 3-5 mm tall;
 * **osteophytes and end-plate spurs** (``osteophytes``): bony beaks at the rims of the
   end plates, cortex around marrow continuous with the body's, *not* in the vertebra
@@ -33,8 +38,8 @@ import numpy as np
 
 from calcinosis.core.geometry import Geometry
 
-from .phantom import (Calcification, SpinePhantom, _bone_sdf_factory, _disc_t, _level_frame, _unit, spinous_point,
-                      tp_tip)
+from .phantom import (Calcification, SpinePhantom, _bone_sdf_factory, _disc_t, _level_frame, _unit, facet_joint,
+                      spinous_point, tp_tip)
 from .sdf import Capsule, Ellipsoid
 
 VEIN_HU = {"inferior_vena_cava": 145.0, "iliac_vena": 138.0, "renal_vein": 150.0, "renal_artery": 260.0,
@@ -226,13 +231,24 @@ def _touching(ph: SpinePhantom, v, w, level: str, subsite: str, rng, bone) -> Ca
         if c is None:
             return None
         lobes = [Ellipsoid(c, eye, [1.8, 2.0, 1.8])]
+    elif subsite == "facet_joint":
+        if not ph.spec.facets:
+            return None
+        # at the joint's capsule where it opens laterally (and back, at a lumbar joint),
+        # pushed into the joint space against both articular processes
+        j = facet_joint(v, w, int(rng.choice([-1, 1])))
+        semi = float(rng.uniform(1.8, 2.3))
+        c = _push(j["centre"] + 9.0 * j["out"], -j["out"], semi, bone)
+        if c is None:
+            return None
+        lobes = [Ellipsoid(c, eye, [semi, semi, semi * 1.2])]
     else:  # pragma: no cover
         return None
     return Calcification("", "spinal", lobes, hu, level, subsite, pattern)
 
 
-TOUCHING_SCHEDULE = ("anterior_longitudinal_ligament", "costotransverse", "intervertebral_disc", "transverse_process",
-                     "posterior_longitudinal_ligament", "interspinous")
+TOUCHING_SCHEDULE = ("anterior_longitudinal_ligament", "costotransverse", "intervertebral_disc", "facet_joint",
+                     "transverse_process", "posterior_longitudinal_ligament", "interspinous")
 
 
 def place_touching(ph: SpinePhantom, rng) -> None:
@@ -252,13 +268,16 @@ def place_touching(ph: SpinePhantom, rng) -> None:
         v, w = ph.vertebra(level.split("-")[0]), ph.vertebra(level.split("-")[1])
         for tries in range(len(TOUCHING_SCHEDULE)):
             subsite = TOUCHING_SCHEDULE[(cursor + tries) % len(TOUCHING_SCHEDULE)]
-            if subsite == "costotransverse" and not v.name.startswith("T"):
+            if (subsite == "costotransverse" and not v.name.startswith("T")) or (
+                    subsite == "facet_joint" and not ph.spec.facets):
                 continue
             calc = _touching(ph, v, w, level, subsite, rng, bone)
             if calc is None:
                 continue
             c = calc.lobes[0].center
-            if vessel(c[None])[0] < 3.0 + float(np.max(calc.lobes[0].semi)):
+            # clear of the vessels' walls by the map's vessel margin (3 mm) and a voxel or
+            # two: nearer, a reader (and the map) takes it for the wall's
+            if vessel(c[None])[0] < 4.5 + float(np.max(calc.lobes[0].semi)):
                 continue
             if any(np.linalg.norm(c - o.lobes[0].center) < 12 for o in ph.calcifications if o.kind == "spinal"):
                 continue
@@ -303,4 +322,4 @@ def label_error_field(pts: np.ndarray, error_mm: float, voxel_mm: float, rng) ->
 def hard_spec_kwargs() -> dict:
     """The hard phantom's settings (all the cases above)."""
     return {"bone_touching": True, "thin_discs": True, "osteophytes": 6, "veins": True, "shoulder_noise_sd": 45.0,
-            "label_error_mm": 1.0}
+            "label_error_mm": 1.0, "facets": True}

@@ -43,7 +43,7 @@ from .params import SpineParams
 from .summary import lesion_table_columns, levels_table, patient_table
 from .vertebrae import LabelValues, SpineLabels, label_values, load_spine_labels, read_label_map
 
-DROP_REASONS = ("prevertebral", "outside_levels")
+DROP_REASONS = ("prevertebral", "outside_levels", "bone_rim_posterior")
 INDEX_COLUMNS = {"bbox_k_min": 0, "bbox_k_max": 0, "bbox_j_min": 1, "bbox_j_max": 1, "bbox_i_min": 2,
                  "bbox_i_max": 2}
 
@@ -192,6 +192,13 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
     _shift_index_columns(table, labels.box.lo, g_box.axial_axis)
     report(progress, 0.8, "levels and segments")
     asg = assign_lesions(table, cand.lesions, frame, labels, params)
+    # kept only as filling the space between two vertebrae's end plates, but behind the
+    # canal: no disc there - the tip of an articular process the label missed, across a
+    # gap from the other vertebra's arch
+    if cand.disc_fill_only is not None:
+        for k, r in enumerate(table.rows):
+            if k not in asg.dropped and asg.segment[k] == "posterior" and cand.disc_fill_only[r["lesion_id"] - 1]:
+                asg.dropped[k] = "bone_rim_posterior"
     dropped = {r: 0 for r in DROP_REASONS}
     rows = []
     for k, r in enumerate(table.rows):

@@ -19,7 +19,7 @@ SPINE_COLUMNS = [
     Column("segment", "string", "", "Segment: anterior, intracanal or posterior"),
     Column("subsite", "string", "", "Sub-site: anterior_longitudinal_ligament, intervertebral_disc, "
                                     "posterior_longitudinal_ligament, intracanal, foraminal, costotransverse, "
-                                    "interspinous or transverse_process"),
+                                    "interspinous, transverse_process or facet_joint"),
     Column("pattern", "string", "", "Pattern from shape: linear, punctate or pseudotumoral"),
 ]
 
@@ -32,6 +32,7 @@ _SUBSITE_TEXT = {
     "costotransverse": "costotransverse junction (posterior segment)",
     "interspinous": "between the spinous processes (posterior segment)",
     "transverse_process": "transverse process (posterior segment)",
+    "facet_joint": "facet (zygapophyseal) joint (posterior segment)",
 }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Sequence
 
 from calcinosis.core.errors import InputError
 
@@ -40,14 +41,21 @@ class ContractError(InputError):
     """A result folder whose summary files break the table contract."""
 
 
-def read_summary_table(path, columns, what: str):
-    """A summary file of a result folder, checked to hold the contract's ``columns``."""
-    from calcinosis.core.tables import Table
+def read_summary_table(path, columns, what: str, added: Sequence[str] = ()):
+    """A summary file of a result folder, checked to hold the contract's ``columns``.
+    ``added``: columns later versions added - a result written before them is read with
+    them empty (not known), in their contract place."""
+    from calcinosis.core.tables import Column, Table
 
     if not path.is_file():
         raise ContractError(f"{what}: {path.name} missing")
     table = Table.read_csv(path)
     missing = [c for c in columns if not table.has_column(c)]
+    for c in [c for c in missing if c in added]:
+        k = list(columns).index(c)
+        before = next((p for p in reversed(list(columns)[:k]) if table.has_column(p)), None)
+        table.add_column(Column(c, "int"), [None] * len(table), after=before)
+    missing = [c for c in missing if c not in added]
     if missing:
         raise ContractError(f"{what}: {path.name} lacks contract column {missing[0]!r}")
     return table

@@ -42,6 +42,9 @@ def _contract_columns():
 
 #: the columns of levels.csv and patient.csv the cohort reads (the table contract)
 LEVEL_COLUMNS, PATIENT_COLUMNS, _LEVELS = _contract_columns()
+#: columns added since the first version (results written before them are read with them
+#: empty): the facet-joint sub-site
+ADDED_COLUMNS = ("count_facet_joint", "any_facet_joint")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -176,10 +179,10 @@ def summarise(case_dir, case_id: str) -> dict:
     from . import ContractError, read_summary_table
 
     what = f"case {case_id}"
-    patient = read_summary_table(case_dir / "patient.csv", PATIENT_COLUMNS, what)
+    patient = read_summary_table(case_dir / "patient.csv", PATIENT_COLUMNS, what, ADDED_COLUMNS)
     if len(patient.rows) != 1:
         raise ContractError(f"{what}: patient.csv has {len(patient.rows)} rows (expected 1)")
-    levels = read_summary_table(case_dir / "levels.csv", LEVEL_COLUMNS, what)
+    levels = read_summary_table(case_dir / "levels.csv", LEVEL_COLUMNS, what, ADDED_COLUMNS)
     for r in levels.rows:
         if r["level"] not in _LEVELS:
             raise ContractError(f"{what}: levels.csv level {r['level']!r} is not C7-T1 ... L5-S1")
