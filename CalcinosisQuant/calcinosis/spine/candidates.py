@@ -503,9 +503,10 @@ SWALLOWED_EXCESS_HU = 150.0
 SWALLOWED_DOME_MM = 2.5
 
 
-def swallowed_by_label(inside: np.ndarray, ct: np.ndarray, surfaces: bone.BoneSurfaces, noise_hu: np.ndarray,
-                       g: Geometry, reach_mm: float, n_vertebrae: int) -> np.ndarray:
-    """The labelled voxels (flat box indices ``inside``) denser than the densest cortex of
+def swallowed_by_label(inside: np.ndarray, structure: np.ndarray, ct: np.ndarray, surfaces: bone.BoneSurfaces,
+                       noise_hu: np.ndarray, g: Geometry, reach_mm: float, n_vertebrae: int) -> np.ndarray:
+    """The labelled voxels (flat box indices ``inside``, each of bone surface structure
+    ``structure``, 0 for ribs and other bone) denser than the densest cortex of
     the bones near them (:func:`denser_than_cortex`) by :data:`SWALLOWED_EXCESS_HU` or 3
     noise SD, two face-adjacent at least, where a single bone is near (between two
     vertebrae's end plates the disc rule of :func:`bone_zone` decides): a calcification's
@@ -513,11 +514,18 @@ def swallowed_by_label(inside: np.ndarray, ct: np.ndarray, surfaces: bone.BoneSu
     island lies deeper than ``reach_mm`` from the border)."""
     if surfaces.cortex_hu is None or surfaces.tree is None or inside.size == 0:
         return np.zeros(0, np.int64)
-    finite = surfaces.cortex_hu[np.isfinite(surfaces.cortex_hu)]
-    if finite.size == 0:
+    finite = np.isfinite(surfaces.cortex_hu)
+    if not finite.any():
         return np.zeros(0, np.int64)
+    # first the densest each structure's cortex gets anywhere (cheap: no look-up per voxel)
+    floor = np.full(int(surfaces.structure.max()) + 1, np.inf)
+    np.minimum.at(floor, surfaces.structure[finite], surfaces.cortex_hu[finite])
+    lowest = float(surfaces.cortex_hu[finite].min())
+    floor[0] = lowest                                  # ribs and other bone: the lowest
+    floor[~np.isfinite(floor)] = lowest
+    st = np.minimum(structure, len(floor) - 1)
     hu = ct.ravel()[inside]
-    cand = inside[hu > float(finite.min()) + SWALLOWED_EXCESS_HU]
+    cand = inside[hu > floor[st] + SWALLOWED_EXCESS_HU]
     if cand.size == 0:
         return cand
     shape = ct.shape
@@ -683,8 +691,9 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
                                       hu=ct.ravel()[idx].astype(np.float64), min_excess_hu=o.noise_multiple * sigma)
     # label voxels far denser than the bone's cortex near them: a calcification the label
     # swallowed (its dense core inside, its dome in the zone), not bone
-    swallowed = swallowed_by_label(above[in_bone], ct, surfaces, noise_hu, g, o.label_shift_limit_mm,
-                                   len(lab.names))
+    inside = above[in_bone]
+    swallowed = swallowed_by_label(inside, structure_of_code[lab.vert.ravel()[inside]], ct, surfaces, noise_hu, g,
+                                   o.label_shift_limit_mm, len(lab.names))
     if swallowed.size:
         freed = np.union1d(freed, swallowed)
         # ... and its dome beyond the label, in the bone's zone, with it: the zone's
