@@ -9,8 +9,8 @@ sub-sites and patterns (study 2, Bauer et al. 2020).
   ``C7-T1``, ``T1-T2`` … ``T12-L1``, ``L1-L2`` … ``L5-S1``.  The map reports the 18 levels
   C7-T1 … L5-S1 (the study's chest, thoraco-abdomino-pelvic and lumbar coverage).
 * Three **segments**, nine **sub-sites** (each sub-site belongs to one segment: the
-  study's eight and the facet joint, posterior, which the study described but counted
-  within the posterior segment) and three **patterns**.
+  study's eight and the facet joint, posterior, which the study shows but whose scoring
+  names no sub-site for it) and three **patterns**.
 """
 
 from __future__ import annotations

@@ -266,17 +266,18 @@ def facet_radius(w: Vertebra) -> float:
 
 
 def facet_joint(v: Vertebra, w: Vertebra, side: int) -> dict:
-    """The facet joint between ``v`` and the vertebra below it, ``w``, on one side (RAS):
-    w's superior articular process rises from its pedicle at the column just behind the
-    canal to 1 mm below the middle of the disc; v's inferior one hangs from v's lamina to
-    7 mm below that middle (the superior one's tip kept ``FACET_CLEARANCE`` from v's bone,
-    the inferior one's as far as it can while still reaching 4.5 mm below the superior
-    one's tip: at lumbar levels the lordosis leaves 1.5 mm above w's lamina), behind it at a thoracic level (a coronal joint) and behind and
-    medial to it at a lumbar one (a sagittal joint), a joint space (``FACET_GAP``) apart;
-    they overlap over a few mm plus their round ends.  Keys: ``superior``, ``inferior`` (each
-    (p0, p1)), ``bar`` (the inferior process's root on v's lamina), ``centre`` (the joint
-    space's centre), ``out`` (unit vector from the joint's axis to the side it opens to),
-    ``radius``."""
+    """The facet joint between ``v`` and the vertebra below it, ``w``, on one side (RAS).
+
+    w's superior articular process rises from its pedicle, at the column just behind the
+    canal, to 1 mm below the middle of the disc (its tip kept ``FACET_CLEARANCE`` from v's
+    bone). v's inferior one hangs from v's lamina to 7 mm below that middle, behind the
+    superior one at a thoracic level (a coronal joint) and behind and medial to it at a
+    lumbar one (a sagittal joint), a joint space (``FACET_GAP``) apart; its tip keeps as
+    far from w's bone as it can while reaching 4.5 mm below the superior one's tip (at
+    lumbar levels the lordosis leaves 1.5 mm above w's lamina). They overlap over a few mm
+    plus their round ends.  Keys: ``superior``, ``inferior`` (each (p0, p1)), ``bar`` (the
+    inferior process's root on v's lamina), ``centre`` (the joint space's centre), ``out``
+    (unit vector from the joint's axis to the side it opens to), ``radius``."""
     f = w.frame
     pw = 3.0 if w.name.startswith("T") or w.name == "C7" else 4.0
     xp = w.cx + pw * 0.8

@@ -15,8 +15,8 @@ calcification lies in or nearest to (within ``subregion_near_mm``) decides - can
 intracanal segment (posterior longitudinal ligament when in its band at the body's back,
 else intracanal); disc: intervertebral disc; spinous process: interspinous; costal process:
 transverse process (costotransverse at a thoracic vertebra by the usual rule); articular
-process: facet_joint (posterior segment; the study scored its facet-joint deposits with
-the posterior segment) when behind the canal's front part, foraminal in front of it; arch,
+process: facet_joint (posterior segment; the study shows facet-joint deposits but names
+no sub-site for them) when behind the canal's front part, foraminal in front of it; arch,
 body, end plate: the geometric rules of the frame.
 """
 
