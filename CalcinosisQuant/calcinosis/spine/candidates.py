@@ -356,8 +356,9 @@ def between_vertebrae(points_mm: np.ndarray, surfaces: bone.BoneSurfaces, n_vert
     if surfaces.tree is None or len(points_mm) == 0:
         return out
     # the border voxels within reach, nearest first (enough of them for two bones' borders)
+    # (inclusive, as query_ball_point: the k-d query's bound is strict)
     d, i = surfaces.tree.query(points_mm, k=min(BETWEEN_NEIGHBOURS, len(surfaces.points)),
-                               distance_upper_bound=reach_mm, workers=2)
+                               distance_upper_bound=reach_mm + 1e-6, workers=2)
     d, i = d.reshape(len(points_mm), -1), i.reshape(len(points_mm), -1)
     ok = np.isfinite(d)
     st = np.where(ok, surfaces.structure[np.minimum(i, len(surfaces.points) - 1)], 0).astype(np.int64)
@@ -367,6 +368,18 @@ def between_vertebrae(points_mm: np.ndarray, surfaces: bone.BoneSurfaces, n_vert
     s1 = st[rows, first]
     other = (st > 0) & (st != s1[:, None])
     has2 = (s1 > 0) & other.any(axis=1)
+    # where the nearest ones are all one bone's and there are more within reach: all of them
+    full = ~has2 & ok[:, -1]
+    if full.any():
+        for r in np.flatnonzero(full):
+            near = np.asarray(surfaces.tree.query_ball_point(points_mm[r], reach_mm), dtype=np.int64)
+            sn = surfaces.structure[near].astype(np.int64)
+            dn = np.linalg.norm(surfaces.points[near] - points_mm[r], axis=1)
+            sel = (sn <= n_vertebrae) & (sn != s1[r])
+            if s1[r] > 0 and sel.any():
+                j = int(np.argmin(np.where(sel, dn, np.inf)))
+                i[r, -1], other[r, -1] = near[j], True        # the other vertebra's nearest
+                has2[r] = True
     if axis is None:
         return has2
     second = np.argmax(other, axis=1)
