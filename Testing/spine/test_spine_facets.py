@@ -165,10 +165,10 @@ def test_a_corner_of_contact_is_not_touching():
     from calcinosis.core.geometry import Geometry
     g = Geometry.create(shape, (1.0, 1.0, 1.0))
     surf = _Surf(np.array([[1.0, 2.0, 2.0]]), np.array([[3.0, 4.0, 2.0]]))
-    assert candidates.vertebrae_touched(idx, clab, 1, np.array([True]), bone_mask, vert, surf, g, 2).tolist() == [1]
+    assert candidates.vertebrae_touched(idx, clab, 1, np.array([True]), bone_mask, vert, np.arange(3), surf, g, 2).tolist() == [1]
     bone_mask[3, 3, 2] = True
     vert[3, 3, 2] = 2
-    assert candidates.vertebrae_touched(idx, clab, 1, np.array([True]), bone_mask, vert, surf, g, 2).tolist() == [2]
+    assert candidates.vertebrae_touched(idx, clab, 1, np.array([True]), bone_mask, vert, np.arange(3), surf, g, 2).tolist() == [2]
 
 
 # ---------------------------------------------------------------------- swallowed by the label

@@ -343,6 +343,12 @@ BETWEEN_NEIGHBOURS = 96
 CORTEX_EXCESS_SIGMA = 3.0
 
 
+def cranio_caudal(g: Geometry) -> np.ndarray:
+    """The patient's S direction as a unit vector along the array axes (k, j, i) of ``g``,
+    in the coordinates of :func:`positions_mm`."""
+    return np.array([g.direction_of_array_axis(k)[2] for k in range(3)])
+
+
 def between_vertebrae(points_mm: np.ndarray, surfaces: bone.BoneSurfaces, n_vertebrae: int,
                       reach_mm: float = DISC_REACH_MM, axis: np.ndarray | None = None,
                       min_cos: float = END_PLATE_MIN_COS) -> np.ndarray:
@@ -430,8 +436,7 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
         # across a disc: the two vertebrae's end plates above and below (a piece of one
         # articular process's cortex the label missed, across a facet joint's space from
         # the other vertebra's process, is as dense as a calcification beyond its edge)
-        axis = np.array([g.direction_of_array_axis(k)[2] for k in range(3)])
-        dense[z[between_vertebrae(pos[z], surfaces, n_vert, DISC_REACH_MM, axis=axis)]] = True
+        dense[z[between_vertebrae(pos[z], surfaces, n_vert, DISC_REACH_MM, axis=cranio_caudal(g))]] = True
         in_zone &= ~dense
     over = np.flatnonzero(radius < 0)
     if over.size == 0 or inside.size == 0:
@@ -553,8 +558,7 @@ def swallowed_by_label(inside: np.ndarray, structure: np.ndarray, ct: np.ndarray
     if cand.size == 0:
         return cand
     # (between two vertebrae's end plates the disc rule decides: bone_zone)
-    axis = np.array([g.direction_of_array_axis(k)[2] for k in range(3)])
-    single = ~between_vertebrae(pos, surfaces, n_vertebrae, DISC_REACH_MM, axis=axis)
+    single = ~between_vertebrae(pos, surfaces, n_vertebrae, DISC_REACH_MM, axis=cranio_caudal(g))
     cand, pos = cand[single], pos[single]
     sigma = np.maximum(noise_hu[np.unravel_index(cand, shape)[g.axial_axis]], SWALLOWED_EXCESS_HU / 3.0)
     over = denser_than_cortex(pos, ct.ravel()[cand].astype(np.float64), surfaces, sigma, 3.0, reach_mm)
@@ -594,6 +598,28 @@ def bone_rim(protrusion: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray
     touches = np.bincount(clab, weights=(protrusion <= touch_mm).astype(float), minlength=n + 1)[1:] > 0
     out_far = np.bincount(clab, weights=(protrusion >= min_mm).astype(float), minlength=n + 1)[1:]
     return which & touches & (out_far < 2)
+
+
+def swallowed_dome(core: np.ndarray, zone: np.ndarray, ct: np.ndarray, surfaces: bone.BoneSurfaces,
+                   min_excess_hu: np.ndarray, g: Geometry, n_vertebrae: int) -> np.ndarray:
+    """Which of the zone's voxels (flat box indices ``zone``) are the dome of a swallowed
+    core (:func:`swallowed_by_label`, flat indices ``core``) beyond the label: within
+    :data:`SWALLOWED_DOME_MM` of it, denser than the bone's edge explains there by
+    ``min_excess_hu`` (per voxel), and at a single bone (not between two end plates)."""
+    shape = ct.shape
+    sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
+    out = np.zeros(zone.size, dtype=bool)
+    pz = positions_mm(zone, shape, sp)
+    dz, _ = cKDTree(positions_mm(core, shape, sp)).query(pz, distance_upper_bound=SWALLOWED_DOME_MM)
+    near_core = np.flatnonzero(np.isfinite(dz))
+    if near_core.size == 0:
+        return out
+    pz = pz[near_core]
+    db, bb = surfaces.nearest(pz, np.inf)
+    excess = ct.ravel()[zone[near_core]] - surfaces.expected_hu(db, bb) - min_excess_hu[near_core]
+    out[near_core] = (np.nan_to_num(excess, nan=-np.inf) > 0) & ~between_vertebrae(
+        pz, surfaces, n_vertebrae, DISC_REACH_MM, axis=cranio_caudal(g))
+    return out
 
 
 #: a component touches a bone when at least this many of the bone's voxels are face-
@@ -640,12 +666,13 @@ def _face_neighbours(flat: np.ndarray, owner: np.ndarray, mask: np.ndarray, shap
 
 
 def vertebrae_touched(idx: np.ndarray, clab: np.ndarray, n: int, which: np.ndarray, bone_mask: np.ndarray,
-                      vert: np.ndarray, surfaces: bone.BoneSurfaces, g: Geometry, n_vertebrae: int) -> np.ndarray:
+                      vert: np.ndarray, structure_of_code: np.ndarray, surfaces: bone.BoneSurfaces, g: Geometry,
+                      n_vertebrae: int) -> np.ndarray:
     """Per component (``which``: those to test, else 0): how many vertebrae it touches -
     the vertebra of each bone voxel (``bone_mask``: labelled bone above the threshold, the
     rim just outside it) face-adjacent to one of its voxels, :data:`MIN_CONTACT_VOXELS` of
-    each: its label (``vert``, numbered as the structures of ``surfaces``), else the
-    vertebra of the nearest labelled border."""
+    each: its label (``vert``'s value, read as a structure of ``surfaces`` through
+    ``structure_of_code``), else the vertebra of the nearest labelled border."""
     out = np.zeros(n, dtype=np.int64)
     sel = np.flatnonzero(which[clab - 1]) if n else np.zeros(0, np.int64)
     if sel.size == 0 or surfaces.tree is None:
@@ -655,7 +682,7 @@ def vertebrae_touched(idx: np.ndarray, clab: np.ndarray, n: int, which: np.ndarr
     if flat.size == 0:
         return out
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
-    st = vert.ravel()[flat].astype(np.int64)
+    st = structure_of_code[vert.ravel()[flat]]
     free = st == 0
     if free.any():
         _, b = surfaces.nearest(positions_mm(flat[free], shape, sp), np.inf)
@@ -709,19 +736,10 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
                                    o.label_shift_limit_mm, len(lab.names))
     if swallowed.size:
         freed = np.union1d(freed, swallowed)
-        # ... and its dome beyond the label, in the bone's zone, with it: the zone's
-        # voxels near the core denser than the bone's edge explains there
+        # ... and its dome beyond the label, in the bone's zone, with it
         z = np.flatnonzero(in_zone)
-        pz = positions_mm(idx[z], shape, sp_box)
-        dz, _ = cKDTree(positions_mm(swallowed, shape, sp_box)).query(pz, distance_upper_bound=SWALLOWED_DOME_MM)
-        z, pz = z[np.isfinite(dz)], pz[np.isfinite(dz)]
-        db, bb = surfaces.nearest(pz, np.inf)
-        expected = surfaces.expected_hu(db, bb)
-        excess = ct.ravel()[idx[z]] - expected - o.noise_multiple * sigma[z]
-        axis = np.array([g.direction_of_array_axis(k)[2] for k in range(3)])
-        dome = (np.nan_to_num(excess, nan=-np.inf) > 0) & ~between_vertebrae(pz, surfaces, len(lab.names),
-                                                                             DISC_REACH_MM, axis=axis)
-        in_zone[z[dome]] = False
+        in_zone[z[swallowed_dome(swallowed, idx[z], ct, surfaces, o.noise_multiple * sigma[z], g,
+                                 len(lab.names))]] = False
     if freed.size:      # label voxels beyond the bone: candidates, never in the zone
         idx = np.concatenate([idx, freed])
         in_zone = np.concatenate([in_zone, np.zeros(freed.size, bool)])
@@ -798,8 +816,8 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             bone_mask = np.zeros(shape, dtype=bool)
             bone_mask.ravel()[above[in_bone]] = True
             bone_mask.ravel()[dropped] = True
-            fills_disc &= vertebrae_touched(idx, clab, n, fills_disc, bone_mask, structure_of_code[lab.vert], surfaces,
-                                            g, len(lab.names)) >= 2
+            fills_disc &= vertebrae_touched(idx, clab, n, fills_disc, bone_mask, lab.vert, structure_of_code,
+                                            surfaces, g, len(lab.names)) >= 2
         between |= fills_disc
         in_disc |= fills_disc
         between &= big_enough

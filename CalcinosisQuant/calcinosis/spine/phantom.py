@@ -82,7 +82,10 @@ class Vertebra:
     tp: tuple
     #: articular processes (PhantomSpec.facets): the superior pair rises into the level
     #: above (disc ``disc_above`` tall), the inferior pair hangs into the level below
-    articular: list = field(default_factory=list)   # (SPINEPS part name, Capsule)
+    #: articular processes (PhantomSpec.facets, :func:`facet_joint`): (SPINEPS part name,
+    #: Capsule) - the superior pair of its joints with the vertebra above, the inferior
+    #: pair (and the bar joining each to the lamina) of those with the one below
+    articular: list = field(default_factory=list)
 
     @property
     def canal_y(self) -> float:
@@ -249,7 +252,7 @@ def vertebra_prims(v: Vertebra) -> tuple[Union, list]:
     if v.name == "S1":  # sacral alae and a short median crest
         for s in (-1, 1):
             parts.append(ExtrudedCapsule(f, (s * 14, -2), (s * 40, -6), 12.0, -H / 2, H / 2))
-    parts += [p for _, p in articular_prims(v)]
+    parts += [p for _, p in v.articular]
     return Union(parts, [canal]), [canal]
 
 
@@ -323,14 +326,6 @@ def facet_joint(v: Vertebra, w: Vertebra, side: int) -> dict:
             "out": _unit(out2[0] * f.r + out2[1] * f.a), "radius": rad}
 
 
-def articular_prims(v: Vertebra) -> list[tuple[str, Capsule]]:
-    """The articular processes of ``v`` (PhantomSpec.facets, set by :func:`build_phantom`),
-    each as (SPINEPS sub-region name, primitive): the superior pair of its joints with the
-    vertebra above, the inferior pair (and the bar joining each to the lamina) of its
-    joints with the one below."""
-    return list(v.articular)
-
-
 def vertebra_part_names(v: Vertebra) -> list[str]:
     """The SPINEPS sub-region of each part of :func:`vertebra_prims` (same order)."""
     names = ["body", "arch", "arch", "arch", "arch", "spinous"]
@@ -339,7 +334,7 @@ def vertebra_part_names(v: Vertebra) -> list[str]:
     names += ["costal_left", "costal_right"]
     if v.name == "S1":
         names += ["body", "body"]
-    names += [name for name, _ in articular_prims(v)]
+    names += [name for name, _ in v.articular]
     return names
 
 
