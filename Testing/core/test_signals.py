@@ -139,3 +139,53 @@ def test_signal_to_a_batch_stops_its_workers_cleanly(tmp_path, sig, code, group)
                            timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert len(list((out / "cases").iterdir())) == 10
+
+
+_SWALLOWED = r"""
+import gc, os, signal, sys, weakref
+from calcinosis.core import interrupt
+from calcinosis.core.output import OutputTransaction
+
+class Thing:
+    pass
+
+def on_collect(ref):                      # runs inside the garbage collector: its exceptions are swallowed
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(1000):                 # bytecode to run the Python-level handler here, not later
+        pass
+
+out = sys.argv[1]
+with interrupt.unwind_on_signals():
+    try:
+        with OutputTransaction(out) as tx:
+            tx.write_text("complete", "result.txt")
+            t = Thing()
+            r = weakref.ref(t, on_collect)
+            del t                         # the callback runs, the signal's Terminated is swallowed
+            gc.collect()
+            print("the write went on", flush=True)
+        print("committed", flush=True)
+    except interrupt.Terminated as e:
+        print("unwound", e.signum, flush=True)
+"""
+
+
+def test_a_signal_whose_exception_is_swallowed_still_stops_the_commit(tmp_path):
+    """A signal arriving while Python runs a callback whose exceptions it ignores (here a weak
+    reference's during garbage collection; CI saw one in importlib's cache) drops its Terminated;
+    the recorded signal is raised again before the commit: nothing is written, nothing printed
+    but our lines (before the fix the run went on, wrote its result and exited 0)."""
+    out = tmp_path / "res"
+    p = subprocess.run([sys.executable, "-c", _SWALLOWED, str(out)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["the write went on", f"unwound {int(signal.SIGTERM)}"], p.stdout
+    assert p.stderr == "", p.stderr
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def test_the_recorded_signal_is_forgotten_by_the_next_run():
+    from calcinosis.core import interrupt
+    interrupt.record(signal.SIGTERM)
+    with interrupt.unwind_on_signals():
+        assert interrupt.received() is None
+        interrupt.raise_if_signalled()

@@ -102,6 +102,7 @@ def _worker_signal(signum, frame) -> None:  # noqa: ARG001 - the signal module's
     idle worker exits quietly (no traceback)."""
     global _UNWINDING
     from calcinosis.core import interrupt
+    interrupt.record(signum)   # raised again before a commit if this exception is swallowed
     if _CASE_RUNNING:
         if _UNWINDING:
             return
@@ -113,6 +114,7 @@ def _worker_signal(signum, frame) -> None:  # noqa: ARG001 - the signal module's
 def _install_worker_signals() -> None:
     import signal
     from calcinosis.core import interrupt
+    interrupt.forget()
     for s in interrupt.SIGNALS:
         if signal.getsignal(s) is not signal.SIG_IGN:
             signal.signal(s, _worker_signal)

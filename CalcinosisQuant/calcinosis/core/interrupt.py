@@ -7,7 +7,11 @@ stopped) by default ends the process at once and leaves those behind.
 :func:`unwind_on_signals` makes both signals raise :class:`Terminated`, a
 ``KeyboardInterrupt``, so they take the same clean path.  Once one has arrived, further ones
 are ignored until the unwinding is over (a second Ctrl-C must not break off the clean-up).
-SIGKILL cannot be caught: it may leave a hidden ``.partial-*`` folder (never a half-written
+A signal that arrives while Python runs a callback whose exceptions it ignores (a weak
+reference's clean-up during garbage collection, a ``__del__``) has its :class:`Terminated`
+printed as "Exception ignored" and dropped; so the handler also records the signal, and
+:func:`raise_if_signalled` - called before a result is committed - raises it again: a
+signalled run never commits its result.  SIGKILL cannot be caught: it may leave a hidden ``.partial-*`` folder (never a half-written
 result; remove the folder by hand).
 
 The handlers are installed only in the main thread (Python delivers signals there) and only
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from typing import Iterator
 
@@ -45,8 +50,38 @@ def exit_code(signum: int) -> int:
     return 128 + int(signum)
 
 
+#: the signal that arrived since :func:`install`, None if none did
+_received: int | None = None
+
+
+def received() -> int | None:
+    """The termination signal that arrived since the handlers were installed, or None."""
+    return _received
+
+
+def record(signum: int) -> None:
+    """Remember that ``signum`` arrived (for :func:`raise_if_signalled`)."""
+    global _received
+    if _received is None:
+        _received = int(signum)
+
+
+def forget() -> None:
+    """Forget a recorded signal (a new run, or a new worker process, starts clean)."""
+    global _received
+    _received = None
+
+
+def raise_if_signalled() -> None:
+    """Raise :class:`Terminated` if a termination signal arrived, even one whose exception was
+    swallowed on the way (see the module's text); a no-op otherwise, and always inside Slicer."""
+    if _received is not None:
+        raise Terminated(_received)
+
+
 def _handler(signums):
     def handle(signum, frame):  # noqa: ARG001 - the signal module's signature
+        record(signum)
         for s in signums:   # the clean-up now running must not be broken off by a second signal
             signal.signal(s, signal.SIG_IGN)
         raise Terminated(signum)
@@ -59,6 +94,7 @@ def install(signums=SIGNALS) -> dict:
     previous handlers, for :func:`restore`; ``{}`` outside the main thread."""
     if threading.current_thread() is not threading.main_thread():
         return {}
+    forget()
     wanted = [s for s in signums if signal.getsignal(s) is not signal.SIG_IGN]
     handler = _handler(wanted)
     return {s: signal.signal(s, handler) for s in wanted}
@@ -74,7 +110,19 @@ def unwind_on_signals(signums=SIGNALS) -> Iterator[None]:
     """Within the block SIGTERM and SIGINT raise :class:`Terminated`; the previous handlers
     are put back afterwards."""
     previous = install(signums)
+    hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_about_signals(hook)
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         restore(previous)
+
+
+def _quiet_about_signals(hook):
+    """``sys.unraisablehook`` that does not print a swallowed :class:`Terminated` (its signal
+    is recorded and raised again before a commit; the run ends with its one-line message)."""
+    def quiet(unraisable):
+        if not isinstance(unraisable.exc_value, Terminated):
+            hook(unraisable)
+    return quiet

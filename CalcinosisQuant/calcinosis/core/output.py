@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import interrupt
 from .errors import OutputExistsError, InputError
 from .tables import Table, csv_file_text, schema_path_for
 from .xlsx import workbook_bytes
@@ -151,6 +152,7 @@ class OutputTransaction:
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             if exc_type is None:
+                interrupt.raise_if_signalled()   # a signal whose exception was swallowed: no commit
                 self._commit()
         finally:
             if self._staging is not None and self._staging.exists():
