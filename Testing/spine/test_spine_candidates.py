@@ -150,3 +150,20 @@ def test_group_quantiles_equal_numpy_nearest_rank_per_group(q):
                   for _ in range(int(rng.integers(1, 40)))]
         ref = np.array([np.quantile(v[g], q, method="nearest") if len(g) >= 5 else -9.0 for g in groups])
         assert np.array_equal(group_quantiles(v, groups, q, min_count=5, fill=-9.0), ref)
+
+
+def test_outer_layer_equals_scipy_erosion_border():
+    """bone.outer_layer (the bone fit's border voxels, by shifted ANDs) equals scipy's
+    ``mask & ~binary_erosion(mask, border_value=0)`` exactly: random shapes, masks touching
+    every face of the array, thin and one-voxel-wide ones."""
+    from scipy import ndimage
+    from calcinosis.spine.bone import outer_layer
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        shape = tuple(int(s) for s in rng.integers(1, 12, size=3))
+        m = ndimage.binary_opening(rng.random(shape) < rng.uniform(0.3, 0.95)) if min(shape) > 2 \
+            else rng.random(shape) < 0.7
+        m[tuple(rng.integers(0, s) for s in shape)] = True
+        assert np.array_equal(outer_layer(m), m & ~ndimage.binary_erosion(m, border_value=0)), shape
+    full = np.ones((4, 5, 6), bool)
+    assert outer_layer(full).sum() == full.size - 2 * 3 * 4

@@ -258,6 +258,25 @@ def group_quantiles(values: np.ndarray, groups, q: float, min_count: int = 1, fi
     return out
 
 
+def outer_layer(mask: np.ndarray) -> np.ndarray:
+    """The voxels of a 3-D ``mask`` with a face neighbour outside it (the array's edge is
+    outside): ``mask & ~binary_erosion(mask, border_value=0)``, by six shifted ANDs (a tenth
+    of the time on a vertebra's box)."""
+    inner = mask.copy()
+    for a in range(3):
+        lo_face = [slice(None)] * 3
+        hi_face = [slice(None)] * 3
+        lo_face[a], hi_face[a] = 0, -1
+        inner[tuple(lo_face)] = False
+        inner[tuple(hi_face)] = False
+        up = [slice(None)] * 3
+        down = [slice(None)] * 3
+        up[a], down[a] = slice(1, None), slice(None, -1)
+        inner[tuple(up)] &= mask[tuple(down)]
+        inner[tuple(down)] &= mask[tuple(up)]
+    return mask & ~inner
+
+
 def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], geometry: Geometry,
                       margin_mm: float = 1.0, limit_mm: float = 3.0, floor_hu: np.ndarray | float | None = None,
                       n_samples: int = 2500, smooth_mm: float = 10.0, seed: int = 0) -> BoneSurfaces:
@@ -287,7 +306,7 @@ def fit_bone_surfaces(ct: np.ndarray, structures: list[tuple[str, np.ndarray]], 
         mask = np.zeros(tuple(hi - lo), dtype=bool)
         loc = kji - lo
         mask[loc[:, 0], loc[:, 1], loc[:, 2]] = True
-        border = np.argwhere(mask & ~ndimage.binary_erosion(mask, border_value=0))
+        border = np.stack(np.unravel_index(np.flatnonzero(outer_layer(mask)), mask.shape), axis=1)
         return None if border.size == 0 else (lo, mask, border)
 
     def sample(item):
