@@ -555,7 +555,10 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
         # inside a region the user drew, the user has pointed at the deposits: the landmark bone
         # tests (symmetry, carpus) are not applied there
         # the confidence cut (step 6) is not applied inside a region the user drew either
-        cands, info = xd.find_candidates(a_img, apx, params, a_reg, search_exclude, bones if reg2 is None else None,
+        # no image under the collimation and blanks: their nearest image continued there
+        # (xr.background.fill_blank) - a bone cut by the collimator must not end in a black wall
+        a_search = xd.fill_blank(a_img, on_analysis_grid(~model.tissue, 0.0))
+        cands, info = xd.find_candidates(a_search, apx, params, a_reg, search_exclude, bones if reg2 is None else None,
                                          params.threshold, progress.sub(0.05, 0.95) if progress else None,
                                          tissue=soft_a if soft_a.sum() > 100 else None,
                                          min_confidence=params.xr_min_confidence if reg2 is None else 0.0)

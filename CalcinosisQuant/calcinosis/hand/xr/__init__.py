@@ -19,7 +19,7 @@ masks they pass to one another.  What a single projection cannot tell is listed 
 ``docs/hand.md``.
 """
 
-from .background import block_mean, directional_background, directional_fill, line_opening_background, noise_sigma
+from .background import block_mean, directional_background, fill_blank, directional_fill, line_opening_background, noise_sigma
 from .bone import REASON_CARPAL, REASON_ELONGATED, REASON_SYMMETRIC, BoneModel
 from .candidates import ANALYSIS_SPACING_MM, NODULE_MM, REASON_LOW_CONFIDENCE, XRCandidate, find_candidates
 from .confidence import candidate_confidence, candidate_evidence
@@ -29,7 +29,7 @@ from .outline import dense_core, fit_nested_domes, outline_against_background
 from .patches import Patch
 from .seeds import SEED_SCALES_MM, blobness
 
-__all__ = ["noise_sigma", "block_mean", "line_opening_background", "directional_fill", "directional_background",
+__all__ = ["noise_sigma", "block_mean", "fill_blank", "line_opening_background", "directional_fill", "directional_background",
            "blobness", "Patch", "outline_against_background", "fit_nested_domes", "dense_core", "ray_profiles",
            "edge_ridges", "fit_conic", "ellipse_radii", "snap_contour", "edge_hypotheses", "edge_contour", "EdgeContour",
            "centred_contours", "choose_contour", "edge_outline", "edge_step", "BoneModel", "XRCandidate",

@@ -31,6 +31,19 @@ def noise_sigma(image2d: np.ndarray, where: np.ndarray | None = None) -> float:
     return float(mad / 0.6745 / np.sqrt(1.5))
 
 
+def fill_blank(image2d: np.ndarray, blank: np.ndarray) -> np.ndarray:
+    """``image2d`` with its ``blank`` pixels (collimation, burnt-in blanks: no image there)
+    given the value of the nearest pixel with an image, so that the backgrounds see a bone
+    cut by the collimator continue instead of ending in a black wall (which would make its
+    last centimetre a bright bump against them).  Candidates are never searched there."""
+    a = np.asarray(image2d, np.float32)
+    blank = np.asarray(blank, bool)
+    if not blank.any() or blank.all():
+        return a
+    nearest = ndimage.distance_transform_edt(blank, return_distances=False, return_indices=True)
+    return a[tuple(nearest)]
+
+
 def block_mean(image2d: np.ndarray, k: int) -> np.ndarray:
     """Average k x k blocks (the last partial row/column blocks are averaged too)."""
     if k <= 1:
