@@ -95,3 +95,47 @@ def test_excess_over_peak_is_the_volume_where_the_peak_is_resolved(acquired):
 def test_acquisition_rejects_an_unknown_kernel():
     with pytest.raises(ValueError, match="kernel 'bone'"):
         Acquisition(1.0, "bone")
+
+
+@pytest.mark.parametrize("acq", [Acquisition(0.6, "sharp"), Acquisition(1.25, "standard"), Acquisition(3.0, "soft")],
+                         ids=lambda a: a.name)
+def test_volume_from_the_excess_and_the_density_with_the_scanners_blur_known(acq):
+    """Given the acquisition's point-spread function, volume = excess / density, the density
+    the core's mean where a core deeper than the blur exists, else fitted (a blurred sphere
+    keeping the excess): within 3% of the true volume for 3-5 mm deposits of 600-1,500 HU
+    on 0.6-3 mm slices, noise-free (measured, nine acquisitions: within 1% for every
+    deposit of 3-8 mm, 300-1,500 HU, but a 3 mm one of 300 HU on 3 mm slices with the soft
+    kernel, 0.96).  Excess / peak on the same 3 mm deposits on 3 mm slices: 1.1-2.4 x."""
+    from calcinosis.core.psf import ScannerPSF
+    deposits = [Deposit(d, hu) for d in (3.0, 5.0) for hu in (600.0, 1500.0)]
+    arr, g, truth = acquire(deposits, acq, seed=4)
+    lab, n = ndimage.label(arr >= 130.0, structure=np.ones((3, 3, 3)))
+    m = lesion_excess(arr, lab, n, g, psf=ScannerPSF(KERNEL_FWHM_MM[acq.kernel], acq.slice_mm))
+    for r in truth.rows:
+        i, j, k = (int(round(r[c] / s)) for c, s in zip(("center_r_mm", "center_a_mm", "center_s_mm"), g.spacing))
+        c = int(lab[k, j, i])
+        assert c > 0
+        assert m["volume_mm3"][c - 1] == pytest.approx(r["volume_mm3"], rel=0.03), (r["diameter_mm"], r["hu"])
+        assert m["density_hu"][c - 1] == pytest.approx(r["hu"], rel=0.05), (r["diameter_mm"], r["hu"])
+    if acq.slice_mm >= 3:
+        assert m["density_fitted"].all()                      # no core is deeper than a 3 mm slice's blur
+
+
+def test_density_fit_finds_the_sphere_it_is_given():
+    """fit_sphere_density on a sphere drawn by the same model (3 mm, 900 HU over the
+    background, 3 mm slices, 0.4 mm off the slice centre): its radius within 0.05 mm, its
+    density within 2% (the model's grid is 0.15 mm against the drawing's 0.1 mm)."""
+    from calcinosis.core.partial_volume import fit_sphere_density
+    from calcinosis.core.psf import ScannerPSF, blurred_sphere
+    psf = ScannerPSF(0.9, 3.0)
+    grid, first = blurred_sphere(1.5, 900.0, np.array([0.4, -0.13, 0.21]), psf, np.full(3, 6.0), 0.1)
+    sp = np.array([3.0, 0.5, 0.5])
+    kji = np.stack(np.meshgrid(*[np.arange(-2, 3), np.arange(-8, 9), np.arange(-8, 9)], indexing="ij"), -1).reshape(-1, 3)
+    pts = kji * sp
+    vals = ndimage.map_coordinates(grid, ((pts - first) / 0.1).T, order=1)
+    excess = float(vals.sum() * np.prod(sp))
+    centroid = (pts * vals[:, None]).sum(axis=0) / vals.sum()      # in plane the centre; along z 3 mm samples
+    assert abs(centroid[0] - 0.4) > 0.05                           # ... do not give it: the fit searches it
+    density, radius = fit_sphere_density(vals, pts, excess, float(vals.max()), centroid, psf)
+    assert radius == pytest.approx(1.5, abs=0.05)
+    assert density == pytest.approx(900.0, rel=0.02)

@@ -2,10 +2,9 @@
 scanner blur, with exact ground truth.
 
 A deposit is a uniform sphere of ``hu`` in a uniform background.  Each is drawn on a fine
-grid (:data:`FINE_MM`), blurred as a scanner does - in plane by the reconstruction kernel's
-Gaussian point-spread function (:data:`KERNEL_FWHM_MM`), along the patient's axis by the
-slice sensitivity profile (a box as wide as the slice thickness, its edges softened by
-:data:`SLICE_EDGE_FWHM_MM`) - and sampled at the acquisition's voxel centres, each deposit
+grid (:data:`FINE_MM`), blurred as a scanner does (:mod:`.psf`: in plane by the
+reconstruction kernel's Gaussian, :data:`KERNEL_FWHM_MM`; along the patient's axis by the
+slice sensitivity profile) - and sampled at the acquisition's voxel centres, each deposit
 at its own sub-voxel offset.  Blurring moves the excess over the background but never
 creates or destroys it: the integral of (value - background) over the deposit's
 surroundings is the true excess x the true volume in every acquisition.  That is what makes
@@ -24,15 +23,13 @@ import numpy as np
 from scipy import ndimage
 
 from .geometry import Geometry
+from .psf import FWHM_TO_SIGMA, SLICE_EDGE_FWHM_MM, ScannerPSF, blurred_sphere
 from .tables import Column, Table
 
 #: in-plane point-spread function of three reconstruction kernels (FWHM, mm)
 KERNEL_FWHM_MM = {"sharp": 0.6, "standard": 0.9, "soft": 1.3}
-#: the slice sensitivity profile's edges: a Gaussian of this FWHM (mm) over the box
-SLICE_EDGE_FWHM_MM = 0.4
 #: the fine grid the spheres are drawn on before blurring (mm)
 FINE_MM = 0.1
-FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
 @dataclass(frozen=True)
@@ -52,6 +49,10 @@ class Acquisition:
     @property
     def in_plane_sigma_mm(self) -> float:
         return KERNEL_FWHM_MM[self.kernel] * FWHM_TO_SIGMA
+
+    @property
+    def psf(self) -> ScannerPSF:
+        return ScannerPSF(KERNEL_FWHM_MM[self.kernel], self.slice_mm)
 
     @property
     def name(self) -> str:
@@ -81,26 +82,6 @@ TRUTH_COLUMNS = [
 ]
 
 
-def _blurred_sphere(radius_mm: float, excess: float, offset_mm: np.ndarray, acq: Acquisition,
-                    half_box_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fine grid values of the blurred sphere's excess, the fine grid's first point in mm
-    relative to the box centre), axes (z, y, x)."""
-    n = np.ceil(half_box_mm / FINE_MM).astype(int)
-    axes = [(np.arange(-n[a], n[a] + 1) * FINE_MM) for a in range(3)]
-    z, y, x = np.meshgrid(*axes, indexing="ij", sparse=True)
-    inside = (z - offset_mm[0]) ** 2 + (y - offset_mm[1]) ** 2 + (x - offset_mm[2]) ** 2 <= radius_mm ** 2
-    fine = inside.astype(np.float32) * np.float32(excess)
-    s_xy = acq.in_plane_sigma_mm / FINE_MM
-    s_z = SLICE_EDGE_FWHM_MM * FWHM_TO_SIGMA / FINE_MM
-    fine = ndimage.gaussian_filter(fine, (s_z, s_xy, s_xy), mode="constant", truncate=4.0)
-    width = max(int(round(acq.slice_mm / FINE_MM)), 1)
-    fine = ndimage.uniform_filter1d(fine, width, axis=0, mode="constant")
-    first = np.array([a[0] for a in axes])
-    if width % 2 == 0:      # an even box at index i is centred on i - 0.5: read it half a step on
-        first[0] -= 0.5 * FINE_MM
-    return fine, first
-
-
 def acquire(deposits: Sequence[Deposit], acq: Acquisition, background_hu: float = 40.0, noise_sd: float = 0.0,
             seed: int = 0, gap_mm: float = 8.0) -> tuple[np.ndarray, Geometry, Table]:
     """``deposits`` in a row along R, each with a random sub-voxel offset (``seed``), imaged
@@ -123,8 +104,8 @@ def acquire(deposits: Sequence[Deposit], acq: Acquisition, background_hu: float 
         # the sphere's centre, off the voxel grid by a random fraction of a voxel
         centre = np.array([depth_mm / 2.0, depth_mm / 2.0, centre_x]) + rng.uniform(-0.5, 0.5, 3) * np.array([t, p, p])
         box_centre = np.round(centre / FINE_MM) * FINE_MM
-        fine, first = _blurred_sphere(d.diameter_mm / 2.0, d.hu - background_hu, centre - box_centre, acq,
-                                      np.full(3, h))
+        fine, first = blurred_sphere(d.diameter_mm / 2.0, d.hu - background_hu, centre - box_centre, acq.psf,
+                                     np.full(3, h), FINE_MM)
         step = np.array([t, p, p])
         lo = np.maximum(np.ceil((box_centre + first) / step).astype(int), 0)
         hi = np.minimum(np.floor((box_centre - first) / step).astype(int), np.array(arr.shape) - 1)
