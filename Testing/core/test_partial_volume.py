@@ -139,3 +139,45 @@ def test_density_fit_finds_the_sphere_it_is_given():
     density, radius = fit_sphere_density(vals, pts, excess, float(vals.max()), centroid, psf)
     assert radius == pytest.approx(1.5, abs=0.05)
     assert density == pytest.approx(900.0, rel=0.02)
+
+
+def _cylinder_in_air(fwhm_mm: float, slices: int = 20) -> np.ndarray:
+    """A 44 mm tissue cylinder (40 HU) in air, its axis along the slices, blurred in plane by a
+    Gaussian of ``fwhm_mm`` on a 0.1 mm grid, sampled at 0.5 mm pixels, 15 HU noise."""
+    from calcinosis.core.psf import FWHM_TO_SIGMA
+    y, x = np.mgrid[:600, :600] * 0.1
+    fine = np.where(np.hypot(y - 30.3, x - 29.7) < 22.0, 40.0, -1000.0)
+    fine = ndimage.gaussian_filter(fine, fwhm_mm * FWHM_TO_SIGMA / 0.1)
+    vol = np.repeat(fine[2::5, 2::5][None], slices, axis=0).astype(np.float32)
+    return vol + np.random.default_rng(0).normal(0, 15, vol.shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("fwhm", [0.6, 0.9, 1.3])
+def test_in_plane_blur_measured_on_the_skin(fwhm):
+    """The slanted-edge estimate of the in-plane FWHM from the air-tissue edge: within 8% of
+    the blur applied (measured: within 5% for 0.6-1.3 mm at 0.5 mm pixels, 15 HU noise);
+    sub-pixel offsets along the round edge sample the edge spread function finely."""
+    from calcinosis.core.psf import in_plane_fwhm_from_skin
+    est, used = in_plane_fwhm_from_skin(_cylinder_in_air(fwhm), np.array([1.25, 0.5, 0.5]))
+    assert used >= 1000
+    assert est == pytest.approx(fwhm, rel=0.08)
+
+
+def test_in_plane_blur_without_air_is_not_made_up():
+    from calcinosis.core.psf import in_plane_fwhm_from_skin
+    est, used = in_plane_fwhm_from_skin(np.full((5, 40, 40), 40.0, np.float32), np.array([1.0, 0.5, 0.5]))
+    assert np.isnan(est) and used == 0
+
+
+def test_in_plane_blur_of_the_real_contrast_ct(tcia_ct):
+    """The real contrast CT (1.07 mm pixels, 3 mm slices): its skin gives an in-plane FWHM of
+    1.32 mm (measured; 1.18 mm with every slice's edges and a Sobel gradient along the slices:
+    the real skin is not a clean step, the estimate moves by about 10%).  Asserted: between
+    one and one and a half pixels, what a body kernel gives, from over 1,000 edge points."""
+    from calcinosis.core import image_io
+    from calcinosis.core.psf import in_plane_fwhm_from_skin
+    v = image_io.load_image(tcia_ct / "ct.nrrd")
+    g = v.geometry
+    est, used = in_plane_fwhm_from_skin(v.array, np.array([g.spacing[2], g.spacing[1], g.spacing[0]]))
+    assert used >= 1000
+    assert 1.0 * g.spacing[0] <= est <= 1.5 * g.spacing[0], est
