@@ -53,9 +53,10 @@ def lesion_excess(image: np.ndarray, labels: np.ndarray, n: int, geometry: Geome
     """Per lesion 1..``n`` of ``labels`` (array[k, j, i], same grid as ``image``): the
     measures of the module's text, as arrays of length ``n`` (NaN for a lesion whose shell
     holds no voxel).  Given the acquisition's ``psf``, also ``density_hu`` and
-    ``volume_mm3`` = excess / (density - background): the density is the peak where the
-    lesion is wide against the blur, else fitted (:func:`fit_sphere_density`;
-    ``density_fitted`` says which)."""
+    ``volume_mm3`` = excess / (density - background): the density is the mean of the
+    lesion's core where it has one (:data:`MIN_CORE_VOXELS` deeper than the blur reaches),
+    else fitted (:func:`fit_sphere_density`; ``density_fitted`` says which).  The slices are
+    array axis 0 (``k``): the psf's slice profile is applied along it."""
     sp = np.array([geometry.spacing[2], geometry.spacing[1], geometry.spacing[0]], float)   # (k, j, i)
     vox = float(np.prod(sp))
     out = {k: np.full(n, np.nan) for k in ("background_hu", "peak_hu", "excess_hu_mm3", "excess_volume_mm3",
@@ -124,10 +125,11 @@ def fit_sphere_density(values: np.ndarray, points_mm: np.ndarray, excess_hu_mm3:
     explains a lesion's voxels: ``values`` (value - background) at ``points_mm`` (z, y, x),
     its integrated excess and peak.  The sphere keeps the integrated excess (density x
     volume = ``excess_hu_mm3``, which blur conserves), so one number is searched, the
-    radius (with the centre: ``start_mm`` in plane, searched along the slices) - between that of excess / ``peak_excess_hu`` (the peak is at most the density;
-    give the lowest the peak could be with the noise) and that of
-    :data:`MAX_DENSITY_HU` - and for each the centre that fits best; the radius with the
-    least squared difference wins."""
+    radius, between that of excess / ``peak_excess_hu`` (the peak is at most the density;
+    give the lowest the peak could be with the noise) and that of :data:`MAX_DENSITY_HU`.
+    For each radius the centre is ``start_mm`` in plane (the excess-weighted centroid:
+    fine sampling) and searched along the slices (axis 0: coarse sampling moves the
+    centroid); the radius with the least squared difference wins."""
     def volume_radius(v):
         return float((3.0 * max(v, 1e-9) / (4.0 * np.pi)) ** (1.0 / 3.0))
 
