@@ -189,3 +189,5 @@ def test_the_recorded_signal_is_forgotten_by_the_next_run():
     with interrupt.unwind_on_signals():
         assert interrupt.received() is None
         interrupt.raise_if_signalled()
+        interrupt.record(signal.SIGTERM)
+    assert interrupt.received() is None          # the block handled it: later code in this process runs

@@ -11,8 +11,10 @@ A signal that arrives while Python runs a callback whose exceptions it ignores (
 reference's clean-up during garbage collection, a ``__del__``) has its :class:`Terminated`
 printed as "Exception ignored" and dropped; so the handler also records the signal, and
 :func:`raise_if_signalled` - called before a result is committed - raises it again: a
-signalled run never commits its result.  SIGKILL cannot be caught: it may leave a hidden ``.partial-*`` folder (never a half-written
-result; remove the folder by hand).
+signalled run never commits its result.  (It is not raised at every progress step: clean-up
+code that runs while the first signal unwinds must not be broken off.)  SIGKILL cannot be
+caught: it may leave a hidden ``.partial-*`` folder (never a half-written result; remove
+the folder by hand).
 
 The handlers are installed only in the main thread (Python delivers signals there) and only
 for the command line and batch worker processes, never inside Slicer.
@@ -117,6 +119,7 @@ def unwind_on_signals(signums=SIGNALS) -> Iterator[None]:
     finally:
         sys.unraisablehook = hook
         restore(previous)
+        forget()          # handled by now: what runs after the block in this process starts clean
 
 
 def _quiet_about_signals(hook):
