@@ -181,3 +181,24 @@ def test_in_plane_blur_of_the_real_contrast_ct(tcia_ct):
     est, used = in_plane_fwhm_from_skin(v.array, np.array([g.spacing[2], g.spacing[1], g.spacing[0]]))
     assert used >= 1000
     assert 1.0 * g.spacing[0] <= est <= 1.5 * g.spacing[0], est
+
+
+def test_scanner_psf_of_a_ct_says_where_each_number_came_from():
+    """The slice thickness from the header when it has one (else the spacing); the in-plane
+    blur given, measured on the skin, or - without air in the image - assumed, and said so."""
+    from calcinosis.core.geometry import Geometry
+    from calcinosis.core.psf import ASSUMED_IN_PLANE_FWHM_MM, scanner_psf_of
+    from calcinosis.core.volume import Volume
+    arr = _cylinder_in_air(1.3)
+    g = Geometry.create((arr.shape[2], arr.shape[1], arr.shape[0]), (0.5, 0.5, 1.25))
+    psf, rec = scanner_psf_of(Volume(arr, g, {"modality": "CT", "dicom": {"SliceThickness": 2.0}}))
+    assert psf.slice_mm == 2.0 and rec["slice_thickness_source"].startswith("SliceThickness")
+    assert psf.in_plane_fwhm_mm == pytest.approx(1.3, rel=0.08) and rec["in_plane_fwhm_source"].startswith("measured")
+    psf, rec = scanner_psf_of(Volume(arr, g, {"modality": "CT"}), in_plane_fwhm_mm=0.7)
+    assert (psf.slice_mm, psf.in_plane_fwhm_mm, rec["in_plane_fwhm_source"]) == (1.25, 0.7, "user")
+    assert rec["slice_thickness_source"].startswith("slice spacing")
+    flat = np.full((6, 40, 40), 40.0, np.float32)
+    psf, rec = scanner_psf_of(Volume(flat, Geometry.create((40, 40, 6), (0.5, 0.5, 1.0)), {"modality": "CT"}))
+    assert psf.in_plane_fwhm_mm == ASSUMED_IN_PLANE_FWHM_MM and rec["in_plane_fwhm_source"].startswith("assumed")
+    with pytest.raises(ValueError, match="in-plane FWHM"):
+        scanner_psf_of(Volume(flat, Geometry.create((40, 40, 6), (0.5, 0.5, 1.0)), {}), in_plane_fwhm_mm=0.0)

@@ -158,3 +158,41 @@ def in_plane_fwhm_from_skin(ct: np.ndarray, spacing_kji: np.ndarray, seed: int =
     except RuntimeError:
         return float("nan"), 0
     return float(abs(s) / FWHM_TO_SIGMA), int(good.sum())
+
+
+#: in-plane FWHM (mm) assumed when the image has no skin to measure it on and none is given
+ASSUMED_IN_PLANE_FWHM_MM = 0.9
+
+
+def scanner_psf_of(volume, in_plane_fwhm_mm: float | None = None) -> tuple[ScannerPSF, dict]:
+    """The blur of a CT (:class:`~calcinosis.core.volume.Volume`, slices along array axis 0):
+    the slice thickness from the DICOM header (Slice Thickness) or else the slice spacing;
+    the in-plane FWHM as given, or measured on the skin (:func:`in_plane_fwhm_from_skin`), or
+    else :data:`ASSUMED_IN_PLANE_FWHM_MM`.  Returns the PSF and where each number came from
+    (for provenance)."""
+    g = volume.geometry
+    spacing_kji = np.array([g.spacing[2], g.spacing[1], g.spacing[0]], float)
+    record: dict = {}
+    header = (volume.meta or {}).get("dicom", {}) or {}
+    try:
+        thickness = float(header.get("SliceThickness"))
+    except (TypeError, ValueError):
+        thickness = float("nan")
+    if np.isfinite(thickness) and thickness > 0:
+        record["slice_thickness_source"] = "SliceThickness (0018,0050)"
+    else:
+        thickness = float(spacing_kji[0])
+        record["slice_thickness_source"] = "slice spacing (no Slice Thickness in the header)"
+    if in_plane_fwhm_mm is not None:
+        if not (in_plane_fwhm_mm > 0):
+            raise ValueError(f"in-plane FWHM {in_plane_fwhm_mm!r}: must be positive (mm)")
+        fwhm, record["in_plane_fwhm_source"] = float(in_plane_fwhm_mm), "user"
+    else:
+        fwhm, used = in_plane_fwhm_from_skin(volume.array, spacing_kji)
+        if np.isfinite(fwhm) and fwhm > 0:
+            record["in_plane_fwhm_source"] = f"measured on the skin ({used} edge points)"
+        else:
+            fwhm = ASSUMED_IN_PLANE_FWHM_MM
+            record["in_plane_fwhm_source"] = "assumed (no skin edge in the image to measure it on)"
+    record.update({"slice_thickness_mm": round(thickness, 4), "in_plane_fwhm_mm": round(fwhm, 4)})
+    return ScannerPSF(fwhm, thickness), record
