@@ -169,18 +169,54 @@ def test_in_plane_blur_without_air_is_not_made_up():
     assert np.isnan(est) and used == 0
 
 
+def test_the_table_under_the_body_is_not_taken_for_skin():
+    """A 1.5 mm plate (the CT table) under the body is a thin line, not a step: its edges
+    read as a sharper blur (measured: 0.56 mm for a 0.9 mm blur when every air edge is used).
+    Only the outline of each slice's largest piece of tissue is read: within 8%."""
+    from calcinosis.core.psf import FWHM_TO_SIGMA, in_plane_fwhm_from_skin
+    y, x = np.mgrid[:600, :600] * 0.1
+    fine = np.where(np.hypot(y - 27.3, x - 29.7) < 20.0, 40.0, -1000.0)
+    fine[(y > 50) & (y < 51.5) & (x > 3) & (x < 57)] = 200.0
+    fine = ndimage.gaussian_filter(fine, 0.9 * FWHM_TO_SIGMA / 0.1)
+    vol = np.repeat(fine[2::5, 2::5][None], 20, axis=0).astype(np.float32)
+    vol += np.random.default_rng(0).normal(0, 15, vol.shape).astype(np.float32)
+    est, _ = in_plane_fwhm_from_skin(vol, np.array([1.25, 0.5, 0.5]))
+    assert est == pytest.approx(0.9, rel=0.08)
+
+
+def _rise_10_90_along_rows_mm(ct: np.ndarray, pixel_mm: float) -> float:
+    """An independent, cruder reading of the skin's blur: the median distance from -900 to
+    -100 HU across the left and right body edges along image rows (the middle rows of every
+    8th slice).  It can only overestimate: the edge's normal is oblique to the rows, and
+    linear interpolation between pixels adds its own width."""
+    widths = []
+    for k in range(10, ct.shape[0] - 10, 8):
+        for row in range(ct.shape[1] * 3 // 10, ct.shape[1] * 13 // 20, 6):
+            for p in (ct[k, row].astype(float), ct[k, row, ::-1].astype(float)):
+                j = int(np.argmax(p > -500))
+                seg = p[max(j - 6, 0):j + 4]
+                if j < 10 or not (seg[0] < -900 and seg.max() > -100):
+                    continue
+                rise = np.maximum.accumulate(seg[:int(np.argmax(seg > -100)) + 1])   # increasing, for interp
+                cross = [np.interp(level, rise, np.arange(len(rise))) for level in (-900.0, -100.0)]
+                widths.append((cross[1] - cross[0]) * pixel_mm)
+    return float(np.median(widths))
+
+
 def test_in_plane_blur_of_the_real_contrast_ct(tcia_ct):
     """The real contrast CT (1.07 mm pixels, 3 mm slices): its skin gives an in-plane FWHM of
-    1.32 mm (measured; 1.18 mm with every slice's edges and a Sobel gradient along the slices:
-    the real skin is not a clean step, the estimate moves by about 10%).  Asserted: between
-    one and one and a half pixels, what a body kernel gives, from over 1,000 edge points."""
+    1.82 mm (measured; 1.32 mm when the table's and the bowel gas's edges were read too).
+    Checked against an independent reading, the 10-90% rise across the body's sides along
+    rows (2.33 mm, i.e. a FWHM of 2.14 mm: an overestimate, see the helper): at most that,
+    and at least 0.7 of it.  From over 1,000 edge points."""
     from calcinosis.core import image_io
     from calcinosis.core.psf import in_plane_fwhm_from_skin
     v = image_io.load_image(tcia_ct / "ct.nrrd")
     g = v.geometry
     est, used = in_plane_fwhm_from_skin(v.array, np.array([g.spacing[2], g.spacing[1], g.spacing[0]]))
+    crude_fwhm = _rise_10_90_along_rows_mm(v.array, g.spacing[0]) / 1.088     # 10-90% of an erf = 1.088 FWHM
     assert used >= 1000
-    assert 1.0 * g.spacing[0] <= est <= 1.5 * g.spacing[0], est
+    assert 0.7 * crude_fwhm <= est <= crude_fwhm, (est, crude_fwhm)
 
 
 def test_scanner_psf_of_a_ct_says_where_each_number_came_from():

@@ -77,9 +77,21 @@ MAX_EDGE_POINTS = 4000
 EDGE_SLICES = 16
 
 
+def _body(mask2d: np.ndarray) -> np.ndarray:
+    """The largest piece of a slice's tissue, holes filled: the body (or the hand) whose
+    outline is the skin - not the table it lies on (a thin plate, not a step) nor the gas
+    inside it."""
+    lab, n = ndimage.label(mask2d)
+    if n == 0:
+        return mask2d
+    biggest = np.argmax(np.bincount(lab.ravel())[1:]) + 1
+    return ndimage.binary_fill_holes(lab == biggest)
+
+
 def in_plane_fwhm_from_skin(ct: np.ndarray, spacing_kji: np.ndarray, seed: int = 0) -> tuple[float, int]:
-    """The in-plane blur (FWHM, mm) of a CT, from its skin edge: where the air-tissue
-    surface's normal lies in the slice plane, every voxel's value against its signed distance
+    """The in-plane blur (FWHM, mm) of a CT, from its skin edge (the outline of each slice's
+    largest piece of tissue, :func:`_body`): where the air-tissue surface's normal lies in
+    the slice plane, every voxel's value against its signed distance
     to the local 50% crossing (from up to :data:`MAX_EDGE_POINTS` edge points) is the edge
     spread function sampled at sub-pixel offsets (the slanted-edge method); a Gaussian-blurred
     step (an error function) fitted to it gives the FWHM.  Returns (FWHM mm, edge points used);
@@ -98,7 +110,7 @@ def in_plane_fwhm_from_skin(ct: np.ndarray, spacing_kji: np.ndarray, seed: int =
         gz_all = (vol[ks + 1].astype(np.float32) - vol[ks - 1].astype(np.float32)) / (2.0 * sp[0])
     else:
         gz_all = np.zeros(a.shape, np.float32)
-    inside = a > mid
+    inside = np.stack([_body(sl > mid) for sl in a])
     edge = inside & ~ndimage.binary_erosion(inside, structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
     if not edge.any():
         return float("nan"), 0
