@@ -213,7 +213,7 @@ def test_in_plane_blur_of_the_real_contrast_ct(tcia_ct):
     from calcinosis.core.psf import in_plane_fwhm_from_skin
     v = image_io.load_image(tcia_ct / "ct.nrrd")
     g = v.geometry
-    est, used = in_plane_fwhm_from_skin(v.array, np.array([g.spacing[2], g.spacing[1], g.spacing[0]]))
+    est, used = in_plane_fwhm_from_skin(v.array, np.array([g.spacing_along_array_axis(a) for a in range(3)]))
     crude_fwhm = _rise_10_90_along_rows_mm(v.array, g.spacing[0]) / 1.088     # 10-90% of an erf = 1.088 FWHM
     assert used >= 1000
     assert 0.7 * crude_fwhm <= est <= crude_fwhm, (est, crude_fwhm)

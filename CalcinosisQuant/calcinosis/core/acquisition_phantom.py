@@ -109,8 +109,8 @@ def acquire(deposits: Sequence[Deposit], acq: Acquisition, background_hu: float 
         step = np.array([t, p, p])
         lo = np.maximum(np.ceil((box_centre + first) / step).astype(int), 0)
         hi = np.minimum(np.floor((box_centre - first) / step).astype(int), np.array(arr.shape) - 1)
-        kk, jj, ii = np.meshgrid(*[np.arange(lo[a], hi[a] + 1) for a in range(3)], indexing="ij")
-        fine_idx = [((np.stack([kk, jj, ii])[a] * step[a]) - (box_centre[a] + first[a])) / FINE_MM for a in range(3)]
+        voxels = np.stack(np.meshgrid(*[np.arange(lo[a], hi[a] + 1) for a in range(3)], indexing="ij"))
+        fine_idx = [(voxels[a] * step[a] - (box_centre[a] + first[a])) / FINE_MM for a in range(3)]
         arr[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1] += ndimage.map_coordinates(
             fine, fine_idx, order=1, mode="constant").astype(np.float32)
         ras = geometry.ijk_to_ras(np.array([centre[2] / p, centre[1] / p, centre[0] / t]))

@@ -57,7 +57,7 @@ def lesion_excess(image: np.ndarray, labels: np.ndarray, n: int, geometry: Geome
     lesion's core where it has one (:data:`MIN_CORE_VOXELS` deeper than the blur reaches),
     else fitted (:func:`fit_sphere_density`; ``density_fitted`` says which).  The slices are
     array axis 0 (``k``): the psf's slice profile is applied along it."""
-    sp = np.array([geometry.spacing[2], geometry.spacing[1], geometry.spacing[0]], float)   # (k, j, i)
+    sp = np.array([geometry.spacing_along_array_axis(a) for a in range(3)])   # (k, j, i)
     vox = float(np.prod(sp))
     out = {k: np.full(n, np.nan) for k in ("background_hu", "peak_hu", "excess_hu_mm3", "excess_volume_mm3",
                                             "half_maximum_volume_mm3", "density_hu", "volume_mm3")}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, optimize, special
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 #: the slice sensitivity profile's edges (FWHM of the Gaussian over the box, mm)
@@ -96,7 +96,6 @@ def in_plane_fwhm_from_skin(ct: np.ndarray, spacing_kji: np.ndarray, seed: int =
     spread function sampled at sub-pixel offsets (the slanted-edge method); a Gaussian-blurred
     step (an error function) fitted to it gives the FWHM.  Returns (FWHM mm, edge points used);
     (NaN, 0) without a usable edge (no air in the image)."""
-    from scipy import optimize, special
     vol = np.asarray(ct)
     mid = 0.5 * (AIR_HU + TISSUE_HU)
     sp = np.asarray(spacing_kji, float)
@@ -144,18 +143,16 @@ def in_plane_fwhm_from_skin(ct: np.ndarray, spacing_kji: np.ndarray, seed: int =
     # every voxel of the slice near each crossing: its value against its distance along the normal
     offs = np.stack(np.meshgrid(np.arange(-reach[0], reach[0] + 1), np.arange(-reach[1], reach[1] + 1),
                                 indexing="ij"), -1).reshape(-1, 2)
-    d_all, v_all = [], []
-    for n in np.flatnonzero(good):
-        k, j, i = kji[n]
-        dj, di = offs[:, 0], offs[:, 1]
-        along = (dj * sp[1] * normal[n, 0] + di * sp[2] * normal[n, 1]) - cross[n]
-        across = np.abs(-dj * sp[1] * normal[n, 1] + di * sp[2] * normal[n, 0])
-        use = (np.abs(along) <= ESF_HALF_MM) & (across <= 0.5 * max(sp[1], sp[2]))
-        d_all.append(along[use])
-        v_all.append(a[k, j + dj[use], i + di[use]])
-    if not d_all:
+    pts = np.flatnonzero(good)
+    if pts.size == 0:
         return float("nan"), 0
-    d, v = np.concatenate(d_all), np.concatenate(v_all)
+    off_mm = offs * sp[1:]                                           # (m, 2): row, column offsets in mm
+    along = off_mm @ normal[pts].T - cross[pts]                      # (m, points)
+    across = np.abs(off_mm @ np.stack([-normal[pts, 1], normal[pts, 0]]))
+    use = (np.abs(along) <= ESF_HALF_MM) & (across <= 0.5 * max(sp[1], sp[2]))
+    o, e = np.nonzero(use)
+    d = along[o, e]
+    v = a[kji[pts[e], 0], kji[pts[e], 1] + offs[o, 0], kji[pts[e], 2] + offs[o, 1]]
     bins = np.round(d / ESF_STEP_MM).astype(int)
     keep = np.abs(bins) <= int(ESF_HALF_MM / ESF_STEP_MM)
     centres = np.unique(bins[keep])
@@ -182,8 +179,7 @@ def scanner_psf_of(volume, in_plane_fwhm_mm: float | None = None) -> tuple[Scann
     the in-plane FWHM as given, or measured on the skin (:func:`in_plane_fwhm_from_skin`), or
     else :data:`ASSUMED_IN_PLANE_FWHM_MM`.  Returns the PSF and where each number came from
     (for provenance)."""
-    g = volume.geometry
-    spacing_kji = np.array([g.spacing[2], g.spacing[1], g.spacing[0]], float)
+    spacing_kji = np.array([volume.geometry.spacing_along_array_axis(a) for a in range(3)])
     record: dict = {}
     header = (volume.meta or {}).get("dicom", {}) or {}
     try:
