@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, special
 
 from .geometry import Geometry
 from .psf import FWHM_TO_SIGMA, SLICE_EDGE_FWHM_MM, ScannerPSF, blurred_sphere
@@ -28,8 +28,11 @@ from .tables import Column, Table
 
 #: in-plane point-spread function of three reconstruction kernels (FWHM, mm)
 KERNEL_FWHM_MM = {"sharp": 0.6, "standard": 0.9, "soft": 1.3}
-#: the fine grid the spheres are drawn on before blurring (mm)
+#: the fine grid the spheres are drawn on before blurring (mm); deposits wider than
+#: :data:`COARSER_ABOVE_MM` on :data:`COARSER_FINE_MM` (their surface's ramp keeps the drawn
+#: volume; the blur is at least 0.25 mm SD, smooth on that grid)
 FINE_MM = 0.1
+COARSER_FINE_MM, COARSER_ABOVE_MM = 0.2, 6.0
 
 
 @dataclass(frozen=True)
@@ -82,35 +85,56 @@ TRUTH_COLUMNS = [
 ]
 
 
+#: air around the body of a phantom with a skin (mm each side, in plane), and its corners' radius
+AIR_MM, BODY_CORNER_MM = 6.0, 8.0
+AIR_HU = -1000.0
+
+
 def acquire(deposits: Sequence[Deposit], acq: Acquisition, background_hu: float = 40.0, noise_sd: float = 0.0,
-            seed: int = 0, gap_mm: float = 8.0) -> tuple[np.ndarray, Geometry, Table]:
+            seed: int = 0, gap_mm: float = 8.0, skin: bool = False) -> tuple[np.ndarray, Geometry, Table]:
     """``deposits`` in a row along R, each with a random sub-voxel offset (``seed``), imaged
-    by ``acq``: (array[k, j, i] in HU, float32; its geometry, axial slices along S; truth)."""
+    by ``acq``: (array[k, j, i] in HU, float32; its geometry, axial slices along S; truth).
+    With ``skin`` the tissue is a body (a rounded box in plane, ``gap_mm`` beyond the
+    deposits' blur, running through all slices) in :data:`AIR_MM` of air, its skin blurred by
+    the kernel as the deposits are: what :func:`~calcinosis.core.psf.in_plane_fwhm_from_skin`
+    reads the kernel's blur on."""
     rng = np.random.default_rng(seed)
     p, t = acq.pixel_mm, acq.slice_mm
     # the blur's reach beyond a sphere, and a voxel to sample it
     reach = 4.0 * max(acq.in_plane_sigma_mm, SLICE_EDGE_FWHM_MM * FWHM_TO_SIGMA) + t / 2.0 + max(p, t)
     halves = [d.diameter_mm / 2.0 + reach for d in deposits]
-    width_mm = sum(2 * h + gap_mm for h in halves) + gap_mm
-    depth_mm = 2 * max(halves, default=1.0) + 2 * gap_mm
-    size = (int(np.ceil(width_mm / p)), int(np.ceil(depth_mm / p)), int(np.ceil(depth_mm / t)))
+    air = AIR_MM if skin else 0.0
+    width_mm = sum(2 * h + gap_mm for h in halves) + gap_mm + 2 * air
+    depth_mm = 2 * max(halves, default=1.0) + 2 * gap_mm + 2 * air
+    height_mm = 2 * max(halves, default=1.0) + 2 * gap_mm
+    size = (int(np.ceil(width_mm / p)), int(np.ceil(depth_mm / p)), int(np.ceil(height_mm / t)))
     geometry = Geometry.create(size, (p, p, t), (0.0, 0.0, 0.0))
     arr = np.full((size[2], size[1], size[0]), background_hu, np.float32)
+    if skin:   # the body's outline blurred by the kernel: exact for a straight skin, close on its corners
+        y = (np.arange(size[1]) * p)[:, None]
+        x = (np.arange(size[0]) * p)[None, :]
+        half = np.array([(size[1] - 1) * p / 2.0 - air, (size[0] - 1) * p / 2.0 - air]) - BODY_CORNER_MM
+        qy, qx = np.abs(y - (size[1] - 1) * p / 2.0) - half[0], np.abs(x - (size[0] - 1) * p / 2.0) - half[1]
+        outside = np.hypot(np.maximum(qy, 0.0), np.maximum(qx, 0.0)) + np.minimum(np.maximum(qy, qx), 0.0) \
+            - BODY_CORNER_MM
+        body = 0.5 * special.erfc(outside / (np.sqrt(2.0) * acq.in_plane_sigma_mm))
+        arr[:] = (AIR_HU + (background_hu - AIR_HU) * body).astype(np.float32)[None]
     truth = Table(TRUTH_COLUMNS, name="truth", description="Deposits of the acquisition phantom (analytic)")
-    x_mm = gap_mm
+    x_mm = gap_mm + air
     for n, (d, h) in enumerate(zip(deposits, halves), start=1):
         centre_x = x_mm + h
         x_mm += 2 * h + gap_mm
         # the sphere's centre, off the voxel grid by a random fraction of a voxel
-        centre = np.array([depth_mm / 2.0, depth_mm / 2.0, centre_x]) + rng.uniform(-0.5, 0.5, 3) * np.array([t, p, p])
-        box_centre = np.round(centre / FINE_MM) * FINE_MM
+        centre = np.array([height_mm / 2.0, depth_mm / 2.0, centre_x]) + rng.uniform(-0.5, 0.5, 3) * np.array([t, p, p])
+        fine_mm = COARSER_FINE_MM if d.diameter_mm > COARSER_ABOVE_MM else FINE_MM
+        box_centre = np.round(centre / fine_mm) * fine_mm
         fine, first = blurred_sphere(d.diameter_mm / 2.0, d.hu - background_hu, centre - box_centre, acq.psf,
-                                     np.full(3, h), FINE_MM)
+                                     np.full(3, h), fine_mm)
         step = np.array([t, p, p])
         lo = np.maximum(np.ceil((box_centre + first) / step).astype(int), 0)
         hi = np.minimum(np.floor((box_centre - first) / step).astype(int), np.array(arr.shape) - 1)
         voxels = np.stack(np.meshgrid(*[np.arange(lo[a], hi[a] + 1) for a in range(3)], indexing="ij"))
-        fine_idx = [(voxels[a] * step[a] - (box_centre[a] + first[a])) / FINE_MM for a in range(3)]
+        fine_idx = [(voxels[a] * step[a] - (box_centre[a] + first[a])) / fine_mm for a in range(3)]
         arr[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1] += ndimage.map_coordinates(
             fine, fine_idx, order=1, mode="constant").astype(np.float32)
         ras = geometry.ijk_to_ras(np.array([centre[2] / p, centre[1] / p, centre[0] / t]))

@@ -36,6 +36,65 @@ class LesionResult:
     params: LesionParams
     warnings: list[str] = field(default_factory=list)
     inputs: dict = field(default_factory=dict)
+    extra_parameters: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PartialVolumeRequest:
+    """Ask for the partial-volume columns (issue 14; :mod:`.partial_volume`): the in-plane
+    blur if known (else measured on the skin), a HU-to-calcium line ``SLOPE,INTERCEPT``
+    or calibration rods (a label map, one density in mg HA/cm³ per label value)."""
+
+    in_plane_fwhm_mm: float | None = None
+    calibration: str | None = None
+    rods: str | Path | None = None
+    rod_densities: tuple[float, ...] | None = None
+
+
+def add_partial_volume(result: LesionResult, request: PartialVolumeRequest, exclude: np.ndarray | None = None,
+                       progress: Progress | None = None, record_paths: bool = False) -> None:
+    """The partial-volume columns added to ``result.table`` (after ``volume_mm3``) and the
+    method, the scanner's blur and the calibration to ``result.extra_parameters``.  CT, 3D."""
+    from . import calibration as cal
+    from .partial_volume import add_partial_volume_columns, partial_volume_columns, partial_volume_record
+    from .psf import scanner_psf_of
+
+    volume = result.volume
+    if volume.is_2d or str(volume.modality or "").upper() != "CT":
+        raise InputError(f"--partial-volume: needs a 3D CT (this image is {'2D' if volume.is_2d else '3D'} "
+                         f"{volume.modality or 'of unknown modality'}; --modality ct if it is a CT)")
+    if request.calibration is not None and request.rods is not None:
+        raise InputError("--calibration and --calibration-rods: give one HU-to-calcium line, not both")
+    calibration = None
+    if request.calibration is not None:
+        calibration = cal.calibration_from_text(request.calibration)
+    elif request.rods is not None:
+        if not request.rod_densities:
+            raise InputError("--calibration-rods: give each rod's density with --rod-densities D1,D2,... (mg HA/cm³)")
+        rods = image_io.load_label_image(request.rods, reference=volume.geometry)
+        rod_numbers = np.zeros(volume.geometry.shape, np.int16)
+        for number, segment in enumerate(rods.segments, start=1):   # rod k: the k-th segment (label value order)
+            rod_numbers[rods.mask(segment)] = number
+        calibration = cal.calibration_from_rods(volume.array, rod_numbers, request.rod_densities,
+                                                where=f"--calibration-rods {Path(request.rods).name}")
+        result.inputs["calibration_rods"] = {"input_id": path_content_id(request.rods),
+                                             **({"path": str(request.rods)} if record_paths else {})}
+    elif request.rod_densities:
+        raise InputError("--rod-densities: give the rods' label map with --calibration-rods")
+    report(progress, 0.0, "measuring the scanner's blur")
+    try:
+        psf, psf_record = scanner_psf_of(volume, request.in_plane_fwhm_mm)
+    except ValueError as e:
+        raise InputError(f"--in-plane-fwhm: {e}") from None
+    if psf_record["in_plane_fwhm_source"].startswith("assumed"):
+        result.warnings.append(f"partial volume: the scanner's in-plane blur could not be measured (no skin edge in "
+                               f"the image) and is assumed {psf.in_plane_fwhm_mm:g} mm FWHM; give --in-plane-fwhm: "
+                               "pv_volume_mm3 of lesions under 5 mm depends on it")
+    lesions = result.lesions
+    rows = partial_volume_columns(volume.array, lesions.labels, lesions.n, volume.geometry, psf, calibration,
+                                  exclude, progress.sub(0.1, 1.0) if progress else None)
+    add_partial_volume_columns(result.table, rows)
+    result.extra_parameters["partial_volume"] = partial_volume_record(psf, psf_record, volume.geometry, calibration)
 
 
 def resolve_threshold(volume: Volume, threshold: tuple[float, float | None] | None, below: bool,
@@ -90,7 +149,8 @@ def run_measure(image: str | Path, *, mask: str | Path | None = None, region: st
                 below: bool = False, min_size: float = 1.0, connectivity: str = "face", min_slices: int = 1,
                 keep_segments: bool = False, spacing: Sequence[float] | None = None, modality: str | None = None,
                 series: str | None = None, record_paths: bool = False,
-                progress: Progress | None = None, magnification: float | None = None) -> LesionResult:
+                progress: Progress | None = None, magnification: float | None = None,
+                partial_volume: PartialVolumeRequest | None = None) -> LesionResult:
     """Load, find and measure (no writing).  Used by ``calcinosis measure``."""
     report(progress, 0.0, "loading image")
     volume = image_io.load_image(image, spacing=spacing, modality=modality, series=series,
@@ -116,8 +176,15 @@ def run_measure(image: str | Path, *, mask: str | Path | None = None, region: st
     if exclude is not None:
         exclude_mask = load_mask(exclude, volume, "exclusion mask")
         inputs["exclude"] = {"input_id": path_content_id(exclude), **({"path": str(exclude)} if record_paths else {})}
-    result = measure_volume(volume, params, region_mask, exclude_mask, seg, progress.sub(0.2, 1.0) if progress else None)
+    if partial_volume is not None and (volume.is_2d or str(volume.modality or "").upper() != "CT"):
+        raise InputError(f"--partial-volume: needs a 3D CT (this image is {'2D' if volume.is_2d else '3D'} "
+                         f"{volume.modality or 'of unknown modality'}; --modality ct if it is a CT)")
+    result = measure_volume(volume, params, region_mask, exclude_mask, seg,
+                            progress.sub(0.2, 0.6 if partial_volume else 1.0) if progress else None)
     result.inputs = inputs
+    if partial_volume is not None:
+        add_partial_volume(result, partial_volume, exclude_mask, progress.sub(0.6, 1.0) if progress else None,
+                           record_paths)
     return result
 
 
@@ -204,6 +271,7 @@ def write_measure_outputs(outdir: str | Path, result: LesionResult, *, force: bo
             write_lesion_images(out, result.lesions, nifti=nifti)
         params = dict(result.params.to_dict())
         params["min_size_unit"] = "mm2" if result.volume.is_2d else "mm3"
+        params.update(result.extra_parameters)
         params.update(extra_parameters or {})
         out.write_workbook()
         record = provenance.build_record(

@@ -30,7 +30,7 @@ from calcinosis.core.lesions import lesions_from_segmentation as _engine_from_se
 from calcinosis.core.measure import measure_lesions
 from calcinosis.core.output import OutputTransaction
 from calcinosis.core import terminology
-from calcinosis.core.pipeline import write_lesion_images
+from calcinosis.core.pipeline import LesionResult, PartialVolumeRequest, add_partial_volume, write_lesion_images
 from calcinosis.core.progress import Progress, report
 from calcinosis.core.tables import Table
 from calcinosis.core.volume import Volume, normalise_modality
@@ -132,12 +132,22 @@ def lesions_from_segmentation(label_image, volume: Volume, connectivity: str = "
 # ---------------------------------------------------------------------- step 2
 def measure_hand(volume: Volume, modality: str, lesions: LesionSet, landmarks: HandLandmarks | None = None,
                  assign_params: AssignParams = AssignParams(), detection: Detection | None = None,
-                 progress: Progress | None = None) -> HandResult:
-    """Measure and assign a lesion set (the panel's *Measure*)."""
+                 progress: Progress | None = None, partial_volume: PartialVolumeRequest | None = None,
+                 exclude: np.ndarray | None = None) -> HandResult:
+    """Measure and assign a lesion set (the panel's *Measure*).  ``partial_volume`` (CT):
+    the partial-volume columns too (:func:`calcinosis.core.pipeline.add_partial_volume`),
+    bone (the detection's, else found here) and ``exclude`` kept out of their integrals."""
     m = resolve_modality(volume, modality)
     report(progress, 0.0, f"measuring {lesions.n} lesions")
     vol = Volume(volume.array, volume.geometry, {**volume.meta, "modality": m})
     engine = measure_lesions(lesions, vol)
+    pv_parameters = {}
+    pv_warnings: list[str] = []
+    if partial_volume is not None:
+        holder = LesionResult(vol, lesions, engine, lesions.params)
+        add_partial_volume(holder, partial_volume, _bone_for_partial_volume(vol, m, lesions, detection, exclude),
+                           progress.sub(0.05, 0.55) if progress else None)
+        pv_parameters, pv_warnings = holder.extra_parameters, holder.warnings
     report(progress, 0.6, "assigning to digits and joints")
     if len(engine):
         cen = np.array([[r["centroid_r_mm"], r["centroid_a_mm"], r["centroid_s_mm"]] for r in engine.rows])
@@ -159,7 +169,7 @@ def measure_hand(volume: Volume, modality: str, lesions: LesionSet, landmarks: H
         warnings += list(landmarks.warnings)
     if detection is not None:
         warnings += list(detection.warnings)
-    warnings += assignment.warnings
+    warnings += assignment.warnings + pv_warnings
     if landmarks is None or not landmarks.points:
         warnings.append("no landmarks: digits are unassigned and zones and kinds are left empty")
     for side, tilt in projection_tilts(volume, landmarks).items():
@@ -167,12 +177,30 @@ def measure_hand(volume: Volume, modality: str, lesions: LesionSet, landmarks: H
             warnings.append(f"{side} hand: its palm lies {tilt:.0f} degrees from the image's coronal plane, so "
                             "projected areas (total_projected_area_mm2) are not the shadow a PA radiograph of "
                             "this hand would show")
-    params = {"assignment": assign_params.to_dict()}
+    params = {"assignment": assign_params.to_dict(), **pv_parameters}
     if detection is not None:
         params["detection"] = detection.parameters
     report(progress, 1.0, "measured")
     return HandResult(volume, m, lesions, engine, assignment, lt, dt, ht, landmarks, detection, params,
                       _dedupe(warnings))
+
+
+def _bone_for_partial_volume(volume: Volume, modality: str, lesions: LesionSet, detection: Detection | None,
+                             exclude: np.ndarray | None) -> np.ndarray | None:
+    """What the partial-volume integrals leave out: the bone the CT detection found (or,
+    for lesions given as a segmentation, the bone the detector finds now - lesion voxels
+    never among it) and the user's exclusion mask."""
+    if modality != "CT":
+        return exclude
+    bone = detection.bone_mask if detection is not None else None
+    if bone is None:
+        found = detect(volume, "CT", DetectParams()).bone_mask
+        if found is not None:
+            bone = found.copy()
+            bone.reshape(-1)[lesions.voxel_index] = False
+    if exclude is not None:
+        bone = exclude if bone is None else (bone | exclude)
+    return bone
 
 
 #: a palm tilted further than this from the grid's coronal plane is warned about (degrees):
@@ -341,7 +369,7 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
              assign_params: AssignParams = AssignParams(), spacing=None, series: str | None = None,
              laterality: str | None = None, unknown_landmarks: str = "error", record_paths: bool = False,
              progress: Progress | None = None, magnification: float | None = None,
-             seeds: str | Path | None = None) -> HandResult:
+             seeds: str | Path | None = None, partial_volume: PartialVolumeRequest | None = None) -> HandResult:
     """Load, detect (or take ``mask``, or outline one deposit at each point of ``seeds``),
     measure and assign.  No writing."""
     if seeds is not None and mask is not None:
@@ -354,6 +382,8 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
     report(progress, 0.0, "loading image")
     volume = image_io.load_image(image, spacing=spacing, series=series, magnification=magnification)
     m = resolve_modality(volume, modality, str(image))
+    if partial_volume is not None and m != "CT":
+        raise InputError(f"--partial-volume: needs a CT (this image is {'a radiograph' if m == 'XR' else 'an MRI'})")
     volume.meta["modality"] = m
     if m == "CT":
         volume.meta["intensity_unit"] = "HU"
@@ -415,7 +445,8 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
         for w in model_warnings:
             volume.warn(w)
     result = measure_hand(volume, m, lesions, lm, assign_params, detection,
-                          progress.sub(0.7, 1.0) if progress else None)
+                          progress.sub(0.7, 1.0) if progress else None, partial_volume,
+                          excl if mask is None else None)
     if model_record is not None:
         result.parameters["hand_model"] = model_record
     if mask is not None:

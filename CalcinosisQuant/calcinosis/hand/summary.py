@@ -98,6 +98,7 @@ def digit_table(lesion_table: Table, modality: str, assignment: Assignment, is_2
         for d in digits:
             rows = [r for r in lesion_table.rows if r["side"] == side and r["digit"] == d]
             t.append({"side": side, "digit": d, "modality": modality, **_summarise(rows, is_2d)})
+    add_partial_volume_totals(t, lesion_table, ("side", "digit"))
     return t
 
 
@@ -113,7 +114,34 @@ def hand_table(lesion_table: Table, modality: str, assignment: Assignment, is_2d
                 row[f"zone_{z.lower()}_count"] = sum(1 for r in rows if r["zone"] == z)
             row["digits_affected"] = len({r["digit"] for r in rows if r["digit"] in DIGITS})
         t.append(row)
+    add_partial_volume_totals(t, lesion_table, ("side",))
     return t
 
 
-__all__ = ["DIGIT_COLUMNS", "HAND_COLUMNS", "hand_lesion_table", "digit_table", "hand_table", "hand_sides"]
+#: totals of the partial-volume columns (issue 14), in the summaries when the lesions have them
+PV_TOTALS = [
+    ("pv_volume_mm3", Column("total_pv_volume_mm3", "double", "mm3",
+                             "Sum of the lesions' pv_volume_mm3 (partial-volume corrected); empty when a lesion "
+                             "has none")),
+    ("calcium_mass_mg", Column("total_calcium_mass_mg", "double", "mg",
+                               "Sum of the lesions' calcium_mass_mg; empty without a calibration or when a lesion "
+                               "has none")),
+]
+
+
+def add_partial_volume_totals(summary: Table, lesion_table: Table, keys: tuple[str, ...]) -> None:
+    """Per summary row, the totals of :data:`PV_TOTALS` over the lesions sharing its ``keys``
+    (side, or side and digit); nothing when the lesions have no partial-volume columns."""
+    if not lesion_table.has_column("pv_volume_mm3"):
+        return
+    after = "total_volume_mm3"
+    for source, column in PV_TOTALS:
+        values = []
+        for row in summary.rows:
+            vals = [r[source] for r in lesion_table.rows if all(r[k] == row[k] for k in keys)]
+            values.append(None if any(v is None for v in vals) else round(float(sum(vals)), 5))
+        summary.add_column(column, values, after=after)
+        after = column.name
+
+
+__all__ = ["PV_TOTALS", "add_partial_volume_totals", "DIGIT_COLUMNS", "HAND_COLUMNS", "hand_lesion_table", "digit_table", "hand_table", "hand_sides"]

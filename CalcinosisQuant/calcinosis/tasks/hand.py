@@ -9,8 +9,9 @@ from dataclasses import fields
 from calcinosis.core.defaults import CONNECTIVITIES
 from calcinosis.hand.params import BOUNDARIES, THUMB_IP_ZONES, AssignParams, DetectParams
 
-from .arguments import (add_dicom_args, add_output_args, dicom_request, fraction, magnification_arg, nonneg_float, number, positive_int,
-                        spacing_arg, unit_interval)
+from .arguments import (add_dicom_args, add_output_args, add_partial_volume_args, dicom_request, fraction,
+                        magnification_arg, nonneg_float, number, partial_volume_request, positive_int, spacing_arg,
+                        unit_interval)
 
 HELP = "hand calcinosis on a radiograph, CT or MRI: lesions per digit, joint and hand"
 DESCRIPTION = ("Find (or take from --mask) the calcinosis lesions of a hand image, measure them (area on "
@@ -53,6 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                                 "(default: each segment is one lesion)")
     add_parameter_options(g, DetectParams)
     add_parameter_options(p.add_argument_group("assignment (distances in mm)"), AssignParams)
+    add_partial_volume_args(p)
     g = p.add_argument_group("image")
     g.add_argument("--spacing", type=spacing_arg, metavar="X,Y", help="pixel spacing (mm) of a radiograph without one")
     g.add_argument("--magnification", type=magnification_arg, metavar="M",
@@ -124,8 +126,9 @@ def run(args, progress=None):
         exclude=args.exclude, split_islands=args.split_islands, detect_params=dparams, assign_params=aparams,
         spacing=args.spacing, series=args.series, laterality=args.laterality, magnification=args.magnification,
         unknown_landmarks="warn" if args.ignore_unknown_landmarks else "error", record_paths=args.record_paths,
-        seeds=getattr(args, "seeds", None), progress=progress.sub(0.0, 0.85) if progress else None)
-    redact_warnings(result, args, ('image', 'landmarks', 'roi', 'mask', 'exclude', 'seeds'))
+        seeds=getattr(args, "seeds", None), partial_volume=partial_volume_request(args),
+        progress=progress.sub(0.0, 0.85) if progress else None)
+    redact_warnings(result, args, ('image', 'landmarks', 'roi', 'mask', 'exclude', 'seeds', 'calibration_rods'))
     hand_pipeline.write_hand_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
                                      nifti=args.nifti, dicom=dicom,
                                      progress=progress.sub(0.85, 1.0) if progress else None)
@@ -135,7 +138,10 @@ def run(args, progress=None):
                      "of the seeds file")
     unit, col = ("mm²", "total_area_mm2") if result.volume.is_2d else ("mm³", "total_volume_mm3")
     for r in result.hand_table.rows:
-        lines.append(f"{r['side']} hand ({result.modality}): {r['lesion_count']} lesions, total {r[col]:.1f} {unit}")
+        pv = r.get("total_pv_volume_mm3")
+        pv_text = "" if pv is None else f" ({pv:.1f} {unit} partial-volume corrected)"
+        lines.append(f"{r['side']} hand ({result.modality}): {r['lesion_count']} lesions, total {r[col]:.1f} {unit}"
+                     f"{pv_text}")
     lines.append(f"results in {args.outdir}/ (lesions.csv, digits.csv, hand.csv, lesions.seg.nrrd)")
     return TaskOutcome(list(result.warnings), lines)
 

@@ -7,7 +7,8 @@ import argparse
 
 from calcinosis.core.defaults import CONNECTIVITIES, DEFAULT_CT_THRESHOLD_HU
 
-from .arguments import add_output_args, magnification_arg, nonneg_float, positive_int, spacing_arg
+from .arguments import (add_output_args, add_partial_volume_args, magnification_arg, nonneg_float, partial_volume_request,
+                        positive_int, spacing_arg)
 
 HELP = "find and measure lesions in one image"
 DESCRIPTION = ("Find lesions by threshold (inside --region, outside --exclude) or take them from a segmentation "
@@ -53,6 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", metavar="SEG", help="threshold only inside this region (label map or .seg.nrrd)")
     p.add_argument("--exclude", metavar="SEG", help="never count voxels in this mask (e.g. bone, vessels)")
     add_lesion_args(p)
+    add_partial_volume_args(p)
     add_image_args(p)
     add_output_args(p)
 
@@ -67,19 +69,26 @@ def run(args, progress=None):
 
     check_output_free(args.outdir, args.force)
     threshold = parse_threshold(args.threshold) if args.threshold is not None else None
+    pv = partial_volume_request(args)
     result = pipeline.run_measure(
         args.image, mask=args.mask, region=args.region, exclude=args.exclude, threshold=threshold,
         below=args.below, min_size=args.min_size, connectivity=args.connectivity, min_slices=args.min_slices,
         keep_segments=args.keep_segments, spacing=args.spacing, modality=args.modality, series=args.series,
-        record_paths=args.record_paths, magnification=args.magnification, progress=progress.sub(0.0, 0.8) if progress else None)
-    redact_warnings(result, args, ('image', 'mask', 'region', 'exclude'))
+        record_paths=args.record_paths, magnification=args.magnification, partial_volume=pv,
+        progress=progress.sub(0.0, 0.8) if progress else None)
+    redact_warnings(result, args, ('image', 'mask', 'region', 'exclude', 'calibration_rods'))
     pipeline.write_measure_outputs(args.outdir, result, force=args.force, case_id=args.case_id,
                                    nifti=args.nifti, progress=progress.sub(0.8, 1.0) if progress else None)
     unit = "mm²" if result.volume.is_2d else "mm³"
     col = "area_mm2" if result.volume.is_2d else "volume_mm3"
     total = sum(result.table.column(col)) if len(result.table) else 0.0
-    return TaskOutcome(list(result.warnings),
-                       [f"{result.lesions.n} lesions, total {total:.1f} {unit}; results in {args.outdir}/lesions.csv"])
+    lines = [f"{result.lesions.n} lesions, total {total:.1f} {unit}; results in {args.outdir}/lesions.csv"]
+    if pv is not None and len(result.table):
+        pv_total = sum(v for v in result.table.column("pv_volume_mm3") if v is not None)
+        blur = result.extra_parameters["partial_volume"]["scanner_blur"]
+        lines.append(f"partial-volume corrected total {pv_total:.1f} mm³ (scanner blur {blur['in_plane_fwhm_mm']:g} mm "
+                     f"in plane, {blur['in_plane_fwhm_source']}; slices {blur['slice_thickness_mm']:g} mm)")
+    return TaskOutcome(list(result.warnings), lines)
 
 
 def summarise(case_dir, case_id: str) -> dict:
