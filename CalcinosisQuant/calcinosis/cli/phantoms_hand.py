@@ -11,7 +11,7 @@ from calcinosis.core.segnrrd import write_seg_nrrd
 from calcinosis.core.pipeline import lesion_colors
 from calcinosis.hand import landmarks as lmk, phantom as ph
 
-from .common import add_output_args, grid_size, in_range, say, seed_int, spacing_arg
+from .common import add_output_args, grid_size, in_range, positive_float, say, seed_int, spacing_arg
 
 XR_MAGNIFICATION = 1.08
 #: a noise SD beyond this swamps every structure of a phantom (HU, a.u. or pixel units)
@@ -34,6 +34,11 @@ def register(kinds) -> None:
                    help="grid size (default: the hand's extent); 512,512,300 is the benchmark CT")
     p.add_argument("--format", choices=("dicom", "nrrd"), default="dicom")
     p.add_argument("--no-rescale", action="store_true", help="DICOM without Rescale Slope/Intercept")
+    p.add_argument("--kernel", choices=("sharp", "standard", "soft"),
+                   help="image the hand as a scanner does: in-plane blur of this reconstruction kernel (FWHM 0.6 / "
+                        "0.9 / 1.3 mm) and a slice profile of --slice-thickness (default: no blur beyond the voxel)")
+    p.add_argument("--slice-thickness", type=positive_float, metavar="MM",
+                   help="with --kernel: the slice thickness (default: the slice spacing); written as Slice Thickness")
     add_output_args(p)
     p.set_defaults(func=run_ct)
 
@@ -137,8 +142,18 @@ def run_ct(args) -> int:
         from calcinosis.core.errors import InputError
         raise InputError("--spacing: give one value or three (X,Y,Z) in mm")
     noise = 18.0 if args.noise is None else args.noise
-    ph_ = ph.ct_phantom(args.side, args.seed, sp, args.size, noise)
+    scanner = None
+    if args.kernel is not None:
+        from calcinosis.core.acquisition_phantom import KERNEL_FWHM_MM
+        from calcinosis.core.psf import ScannerPSF
+        scanner = ScannerPSF(KERNEL_FWHM_MM[args.kernel], args.slice_thickness or sp[2])
+    elif args.slice_thickness is not None:
+        from calcinosis.core.errors import InputError
+        raise InputError("--slice-thickness: applies with --kernel (a scanner's blur)")
+    ph_ = ph.ct_phantom(args.side, args.seed, sp, args.size, noise, scanner=scanner)
     extra = {} if args.no_laterality else {"Laterality": args.side, "BodyPartExamined": "HAND"}
+    if scanner is not None:
+        extra.update({"SliceThickness": f"{scanner.slice_mm:g}", "ConvolutionKernel": args.kernel.upper()})
     with OutputTransaction(args.outdir, force=args.force) as out:
         if args.format == "dicom":
             dicom_write.write_dicom_series(ph_.array, ph_.geometry, out.dir("ct"), "CT", seed=f"hand-{args.seed}",
@@ -151,7 +166,10 @@ def run_ct(args) -> int:
         out.write_table(ph_.truth, "truth.csv")
         _write_landmarks(out, ph_.landmarks, name)
         _record(out, "hand-ct", {"side": args.side, "seed": args.seed, "spacing_mm": list(sp), "noise_sd_hu": noise,
-                                 "format": args.format, "rescale": not args.no_rescale},
+                                 "format": args.format, "rescale": not args.no_rescale,
+                                 "scanner": None if scanner is None else {
+                                     "kernel": args.kernel, "in_plane_fwhm_mm": scanner.in_plane_fwhm_mm,
+                                     "slice_thickness_mm": scanner.slice_mm}},
                 {"image": name, "n_lesions": len(ph_.truth), "geometry": ph_.geometry.to_dict()})
     say(args, f"hand CT phantom ({len(ph_.truth)} lesions): {args.outdir}/{name}, truth.csv, landmarks.mrk.json")
     return 0

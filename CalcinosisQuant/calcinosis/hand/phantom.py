@@ -915,12 +915,53 @@ class ModalityPhantom:
 
 
 def ct_phantom(side: str = "R", seed: int = 0, spacing=(0.5, 0.5, 0.5), size_ijk=None, noise_sd: float = 18.0,
-               patient: HandPatient | None = None) -> ModalityPhantom:
+               patient: HandPatient | None = None, scanner=None) -> ModalityPhantom:
+    """The patient's hand CT.  ``scanner`` (a :class:`~calcinosis.core.psf.ScannerPSF`): imaged
+    as that scanner does - the anatomy drawn on slices of the in-plane spacing, blurred in plane
+    by the kernel and along the patient by the slice profile, then sampled every ``spacing[2]``
+    mm (which must be a whole number of in-plane spacings); else sharp (each voxel its own
+    content)."""
     p = patient or make_patient(side, seed)
-    g = ct_geometry(p, spacing, size_ijk)
-    arr = add_noise(render_anatomy(p, g, "CT"), "CT", noise_sd, seed)
+    if scanner is None:
+        g = ct_geometry(p, spacing, size_ijk)
+        arr = render_anatomy(p, g, "CT")
+    else:
+        arr, g = _scanned_ct(p, spacing, size_ijk, scanner)
+    arr = add_noise(arr, "CT", noise_sd, seed)
     arr = np.clip(np.round(arr), -1024, 3071).astype(np.int16)
     return ModalityPhantom("CT", arr, g, truth_table(p), p.hand.landmarks(), p)
+
+
+def _scanned_ct(patient: HandPatient, spacing, size_ijk, scanner) -> tuple[np.ndarray, Geometry]:
+    """Drawn on slices ``spacing[0]`` apart, blurred in plane by the kernel's Gaussian and along
+    the slices by the edge of the slice profile, then each output slice the mean over its
+    thickness (a box, the fine slices' overlap with it as weights)."""
+    from scipy import ndimage
+
+    from calcinosis.core.psf import FWHM_TO_SIGMA
+    sp = np.asarray(spacing, float)
+    out = ct_geometry(patient, sp, size_ijk)
+    n_out = out.size_ijk[2]
+    fine_dz = float(sp[0])
+    half_t = scanner.slice_mm / 2.0
+    # the fine slices cover the output's, half a thickness and the edge's blur beyond each end
+    pad = half_t + 4.0 * scanner.slice_edge_fwhm_mm * FWHM_TO_SIGMA + fine_dz
+    z0 = -pad                                     # mm from output slice 0, along the slice axis
+    n_fine = int(np.ceil(((n_out - 1) * sp[2] + 2 * pad) / fine_dz)) + 1
+    fine_origin = out.ijk_to_ras(np.array([[0.0, 0.0, z0 / sp[2]]]))[0]
+    fine = Geometry.create((out.size_ijk[0], out.size_ijk[1], n_fine), (sp[0], sp[1], fine_dz), tuple(fine_origin),
+                           np.asarray(out.direction))
+    arr = render_anatomy(patient, fine, "CT").astype(np.float32)
+    s_xy = scanner.in_plane_fwhm_mm * FWHM_TO_SIGMA / sp[0]
+    s_z = scanner.slice_edge_fwhm_mm * FWHM_TO_SIGMA / fine_dz
+    arr = ndimage.gaussian_filter(arr, (s_z, s_xy, s_xy), mode="nearest")
+    # each output slice: the overlap of every fine slice [z - dz/2, z + dz/2] with its box
+    zf = z0 + np.arange(n_fine) * fine_dz
+    zc = np.arange(n_out) * sp[2]
+    lo = np.maximum(zf[None, :] - fine_dz / 2, zc[:, None] - half_t)
+    hi = np.minimum(zf[None, :] + fine_dz / 2, zc[:, None] + half_t)
+    weights = np.clip(hi - lo, 0.0, None) / scanner.slice_mm
+    return np.tensordot(weights.astype(np.float32), arr, axes=(1, 0)), out
 
 
 def mr_phantom(side: str = "R", seed: int = 0, spacing=(0.5, 0.5, 1.5), noise_sd: float = 15.0,
