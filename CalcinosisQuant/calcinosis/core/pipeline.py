@@ -51,6 +51,13 @@ class PartialVolumeRequest:
     rod_densities: tuple[float, ...] | None = None
 
 
+def require_3d_ct(volume: Volume) -> None:
+    """The partial-volume measures need a 3D CT: else a one-line error."""
+    if volume.is_2d or str(volume.modality or "").upper() != "CT":
+        raise InputError(f"--partial-volume: needs a 3D CT (this image is {'2D' if volume.is_2d else '3D'} "
+                         f"{volume.modality or 'of unknown modality'}; --modality ct if it is a CT)")
+
+
 def add_partial_volume(result: LesionResult, request: PartialVolumeRequest, exclude: np.ndarray | None = None,
                        progress: Progress | None = None, record_paths: bool = False) -> None:
     """The partial-volume columns added to ``result.table`` (after ``volume_mm3``) and the
@@ -60,9 +67,7 @@ def add_partial_volume(result: LesionResult, request: PartialVolumeRequest, excl
     from .psf import scanner_psf_of
 
     volume = result.volume
-    if volume.is_2d or str(volume.modality or "").upper() != "CT":
-        raise InputError(f"--partial-volume: needs a 3D CT (this image is {'2D' if volume.is_2d else '3D'} "
-                         f"{volume.modality or 'of unknown modality'}; --modality ct if it is a CT)")
+    require_3d_ct(volume)
     if request.calibration is not None and request.rods is not None:
         raise InputError("--calibration and --calibration-rods: give one HU-to-calcium line, not both")
     calibration = None
@@ -176,9 +181,8 @@ def run_measure(image: str | Path, *, mask: str | Path | None = None, region: st
     if exclude is not None:
         exclude_mask = load_mask(exclude, volume, "exclusion mask")
         inputs["exclude"] = {"input_id": path_content_id(exclude), **({"path": str(exclude)} if record_paths else {})}
-    if partial_volume is not None and (volume.is_2d or str(volume.modality or "").upper() != "CT"):
-        raise InputError(f"--partial-volume: needs a 3D CT (this image is {'2D' if volume.is_2d else '3D'} "
-                         f"{volume.modality or 'of unknown modality'}; --modality ct if it is a CT)")
+    if partial_volume is not None:
+        require_3d_ct(volume)      # before the lesions are found: a refusal costs nothing
     result = measure_volume(volume, params, region_mask, exclude_mask, seg,
                             progress.sub(0.2, 0.6 if partial_volume else 1.0) if progress else None)
     result.inputs = inputs

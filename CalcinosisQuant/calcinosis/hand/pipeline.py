@@ -133,7 +133,7 @@ def lesions_from_segmentation(label_image, volume: Volume, connectivity: str = "
 def measure_hand(volume: Volume, modality: str, lesions: LesionSet, landmarks: HandLandmarks | None = None,
                  assign_params: AssignParams = AssignParams(), detection: Detection | None = None,
                  progress: Progress | None = None, partial_volume: PartialVolumeRequest | None = None,
-                 exclude: np.ndarray | None = None) -> HandResult:
+                 exclude: np.ndarray | None = None, record_paths: bool = False) -> HandResult:
     """Measure and assign a lesion set (the panel's *Measure*).  ``partial_volume`` (CT):
     the partial-volume columns too (:func:`calcinosis.core.pipeline.add_partial_volume`),
     bone (the detection's, else found here) and ``exclude`` kept out of their integrals."""
@@ -141,13 +141,13 @@ def measure_hand(volume: Volume, modality: str, lesions: LesionSet, landmarks: H
     report(progress, 0.0, f"measuring {lesions.n} lesions")
     vol = Volume(volume.array, volume.geometry, {**volume.meta, "modality": m})
     engine = measure_lesions(lesions, vol)
-    pv_parameters = {}
+    pv_parameters, pv_inputs = {}, {}
     pv_warnings: list[str] = []
     if partial_volume is not None:
         holder = LesionResult(vol, lesions, engine, lesions.params)
         add_partial_volume(holder, partial_volume, _bone_for_partial_volume(vol, m, lesions, detection, exclude),
-                           progress.sub(0.05, 0.55) if progress else None)
-        pv_parameters, pv_warnings = holder.extra_parameters, holder.warnings
+                           progress.sub(0.05, 0.55) if progress else None, record_paths)
+        pv_parameters, pv_warnings, pv_inputs = holder.extra_parameters, holder.warnings, holder.inputs
     report(progress, 0.6, "assigning to digits and joints")
     if len(engine):
         cen = np.array([[r["centroid_r_mm"], r["centroid_a_mm"], r["centroid_s_mm"]] for r in engine.rows])
@@ -182,7 +182,7 @@ def measure_hand(volume: Volume, modality: str, lesions: LesionSet, landmarks: H
         params["detection"] = detection.parameters
     report(progress, 1.0, "measured")
     return HandResult(volume, m, lesions, engine, assignment, lt, dt, ht, landmarks, detection, params,
-                      _dedupe(warnings))
+                      _dedupe(warnings), dict(pv_inputs))
 
 
 def _bone_for_partial_volume(volume: Volume, modality: str, lesions: LesionSet, detection: Detection | None,
@@ -446,14 +446,14 @@ def run_hand(image: str | Path, *, modality: str | None = None, landmarks: str |
             volume.warn(w)
     result = measure_hand(volume, m, lesions, lm, assign_params, detection,
                           progress.sub(0.7, 1.0) if progress else None, partial_volume,
-                          excl if mask is None else None)
+                          excl if mask is None else None, record_paths)
     if model_record is not None:
         result.parameters["hand_model"] = model_record
     if mask is not None:
         result.parameters["segmentation"] = {"split_islands": split_islands, "connectivity": detect_params.connectivity,
                                              "min_size": detect_params.min_size,
                                              "min_size_unit": "mm2" if volume.is_2d else "mm3"}
-    result.inputs = inputs
+    result.inputs = {**inputs, **result.inputs}     # the calibration rods, if any
     return result
 
 
