@@ -1,6 +1,6 @@
 """The layers are the folders, and imports go one way (CONTRIBUTING.md, "Layers").
 
-    core  <-  hand, spine  <-  tasks  <-  cohort  <-  cli
+    core  <-  hand, spine  <-  tasks  <-  follow  <-  cohort  <-  cli
     core  <-  mrml (the MRML bridge and the panels' sessions)  <-  the module files
 
 Every ``import`` statement is read from the source (also those inside functions, which run
@@ -25,12 +25,13 @@ ALLOWED = {
     "hand": {"core"},
     "spine": {"core"},
     "tasks": {"core", "hand", "spine"},
-    "cohort": {"core", "hand", "spine", "tasks"},
-    "cli": {"core", "hand", "spine", "tasks", "cohort"},
-    "mrml": {"core", "hand", "spine", "tasks"},
+    "follow": {"core", "hand", "spine", "tasks"},
+    "cohort": {"core", "hand", "spine", "tasks", "follow"},
+    "cli": {"core", "hand", "spine", "tasks", "follow", "cohort"},
+    "mrml": {"core", "hand", "spine", "tasks", "follow"},
 }
 SLICER_ONLY = {"slicer", "vtk", "vtkmodules", "qt", "ctk", "SegmentEditorEffects", "DICOMLib", "mrml"}
-SLICER_FREE = ("core", "hand", "spine", "tasks", "cohort", "cli")
+SLICER_FREE = ("core", "hand", "spine", "tasks", "follow", "cohort", "cli")
 
 
 def imported_modules(path: Path, package_dir: Path = PACKAGE) -> list[tuple[str, int]]:

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hand-form": ("hand_cmd", "the structural-lesion form of hand radiographs: write blank / check filled"),
     "hand-landmarks": ("hand_cmd", "write a blank hand landmark list (every label, unplaced) for Slicer"),
     "spine": ("spine_cmd", "map spine CT calcifications to levels C7-T1 … L5-S1, segments and sub-sites"),
+    "follow": ("follow_cmd", "follow every lesion from a baseline result to a follow-up: new, resolved, grown, shrunk"),
     "batch": ("batch_cmd", "run every case of a manifest (hand, spine, measure) and build the cohort tables"),
     "stats": ("stats_cmd", "cohort statistics: groups, agreement, modalities, prevalence, change"),
     "report": ("report_cmd", "HTML report of a case folder or of a batch folder (figures embedded)"),

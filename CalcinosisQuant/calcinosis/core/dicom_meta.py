@@ -16,7 +16,7 @@ from .errors import InputError
 
 #: Header attributes copied into ``Volume.meta['dicom']`` (none identifies a patient).
 KEPT_ATTRIBUTES = (
-    "Modality", "Manufacturer", "BodyPartExamined", "Laterality", "ImageLaterality",
+    "Modality", "Manufacturer", "ManufacturerModelName", "BodyPartExamined", "Laterality", "ImageLaterality",
     "SliceThickness", "KVP", "ConvolutionKernel", "ContrastBolusAgent", "PhotometricInterpretation",
     "RescaleSlope", "RescaleIntercept", "RescaleType", "BitsStored", "MRAcquisitionType",
     "SequenceName", "EchoTime", "RepetitionTime", "ViewPosition",

@@ -49,6 +49,8 @@ def describe_volume(volume, path: str | None = None, record_paths: bool = False)
         d["laterality"] = m["laterality"]
     if m.get("dicom"):
         d["dicom"] = m["dicom"]
+    from .protocol import protocol_of
+    d["protocol"] = protocol_of(d)
     if record_paths and path is not None:
         d["path"] = str(path)
     return d

@@ -1,0 +1,122 @@
+"""The same hand at a follow-up visit (issue 14): each lesion grown, shrunk, stable or
+resolved, new ones placed, and the hand lying differently in the scanner - with the exact
+truth of every change.
+
+The follow-up patient keeps the baseline's hand and lesions (centre, shape, density) and
+scales each lesion's volume by its change (:data:`VOLUME_FACTORS`); new lesions are placed by
+the baseline's own rules (:func:`calcinosis.hand.phantom._propose`, ``_accept``).  The pose
+change is a rigid motion of the hand in the scanner: the scan is drawn on a grid rotated by
+``rotation`` about the hand's centre and moved by ``shift_mm``, and written with the
+unmoved grid's header - so in the follow-up image a point ``p`` of the hand lies at
+``R^T (p - c - t) + c``.  Registration has to find that motion.
+
+Functional: a baseline patient and the changes in; the follow-up image, its truth and the
+table of true changes out.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.phantoms import rotation_matrix
+from calcinosis.core.tables import Column, Table
+
+from .phantom import (HandPatient, ModalityPhantom, Site, _accept, _joint_list, _propose, add_noise,
+                      hand_bounds, render_anatomy, truth_table)
+
+#: volume x this for each change (the ±25% classes: +80% grown, -55% shrunk)
+VOLUME_FACTORS = {"grown": 1.8, "shrunk": 0.45, "stable": 1.0}
+#: the follow-up scan's field reaches this far beyond the hand (mm), room for the pose change
+FOLLOWUP_MARGIN_MM = 14.0
+#: volume of a new lesion (mm³)
+NEW_LESION_MM3 = 40.0
+
+CHANGE_COLUMNS = [
+    Column("baseline_lesion_id", "int", "", "Lesion number in the baseline truth (empty: new)"),
+    Column("followup_lesion_id", "int", "", "Lesion number in the follow-up truth (empty: resolved)"),
+    Column("change", "string", "", "new, resolved, grown, shrunk or stable"),
+    Column("side", "string", "", "Hand"),
+    Column("digit", "string", "", "Digit"),
+    Column("baseline_volume_mm3", "double", "mm3", "True volume at baseline"),
+    Column("followup_volume_mm3", "double", "mm3", "True volume at follow-up"),
+]
+
+
+def followup_patient(baseline: HandPatient, changes: dict[int, str], new_sites: Sequence[Site] = (),
+                     seed: int = 1) -> tuple[HandPatient, Table]:
+    """The follow-up patient: baseline lesion ``id`` changed as ``changes[id]`` (grown,
+    shrunk, stable - the default - or resolved), then one new lesion at each of
+    ``new_sites``; lesions numbered afresh.  Returns the patient and the true changes."""
+    rng = np.random.default_rng(seed)
+    changed = Table(CHANGE_COLUMNS, name="changes", description="True lesion changes baseline -> follow-up")
+    lesions = []
+    for les in baseline.lesions:
+        kind = changes.get(les.lesion_id, "stable")
+        if kind not in VOLUME_FACTORS and kind != "resolved":
+            raise ValueError(f"lesion {les.lesion_id}: change {kind!r} is not grown, shrunk, stable or resolved")
+        if kind == "resolved":
+            changed.append({"baseline_lesion_id": les.lesion_id, "change": "resolved", "side": les.side,
+                            "digit": les.digit, "baseline_volume_mm3": les.volume_mm3, "followup_volume_mm3": 0.0})
+            continue
+        new = copy.deepcopy(les)
+        new.semi = tuple(float(s) * VOLUME_FACTORS[kind] ** (1.0 / 3.0) for s in les.semi)
+        new.lesion_id = len(lesions) + 1
+        new.name = f"lesion_{new.lesion_id:02d}"
+        lesions.append(new)
+        changed.append({"baseline_lesion_id": les.lesion_id, "followup_lesion_id": new.lesion_id, "change": kind,
+                        "side": les.side, "digit": les.digit, "baseline_volume_mm3": les.volume_mm3,
+                        "followup_volume_mm3": new.volume_mm3})
+    joints = _joint_list(baseline.hand)
+    for site in new_sites:
+        n = len(lesions) + 1
+        placed = None
+        for _ in range(4000):
+            cand = _propose(baseline.hand, site, NEW_LESION_MM3, rng, n)
+            if cand is not None and _accept(baseline.hand, cand, site, lesions, joints):
+                placed = cand
+                break
+        if placed is None:
+            raise RuntimeError(f"could not place a new lesion at {site}")
+        lesions.append(placed)
+        changed.append({"followup_lesion_id": n, "change": "new", "side": placed.side, "digit": placed.digit,
+                        "baseline_volume_mm3": 0.0, "followup_volume_mm3": placed.volume_mm3})
+    return HandPatient(baseline.hand, lesions, seed), changed
+
+
+def ct_followup_phantom(baseline: HandPatient, changes: dict[int, str], new_sites: Sequence[Site] = (),
+                        rotation: tuple[tuple[float, float, float], float] = ((0.0, 0.0, 1.0), 8.0),
+                        shift_mm: Sequence[float] = (5.0, -4.0, 3.0), spacing=(0.5, 0.5, 0.5),
+                        noise_sd: float = 18.0, seed: int = 1) -> tuple[ModalityPhantom, Table, dict]:
+    """The follow-up CT: (the phantom - truth and landmarks in the follow-up image's RAS -,
+    the true changes, the pose: ``rotation`` (axis, degrees) about the hand's centre and
+    ``shift_mm``, with the matrix and centre)."""
+    patient, changed = followup_patient(baseline, changes, new_sites, seed)
+    lo, hi = hand_bounds(patient)
+    lo, hi = lo - FOLLOWUP_MARGIN_MM, hi + FOLLOWUP_MARGIN_MM
+    sp = np.asarray(spacing, float)
+    direction = np.diag([-1.0, -1.0, 1.0])
+    size = np.ceil((hi - lo) / sp).astype(int) + 1
+    centre = (lo + hi) / 2.0
+    origin = centre - direction @ ((size - 1) * sp / 2.0)
+    written = Geometry.create(size, sp, origin, direction)
+    R = rotation_matrix(np.asarray(rotation[0], float), float(rotation[1]))
+    t = np.asarray(shift_mm, float)
+    scanned = Geometry.create(size, sp, R @ (origin - centre) + centre + t, R @ direction)
+    arr = add_noise(render_anatomy(patient, scanned, "CT"), "CT", noise_sd, seed)
+    arr = np.clip(np.round(arr), -1024, 3071).astype(np.int16)
+
+    def to_image(p):
+        return (R.T @ (np.atleast_2d(np.asarray(p, float)) - centre - t).T).T + centre
+
+    truth = truth_table(patient, to_image)
+    landmarks = [(label, to_image(p)[0]) for label, p in patient.hand.landmarks()]
+    pose = {"rotation_axis": list(map(float, rotation[0])), "rotation_deg": float(rotation[1]),
+            "shift_mm": t.tolist(), "centre_ras_mm": centre.tolist(), "matrix": R.tolist()}
+    return ModalityPhantom("CT", arr, written, truth, landmarks, patient), changed, pose
+
+
+__all__ = ["VOLUME_FACTORS", "CHANGE_COLUMNS", "followup_patient", "ct_followup_phantom"]
