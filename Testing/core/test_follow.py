@@ -187,3 +187,25 @@ def test_every_result_records_its_protocol(cli, tmp_path):
     protocol = json.loads((tmp_path / "m" / "provenance.json").read_text(encoding="utf-8"))["inputs"]["image"]["protocol"]
     assert protocol["modality"] == "CT" and protocol["kvp"] == 120.0 and protocol["kernel"] == "SOFT"
     assert protocol["slice_thickness_mm"] == 2.0 and protocol["slice_spacing_mm"] == 2.0 and protocol["pixel_mm"] == 1.0
+
+
+def test_the_follow_report_shows_every_lesion_at_both_visits(cli, pair, tmp_path):
+    """calcinosis report FOLLOW --image BASE --followup-image FU: one pair of views per lesion
+    group (changed ones first), the patient's change; without the images, the tables and a
+    note saying the views were left out; the wrong image is refused."""
+    d, *_ = pair
+    code, _, stderr = cli("report", d / "follow", "--image", d / "base.nrrd", "--followup-image", d / "fu.nrrd",
+                          "-o", tmp_path / "r", "-q")
+    assert code == 0, stderr
+    page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    groups = len(Table.read_csv(d / "follow" / "lesion_changes.csv"))
+    assert page.count('<img alt="group ') == groups
+    assert "Every lesion: baseline and follow-up side by side" in page
+    assert "improvement" in page           # the patient: -33% (resolved and shrunk outweigh the grown)
+    code, _, stderr = cli("report", d / "follow", "-o", tmp_path / "r2", "-q")
+    assert code == 0, stderr
+    page = (tmp_path / "r2" / "report.html").read_text(encoding="utf-8")
+    assert page.count('<img alt="group ') == 0 and "Views left out" in page
+    code, _, stderr = cli("report", d / "follow", "--image", d / "fu.nrrd", "--followup-image", d / "fu.nrrd",
+                          "-o", tmp_path / "r3", "-q")
+    assert code == 2 and "not the image" in stderr, stderr

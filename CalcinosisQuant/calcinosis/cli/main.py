@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spine": ("spine_cmd", "map spine CT calcifications to levels C7-T1 … L5-S1, segments and sub-sites"),
     "follow": ("follow_cmd", "follow every lesion from a baseline result to a follow-up: new, resolved, grown, shrunk"),
     "batch": ("batch_cmd", "run every case of a manifest (hand, spine, measure) and build the cohort tables"),
-    "stats": ("stats_cmd", "cohort statistics: groups, agreement, modalities, prevalence, change"),
+    "stats": ("stats_cmd", "cohort statistics: groups, agreement, modalities, prevalence, change, outcomes"),
     "report": ("report_cmd", "HTML report of a case folder or of a batch folder (figures embedded)"),
     "phantom": ("phantom_cmd", "write a synthetic image with its ground truth"),
     "demo": ("demo_cmd", "run the pipelines on built-in sample data and show where the outputs are"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calcinosis.cohort import agreement, change, groups, modalities, prevalence
+from calcinosis.cohort import agreement, change, groups, modalities, outcomes, prevalence
 from calcinosis.cohort.data import batch_sibling, load_table
 from calcinosis.cohort.formatting import StatsResult
 from calcinosis.core.errors import InputError
@@ -39,8 +39,19 @@ def _list(text: str | None) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()] if text else []
 
 
+def run_outcomes(args) -> int:
+    src = Path(args.table)
+    path = src / "lesion_outcomes.csv" if src.is_dir() else src
+    if src.is_dir() and not path.is_file():
+        raise InputError(f"{src}: no lesion_outcomes.csv (no patient of the batch has two time points of one task "
+                         "and modality)")
+    t = load_table(path, "lesion outcomes table")
+    res = outcomes.lesion_outcomes(t, where=args.where)
+    return _finish(args, res, _inputs(t))
+
+
 def register(sub) -> None:
-    p = sub.add_parser("stats", help="cohort statistics: groups, agreement, modalities, prevalence, change",
+    p = sub.add_parser("stats", help="cohort statistics: groups, agreement, modalities, prevalence, change, outcomes",
                        description="Statistics of the two source studies on a cohort table (patients.csv of a batch, "
                                    "or any CSV with one row per patient).")
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
@@ -105,6 +116,16 @@ def register(sub) -> None:
     c.add_argument("--time-column", default="time_point")
     c.add_argument("--limit", type=in_range(0.001, 1000, "%"), default=25.0, metavar="PCT", help="class limit in %% (default 25)")
     c.set_defaults(func=run_change)
+
+    o = kinds.add_parser("outcomes", help="per-lesion outcomes per follow-up: new, resolved, grown, shrunk lesions; "
+                                          "totals stable while lesions changed",
+                         description="From lesion_outcomes.csv of a batch (each later time point's lesions followed "
+                                     "from the patient's baseline): per follow-up time point, patients with new / "
+                                     "resolved lesions (n, %, Wilson 95% CI), lesions per patient, lesion classes, "
+                                     "patient classes, patients whose total is stable while their lesions changed, "
+                                     "and the change split into matched, new and resolved lesions.")
+    _common(o, "a batch folder or its lesion_outcomes.csv")
+    o.set_defaults(func=run_outcomes)
 
 
 def _finish(args, res: StatsResult, inputs: dict) -> int:

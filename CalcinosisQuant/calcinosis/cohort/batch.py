@@ -9,6 +9,9 @@ Layout of the batch folder ``OUTDIR``::
     cases.csv            one row per manifest row: status, reason, what ran
     patients.csv         one row per patient × reader × read × time point (cohort/join.py)
     hands.csv digits.csv levels.csv lesions.csv   the per-case tables stacked, with keys
+    follow/<name>/       each later time point's lesions followed from the patient's baseline
+                         (cohort/follow_batch.py)
+    lesion_outcomes.csv lesion_changes.csv   per follow-up: lesions new, resolved, grown, ...
     provenance.json      the batch's parameters, versions and files
 
 A case is *done* when its state says ok and its fingerprint (manifest row + input files'
@@ -47,7 +50,8 @@ from .contract import TASK_SUMMARY_FILE
 from .manifest import CaseSpec, command_line, read_manifest, recorded_command
 
 STATE_DIR, CASES_DIR, LOGS_DIR = "state", "cases", "logs"
-SUMMARY_FILES = ("cases.csv", "patients.csv", "hands.csv", "digits.csv", "levels.csv", "lesions.csv")
+SUMMARY_FILES = ("cases.csv", "patients.csv", "hands.csv", "digits.csv", "levels.csv", "lesions.csv",
+                 "lesion_outcomes.csv", "lesion_changes.csv")
 
 
 @dataclass
@@ -469,8 +473,13 @@ def _run_batch(manifest: str | Path, outdir: Path, *, workers: int | None = None
             _run_dask(scheduler, args, finish)
         else:
             _run_local(args, workers, finish)
+    from .follow_batch import follow_pairs, outcome_tables, run_follow_pairs
     from .join import build_cohort_tables, write_cohort_tables
+    pairs, follow_warnings = follow_pairs(outdir, specs, states)
+    follow_states, more = run_follow_pairs(outdir, pairs, force=force) if pairs else ([], [])
     tables, warnings = build_cohort_tables(outdir, specs, states, clinical_table)
+    tables.update(outcome_tables(outdir, follow_states))
+    warnings += follow_warnings + more
     write_cohort_tables(outdir, tables, specs, states, warnings, manifest, clinical, workers, scheduler, record_paths)
     return BatchSummary(outdir, specs, states, tables, warnings)
 

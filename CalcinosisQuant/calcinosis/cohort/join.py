@@ -309,8 +309,9 @@ def write_cohort_tables(outdir: Path, tables: dict, specs, states, warnings, man
                         record_paths: bool) -> None:
     from calcinosis.core.dicom_meta import file_content_id
     with OutputTransaction(outdir, force=True) as out:
-        for name in ("cases", "patients", "hands", "digits", "levels", "lesions"):
-            out.write_table(tables[name], f"{name}.csv")
+        for name in ("cases", "patients", "hands", "digits", "levels", "lesions", "lesion_outcomes", "lesion_changes"):
+            if name in tables:
+                out.write_table(tables[name], f"{name}.csv")
         n_ok = sum(1 for s in specs if states[s.case_id].status == "ok")
         inputs = {"manifest": {"input_id": file_content_id([Path(manifest)]),
                                **({"path": str(manifest)} if record_paths else {})}}

@@ -59,7 +59,8 @@ details{font-size:11px} pre{white-space:pre-wrap;background:#f6f8fa;padding:8px;
 
 #: The title of each analysis, for pages and headings
 ANALYSIS_TITLES = {"groups": "Group comparison", "agreement": "Reader agreement", "modalities": "Comparison of modalities",
-                   "prevalence": "Prevalence of spinal calcification", "change": "Change over time"}
+                   "prevalence": "Prevalence of spinal calcification", "change": "Change over time",
+                   "outcomes": "Lesions followed over time"}
 
 
 class HtmlDoc:
@@ -608,7 +609,8 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
 
 def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path | None = None, spacing=None,
                   manifest: str | Path | None = None, by: str | None = None, where: Sequence[str] | None = None,
-                  case_reports: bool = True, force: bool = False, progress=None, workers: int = 1) -> list[Path]:
+                  case_reports: bool = True, force: bool = False, progress=None, workers: int = 1,
+                  followup_image: str | Path | None = None) -> list[Path]:
     """``report.html`` for a case folder; ``cohort.html`` + ``cases/<id>.html`` for a batch folder
     (the case pages on ``workers`` processes; the readings of one image read it once).
     ``spacing``: the pixel spacing of a case's ``image`` that has none (a JPEG)."""
@@ -619,8 +621,14 @@ def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path |
     if not source.is_dir():
         raise InputError(f"{source}: not a folder (give a case output folder or a batch output folder)")
     is_batch = (source / "patients.csv").is_file() and (source / "cases").is_dir()
+    from .follow_report import follow_report_html, is_follow_folder
+    is_follow = not is_batch and is_follow_folder(source)
+    if followup_image is not None and not is_follow:
+        raise InputError(f"--followup-image: {source.name} is not a result of calcinosis follow")
     with OutputTransaction(outdir, force=force) as out:
-        if is_batch:
+        if is_follow:
+            out.write_text(follow_report_html(source, image, followup_image), "report.html")
+        elif is_batch:
             images = {}
             specs = []
             if manifest is not None:
@@ -646,7 +654,8 @@ def write_reports(source: str | Path, outdir: str | Path, *, image: str | Path |
         else:
             out.write_text(case_report_html(source, image=image, spacing=spacing, strict_image=image is not None),
                            "report.html")
-        out.write_json(build_record("report", {"source": {"kind": "batch" if is_batch else "case"}},
+        out.write_json(build_record("report", {"source": {"kind": "batch" if is_batch else "follow" if is_follow
+                                                          else "case"}},
                                     {"by": by, "where": list(where or []), "case_reports": case_reports},
                                     {"files": len(out.written)}, outputs=out.written + ["provenance.json"]),
                        "provenance.json")

@@ -134,8 +134,6 @@ def follow(baseline_dir, followup_dir, baseline_image=None, followup_image=None,
     if base.command != fu.command:
         raise InputError(f"baseline is a result of `calcinosis {base.command}`, follow-up of `calcinosis "
                          f"{fu.command}`: follow lesions between results of the same command")
-    if base.case_id and fu.case_id and base.case_id != fu.case_id:
-        raise InputError(f"baseline is case {base.case_id!r}, follow-up case {fu.case_id!r}: not the same patient")
     size = size_column(base, fu)
     warnings = [f"protocol: {d}" for d in protocol_differences(base.protocol, fu.protocol)]
     if size != "pv_volume_mm3" and not base.is_2d and any("slice thickness" in w or "kernel" in w for w in warnings):
@@ -238,7 +236,8 @@ def _tables(base: LesionResult, fu: LesionResult, groups: list[LesionGroup], siz
 def write_follow_outputs(outdir, result: FollowResult, *, force: bool = False, case_id: str | None = None,
                          progress: Progress | None = None) -> list[Path]:
     """``lesion_changes.csv``, ``change_summary.csv``, ``followup_labels_on_baseline.nrrd``
-    (the follow-up's lesions on the baseline grid: load both in Slicer to compare),
+    (the follow-up's lesions on the baseline grid) and ``baseline_labels.nrrd`` (the
+    baseline's, the same grid: load both with the baseline image in Slicer to compare),
     ``provenance.json``."""
     with OutputTransaction(outdir, force=force) as out:
         report(progress, 0.0, "writing tables")
@@ -246,6 +245,7 @@ def write_follow_outputs(outdir, result: FollowResult, *, force: bool = False, c
         out.write_table(result.summary, "change_summary.csv")
         labels = result.followup_labels_on_baseline
         image_io.write_image(labels, result.baseline.geometry, out.path("followup_labels_on_baseline.nrrd"))
+        image_io.write_image(result.baseline.labels, result.baseline.geometry, out.path("baseline_labels.nrrd"))
         out.write_workbook()
         inputs = {"baseline_result": _describe(result.baseline), "followup_result": _describe(result.followup)}
         params = {"registration": result.motion.record, "size_measure": result.size, "limit_pct": result.limit_pct,

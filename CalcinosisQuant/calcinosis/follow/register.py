@@ -49,6 +49,15 @@ class RigidMotion:
         c = (np.trace(self.matrix) - 1.0) / 2.0
         return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
 
+    def as_record(self) -> dict:
+        """The motion itself, for provenance (enough to rebuild it: :func:`motion_from_record`)."""
+        return {"matrix_ras": [[round(float(v), 9) for v in row] for row in self.matrix],
+                "offset_ras_mm": [round(float(v), 6) for v in self.offset]}
+
+    def to_followup(self, ras: np.ndarray) -> np.ndarray:
+        """Baseline RAS points -> follow-up RAS points (the inverse motion)."""
+        return (np.atleast_2d(np.asarray(ras, float)) - self.offset) @ np.linalg.inv(self.matrix).T
+
     def sitk_transform(self):
         """The ITK transform of a resampling onto the baseline: baseline LPS point -> follow-up
         LPS point (the inverse motion, in LPS)."""
@@ -72,7 +81,19 @@ class RigidMotion:
 
 
 def identity(reason: str) -> RigidMotion:
-    return RigidMotion(record={"method": "none", "reason": reason})
+    motion = RigidMotion(record={"method": "none", "reason": reason})
+    motion.record.update(motion.as_record())
+    return motion
+
+
+def motion_from_record(record: dict) -> RigidMotion:
+    """The motion a follow-up's provenance recorded (``parameters.registration``)."""
+    try:
+        return RigidMotion(np.asarray(record["matrix_ras"], float).reshape(3, 3),
+                           np.asarray(record["offset_ras_mm"], float).reshape(3), dict(record))
+    except (KeyError, TypeError, ValueError):
+        raise InputError("the follow-up result's provenance holds no motion (parameters.registration.matrix_ras); "
+                         "run calcinosis follow again") from None
 
 
 def register_rigid(baseline, followup, progress: Progress | None = None) -> RigidMotion:
@@ -137,6 +158,6 @@ def register_rigid(baseline, followup, progress: Progress | None = None) -> Rigi
                      "sampling_fraction": SAMPLING_FRACTION, "sampling_seed": SAMPLING_SEED,
                      "ct_window_hu": list(CT_WINDOW_HU) if ct else None,
                      "rotation_deg": round(motion.rotation_deg, 4),
-                     "translation_mm": [round(float(v), 4) for v in motion.offset]}
+                     "translation_mm": [round(float(v), 4) for v in motion.offset], **motion.as_record()}
     report(progress, 1.0, "registered")
     return motion
