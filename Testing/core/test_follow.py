@@ -1,7 +1,7 @@
 """Issue 14, deliverable 4: ``calcinosis follow`` on a phantom pair with known change - the
 hand CT at baseline, and at follow-up with lesions grown (+80%), shrunk (-55%), stable,
-resolved and new, the hand rotated 8 degrees and moved 7 mm in the scanner
-(``hand.phantom_followup``).
+resolved and new, the hand rotated 8 degrees and moved 7 mm in the scanner, and the middle
+finger bent 12 degrees at a joint on its own (``hand.phantom_followup``).
 
 Truth: each result lesion is the truth lesion at whose true centre its label lies; the
 phantom's table of changes says which baseline lesion became which follow-up lesion and how.
@@ -22,6 +22,7 @@ from calcinosis.hand.phantom_followup import ct_followup_phantom
 CHANGES = {1: "grown", 2: "resolved", 5: "shrunk", 7: "grown", 12: "resolved", 19: "shrunk"}
 NEW_SITES = [ph.Site("middle", "distal_phalanx", "subcutaneous"), ph.Site("ring", "other", "subcutaneous")]
 SPACING = (0.6, 0.6, 0.6)
+FLEXION = ("middle", 12.0)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def pair(tmp_path_factory):
     d = tmp_path_factory.mktemp("follow")
     patient = ph.make_patient("R", 0)
     base = ph.ct_phantom(patient=patient, seed=0, spacing=SPACING)
-    fu, changes, pose = ct_followup_phantom(patient, CHANGES, NEW_SITES, spacing=SPACING)
+    fu, changes, pose = ct_followup_phantom(patient, CHANGES, NEW_SITES, spacing=SPACING, flexion=FLEXION)
     image_io.write_image(base.array, base.geometry, d / "base.nrrd")
     image_io.write_image(fu.array, fu.geometry, d / "fu.nrrd")
     for name in ("base", "fu"):
@@ -88,6 +89,21 @@ def test_every_match_and_every_class_is_right(pair):
     # every kind of change was seen (the detector finds 18 of the 20 lesions at 0.6 mm)
     assert checked["grown"] == 2 and checked["shrunk"] == 2 and checked["new"] == 2 and checked["resolved"] >= 1
     assert checked["stable"] >= 10
+
+
+def test_one_motion_for_the_whole_hand_loses_the_bent_finger(cli, pair, tmp_path):
+    """--registration rigid (one motion per image): the bent finger's lesions moved away from
+    where that motion puts them, and come out resolved and new - what the per-lesion local
+    registration (the default, above) corrects."""
+    d, base, fu, changes, pose = pair
+    assert pose["flexion"]["moved_lesions"], pose["flexion"]
+    code, _, stderr = cli("follow", d / "base_out", d / "fu_out", "--baseline-image", d / "base.nrrd",
+                          "--followup-image", d / "fu.nrrd", "--registration", "rigid", "-o", tmp_path / "r", "-q")
+    assert code == 0, stderr
+    rigid = Table.read_csv(tmp_path / "r" / "lesion_changes.csv")
+    local = Table.read_csv(d / "follow" / "lesion_changes.csv")
+    bent = [r for r in rigid.rows if r["digit"] == FLEXION[0] and r["change"] in ("new", "resolved")]
+    assert len(bent) > sum(1 for r in local.rows if r["digit"] == FLEXION[0] and r["change"] in ("new", "resolved"))
 
 
 def test_the_registration_finds_the_pose_change(pair):

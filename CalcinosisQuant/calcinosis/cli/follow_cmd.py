@@ -8,7 +8,7 @@ from .common import add_output_args, in_range, progress_for, say, warn_all
 def register(sub) -> None:
     from .main import COMMANDS
     p = sub.add_parser("follow", help=COMMANDS["follow"][1],
-                       description="Register the follow-up image to the baseline's (rigid), match the lesions of two "
+                       description="Register the follow-up image to the baseline's (rigid, then per lesion neighbourhood), match the lesions of two "
                                    "result folders of one patient (calcinosis measure, hand or spine) and class each "
                                    "one new, resolved, grown, shrunk or stable. Writes OUTDIR/lesion_changes.csv, "
                                    "change_summary.csv, followup_labels_on_baseline.nrrd and provenance.json.")
@@ -17,9 +17,10 @@ def register(sub) -> None:
     p.add_argument("--baseline-image", metavar="IMAGE",
                    help="the image the baseline result was measured on (default: the path its provenance recorded)")
     p.add_argument("--followup-image", metavar="IMAGE", help="the image the follow-up result was measured on")
-    p.add_argument("--registration", choices=("rigid", "none"), default="rigid",
-                   help="rigid: register the follow-up image to the baseline's (default); none: the images are "
-                        "already aligned (no images needed)")
+    p.add_argument("--registration", choices=("local", "rigid", "none"), default="local",
+                   help="local: one rigid motion for the image, then one per baseline lesion's neighbourhood (a "
+                        "finger or a vertebra that moved on its own; default); rigid: one motion for the image; "
+                        "none: the images are already aligned (no images needed)")
     p.add_argument("--limit", type=in_range(1.0, 99.0, "%"), default=25.0, metavar="PCT",
                    help="a lesion (and the patient) grew or shrank beyond ± this %% (default 25)")
     p.add_argument("--case-id", help="pseudonymous case identifier recorded in provenance")

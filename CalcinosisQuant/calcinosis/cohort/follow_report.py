@@ -22,7 +22,7 @@ from scipy import ndimage
 from calcinosis.core import image_io
 from calcinosis.core.errors import InputError
 from calcinosis.core.tables import Table
-from calcinosis.follow.register import motion_from_record
+from calcinosis.follow.register import mapping_from_record
 
 from .report import HtmlDoc, _provenance_block
 from .slices import VIEW_PX, _font, axial_crop, scale_bar_mm, site_text, view_rgb
@@ -138,7 +138,7 @@ def follow_report_html(follow_dir: str | Path, baseline_image: str | Path | None
         doc.note("Views left out: give the images (--image BASELINE --followup-image FOLLOWUP) to see each lesion at "
                  "both visits.")
     else:
-        motion = motion_from_record((prov.get("parameters") or {}).get("registration") or {})
+        motion = mapping_from_record((prov.get("parameters") or {}).get("registration") or {})
         base_vol = _checked_image(baseline_image, ((prov.get("inputs") or {}).get("baseline_result") or {}),
                                   "--image")
         fu_vol = _checked_image(followup_image, ((prov.get("inputs") or {}).get("followup_result") or {}),

@@ -26,7 +26,7 @@ from calcinosis.core.protocol import protocol_differences
 from calcinosis.core.tables import Column, Table
 
 from .match import LesionGroup, match_lesions
-from .register import RigidMotion, identity, register_rigid
+from .register import PiecewiseMotion, RigidMotion, identity, refine_locally, register_rigid
 from .results import GROUP_COLUMNS, PLACE_COLUMNS, LesionResult, load_image_of, read_result, size_column
 
 LESION_CLASSES = ("grown", "shrunk", "stable", "new", "resolved")
@@ -124,7 +124,7 @@ def _sum(ids, sizes) -> float | None:
     return None if any(v is None for v in vals) else float(sum(vals))
 
 
-def follow(baseline_dir, followup_dir, baseline_image=None, followup_image=None, registration: str = "rigid",
+def follow(baseline_dir, followup_dir, baseline_image=None, followup_image=None, registration: str = "local",
            limit_pct: float = 25.0, progress: Progress | None = None) -> FollowResult:
     """Read, register, match and class (no writing)."""
     if not (0.0 < limit_pct < 100.0):
@@ -139,23 +139,40 @@ def follow(baseline_dir, followup_dir, baseline_image=None, followup_image=None,
     if size != "pv_volume_mm3" and not base.is_2d and any("slice thickness" in w or "kernel" in w for w in warnings):
         warnings.append("the sizes compared are threshold volumes (volume_mm3), which depend on the protocol; "
                         "measure both with --partial-volume")
-    if registration == "rigid":
+    bc, bd = _centroids(base)
+    fc, fd = _centroids(fu)
+    if registration in ("rigid", "local"):
         report(progress, 0.0, "loading the images")
         bv = load_image_of(base, baseline_image, "baseline", "--baseline-image")
         fv = load_image_of(fu, followup_image, "follow-up", "--followup-image")
-        motion = register_rigid(bv, fv, progress.sub(0.05, 0.8) if progress else None)
+        motion = register_rigid(bv, fv, progress.sub(0.05, 0.5 if registration == "local" else 0.8)
+                                if progress else None)
+        local = []
+        if registration == "local" and len(bc):
+            labels_on_image = base.labels if base.geometry.shape == bv.geometry.shape and \
+                np.allclose(base.geometry.ijk_to_ras_matrix(), bv.geometry.ijk_to_ras_matrix(), atol=1e-4) else \
+                RigidMotion().resample_labels(base.labels, base.geometry, bv.geometry)
+            # a hand's lesions are chained along their digit, a spine's along the column
+            keys = None
+            if base.command == "hand":
+                rows = _rows_by_id(base)
+                keys = [(rows[i].get("side"), rows[i].get("digit")) if rows[i].get("digit") not in (None, "unassigned")
+                        else None for i in range(1, len(bc) + 1)]
+            local = refine_locally(bv, fv, motion, bc, labels_on_image, progress.sub(0.5, 0.8) if progress else None,
+                                   keys)
+        mapping = PiecewiseMotion(motion, bc, local)
+        motion.record.update({"local_refinement": registration == "local", **mapping.record})
     elif registration == "none":
         motion = identity("--registration none: the images are taken as aligned")
+        mapping = PiecewiseMotion(motion, bc, [])
     else:
-        raise InputError(f"--registration: expected rigid or none, got {registration!r}")
+        raise InputError(f"--registration: expected local, rigid or none, got {registration!r}")
     report(progress, 0.85, "matching lesions")
-    fu_on_base = motion.resample_labels(fu.labels, fu.geometry, base.geometry)
-    bc, bd = _centroids(base)
-    fc, fd = _centroids(fu)
-    fc_on_base = motion.to_baseline(fc) if len(fc) else fc
+    fu_on_base = mapping.carry_labels(fu.labels, fu.geometry, base.geometry)
+    fc_on_base = mapping.to_baseline(fc) if len(fc) else fc
     groups = match_lesions(base.labels, fu_on_base, len(base.lesions), len(fu.lesions), bc, fc_on_base, bd, fd)
     changes, summary = _tables(base, fu, groups, size, limit_pct)
-    if registration == "rigid":
+    if registration != "none":
         matched = [g.distance_mm for g in groups if g.pattern == "one-to-one" and g.distance_mm is not None]
         if matched:
             motion.record["median_matched_distance_mm"] = round(float(np.median(matched)), 3)

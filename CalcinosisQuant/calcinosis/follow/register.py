@@ -86,6 +86,14 @@ def identity(reason: str) -> RigidMotion:
     return motion
 
 
+def mapping_from_record(record: dict) -> "PiecewiseMotion":
+    """The global and local motions a follow-up's provenance recorded."""
+    motion = motion_from_record(record)
+    local = [motion_from_record(r) for r in record.get("local") or []]
+    anchors = [r["anchor_ras_mm"] for r in record.get("local") or []]
+    return PiecewiseMotion(motion, np.array(anchors, float).reshape(-1, 3), local)
+
+
 def motion_from_record(record: dict) -> RigidMotion:
     """The motion a follow-up's provenance recorded (``parameters.registration``)."""
     try:
@@ -96,6 +104,259 @@ def motion_from_record(record: dict) -> RigidMotion:
                          "run calcinosis follow again") from None
 
 
+def _prepared(volume, ct: bool):
+    a = volume.array.astype(np.float32)
+    if ct:
+        a = np.clip(a, *CT_WINDOW_HU)
+    return image_io.array_to_sitk(a, volume.geometry)
+
+
+def _motion_of(found) -> RigidMotion:
+    """A SimpleITK rigid transform (baseline LPS point -> follow-up LPS point) as the motion
+    (follow-up RAS -> baseline RAS): its inverse, in RAS."""
+    import SimpleITK as sitk
+    composite = sitk.CompositeTransform(found)
+    flat = composite.GetNthTransform(0) if composite.GetNumberOfTransforms() else found
+    euler = sitk.Euler3DTransform(flat) if not isinstance(flat, sitk.Euler3DTransform) else flat
+    a = np.array(euler.GetMatrix()).reshape(3, 3)
+    c = np.array(euler.GetCenter())
+    t = np.array(euler.GetTranslation())
+    # y_lps = a (x_lps - c) + c + t  (baseline -> follow-up)
+    m_ras = _FLIP @ a @ _FLIP
+    o_ras = _FLIP @ (c + t - a @ c)
+    inv = np.linalg.inv(m_ras)
+    return RigidMotion(inv, -inv @ o_ras)
+
+
+def _euler_of(motion: RigidMotion, centre_ras: np.ndarray):
+    """The motion's resampling transform (baseline LPS -> follow-up LPS) as an Euler 3D
+    transform centred at ``centre_ras``: a start for a local registration."""
+    import SimpleITK as sitk
+    inv = np.linalg.inv(motion.matrix)
+    a = _FLIP @ inv @ _FLIP
+    b = _FLIP @ (-inv @ motion.offset)
+    c = _FLIP @ np.asarray(centre_ras, float)
+    e = sitk.Euler3DTransform()
+    e.SetCenter(tuple(float(v) for v in c))
+    e.SetMatrix(tuple(float(v) for v in a.ravel()), 1e-5)
+    e.SetTranslation(tuple(float(v) for v in (b + a @ c - c)))
+    return e
+
+
+#: local refinement (issue 14: "per bone where the fingers moved, per vertebra"): the box
+#: around each baseline lesion registered on its own (half width, mm), what a local motion may
+#: differ from the global one before it is refused (mm at the lesion, degrees), the lesions
+#: themselves masked out of it (they changed) with this margin (mm)
+LOCAL_HALF_MM = 12.0
+LOCAL_MAX_SHIFT_MM, LOCAL_MAX_ROTATION_DEG = 12.0, 35.0
+LOCAL_LESION_MARGIN_MM = 1.0
+LOCAL_SAMPLING_FRACTION = 0.3
+#: a local motion found for an anchor is tried as the start of the next anchors within this (mm)
+CHAIN_MM = 45.0
+
+
+def refine_locally(baseline, followup, motion: RigidMotion, anchors_ras: np.ndarray, baseline_lesions: np.ndarray,
+                   progress: Progress | None = None, chain_keys: list | None = None) -> list[RigidMotion | None]:
+    """A rigid motion per anchor (a baseline lesion's centroid): the box of
+    :data:`LOCAL_HALF_MM` around it in the baseline - its bone and soft tissue, its lesions
+    masked out - registered to the follow-up (cropped around where the start puts it), started from ``motion`` and from the motion found
+    for the nearest anchor done before it with the same ``chain_keys`` value (a finger, its
+    digit, moves as a chain: the anchors nearest the image's bone mass first).  Kept when it fits the
+    box better than ``motion`` does and stays within :data:`LOCAL_MAX_SHIFT_MM` and
+    :data:`LOCAL_MAX_ROTATION_DEG` of it; else None (the global motion holds there)."""
+    ct = str(baseline.modality or "").upper() == "CT"
+    g = baseline.geometry
+    sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
+    half = np.ceil(LOCAL_HALF_MM / sp).astype(int)
+    anchors_ras = np.atleast_2d(np.asarray(anchors_ras, float))
+    out: list[RigidMotion | None] = [None] * len(anchors_ras)
+    # a finger moves as a chain: the anchors nearest the body of the image first, each started
+    # also from the motion found for the nearest anchor done before it (within CHAIN_MM)
+    order = np.argsort(np.linalg.norm(anchors_ras - _mass_centre(baseline, ct), axis=1), kind="stable")
+    for n, k in enumerate(order):
+        anchor = anchors_ras[k]
+        report(progress, n / max(len(anchors_ras), 1), f"local registration {n + 1} of {len(anchors_ras)}")
+        starts = [motion]
+        done = [j for j in order[:n] if out[j] is not None
+                and (chain_keys is None or (chain_keys[k] is not None and chain_keys[j] == chain_keys[k]))]
+        if done:
+            d = np.linalg.norm(anchors_ras[done] - anchor, axis=1)
+            near = out[done[int(np.argmin(d))]]
+            gap = float(np.linalg.norm(near.to_followup(anchor[None]) - motion.to_followup(anchor[None])))
+            if d.min() <= CHAIN_MM and gap > 1.0:
+                starts.append(near)
+        out[k] = _refine_one(baseline, followup, motion, starts, anchor, baseline_lesions, g, sp, half, ct)
+    report(progress, 1.0, "local registration done")
+    return out
+
+
+def _crop(volume, centre_ras, half_mm: float, ct: bool):
+    """The voxels of ``volume`` within ``half_mm`` of ``centre_ras`` along each axis (an index
+    box), as a SimpleITK image; None when the box misses the image."""
+    g = volume.geometry
+    sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
+    centre = np.round(g.ras_to_ijk(np.asarray(centre_ras, float)[None])[0]).astype(int)[::-1]
+    half = np.ceil(half_mm / sp).astype(int)
+    lo = np.maximum(centre - half, 0)
+    hi = np.minimum(centre + half + 1, np.array(g.shape))
+    if np.any(hi - lo < 8):
+        return None
+    sub = volume.array[tuple(slice(a, b) for a, b in zip(lo, hi))].astype(np.float32)
+    if ct:
+        sub = np.clip(sub, *CT_WINDOW_HU)
+    origin = g.ijk_to_ras(np.array([[lo[2], lo[1], lo[0]]], float))[0]
+    return image_io.array_to_sitk(sub, type(g).create((hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]), g.spacing,
+                                                      origin, g.direction))
+
+
+def _mass_centre(volume, ct: bool) -> np.ndarray:
+    """Where the image's bone (CT: over 300 HU) or signal lies, on average (RAS)."""
+    a = volume.array[::4, ::4, ::4].astype(np.float32)
+    w = (a > 300.0).astype(np.float32) if ct else np.clip(a - np.percentile(a, 50), 0, None)
+    if not w.any():
+        w = np.ones_like(a)
+    kji = np.argwhere(w > 0)
+    c = (kji * w[w > 0][:, None]).sum(0) / w[w > 0].sum() * 4
+    return volume.geometry.ijk_to_ras(c[::-1][None])[0]
+
+
+def _refine_one(baseline, followup, motion: RigidMotion, starts: list, anchor: np.ndarray, baseline_lesions, g, sp,
+                half, ct: bool) -> RigidMotion | None:
+    """The local motion at one anchor from the best of ``starts`` (the global motion first;
+    see :func:`refine_locally`)."""
+    from scipy import ndimage
+    centre = np.round(g.ras_to_ijk(anchor[None])[0]).astype(int)[::-1]
+    lo = np.maximum(centre - half, 0)
+    hi = np.minimum(centre + half + 1, np.array(g.shape))
+    if np.any(hi - lo < 8):
+        return None
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    sub = baseline.array[box].astype(np.float32)
+    if ct:
+        sub = np.clip(sub, *CT_WINDOW_HU)
+    origin = g.ijk_to_ras(np.array([[lo[2], lo[1], lo[0]]], float))[0]
+    sub_geom = type(g).create((hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]), g.spacing, origin, g.direction)
+    fixed = image_io.array_to_sitk(sub, sub_geom)
+    lesion = baseline_lesions[box] > 0
+    if lesion.any():
+        lesion = ndimage.distance_transform_edt(~lesion, sampling=sp) <= LOCAL_LESION_MARGIN_MM
+    mask = image_io.array_to_sitk((~lesion).astype(np.uint8), sub_geom)
+    global_fit, best = None, None
+    for n, start_motion in enumerate(starts):
+        # the follow-up around where this start puts the anchor: enough for the motion to find
+        moving = _crop(followup, start_motion.to_followup(anchor[None])[0], LOCAL_HALF_MM + LOCAL_MAX_SHIFT_MM + 4.0, ct)
+        if moving is None:
+            continue
+        found = _register_box(fixed, moving, mask, _euler_of(start_motion, anchor))
+        if found is None:
+            continue
+        before, after, local = found
+        if n == 0:
+            global_fit = before          # how well the global motion fits the box
+        # how far the motion found moved the anchor from where its start put it
+        moved = float(np.linalg.norm(local.to_followup(anchor[None]) - start_motion.to_followup(anchor[None])))
+        if moved <= LOCAL_MAX_SHIFT_MM and (best is None or after < best[0]):
+            best = (after, local)
+    if best is None or global_fit is None:
+        return None
+    after, local = best
+    shift = float(np.linalg.norm(local.to_baseline(motion.to_followup(anchor[None]))[0] - anchor))
+    relative = RigidMotion(local.matrix @ np.linalg.inv(motion.matrix))
+    if not (after < global_fit) or relative.rotation_deg > LOCAL_MAX_ROTATION_DEG:
+        return None
+    local.record = {"anchor_ras_mm": [round(float(v), 3) for v in anchor], "shift_from_global_mm": round(shift, 3),
+                    "rotation_from_global_deg": round(relative.rotation_deg, 3),
+                    "metric_global": round(float(global_fit), 6), "metric_local": round(float(after), 6),
+                    **local.as_record()}
+    return local
+
+
+def _register_box(fixed, moving, mask, start):
+    """(metric at the start, metric found, the motion found) of one local registration, or None."""
+    import SimpleITK as sitk
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(LOCAL_SAMPLING_FRACTION, SAMPLING_SEED)
+    method.SetMetricFixedMask(mask)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4, numberOfIterations=150,
+                                                    relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([2, 1])
+    method.SetSmoothingSigmasPerLevel([1.0, 0.0])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    method.SetInitialTransform(start, inPlace=False)
+    try:
+        before = method.MetricEvaluate(fixed, moving)
+        found = method.Execute(fixed, moving)
+        return before, method.GetMetricValue(), _motion_of(found)
+    except RuntimeError:
+        return None
+
+
+class PiecewiseMotion:
+    """The global motion, and near each anchor (a baseline lesion) its local motion: a
+    follow-up point is carried by the local motion of the anchor nearest to where the global
+    motion puts it, within :data:`LOCAL_HALF_MM`; elsewhere by the global one."""
+
+    def __init__(self, motion: RigidMotion, anchors_ras: np.ndarray, local: list):
+        self.motion = motion
+        keep = [k for k, m in enumerate(local) if m is not None]
+        self.anchors = np.atleast_2d(np.asarray(anchors_ras, float))[keep] if keep else np.zeros((0, 3))
+        self.local = [local[k] for k in keep]
+
+    def to_baseline(self, ras: np.ndarray) -> np.ndarray:
+        q = np.atleast_2d(np.asarray(ras, float))
+        p = self.motion.to_baseline(q)
+        if not self.local or not len(q):
+            return p
+        d = np.linalg.norm(p[:, None, :] - self.anchors[None, :, :], axis=2)
+        near = np.argmin(d, axis=1)
+        within = d[np.arange(len(q)), near] <= LOCAL_HALF_MM
+        for k in np.unique(near[within]):
+            rows = within & (near == k)
+            p[rows] = self.local[k].to_baseline(q[rows])
+        return p
+
+    def carry_labels(self, labels: np.ndarray, geometry, onto, supersample: int = 2) -> np.ndarray:
+        """A follow-up label map on the baseline grid ``onto``: every lesion voxel, split into
+        ``supersample``³ points, carried to the baseline voxel it lands in."""
+        out = np.zeros(onto.shape, labels.dtype)
+        idx = np.flatnonzero(labels)
+        if idx.size == 0:
+            return out
+        kji = np.stack(np.unravel_index(idx, labels.shape), axis=1).astype(float)
+        offs = (np.arange(supersample) + 0.5) / supersample - 0.5
+        sub = np.stack(np.meshgrid(offs, offs, offs, indexing="ij"), -1).reshape(-1, 3)
+        pts = (kji[:, None, :] + sub[None, :, :]).reshape(-1, 3)
+        values = np.repeat(labels.ravel()[idx], len(sub))
+        ras = geometry.ijk_to_ras(pts[:, ::-1])
+        target = np.round(onto.ras_to_ijk(self.to_baseline(ras))).astype(int)[:, ::-1]
+        inside = np.all((target >= 0) & (target < np.array(onto.shape)), axis=1)
+        out[tuple(target[inside].T)] = values[inside]
+        return out
+
+    @property
+    def record(self) -> dict:
+        return {"local_motions": len(self.local), "local": [m.record for m in self.local]}
+
+    def to_followup(self, ras: np.ndarray) -> np.ndarray:
+        """Baseline points to the follow-up (by the local motion of the nearest anchor within
+        reach, else the global)."""
+        p = np.atleast_2d(np.asarray(ras, float))
+        q = self.motion.to_followup(p)
+        if not self.local or not len(p):
+            return q
+        d = np.linalg.norm(p[:, None, :] - self.anchors[None, :, :], axis=2)
+        near = np.argmin(d, axis=1)
+        within = d[np.arange(len(p)), near] <= LOCAL_HALF_MM
+        for k in np.unique(near[within]):
+            rows = within & (near == k)
+            q[rows] = self.local[k].to_followup(p[rows])
+        return q
+
+
 def register_rigid(baseline, followup, progress: Progress | None = None) -> RigidMotion:
     """The rigid motion from ``followup`` to ``baseline`` (:class:`~calcinosis.core.volume.Volume`,
     3D, the same modality)."""
@@ -104,14 +365,7 @@ def register_rigid(baseline, followup, progress: Progress | None = None) -> Rigi
         raise InputError("--registration rigid: radiographs (2D) are not registered yet; give --registration none "
                          "for radiographs taken in the same position")
     ct = str(baseline.modality or "").upper() == "CT"
-
-    def prepared(volume):
-        a = volume.array.astype(np.float32)
-        if ct:
-            a = np.clip(a, *CT_WINDOW_HU)
-        return image_io.array_to_sitk(a, volume.geometry)
-
-    fixed, moving = prepared(baseline), prepared(followup)
+    fixed, moving = _prepared(baseline, ct), _prepared(followup, ct)
     report(progress, 0.05, "registering the follow-up to the baseline")
     start = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                               sitk.CenteredTransformInitializerFilter.MOMENTS)
@@ -139,18 +393,7 @@ def register_rigid(baseline, followup, progress: Progress | None = None) -> Rigi
     except RuntimeError as e:
         raise InputError(f"registration failed ({str(e).strip().splitlines()[-1][:200]}); give --registration none "
                          "if the images are already aligned") from None
-    # found: baseline LPS point -> follow-up LPS point; the motion is its inverse, in RAS
-    composite = sitk.CompositeTransform(found)
-    flat = composite.GetNthTransform(0) if composite.GetNumberOfTransforms() else found
-    euler = sitk.Euler3DTransform(flat) if not isinstance(flat, sitk.Euler3DTransform) else flat
-    a = np.array(euler.GetMatrix()).reshape(3, 3)
-    c = np.array(euler.GetCenter())
-    t = np.array(euler.GetTranslation())
-    # y_lps = a (x_lps - c) + c + t  (baseline -> follow-up)
-    m_ras = _FLIP @ a @ _FLIP
-    o_ras = _FLIP @ (c + t - a @ c)
-    inv = np.linalg.inv(m_ras)
-    motion = RigidMotion(inv, -inv @ o_ras)
+    motion = _motion_of(found)
     motion.record = {"method": "rigid (Euler 3D), Mattes mutual information", "metric_value":
                      round(float(method.GetMetricValue()), 6), "iterations_last_level":
                      int(method.GetOptimizerIteration()), "stop": method.GetOptimizerStopConditionDescription()[:200],

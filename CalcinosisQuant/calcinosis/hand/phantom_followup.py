@@ -17,6 +17,7 @@ table of true changes out.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -87,14 +88,91 @@ def followup_patient(baseline: HandPatient, changes: dict[int, str], new_sites: 
     return HandPatient(baseline.hand, lesions, seed), changed
 
 
+#: a finger is bent at the joint of it that no lesion comes nearer to along its axis than this (mm)
+BEND_CLEARANCE_MM = 2.0
+
+
+def bend_joint(patient: HandPatient, digit: str) -> str:
+    """The joint of ``digit`` (MCP, PIP, DIP / IP) with the most room: the largest distance
+    along the finger from the joint to the nearest lesion's extent."""
+    ray = patient.hand.rays[digit]
+    base = ray.points["CMC"]
+    best, room = None, -np.inf
+    for joint in [j for j in ("MCP", "PIP", "DIP", "IP") if j in ray.points]:
+        s = float((ray.points[joint] - base) @ ray.u)
+        gap = np.inf
+        for les in patient.lesions:
+            if les.site_digit != digit and les.digit != digit:
+                continue
+            c = float((les.center - base) @ ray.u)
+            r = float(np.max(np.abs(les.half_extent())))
+            gap = min(gap, max(abs(c - s) - r, 0.0))
+        if gap > room:
+            best, room = joint, gap
+    if room < BEND_CLEARANCE_MM:
+        raise RuntimeError(f"no joint of the {digit} finger clear of its lesions by {BEND_CLEARANCE_MM} mm")
+    return best
+
+
+def bent_patient(patient: HandPatient, digit: str, degrees: float) -> tuple[HandPatient, dict]:
+    """The patient with ``digit`` bent (flexed about its lateral axis) by ``degrees`` at
+    :func:`bend_joint`: every bone and soft-tissue piece of the finger beyond the joint, its
+    landmarks and its lesions turned about the joint.  Returns (patient, what was bent)."""
+    hand = copy.deepcopy(patient.hand)
+    ray = hand.rays[digit]
+    joint = bend_joint(patient, digit)
+    J = np.asarray(ray.points[joint], float)
+    s_j = float((J - ray.points["CMC"]) @ ray.u)
+    Q = rotation_matrix(ray.e_lat, degrees)
+
+    def beyond(p) -> bool:
+        rel = np.asarray(p, float) - ray.points["CMC"]
+        along = float(rel @ ray.u)
+        return along >= s_j - 0.01 and float(np.linalg.norm(rel - along * ray.u)) < 0.01
+
+    def turn(p):
+        return tuple(float(v) for v in Q @ (np.asarray(p, float) - J) + J)
+
+    def turned(shape):
+        if hasattr(shape, "p0") and beyond(shape.p0) and beyond(shape.p1):
+            return dataclasses.replace(shape, p0=turn(shape.p0), p1=turn(shape.p1))
+        return shape
+
+    hand.bones = [dataclasses.replace(b, outer=turned(b.outer)) for b in hand.bones]
+    hand.fat = [turned(f) for f in hand.fat]
+    hand.tissue = [turned(t) for t in hand.tissue]
+    for name in list(ray.points):
+        if name != joint and beyond(ray.points[name]):
+            ray.points[name] = np.asarray(turn(ray.points[name]))
+    if hasattr(hand, "_fat_capsules"):
+        del hand._fat_capsules
+    lesions, moved = [], []
+    for les in patient.lesions:
+        new = copy.deepcopy(les)
+        if (les.site_digit == digit or les.digit == digit) and float((les.center - patient.hand.rays[digit].points["CMC"])
+                                                                       @ patient.hand.rays[digit].u) > s_j:
+            new.center = np.asarray(turn(les.center))
+            new.R = Q @ les.R
+            moved.append(les.lesion_id)
+        lesions.append(new)
+    return HandPatient(hand, lesions, patient.seed), {"digit": digit, "joint": joint, "degrees": float(degrees),
+                                                      "moved_lesions": moved}
+
+
 def ct_followup_phantom(baseline: HandPatient, changes: dict[int, str], new_sites: Sequence[Site] = (),
                         rotation: tuple[tuple[float, float, float], float] = ((0.0, 0.0, 1.0), 8.0),
                         shift_mm: Sequence[float] = (5.0, -4.0, 3.0), spacing=(0.5, 0.5, 0.5),
-                        noise_sd: float = 18.0, seed: int = 1) -> tuple[ModalityPhantom, Table, dict]:
+                        noise_sd: float = 18.0, seed: int = 1,
+                        flexion: tuple[str, float] | None = None) -> tuple[ModalityPhantom, Table, dict]:
     """The follow-up CT: (the phantom - truth and landmarks in the follow-up image's RAS -,
     the true changes, the pose: ``rotation`` (axis, degrees) about the hand's centre and
-    ``shift_mm``, with the matrix and centre)."""
+    ``shift_mm``, with the matrix and centre).  ``flexion`` (digit, degrees): that finger
+    also bent at its joint with the most room (:func:`bent_patient`) - the fingers moved
+    between the visits, as they do."""
     patient, changed = followup_patient(baseline, changes, new_sites, seed)
+    bend = None
+    if flexion is not None:
+        patient, bend = bent_patient(patient, *flexion)
     lo, hi = hand_bounds(patient)
     lo, hi = lo - FOLLOWUP_MARGIN_MM, hi + FOLLOWUP_MARGIN_MM
     sp = np.asarray(spacing, float)
@@ -106,7 +184,8 @@ def ct_followup_phantom(baseline: HandPatient, changes: dict[int, str], new_site
     R = rotation_matrix(np.asarray(rotation[0], float), float(rotation[1]))
     t = np.asarray(shift_mm, float)
     scanned = Geometry.create(size, sp, R @ (origin - centre) + centre + t, R @ direction)
-    arr = add_noise(render_anatomy(patient, scanned, "CT"), "CT", noise_sd, seed)
+    image = render_anatomy(patient, scanned, "CT")
+    arr = add_noise(image, "CT", noise_sd, seed)
     arr = np.clip(np.round(arr), -1024, 3071).astype(np.int16)
 
     def to_image(p):
@@ -115,7 +194,7 @@ def ct_followup_phantom(baseline: HandPatient, changes: dict[int, str], new_site
     truth = truth_table(patient, to_image)
     landmarks = [(label, to_image(p)[0]) for label, p in patient.hand.landmarks()]
     pose = {"rotation_axis": list(map(float, rotation[0])), "rotation_deg": float(rotation[1]),
-            "shift_mm": t.tolist(), "centre_ras_mm": centre.tolist(), "matrix": R.tolist()}
+            "shift_mm": t.tolist(), "centre_ras_mm": centre.tolist(), "matrix": R.tolist(), "flexion": bend}
     return ModalityPhantom("CT", arr, written, truth, landmarks, patient), changed, pose
 
 
