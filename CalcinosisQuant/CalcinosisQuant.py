@@ -206,6 +206,7 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._observedLandmarks = None
         self._summaryCache = (None, None)
         self._spacingDeclined = set()
+        self._comparison = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -229,6 +230,8 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.checkFormButton.connect("clicked(bool)", self.onCheckFormButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
         self.ui.resetParametersButton.connect("clicked(bool)", self.onResetParameters)
+        self.ui.loadComparisonButton.connect("clicked(bool)", self.onLoadComparisonButton)
+        self.ui.changesTableView.connect("clicked(QModelIndex)", self.onChangeRowClicked)
 
         self.initializeParameterNode()
 
@@ -247,6 +250,7 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
         self._measurement = None
+        self._comparison = None
         self._observeLandmarks(None)
         self.logic.forget_detections()
         # the scene is closing anyway: empty our lesion segmentations first, or Slicer spends
@@ -498,6 +502,35 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ras = hand.lesion_position(tableNode, row)
         if ras is not None:
             hand.center_views_on(ras)
+
+    def onLoadComparisonButton(self) -> None:
+        """The two visits of a 'calcinosis follow' result on the baseline image."""
+        from calcinosis.mrml import follow_view
+
+        with slicer.util.tryWithErrorDisplay(_("Could not show the follow-up."), waitCursor=True):
+            self._comparison = follow_view.load_follow_comparison(self.ui.followResultPathLineEdit.currentPath,
+                                                                  self.ui.baselineImagePathLineEdit.currentPath)
+            slicer.util.setSliceViewerLayers(background=self._comparison.volume_node, fit=True)
+            self.ui.changesTableView.setMRMLTableNode(self._comparison.table_node)
+            counts = {}
+            for row in self._comparison.changes.rows:
+                counts[row["change"]] = counts.get(row["change"], 0) + 1
+            self.ui.statusLabel.text = _("Follow-up: {counts}. Click a group to see it.").format(
+                counts=", ".join(f"{n} {c}" for c, n in sorted(counts.items())))
+
+    def onChangeRowClicked(self, index) -> None:
+        """Centre the slice views on the clicked lesion group."""
+        from calcinosis.mrml import follow_view
+
+        view = self.ui.changesTableView
+        tableNode = view.mrmlTableNode()
+        if self._comparison is None or tableNode is None or not index.isValid():
+            return
+        row = hand.table_row(tableNode, view.sortFilterProxyModel().mapToSource(index).row())
+        if row is None:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not show the group.")):
+            follow_view.jump_to_group(self._comparison, self._comparison.changes.rows[row]["group_id"])
 
     def onCreateFormButton(self) -> None:
         p = self._parameterNode

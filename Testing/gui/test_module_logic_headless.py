@@ -215,3 +215,35 @@ def test_calcinosisquant_panel_flow_headless(slicer_gui_stand_ins, monkeypatch, 
     widget.onDetectButton()
     assert len(confirmations) == 2 and "will be replaced" in confirmations[1]
     assert all(d["maximum"] == 100 for d in dialogs)
+
+    # Compare time points: the exported result followed to itself, shown on its image; a click on
+    # a group centres the views on it
+    from calcinosis.cli.main import main as cli_main
+    from calcinosis.core import image_io
+    image_io.write_image(phantom.array, phantom.geometry, tmp_path / "hand.nrrd")
+    assert cli_main(["follow", str(tmp_path / "out"), str(tmp_path / "out"), "--registration", "none",
+                     "-o", str(tmp_path / "follow"), "-q"]) == 0
+    shown = {}
+
+    class TableView(_FakeWidget):
+        def setMRMLTableNode(self, node):
+            shown["table"] = node
+
+        def mrmlTableNode(self):
+            return shown.get("table")
+
+        def sortFilterProxyModel(self):
+            return types.SimpleNamespace(mapToSource=lambda index: index)
+
+    widget.ui.followResultPathLineEdit = _FakeWidget(currentPath=str(tmp_path / "follow"))
+    widget.ui.baselineImagePathLineEdit = _FakeWidget(currentPath=str(tmp_path / "hand.nrrd"))
+    widget.ui.changesTableView = TableView()
+    widget.onLoadComparisonButton()
+    groups = shown["table"].GetTable().GetNumberOfRows()
+    assert groups > 0 and widget.ui.statusLabel.text == f"Follow-up: {groups} stable. Click a group to see it."
+    jumps = []
+    monkeypatch.setattr("calcinosis.mrml.follow_view.center_views_on", lambda ras, scene=None: jumps.append(ras))
+    index = types.SimpleNamespace(isValid=lambda: True, row=lambda: 0 if shown["table"].GetUseColumnTitleAsColumnHeader()
+                                  else 1)
+    widget.onChangeRowClicked(index)
+    assert len(jumps) == 1

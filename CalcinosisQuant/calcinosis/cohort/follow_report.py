@@ -22,14 +22,12 @@ from scipy import ndimage
 from calcinosis.core import image_io
 from calcinosis.core.errors import InputError
 from calcinosis.core.tables import Table
+from calcinosis.follow.pipeline import CLASS_COLORS
 from calcinosis.follow.register import mapping_from_record
 
 from .report import HtmlDoc, _provenance_block
 from .slices import VIEW_PX, _font, axial_crop, scale_bar_mm, site_text, view_rgb
 
-#: what each class of change is drawn in (RGB 0-1): the outline of the group's lesions
-CLASS_COLORS = {"grown": (0.9, 0.2, 0.2), "shrunk": (0.2, 0.5, 1.0), "stable": (0.2, 0.8, 0.3),
-                "new": (1.0, 0.6, 0.0), "resolved": (0.7, 0.3, 0.9), "missing": (1.0, 1.0, 0.0)}
 #: the views: at least this far around the centroid (mm), at most this many groups drawn
 CONTEXT_MM, MAX_GROUPS = 12.0, 60
 

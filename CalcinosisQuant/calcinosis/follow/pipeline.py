@@ -30,6 +30,9 @@ from .register import PiecewiseMotion, RigidMotion, identity, refine_locally, re
 from .results import GROUP_COLUMNS, PLACE_COLUMNS, LesionResult, load_image_of, read_result, size_column
 
 LESION_CLASSES = ("grown", "shrunk", "stable", "new", "resolved")
+#: each class of change as drawn (RGB 0-1), in the report and in Slicer's comparison view
+CLASS_COLORS = {"grown": (0.9, 0.2, 0.2), "shrunk": (0.2, 0.5, 1.0), "stable": (0.2, 0.8, 0.3),
+                "new": (1.0, 0.6, 0.0), "resolved": (0.7, 0.3, 0.9), "missing": (1.0, 1.0, 0.0)}
 _GROWTH = {"progression": "grown", "improvement": "shrunk", "stable": "stable", "missing": "missing"}
 
 
