@@ -104,6 +104,22 @@ def motion_from_record(record: dict) -> RigidMotion:
                          "run calcinosis follow again") from None
 
 
+#: the global registration sees at most this many voxels (a whole-body CT is averaged in blocks
+#: down to it first) and samples at most MAX_SAMPLES of them per level
+MAX_VOXELS, MAX_SAMPLES = 8_000_000, 60_000
+
+
+def _coarse(image):
+    """``image`` averaged in blocks (the same factor along each axis) to at most
+    :data:`MAX_VOXELS` voxels."""
+    import SimpleITK as sitk
+    n = image.GetNumberOfPixels()
+    if n <= MAX_VOXELS:
+        return image
+    f = int(np.ceil((n / MAX_VOXELS) ** (1.0 / 3.0)))
+    return sitk.BinShrink(image, [f] * image.GetDimension())
+
+
 def _prepared(volume, ct: bool):
     a = volume.array.astype(np.float32)
     if ct:
@@ -365,14 +381,15 @@ def register_rigid(baseline, followup, progress: Progress | None = None) -> Rigi
         raise InputError("--registration rigid: radiographs (2D) are not registered yet; give --registration none "
                          "for radiographs taken in the same position")
     ct = str(baseline.modality or "").upper() == "CT"
-    fixed, moving = _prepared(baseline, ct), _prepared(followup, ct)
+    fixed, moving = _coarse(_prepared(baseline, ct)), _coarse(_prepared(followup, ct))
     report(progress, 0.05, "registering the follow-up to the baseline")
     start = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                               sitk.CenteredTransformInitializerFilter.MOMENTS)
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(SAMPLING_FRACTION, SAMPLING_SEED)
+    finest = fixed.GetNumberOfPixels() / float(SHRINK_FACTORS[-1] ** 3)
+    method.SetMetricSamplingPercentage(min(SAMPLING_FRACTION, MAX_SAMPLES / finest), SAMPLING_SEED)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=ITERATIONS,
                                                     relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
@@ -398,7 +415,9 @@ def register_rigid(baseline, followup, progress: Progress | None = None) -> Rigi
                      round(float(method.GetMetricValue()), 6), "iterations_last_level":
                      int(method.GetOptimizerIteration()), "stop": method.GetOptimizerStopConditionDescription()[:200],
                      "shrink_factors": list(SHRINK_FACTORS), "smoothing_mm": list(SMOOTHING_MM),
-                     "sampling_fraction": SAMPLING_FRACTION, "sampling_seed": SAMPLING_SEED,
+                     "sampling_fraction": round(method.GetMetricSamplingPercentagePerLevel()[-1], 6)
+                     if hasattr(method, "GetMetricSamplingPercentagePerLevel") else SAMPLING_FRACTION,
+                     "sampling_seed": SAMPLING_SEED, "voxels_seen": int(fixed.GetNumberOfPixels()),
                      "ct_window_hu": list(CT_WINDOW_HU) if ct else None,
                      "rotation_deg": round(motion.rotation_deg, 4),
                      "translation_mm": [round(float(v), 4) for v in motion.offset], **motion.as_record()}
