@@ -110,8 +110,7 @@ def run_follow_pairs(outdir: Path, pairs: list[FollowPair], force: bool = False,
             states.append({"name": pair.name, "status": "ok", "run": "kept", "pair": pair})
             continue
         b, f = pair.baseline, pair.followup
-        # radiographs are not registered yet (follow/register.py): matched where they lie
-        registration = "local" if (b.image and f.image and pair.modality not in ("XR", "CR", "DX")) else "none"
+        registration = "local" if (b.image and f.image) else "none"
         try:
             result = follow(Path(outdir) / CASES_DIR / b.case_id, Path(outdir) / CASES_DIR / f.case_id,
                             b.image, f.image, registration, limit_pct)

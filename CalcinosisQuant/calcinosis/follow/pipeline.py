@@ -151,7 +151,9 @@ def follow(baseline_dir, followup_dir, baseline_image=None, followup_image=None,
         motion = register_rigid(bv, fv, progress.sub(0.05, 0.5 if registration == "local" else 0.8)
                                 if progress else None)
         local = []
-        if registration == "local" and len(bc):
+        if registration == "local" and bv.is_2d:
+            motion.record["local_refinement_note"] = "radiographs: one motion per image (no local refinement)"
+        elif registration == "local" and len(bc):
             labels_on_image = base.labels if base.geometry.shape == bv.geometry.shape and \
                 np.allclose(base.geometry.ijk_to_ras_matrix(), bv.geometry.ijk_to_ras_matrix(), atol=1e-4) else \
                 RigidMotion().resample_labels(base.labels, base.geometry, bv.geometry)

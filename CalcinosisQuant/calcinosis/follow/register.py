@@ -311,6 +311,74 @@ def _register_box(fixed, moving, mask, start):
         return None
 
 
+#: radiographs: resolutions (x the pixel) and smoothing (mm) of the in-plane registration
+PLANE_SHRINK_FACTORS, PLANE_SMOOTHING_MM = (8, 4, 2), (2.0, 1.0, 0.5)
+
+
+def _plane_image(volume):
+    """A radiograph as a 2D SimpleITK image in its own plane: x along the columns, y along the
+    rows, in mm, from the first pixel."""
+    import SimpleITK as sitk
+    g = volume.geometry
+    img = sitk.GetImageFromArray(volume.array[0].astype(np.float32))
+    img.SetSpacing((float(g.spacing[0]), float(g.spacing[1])))
+    return img
+
+
+def register_radiographs(baseline, followup, progress: Progress | None = None) -> RigidMotion:
+    """The in-plane rigid motion (turn and shift on the detector) of a follow-up radiograph onto
+    the baseline's: Euler 2D, Mattes mutual information, started at the images' centres of
+    mass, three resolutions; as a motion of RAS points (the image planes' own axes)."""
+    import SimpleITK as sitk
+    fixed, moving = _plane_image(baseline), _plane_image(followup)
+    report(progress, 0.05, "registering the follow-up radiograph to the baseline")
+    start = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler2DTransform(),
+                                              sitk.CenteredTransformInitializerFilter.MOMENTS)
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    finest = fixed.GetNumberOfPixels() / float(PLANE_SHRINK_FACTORS[-1] ** 2)
+    method.SetMetricSamplingPercentage(min(0.2, MAX_SAMPLES / finest), SAMPLING_SEED)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=ITERATIONS,
+                                                    relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel(list(PLANE_SHRINK_FACTORS))
+    method.SetSmoothingSigmasPerLevel(list(PLANE_SMOOTHING_MM))
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    method.SetInitialTransform(start, inPlace=False)
+    try:
+        found = method.Execute(fixed, moving)
+    except RuntimeError as e:
+        raise InputError(f"registration failed ({str(e).strip().splitlines()[-1][:200]}); give --registration none "
+                         "if the radiographs are already aligned") from None
+    composite = sitk.CompositeTransform(found)
+    flat = composite.GetNthTransform(0) if composite.GetNumberOfTransforms() else found
+    euler = sitk.Euler2DTransform(flat) if not isinstance(flat, sitk.Euler2DTransform) else flat
+    a = np.array(euler.GetMatrix()).reshape(2, 2)
+    c = np.array(euler.GetCenter())
+    t = np.array(euler.GetTranslation())
+    # baseline plane point x -> follow-up plane point a (x - c) + c + t; the motion is its inverse
+    ainv = np.linalg.inv(a)
+    b2 = c - ainv @ (c + t)
+    r3 = np.eye(3)
+    r3[:2, :2] = ainv
+    gb, gf = baseline.geometry, followup.geometry
+    db, df = gb.direction, gf.direction
+    ob, of = np.asarray(gb.origin_ras, float), np.asarray(gf.origin_ras, float)
+    matrix = db @ r3 @ df.T
+    offset = ob + db @ np.r_[b2, 0.0] - matrix @ of
+    motion = RigidMotion(matrix, offset)
+    motion.record = {"method": "rigid in the detector's plane (Euler 2D), Mattes mutual information",
+                     "metric_value": round(float(method.GetMetricValue()), 6),
+                     "stop": method.GetOptimizerStopConditionDescription()[:200],
+                     "shrink_factors": list(PLANE_SHRINK_FACTORS), "smoothing_mm": list(PLANE_SMOOTHING_MM),
+                     "sampling_seed": SAMPLING_SEED, "rotation_deg": round(motion.rotation_deg, 4),
+                     "translation_mm": [round(float(v), 4) for v in motion.offset], **motion.as_record()}
+    report(progress, 1.0, "registered")
+    return motion
+
+
 class PiecewiseMotion:
     """The global motion, and near each anchor (a baseline lesion) its local motion: a
     follow-up point is carried by the local motion of the anchor nearest to where the global
@@ -377,9 +445,10 @@ def register_rigid(baseline, followup, progress: Progress | None = None) -> Rigi
     """The rigid motion from ``followup`` to ``baseline`` (:class:`~calcinosis.core.volume.Volume`,
     3D, the same modality)."""
     import SimpleITK as sitk
-    if baseline.is_2d or followup.is_2d:
-        raise InputError("--registration rigid: radiographs (2D) are not registered yet; give --registration none "
-                         "for radiographs taken in the same position")
+    if baseline.is_2d != followup.is_2d:
+        raise InputError("baseline and follow-up images: one is a radiograph (2D), the other 3D")
+    if baseline.is_2d:
+        return register_radiographs(baseline, followup, progress)
     ct = str(baseline.modality or "").upper() == "CT"
     fixed, moving = _coarse(_prepared(baseline, ct)), _coarse(_prepared(followup, ct))
     report(progress, 0.05, "registering the follow-up to the baseline")

@@ -198,4 +198,50 @@ def ct_followup_phantom(baseline: HandPatient, changes: dict[int, str], new_site
     return ModalityPhantom("CT", arr, written, truth, landmarks, patient), changed, pose
 
 
-__all__ = ["VOLUME_FACTORS", "CHANGE_COLUMNS", "followup_patient", "ct_followup_phantom"]
+def xr_followup_phantom(baseline: HandPatient, changes: dict[int, str], new_sites: Sequence[Site] = (),
+                        angle_deg: float = 6.0, shift_mm: Sequence[float] = (4.0, -3.0), spacing: float = 0.2,
+                        noise_sd: float = 6.0, seed: int = 1) -> tuple[ModalityPhantom, Table, dict]:
+    """The follow-up PA radiograph: the follow-up patient (:func:`followup_patient`)
+    projected, then the hand turned by ``angle_deg`` in the detector's plane about the
+    image's centre and moved by ``shift_mm`` (columns, rows): it lay differently on the
+    detector.  Truth and landmarks in the follow-up image's RAS."""
+    from scipy import ndimage
+
+    from .phantom import XR_OFFSET, lesion_shadow, render_radiograph
+    patient, changed = followup_patient(baseline, changes, new_sites, seed)
+    xr = render_radiograph(patient, spacing, noise_sd=0.0, seed=seed)
+    rows, cols = xr.image.shape
+    ctr = np.array([(rows - 1) / 2.0, (cols - 1) / 2.0])
+    a = np.deg2rad(angle_deg)
+    M = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])        # (row, col) turned
+    shift_px = np.array([shift_mm[1], shift_mm[0]]) / spacing
+
+    def moved(rc):
+        return (M @ (np.atleast_2d(rc) - ctr).T).T + ctr + shift_px
+
+    # output pixel y shows input pixel M^T (y - ctr - shift) + ctr
+    image = ndimage.affine_transform(xr.image, M.T, offset=ctr - M.T @ (ctr + shift_px), order=1, mode="constant",
+                                     cval=XR_OFFSET)
+    image += np.random.default_rng(seed + 29).normal(0.0, noise_sd, image.shape)
+    outlines = np.zeros(xr.image.shape, np.uint16)
+    for les in patient.lesions:
+        sl, m = lesion_shadow(les, xr)
+        outlines[sl][m] = les.lesion_id
+    outlines = ndimage.affine_transform(outlines, M.T, offset=ctr - M.T @ (ctr + shift_px), order=0)
+
+    def to_image(p):
+        ras = xr.to_image_ras(p)                        # (-col * spacing, -row * spacing, 0)
+        rc = np.stack([-ras[:, 1] / spacing, -ras[:, 0] / spacing], axis=1)
+        out = moved(rc)
+        return np.stack([-out[:, 1] * spacing, -out[:, 0] * spacing, np.zeros(len(out))], axis=1)
+
+    truth = truth_table(patient, to_image, xr)
+    landmarks = [(label, to_image(pos)[0]) for label, pos in patient.hand.landmarks()]
+    arr = np.clip(np.round(image), 0, 65535).astype(np.uint16)[None]
+    pose = {"angle_deg": float(angle_deg), "shift_mm": [float(v) for v in shift_mm]}
+    return (ModalityPhantom("XR", arr, xr.geometry, truth, landmarks, patient, outlines=outlines[None], radiograph=xr),
+            changed, pose)
+
+
+__all__ = ["VOLUME_FACTORS", "CHANGE_COLUMNS", "followup_patient", "ct_followup_phantom", "bent_patient",
+           "xr_followup_phantom"]
