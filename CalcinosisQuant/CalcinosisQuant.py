@@ -139,6 +139,8 @@ class CalcinosisQuantParameterNode:
     Assignment distances (mm): maxRayDistance, jointRadius, periarticularDistance,
     wristReach, wristWidth, sideReach, landmarkMargin; thumbIpZone; ignoreUnknownLandmarks.
     Measure: splitIslands; outputs lesionTable, digitTable, handTable, digitChart.
+    Partial-volume measures (CT): partialVolume, inPlaneFwhm (mm; 0: measured on the skin),
+    calibration ('SLOPE,INTERCEPT', mg HA/cm³ per HU; empty: no calcium mass).
     structuralForm: the study-2 form table. Export: outputDirectory, caseId, exportDicomSeg,
     exportDicomSr.
     Defaults are the core's (DetectParams, AssignParams), never repeated here.
@@ -167,6 +169,9 @@ class CalcinosisQuantParameterNode:
     wristWidth: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.wrist_width_mm
     landmarkMargin: Annotated[float, WithinRange(0, 1000)] = hand.ASSIGN_DEFAULTS.landmark_margin_mm
     thumbIpZone: Annotated[str, Choice(list(hand.THUMB_IP_ZONES))] = hand.ASSIGN_DEFAULTS.thumb_ip_zone
+    partialVolume: bool = False
+    inPlaneFwhm: Annotated[float, WithinRange(0, 5)] = 0.0
+    calibration: str = ""
     ignoreUnknownLandmarks: bool = False
     splitIslands: bool = False
     lesionTable: vtkMRMLTableNode
@@ -464,9 +469,11 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Measure and show the results; the measurement, or None (cancelled)."""
         p = self._parameterNode
         params, assign = detectParamsFrom(p), assignParamsFrom(p)
+        partialVolume = hand.partial_volume_request(p.partialVolume, p.inPlaneFwhm, p.calibration)
         measurement = self._runWithProgress(_("Measuring lesions"), lambda progress: self.logic.measure(
             p.inputVolume, p.lesionSegmentation, p.modality, p.landmarks, params, p.splitIslands, assign,
-            p.ignoreUnknownLandmarks, p.lesionTable, p.digitTable, p.handTable, p.digitChart, progress))
+            p.ignoreUnknownLandmarks, p.lesionTable, p.digitTable, p.handTable, p.digitChart, progress,
+            partial_volume=partialVolume))
         if measurement is None:
             return None
         p.lesionTable = measurement.lesion_table_node
@@ -562,7 +569,8 @@ class CalcinosisQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Measurement failed."), waitCursor=True):
             settings = hand.settings_key(p.inputVolume, p.modality, detectParamsFrom(p), assignParamsFrom(p),
-                                         p.splitIslands, p.landmarks, p.ignoreUnknownLandmarks)
+                                         p.splitIslands, p.landmarks, p.ignoreUnknownLandmarks,
+                                         hand.partial_volume_request(p.partialVolume, p.inPlaneFwhm, p.calibration))
             if not hand.measurement_is_current(self._measurement, settings):
                 # lesions edited, landmarks moved or settings changed since Measure: export what is there now
                 if self._measure() is None:

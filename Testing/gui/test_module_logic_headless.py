@@ -198,6 +198,18 @@ def test_calcinosisquant_panel_flow_headless(slicer_gui_stand_ins, monkeypatch, 
     widget.onMeasureButton()
     assert p.lesionTable.GetTable().GetNumberOfRows() == n and charts == [p.digitChart]
     assert "R hand: " in widget.ui.statusLabel.text
+    # the partial-volume measures (CT): ticked, Measure adds their columns; the setting is part of
+    # what makes a measurement current
+    p.partialVolume = True
+    p.calibration = "0.8,0"
+    widget.onMeasureButton()
+    table = p.lesionTable.GetTable()
+    names = [table.GetColumnName(k) for k in range(table.GetNumberOfColumns())]
+    assert "pv_volume_mm3" in names and "calcium_mass_mg" in names
+    assert widget._measurement.result.parameters["partial_volume"]["calibration"]["slope_mg_cm3_per_HU"] == 0.8
+    p.partialVolume = False
+    p.calibration = ""
+    widget.onMeasureButton()
 
     widget.onCreateFormButton()
     assert p.structuralForm.GetTable().GetNumberOfRows() == 8

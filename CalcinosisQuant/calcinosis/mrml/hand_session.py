@@ -585,11 +585,23 @@ def _state(segmentation_node, landmarks_node) -> tuple:
 
 
 def settings_key(volume_node, modality, params: DetectParams, assign: AssignParams, split_islands: bool,
-                 landmarks_node, ignore_unknown_landmarks: bool) -> tuple:
+                 landmarks_node, ignore_unknown_landmarks: bool, partial_volume=None) -> tuple:
     """What a measurement depends on besides the segmentation and the landmark positions."""
     return (volume_node.GetID() if volume_node is not None else None, str(modality), params.connectivity,
             float(params.min_size), bool(split_islands), json.dumps(assign.to_dict(), sort_keys=True),
-            landmarks_node.GetID() if landmarks_node is not None else None, bool(ignore_unknown_landmarks))
+            landmarks_node.GetID() if landmarks_node is not None else None, bool(ignore_unknown_landmarks),
+            repr(partial_volume))
+
+
+def partial_volume_request(enabled: bool, in_plane_fwhm_mm: float = 0.0, calibration: str = ""):
+    """The panel's partial-volume settings as a :class:`~calcinosis.core.pipeline.PartialVolumeRequest`
+    (None when off): a blur of 0 is measured on the skin, an empty calibration gives no mass."""
+    from calcinosis.core.pipeline import PartialVolumeRequest
+    if not enabled:
+        return None
+    text = str(calibration or "").strip()
+    return PartialVolumeRequest(float(in_plane_fwhm_mm) if in_plane_fwhm_mm and in_plane_fwhm_mm > 0 else None,
+                                text or None)
 
 
 def measurement_is_current(measurement: HandMeasurement | None, settings: tuple | None = None) -> bool:
@@ -656,7 +668,8 @@ def measure(volume_node, segmentation_node, modality: str | None = "auto", landm
             detection: HandDetection | None = None, params: DetectParams = DETECT_DEFAULTS,
             split_islands: bool = False, assign: AssignParams = ASSIGN_DEFAULTS,
             ignore_unknown_landmarks: bool = False, lesion_table_node=None, digit_table_node=None,
-            hand_table_node=None, chart_node=None, progress: Progress | None = None, scene=None) -> HandMeasurement:
+            hand_table_node=None, chart_node=None, progress: Progress | None = None, scene=None,
+            partial_volume=None) -> HandMeasurement:
     """Measure the lesion segmentation as it is now, assign each lesion with the landmarks,
     and show the lesion, digit and hand tables (refilled when given) and a per-digit chart.
 
@@ -696,8 +709,10 @@ def measure(volume_node, segmentation_node, modality: str | None = "auto", landm
         if mine and _same_lesions(lesions, detection.lesions):
             # touched (e.g. renamed, or a representation added for 3D display) but the same voxels
             used, lesions = detection.detection, detection.lesions
+    if partial_volume is not None and m != "CT":
+        raise InputError(f"Partial-volume measures need a CT (this image is {m}); untick them")
     result = hand_pipeline.measure_hand(volume, m, lesions, landmarks, assign, used,
-                                        progress.sub(0.5, 0.9) if progress else None)
+                                        progress.sub(0.5, 0.9) if progress else None, partial_volume)
     result.inputs = {"image": provenance.describe_volume(volume)}
     result.inputs["image"]["interface"] = INTERFACE
     if landmarks is not None:
@@ -727,7 +742,7 @@ def measure(volume_node, segmentation_node, modality: str | None = "auto", landm
         _remove_nodes(scene, _track_new(scene, before_ids))
         raise
     settings = settings_key(volume_node, modality, params, assign, split_islands, landmarks_node,
-                            ignore_unknown_landmarks)
+                            ignore_unknown_landmarks, partial_volume)
     return HandMeasurement(result, lt, dt, ht, chart, segmentation_node, landmarks_node, used is not None, state,
                            settings)
 
@@ -899,12 +914,12 @@ class HandSession:
     def measure(self, volume_node, segmentation_node, modality: str | None = "auto", landmarks_node=None,
                 params: DetectParams | None = None, split_islands: bool = False, assign: AssignParams | None = None,
                 ignore_unknown_landmarks: bool = False, lesion_table=None, digit_table=None, hand_table=None,
-                chart=None, progress: Progress | None = None) -> HandMeasurement:
+                chart=None, progress: Progress | None = None, partial_volume=None) -> HandMeasurement:
         """:func:`measure` of the segmentation as it is now, with the detection that made it."""
         detection = self.detections.get(segmentation_node.GetID()) if segmentation_node is not None else None
         return measure(volume_node, segmentation_node, modality, landmarks_node, detection,
                        params or DETECT_DEFAULTS, split_islands, assign or ASSIGN_DEFAULTS, ignore_unknown_landmarks,
-                       lesion_table, digit_table, hand_table, chart, progress)
+                       lesion_table, digit_table, hand_table, chart, progress, partial_volume=partial_volume)
 
     def export(self, outdir, measurement: HandMeasurement | None, form_node=None, force: bool = False,
                case_id: str | None = None, progress: Progress | None = None, dicom_seg: bool = False,
@@ -916,6 +931,7 @@ class HandSession:
 __all__ = [
     "MODALITY_CHOICES", "LANDMARK_SIDES", "CONNECTIVITY_CHOICES", "BOUNDARY_CHOICES", "THUMB_IP_ZONES",
     "DETECT_DEFAULTS", "ASSIGN_DEFAULTS", "CT_THRESHOLD_DEFAULT", "detect_params", "assign_params",
+    "partial_volume_request",
     "PANEL_DETECT_FIELDS", "PANEL_ASSIGN_FIELDS", "panel_parameter_defaults", "detect_params_from_node", "assign_params_from_node",
     "ImageSummary", "image_summary", "read_image", "dicom_header", "SpacingAdvice", "radiograph_spacing_advice",
     "apply_patient_spacing", "show_automatic_landmarks", "create_landmark_list", "landmark_progress", "landmarks_from_node", "HandDetection", "detect",
