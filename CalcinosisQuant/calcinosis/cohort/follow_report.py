@@ -54,8 +54,7 @@ def group_views(row: dict, base_vol, fu_vol, base_labels: np.ndarray, fu_labels_
     class, ids, sizes and site."""
     from PIL import Image, ImageDraw
 
-    from .figures import _plt, _png_image
-    _plt()
+    from .figures import _png_image       # Pillow only: drawn in Slicer's Python without matplotlib too
     geom = base_vol.geometry
     if row["baseline_centroid_r_mm"] is not None:
         centre = [row[f"baseline_centroid_{a}_mm"] for a in "ras"]
