@@ -95,3 +95,12 @@ def test_stats_outcomes_summarise_the_per_lesion_outcomes(cli, batch, tmp_path):
         1 for x in out.rows if x["change_class"] == "stable" and (x["n_new"] or x["n_resolved"] or x["n_grown"]
                                                                    or x["n_shrunk"]))
     assert (tmp_path / "s" / "outcomes.html").is_file()
+
+
+def test_the_cohort_report_has_the_lesions_followed(cli, batch, tmp_path):
+    d, _ = batch
+    code, _, stderr = cli("report", d / "out", "-o", tmp_path / "rep", "--no-case-reports", "--workers", "0", "-q")
+    assert code == 0, stderr
+    page = (tmp_path / "rep" / "cohort.html").read_text(encoding="utf-8")
+    assert "Lesions followed over time" in page and "Lesions followed to M12" in page
+    assert "Total stable while lesions changed" in page

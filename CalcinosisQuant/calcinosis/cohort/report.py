@@ -593,6 +593,15 @@ def cohort_report_html(batch_dir: str | Path, *, by: str | None = None, where: S
         if not done_any:
             doc.h(2, "Change over time")
             doc.note(f"Not computed: no total measured at both {b0!r} and {f0!r} for at least 2 patients.")
+    # ------------------------------------------------------------ lesions followed (issue 14)
+    outcomes_path = Path(batch_dir) / "lesion_outcomes.csv"
+    if outcomes_path.is_file():
+        from .outcomes import lesion_outcomes
+        outcome_table = Table.read_csv(outcomes_path)
+        outcome_table.name = str(outcomes_path)
+        if _try(doc, "Lesions followed over time", lambda: lesion_outcomes(outcome_table), notes) is not None:
+            doc.source("lesion_outcomes.csv (each patient's later time points followed from the baseline, lesion "
+                       "by lesion: follow/<pair>/lesion_changes.csv)")
     # ------------------------------------------------------------ groups
     if by:
         prefixes = ("hand_", "spine_", "measure_")
