@@ -14,7 +14,7 @@ def test_cli_help_lists_commands(cli):
         assert command in out
 
 
-@pytest.mark.parametrize("step", ["foundation", "hand", "spine"])
+@pytest.mark.parametrize("step", ["foundation", "hand", "follow", "spine"])
 def test_demo_step_runs_and_its_outputs_exist(cli, tmp_path, step):
     """(The cohort step runs 72 cases, minutes: its manifest and batch are tested in
     ``Testing/cohort``.)"""

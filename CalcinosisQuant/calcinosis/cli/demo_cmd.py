@@ -13,7 +13,7 @@ from pathlib import Path
 from calcinosis.core.output import check_output_free
 
 #: the demo's steps, in order
-STEPS = ("demo_foundation", "demo_hand", "demo_spine", "demo_cohort")
+STEPS = ("demo_foundation", "demo_hand", "demo_follow", "demo_spine", "demo_cohort")
 
 
 def register(sub) -> None:

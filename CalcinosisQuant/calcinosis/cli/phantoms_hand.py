@@ -42,6 +42,16 @@ def register(kinds) -> None:
     add_output_args(p)
     p.set_defaults(func=run_ct)
 
+    p = kinds.add_parser("hand-ct-pair", help="the hand CT at baseline and at a follow-up visit with known changes "
+                                              "(lesions grown, shrunk, resolved, new; the hand moved, a finger bent)")
+    _common(p, "0.6,0.6,0.6")
+    p.add_argument("--turn", type=in_range(0, 30, "degrees"), default=8.0, metavar="DEG",
+                   help="the hand turned this much in the scanner at follow-up (default 8)")
+    p.add_argument("--bend", type=in_range(0, 20, "degrees"), default=12.0, metavar="DEG",
+                   help="the middle finger bent this much at a joint at follow-up (default 12; 0: not bent)")
+    add_output_args(p)
+    p.set_defaults(func=run_ct_pair)
+
     p = kinds.add_parser("hand-mri", help="hand MRI (coronal DICOM series, T1-like, lesions as signal voids), "
                                           "with the regions a reader draws")
     _common(p, "0.5,0.5,1.5")
@@ -172,6 +182,36 @@ def run_ct(args) -> int:
                                      "slice_thickness_mm": scanner.slice_mm}},
                 {"image": name, "n_lesions": len(ph_.truth), "geometry": ph_.geometry.to_dict()})
     say(args, f"hand CT phantom ({len(ph_.truth)} lesions): {args.outdir}/{name}, truth.csv, landmarks.mrk.json")
+    return 0
+
+
+#: the follow-up's changes (baseline lesion id -> change) and new lesions of ``hand-ct-pair``
+PAIR_CHANGES = {1: "grown", 2: "resolved", 5: "shrunk", 7: "grown", 12: "resolved", 19: "shrunk"}
+PAIR_NEW_SITES = (("middle", "distal_phalanx", "subcutaneous"), ("ring", "other", "subcutaneous"))
+
+
+def run_ct_pair(args) -> int:
+    from calcinosis.hand.phantom_followup import ct_followup_phantom
+    check_output_free(args.outdir, args.force)
+    sp = tuple(args.spacing) if args.spacing else (0.6, 0.6, 0.6)
+    sp = (sp * 3)[:3] if len(sp) == 1 else sp
+    noise = 18.0 if args.noise is None else args.noise
+    patient = ph.make_patient(args.side, args.seed)
+    base = ph.ct_phantom(patient=patient, seed=args.seed, spacing=sp, noise_sd=noise)
+    fu, changes, pose = ct_followup_phantom(patient, PAIR_CHANGES, [ph.Site(*s) for s in PAIR_NEW_SITES],
+                                            rotation=((0.0, 0.0, 1.0), args.turn), spacing=sp, noise_sd=noise,
+                                            seed=args.seed + 1, flexion=("middle", args.bend) if args.bend else None)
+    with OutputTransaction(args.outdir, force=args.force) as out:
+        for name, p in (("baseline", base), ("followup", fu)):
+            image_io.write_image(p.array, p.geometry, out.path(f"{name}.nrrd"))
+            out.write_table(p.truth, f"{name}_truth.csv")
+            out.write_text(lmk.markups_json_text(p.landmarks, name="HandLandmarks"), f"{name}_landmarks.mrk.json")
+        out.write_table(changes, "changes.csv")
+        _record(out, "hand-ct-pair", {"side": args.side, "seed": args.seed, "spacing_mm": list(sp),
+                                      "noise_sd_hu": noise, "turn_deg": args.turn, "bend_deg": args.bend},
+                {"pose": pose, "baseline_lesions": len(base.truth), "followup_lesions": len(fu.truth)})
+    say(args, f"hand CT pair: {args.outdir}/baseline.nrrd, followup.nrrd (give --modality ct), their truth and "
+              "landmarks, changes.csv (the true change of every lesion)")
     return 0
 
 
