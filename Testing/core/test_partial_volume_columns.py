@@ -66,6 +66,20 @@ def test_every_resolvable_deposit_within_10_percent_in_every_acquisition(study):
     assert checked >= 9 * 9
 
 
+def test_without_noise_every_deposit_of_3mm_or_more_within_10_percent():
+    """The issue's criterion as stated, on the images without noise: every deposit of 3 mm and
+    more (200-1,500 HU) within 10% in all nine acquisitions (0.96-1.04 measured: what is left is
+    the fit of the 3 mm ones on thick slices), and the patient total within 5% (within 1%)."""
+    study = acquisition_study(STUDY_DEPOSITS, ACQUISITIONS, noise_sd=0.0, seed=3)
+    for name, rows in _by_acquisition(study).items():
+        for r in rows:
+            if r["diameter_mm"] >= 3.0:
+                assert r["pv_volume_mm3"] is not None, (name, r)
+                assert 0.90 <= r["pv_volume_mm3"] / r["true_volume_mm3"] <= 1.10, (name, r)
+        total = sum(r["pv_volume_mm3"] or 0.0 for r in rows) / sum(r["true_volume_mm3"] for r in rows)
+        assert total == pytest.approx(1.0, abs=0.05), (name, total)
+
+
 @pytest.mark.xfail(strict=True, reason="issue 14: a faint (200-300 HU) 3-5 mm deposit on 3 mm slices with a soft "
                                        "kernel and 15 HU of noise is not held to 10%: its excess alone carries about "
                                        "9% of noise and its density is fitted to a few voxels (0.67-1.28 seen)")
