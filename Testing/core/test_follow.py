@@ -1,7 +1,7 @@
 """Issue 14, deliverable 4: ``calcinosis follow`` on a phantom pair with known change - the
 hand CT at baseline, and at follow-up with lesions grown (+80%), shrunk (-55%), stable,
-resolved and new, the hand rotated 8 degrees and moved 7 mm in the scanner, and the middle
-finger bent 12 degrees at a joint on its own (``hand.phantom_followup``).
+resolved and new, the hand rotated 8 degrees and moved 7 mm in the scanner, and the ring
+finger bent 20 degrees at a joint on its own (``hand.phantom_followup``).
 
 Truth: each result lesion is the truth lesion at whose true centre its label lies; the
 phantom's table of changes says which baseline lesion became which follow-up lesion and how.
@@ -22,7 +22,7 @@ from calcinosis.hand.phantom_followup import ct_followup_phantom
 CHANGES = {1: "grown", 2: "resolved", 5: "shrunk", 7: "grown", 12: "resolved", 19: "shrunk"}
 NEW_SITES = [ph.Site("middle", "distal_phalanx", "subcutaneous"), ph.Site("ring", "other", "subcutaneous")]
 SPACING = (0.6, 0.6, 0.6)
-FLEXION = ("middle", 12.0)
+FLEXION = ("ring", 20.0)
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,26 @@ def summary_columns(command: str, size: str) -> list[Column]:
     ]
 
 
+def bone_anchors(landmarks_path: Path) -> tuple[np.ndarray, list]:
+    """The middle of each bone of each ray - between consecutive landmarks CMC, MCP, PIP / IP,
+    DIP, tip of a hand result's ``landmarks.mrk.json`` - with its (side, digit); none without
+    the file."""
+    from calcinosis.core.pointlists import read_point_list
+    from calcinosis.hand.anatomy import DIGITS, digit_points
+    if not Path(landmarks_path).is_file():
+        return np.zeros((0, 3)), []
+    points = {label: p for label, p in read_point_list(landmarks_path, "landmarks") if p is not None}
+    out, keys = [], []
+    for side in ("R", "L"):
+        for digit in DIGITS:
+            chain = [points.get(f"{side}_{digit}_{j}") for j in digit_points(digit)]
+            for a, b in zip(chain, chain[1:]):
+                if a is not None and b is not None:
+                    out.append((np.asarray(a, float) + np.asarray(b, float)) / 2.0)
+                    keys.append((side, digit))
+    return (np.array(out) if out else np.zeros((0, 3))), keys
+
+
 def _sizes(result: LesionResult, size: str) -> dict[int, float | None]:
     return {int(r["lesion_id"]): (None if r.get(size) is None else float(r[size])) for r in result.lesions.rows}
 
@@ -151,6 +171,7 @@ def follow(baseline_dir, followup_dir, baseline_image=None, followup_image=None,
         motion = register_rigid(bv, fv, progress.sub(0.05, 0.5 if registration == "local" else 0.8)
                                 if progress else None)
         local = []
+        mapping = PiecewiseMotion(motion, bc, [])
         if registration == "local" and bv.is_2d:
             motion.record["local_refinement_note"] = "radiographs: one motion per image (no local refinement)"
         elif registration == "local" and len(bc):
@@ -158,14 +179,19 @@ def follow(baseline_dir, followup_dir, baseline_image=None, followup_image=None,
                 np.allclose(base.geometry.ijk_to_ras_matrix(), bv.geometry.ijk_to_ras_matrix(), atol=1e-4) else \
                 RigidMotion().resample_labels(base.labels, base.geometry, bv.geometry)
             # a hand's lesions are chained along their digit, a spine's along the column
-            keys = None
+            anchors, keys = bc, None
             if base.command == "hand":
                 rows = _rows_by_id(base)
                 keys = [(rows[i].get("side"), rows[i].get("digit")) if rows[i].get("digit") not in (None, "unassigned")
                         else None for i in range(1, len(bc) + 1)]
-            local = refine_locally(bv, fv, motion, bc, labels_on_image, progress.sub(0.5, 0.8) if progress else None,
-                                   keys)
-        mapping = PiecewiseMotion(motion, bc, local)
+                # each bone of each finger too (the middle of two landmarks of its ray), so that a
+                # finger bent at a joint is followed bone by bone, from the hand outwards
+                bones, bone_keys = bone_anchors(base.folder / "landmarks.mrk.json")
+                if len(bones):
+                    anchors, keys = np.vstack([bones, bc]), bone_keys + keys
+            local = refine_locally(bv, fv, motion, anchors, labels_on_image,
+                                   progress.sub(0.5, 0.8) if progress else None, keys)
+            mapping = PiecewiseMotion(motion, anchors, local)
         motion.record.update({"local_refinement": registration == "local", **mapping.record})
     elif registration == "none":
         motion = identity("--registration none: the images are taken as aligned")

@@ -380,9 +380,9 @@ def register_radiographs(baseline, followup, progress: Progress | None = None) -
 
 
 class PiecewiseMotion:
-    """The global motion, and near each anchor (a baseline lesion) its local motion: a
-    follow-up point is carried by the local motion of the anchor nearest to where the global
-    motion puts it, within :data:`LOCAL_HALF_MM`; elsewhere by the global one."""
+    """The global motion, and near each anchor (a baseline lesion, a bone of a finger) its
+    local motion: a follow-up point is carried by the local motion that brings it nearest to
+    that motion's own anchor, when within :data:`LOCAL_HALF_MM`; elsewhere by the global one."""
 
     def __init__(self, motion: RigidMotion, anchors_ras: np.ndarray, local: list):
         self.motion = motion
@@ -395,12 +395,14 @@ class PiecewiseMotion:
         p = self.motion.to_baseline(q)
         if not self.local or not len(q):
             return p
-        d = np.linalg.norm(p[:, None, :] - self.anchors[None, :, :], axis=2)
-        near = np.argmin(d, axis=1)
-        within = d[np.arange(len(q)), near] <= LOCAL_HALF_MM
-        for k in np.unique(near[within]):
-            rows = within & (near == k)
-            p[rows] = self.local[k].to_baseline(q[rows])
+        # each local motion carries the point somewhere: the one that carries it nearest to its own
+        # anchor (within its box) holds there - not the one nearest to where the global motion puts it,
+        # which a finger bent further than a box misses
+        mapped = np.stack([m.to_baseline(q) for m in self.local])                  # (anchors, points, 3)
+        d = np.linalg.norm(mapped - self.anchors[:, None, :], axis=2)
+        near = np.argmin(d, axis=0)
+        within = d[near, np.arange(len(q))] <= LOCAL_HALF_MM
+        p[within] = mapped[near[within], np.flatnonzero(within)]
         return p
 
     def carry_labels(self, labels: np.ndarray, geometry, onto, supersample: int = 2) -> np.ndarray:
