@@ -123,6 +123,15 @@ def bone_anchors(landmarks_path: Path) -> tuple[np.ndarray, list]:
     return (np.array(out) if out else np.zeros((0, 3))), keys
 
 
+def vertebra_anchors(vertebrae_csv: Path) -> np.ndarray:
+    """The body centre of each vertebra a spine result used (``vertebrae.csv``); none without it."""
+    if not Path(vertebrae_csv).is_file():
+        return np.zeros((0, 3))
+    rows = [r for r in Table.read_csv(vertebrae_csv).rows
+            if r.get("status") == "used" and r.get("body_r_mm") is not None]
+    return np.array([[r["body_r_mm"], r["body_a_mm"], r["body_s_mm"]] for r in rows], float).reshape(-1, 3)
+
+
 def _sizes(result: LesionResult, size: str) -> dict[int, float | None]:
     return {int(r["lesion_id"]): (None if r.get(size) is None else float(r[size])) for r in result.lesions.rows}
 
@@ -178,7 +187,7 @@ def follow(baseline_dir, followup_dir, baseline_image=None, followup_image=None,
             labels_on_image = base.labels if base.geometry.shape == bv.geometry.shape and \
                 np.allclose(base.geometry.ijk_to_ras_matrix(), bv.geometry.ijk_to_ras_matrix(), atol=1e-4) else \
                 RigidMotion().resample_labels(base.labels, base.geometry, bv.geometry)
-            # a hand's lesions are chained along their digit, a spine's along the column
+            # a hand's anchors are chained along their digit, a spine's along the column
             anchors, keys = bc, None
             if base.command == "hand":
                 rows = _rows_by_id(base)
@@ -189,6 +198,12 @@ def follow(baseline_dir, followup_dir, baseline_image=None, followup_image=None,
                 bones, bone_keys = bone_anchors(base.folder / "landmarks.mrk.json")
                 if len(bones):
                     anchors, keys = np.vstack([bones, bc]), bone_keys + keys
+            elif base.command == "spine":
+                # each vertebral body too (vertebrae.csv), all chained along the column
+                bodies = vertebra_anchors(base.folder / "vertebrae.csv")
+                keys = ["spine"] * (len(bodies) + len(bc))
+                if len(bodies):
+                    anchors = np.vstack([bodies, bc])
             local = refine_locally(bv, fv, motion, anchors, labels_on_image,
                                    progress.sub(0.5, 0.8) if progress else None, keys)
             mapping = PiecewiseMotion(motion, anchors, local)

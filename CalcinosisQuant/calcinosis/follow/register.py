@@ -167,6 +167,9 @@ LOCAL_HALF_MM = 12.0
 LOCAL_MAX_SHIFT_MM, LOCAL_MAX_ROTATION_DEG = 12.0, 35.0
 LOCAL_LESION_MARGIN_MM = 1.0
 LOCAL_SAMPLING_FRACTION = 0.3
+#: a point is carried by a local motion that brings it this near (mm) to the motion's anchor: two
+#: boxes' reach - a calcification between two vertebral bodies lies ~20 mm from each
+LOCAL_REACH_MM = 2.0 * LOCAL_HALF_MM
 #: a local motion found for an anchor is tried as the start of the next anchors within this (mm)
 CHAIN_MM = 45.0
 
@@ -382,7 +385,7 @@ def register_radiographs(baseline, followup, progress: Progress | None = None) -
 class PiecewiseMotion:
     """The global motion, and near each anchor (a baseline lesion, a bone of a finger) its
     local motion: a follow-up point is carried by the local motion that brings it nearest to
-    that motion's own anchor, when within :data:`LOCAL_HALF_MM`; elsewhere by the global one."""
+    that motion's own anchor, when within :data:`LOCAL_REACH_MM`; elsewhere by the global one."""
 
     def __init__(self, motion: RigidMotion, anchors_ras: np.ndarray, local: list):
         self.motion = motion
@@ -401,7 +404,7 @@ class PiecewiseMotion:
         mapped = np.stack([m.to_baseline(q) for m in self.local])                  # (anchors, points, 3)
         d = np.linalg.norm(mapped - self.anchors[:, None, :], axis=2)
         near = np.argmin(d, axis=0)
-        within = d[near, np.arange(len(q))] <= LOCAL_HALF_MM
+        within = d[near, np.arange(len(q))] <= LOCAL_REACH_MM
         p[within] = mapped[near[within], np.flatnonzero(within)]
         return p
 
@@ -436,7 +439,7 @@ class PiecewiseMotion:
             return q
         d = np.linalg.norm(p[:, None, :] - self.anchors[None, :, :], axis=2)
         near = np.argmin(d, axis=1)
-        within = d[np.arange(len(p)), near] <= LOCAL_HALF_MM
+        within = d[np.arange(len(p)), near] <= LOCAL_REACH_MM
         for k in np.unique(near[within]):
             rows = within & (near == k)
             q[rows] = self.local[k].to_followup(p[rows])

@@ -13,6 +13,7 @@ follow-up image.  Functional: a spec and the changes in; both renders and the ch
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -34,18 +35,42 @@ CHANGE_COLUMNS = [
 ]
 
 
+def _bend_spine(ph, vertebra: str, degrees: float) -> dict:
+    """Turn ``vertebra`` and every vertebra caudal to it by ``degrees`` about the lateral axis
+    through its upper end plate (a change of lordosis between scans), with the calcifications
+    of the levels below it; in place.  Returns what was bent."""
+    names = [v.name for v in ph.vertebrae]
+    k = names.index(vertebra)
+    top = ph.vertebrae[k]
+    pivot = top.frame.origin + (top.H / 2.0) * top.frame.u
+    Q = rotation_matrix(top.frame.r, degrees)
+    for v in ph.vertebrae[k:]:
+        f = v.frame
+        f.origin = Q @ (f.origin - pivot) + pivot
+        f.r, f.a, f.u = Q @ f.r, Q @ f.a, Q @ f.u
+    moved_levels = [f"{a}-{b}" for a, b in zip(names[k:], names[k + 1:])]
+    for c in ph.calcifications:
+        if c.level in moved_levels:      # new lobes: a primitive's box is computed when it is made
+            c.lobes = [dataclasses.replace(lobe, center=Q @ (np.asarray(lobe.center, float) - pivot) + pivot,
+                                           axes=Q @ np.asarray(lobe.axes, float)) for lobe in c.lobes]
+    return {"vertebra": vertebra, "degrees": float(degrees), "pivot_ras_mm": pivot.tolist(), "levels": moved_levels}
+
+
 def spine_followup_pair(spec: PhantomSpec, changes: dict[int, str],
                         rotation: tuple[Sequence[float], float] = ((0.0, 0.0, 1.0), 5.0),
-                        shift_mm: Sequence[float] = (4.0, -3.0, 6.0)) -> tuple[RenderedPhantom, RenderedPhantom,
-                                                                                Table, dict]:
+                        shift_mm: Sequence[float] = (4.0, -3.0, 6.0),
+                        bend: tuple[str, float] | None = None) -> tuple[RenderedPhantom, RenderedPhantom, Table, dict]:
     """(baseline render, follow-up render - its arrays on the baseline's grid header, truth in
     the follow-up image's RAS -, the true changes, the pose).  ``changes``: baseline
-    calcification number -> grown, shrunk, stable (default) or resolved."""
+    calcification number -> grown, shrunk, stable (default) or resolved.  ``bend`` (vertebra,
+    degrees): that vertebra and those below it also turned at its upper end plate - the
+    vertebrae moved against each other between the scans."""
     ph = build_phantom(spec)
     base = render_phantom(ph)
     fu_ph = copy.deepcopy(ph)
+    bent = _bend_spine(fu_ph, *bend) if bend is not None else None
     kept, table = [], Table(CHANGE_COLUMNS, name="changes", description="True calcification changes")
-    for n, c in enumerate(ph.calcifications, start=1):
+    for n, c in enumerate(fu_ph.calcifications, start=1):
         kind = changes.get(n, "stable")
         if kind == "resolved":
             table.append({"baseline_lesion_id": n, "change": kind, "kind": c.kind, "level": c.level or None})
@@ -53,8 +78,8 @@ def spine_followup_pair(spec: PhantomSpec, changes: dict[int, str],
         if kind not in VOLUME_FACTORS:
             raise ValueError(f"calcification {n}: change {kind!r} is not grown, shrunk, stable or resolved")
         new = copy.deepcopy(c)
-        for lobe in new.lobes:
-            lobe.semi = np.asarray(lobe.semi, float) * VOLUME_FACTORS[kind] ** (1.0 / 3.0)
+        new.lobes = [dataclasses.replace(lobe, semi=np.asarray(lobe.semi, float) * VOLUME_FACTORS[kind] ** (1.0 / 3.0))
+                     for lobe in new.lobes]
         kept.append(new)
         table.append({"baseline_lesion_id": n, "followup_lesion_id": len(kept), "change": kind, "kind": c.kind,
                       "level": c.level or None})
@@ -75,5 +100,5 @@ def spine_followup_pair(spec: PhantomSpec, changes: dict[int, str],
         row.update({"center_r_mm": float(q[0]), "center_a_mm": float(q[1]), "center_s_mm": float(q[2])})
     fu.geometry = g              # the arrays as the scanner wrote them: the unmoved header
     pose = {"rotation_axis": list(map(float, rotation[0])), "rotation_deg": float(rotation[1]),
-            "shift_mm": t.tolist(), "centre_ras_mm": centre.tolist()}
+            "shift_mm": t.tolist(), "centre_ras_mm": centre.tolist(), "bend": bent}
     return base, fu, table, pose
