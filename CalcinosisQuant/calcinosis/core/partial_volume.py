@@ -217,8 +217,8 @@ PV_COLUMNS = [
     Column("excess_hu_mm3", "double", "HU*mm3",
            "Integral of (HU - background_hu) over the lesion and its margin: (density - background) x volume, "
            "which blur conserves"),
-    Column("background_hu", "double", "HU", "Median HU of the shell beyond the lesion's margin (other lesions and "
-                                            "excluded tissue left out)"),
+    Column("background_hu", "double", "HU", "Median HU of the shell beyond the lesion's margin (other lesions, air "
+                                            "and excluded tissue left out)"),
     Column("peak_hu", "double", "HU", "The lesion's densest voxel"),
     Column("density_hu", "double", "HU", "The deposit's own density: mean of its core, or fitted (density_source)"),
     Column("density_source", "string", "", "core: mean of voxels deeper than the blur reaches; fitted: a blurred "

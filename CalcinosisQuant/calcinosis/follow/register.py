@@ -120,6 +120,30 @@ def _coarse(image):
     return sitk.BinShrink(image, [f] * image.GetDimension())
 
 
+def _mi_method(start, sampling: float, shrink_factors, smoothing_mm, learning_rate: float = 2.0,
+               iterations: int = ITERATIONS, mask=None):
+    """A SimpleITK rigid registration: Mattes mutual information (32 bins) on a fixed random
+    sample of the voxels (:data:`SAMPLING_SEED`), regular-step gradient descent with scales
+    from the physical shift, the given resolutions, started from ``start``."""
+    import SimpleITK as sitk
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(float(sampling), SAMPLING_SEED)
+    if mask is not None:
+        method.SetMetricFixedMask(mask)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(learningRate=learning_rate, minStep=1e-4,
+                                                    numberOfIterations=iterations, relaxationFactor=0.5,
+                                                    gradientMagnitudeTolerance=1e-6)
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel(list(shrink_factors))
+    method.SetSmoothingSigmasPerLevel(list(smoothing_mm))
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    method.SetInitialTransform(start, inPlace=False)
+    return method
+
+
 def _prepared(volume, ct: bool):
     a = volume.array.astype(np.float32)
     if ct:
@@ -292,20 +316,8 @@ def _refine_one(baseline, followup, motion: RigidMotion, starts: list, anchor: n
 
 def _register_box(fixed, moving, mask, start):
     """(metric at the start, metric found, the motion found) of one local registration, or None."""
-    import SimpleITK as sitk
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(LOCAL_SAMPLING_FRACTION, SAMPLING_SEED)
-    method.SetMetricFixedMask(mask)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4, numberOfIterations=150,
-                                                    relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([2, 1])
-    method.SetSmoothingSigmasPerLevel([1.0, 0.0])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    method.SetInitialTransform(start, inPlace=False)
+    method = _mi_method(start, LOCAL_SAMPLING_FRACTION, (2, 1), (1.0, 0.0), learning_rate=1.0, iterations=150,
+                        mask=mask)
     try:
         before = method.MetricEvaluate(fixed, moving)
         found = method.Execute(fixed, moving)
@@ -337,19 +349,8 @@ def register_radiographs(baseline, followup, progress: Progress | None = None) -
     report(progress, 0.05, "registering the follow-up radiograph to the baseline")
     start = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler2DTransform(),
                                               sitk.CenteredTransformInitializerFilter.MOMENTS)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
     finest = fixed.GetNumberOfPixels() / float(PLANE_SHRINK_FACTORS[-1] ** 2)
-    method.SetMetricSamplingPercentage(min(0.2, MAX_SAMPLES / finest), SAMPLING_SEED)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=ITERATIONS,
-                                                    relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel(list(PLANE_SHRINK_FACTORS))
-    method.SetSmoothingSigmasPerLevel(list(PLANE_SMOOTHING_MM))
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    method.SetInitialTransform(start, inPlace=False)
+    method = _mi_method(start, min(0.2, MAX_SAMPLES / finest), PLANE_SHRINK_FACTORS, PLANE_SMOOTHING_MM)
     try:
         found = method.Execute(fixed, moving)
     except RuntimeError as e:
@@ -459,19 +460,8 @@ def register_rigid(baseline, followup, progress: Progress | None = None) -> Rigi
     report(progress, 0.05, "registering the follow-up to the baseline")
     start = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                               sitk.CenteredTransformInitializerFilter.MOMENTS)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
     finest = fixed.GetNumberOfPixels() / float(SHRINK_FACTORS[-1] ** 3)
-    method.SetMetricSamplingPercentage(min(SAMPLING_FRACTION, MAX_SAMPLES / finest), SAMPLING_SEED)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=ITERATIONS,
-                                                    relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel(list(SHRINK_FACTORS))
-    method.SetSmoothingSigmasPerLevel(list(SMOOTHING_MM))
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    method.SetInitialTransform(start, inPlace=False)
+    method = _mi_method(start, min(SAMPLING_FRACTION, MAX_SAMPLES / finest), SHRINK_FACTORS, SMOOTHING_MM)
     levels = {"n": 0}
 
     def on_level():
