@@ -441,7 +441,7 @@ _ALLOWED = {
     "0": {"--threshold", "--cortical-hu", "--oblique", "--intensity", "--param", "--min-size", "--noise", "--seed",
           "--workers", "--min-confidence", "--cortex-max", "--bone-rim", "--max-ray-distance", "--joint-radius",
           "--periarticular-distance", "--wrist-reach", "--wrist-width", "--side-reach", "--landmark-margin",
-          "--vessel-margin", "--per-level"},
+          "--vessel-margin", "--per-level", "--turn", "--bend"},
     "1e308": {"--threshold", "--cortical-hu", "--min-size", "--param", "--oblique", "--max-ray-distance",
               "--joint-radius", "--periarticular-distance", "--wrist-reach", "--wrist-width", "--side-reach",
               "--landmark-margin", "--cortex-max", "--bone-rim", "--vessel-margin", "--search-margin",
