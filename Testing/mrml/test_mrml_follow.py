@@ -49,5 +49,5 @@ def test_the_wrong_image_is_refused(mrml_scene, followed, tmp_path):
     d, _ = followed
     other = tmp_path / "other.nrrd"
     image_io.write_image(np.zeros((5, 6, 7), np.int16), Geometry.create((7, 6, 5)), other)
-    with pytest.raises(InputError, match="not the baseline result's"):
+    with pytest.raises(InputError, match="lie outside this image"):
         load_follow_comparison(d / "f", other, scene=mrml_scene)

@@ -74,3 +74,14 @@ def test_per_level_summary(followed):
     levels = [r for r in summary.rows if r["scope"] != "patient"]
     assert {r["level"] for r in levels} >= {"T12-L1", "L1-L2", "L4-L5", "L5-S1"}
     assert sum(r["n_grown"] for r in levels) == summary.rows[0]["n_grown"] == 2
+
+
+def test_the_report_and_the_slicer_view_take_the_spines_box_grid(cli, followed, tmp_path):
+    """A spine result's label map covers the spine's box, not the whole CT: the report's views
+    and the comparison view carry it onto the image."""
+    d, *_ = followed
+    code, _, stderr = cli("report", d / "follow", "--image", d / "base.nrrd", "--followup-image", d / "fu.nrrd",
+                          "-o", tmp_path / "r", "-q")
+    assert code == 0, stderr
+    page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert page.count('<img alt="group ') == len(Table.read_csv(d / "follow" / "lesion_changes.csv"))

@@ -96,7 +96,7 @@ def group_views(row: dict, base_vol, fu_vol, base_labels: np.ndarray, fu_labels_
         draw.rectangle((bx, by - 2, bx + int(round(length * px)), by + 1), fill="white")
         draw.text((bx + length * px / 2, by - 4), f"{length:g} mm", fill="white", font=font, anchor="md")
     pct = "" if row["change_pct"] is None else f" {float(row['change_pct']):+.0f}%"
-    site = site_text(row)
+    site = site_text({k: v for k, v in row.items() if k != "pattern"})    # the group's pattern is not a site
     pattern = "" if row["pattern"] in (row["change"], "one-to-one") else f" ({row['pattern']})"
     head = f"group {row['group_id']}: {row['change']}{pct}{pattern}" + (f" - {site}" if site else "")
     draw.text((canvas.width / 2, 4), head, fill="black", font=_font(12), anchor="mt")
@@ -141,11 +141,8 @@ def follow_report_html(follow_dir: str | Path, baseline_image: str | Path | None
         fu_vol = _checked_image(followup_image, ((prov.get("inputs") or {}).get("followup_result") or {}),
                                 "--followup-image")
         modality = (((prov.get("inputs") or {}).get("baseline_result") or {}).get("protocol") or {}).get("modality")
-        base_labels = image_io.load_label_image(d / "baseline_labels.nrrd").layers[0]
-        fu_labels = image_io.load_label_image(d / "followup_labels_on_baseline.nrrd").layers[0]
-        if base_labels.shape != base_vol.geometry.shape:
-            raise InputError(f"--image: the baseline image's grid {base_vol.geometry.size_ijk} is not the "
-                             "baseline result's")
+        base_labels = _on_image(image_io.load_label_image(d / "baseline_labels.nrrd"), base_vol.geometry)
+        fu_labels = _on_image(image_io.load_label_image(d / "followup_labels_on_baseline.nrrd"), base_vol.geometry)
         order = sorted(changes.rows, key=lambda r: (r["change"] == "stable", -max(
             float(r[f"baseline_{what}_{unit}"] or 0), float(r[f"followup_{what}_{unit}"] or 0))))
         for r in order[:MAX_GROUPS]:
@@ -160,6 +157,16 @@ def follow_report_html(follow_dir: str | Path, baseline_image: str | Path | None
     doc.source("lesion_changes.csv (one row per lesion group)")
     _provenance_block(doc, prov)
     return doc.render()
+
+
+def _on_image(label_image, geometry) -> np.ndarray:
+    """A result's label map on the image's grid (a spine result's covers the spine's box only)."""
+    from calcinosis.follow.register import RigidMotion
+    layer = label_image.layers[0]
+    g = label_image.geometry
+    if g.shape == geometry.shape and np.allclose(g.ijk_to_ras_matrix(), geometry.ijk_to_ras_matrix(), atol=1e-4):
+        return layer
+    return RigidMotion().resample_labels(layer, g, geometry)
 
 
 def _checked_image(path, described: dict, option: str):

@@ -46,6 +46,14 @@ def _lesion_set(labels: np.ndarray, geometry, classes: dict[int, tuple[int, str]
     return lesions, names, colors
 
 
+def _covers(image, labels) -> bool:
+    """Whether the label grid lies within the image (a spine result's grid is the spine's box)."""
+    corners = np.array([[i, j, k] for i in (0, labels.size_ijk[0] - 1) for j in (0, labels.size_ijk[1] - 1)
+                        for k in (0, labels.size_ijk[2] - 1)], float)
+    ijk = image.ras_to_ijk(labels.ijk_to_ras(corners))
+    return bool(np.all(ijk > -1.0) and np.all(ijk < np.array(image.size_ijk) + 0.0))
+
+
 def load_follow_comparison(follow_dir, baseline_image, scene=None) -> FollowComparison:
     """The comparison of a ``calcinosis follow`` result folder on its baseline image."""
     scene = get_scene(scene)
@@ -57,9 +65,9 @@ def load_follow_comparison(follow_dir, baseline_image, scene=None) -> FollowComp
     volume = image_io.load_image(baseline_image)
     base = image_io.load_label_image(d / "baseline_labels.nrrd")
     fu = image_io.load_label_image(d / "followup_labels_on_baseline.nrrd")
-    if base.geometry.shape != volume.geometry.shape:
-        raise InputError(f"{Path(baseline_image).name}: its grid {volume.geometry.size_ijk} is not the baseline "
-                         f"result's {base.geometry.size_ijk} (not the baseline image?)")
+    if not _covers(volume.geometry, base.geometry):
+        raise InputError(f"{Path(baseline_image).name}: the baseline result's lesions lie outside this image (not the "
+                         "baseline image?)")
     b_cls, f_cls = {}, {}
     for r in changes.rows:
         for i in (r["baseline_lesion_ids"] or "").split(";"):
