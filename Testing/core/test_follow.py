@@ -271,3 +271,22 @@ def test_radiographs_are_followed_in_the_detectors_plane(cli, tmp_path):
         assert expected.get(key) == r["change"], (r, key)
     reg = json.loads((tmp_path / "f" / "provenance.json").read_text(encoding="utf-8"))["parameters"]["registration"]
     assert reg["rotation_deg"] == pytest.approx(pose["angle_deg"], abs=0.2)
+
+
+def test_piecewise_mapping_in_chunks_is_the_same_mapping(monkeypatch):
+    """The piecewise motion maps points in chunks (memory bounded): any chunk size gives the
+    same points, bit for bit, both ways."""
+    from calcinosis.core.phantoms import rotation_matrix
+    from calcinosis.follow import register
+    rng = np.random.default_rng(4)
+    anchors = rng.uniform(-30, 30, (7, 3))
+    local = [register.RigidMotion(rotation_matrix(rng.normal(size=3), rng.uniform(0, 15)), rng.uniform(-5, 5, 3))
+             for _ in anchors]
+    mapping = register.PiecewiseMotion(register.RigidMotion(rotation_matrix((0, 0, 1), 3.0), np.ones(3)),
+                                       anchors, local)
+    pts = rng.uniform(-40, 40, (1000, 3))
+    whole_b, whole_f = mapping.to_baseline(pts), mapping.to_followup(pts)
+    monkeypatch.setattr(register, "CHUNK_VALUES", 50)
+    assert np.array_equal(mapping.to_baseline(pts), whole_b)
+    assert np.array_equal(mapping.to_followup(pts), whole_f)
+    assert not np.array_equal(whole_b, mapping.motion.to_baseline(pts))     # the local motions were used

@@ -151,16 +151,31 @@ def _prepared(volume, ct: bool):
     return image_io.array_to_sitk(a, volume.geometry)
 
 
+def _euler_parts(found, dimension: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(matrix, centre, translation) of the Euler transform a registration found (it returns
+    it wrapped in a composite): baseline point x -> follow-up point a (x - c) + c + t."""
+    import SimpleITK as sitk
+    kind = sitk.Euler3DTransform if dimension == 3 else sitk.Euler2DTransform
+    composite = sitk.CompositeTransform(found)
+    flat = composite.GetNthTransform(0) if composite.GetNumberOfTransforms() else found
+    euler = flat if isinstance(flat, kind) else kind(flat)
+    return (np.array(euler.GetMatrix()).reshape(dimension, dimension), np.array(euler.GetCenter()),
+            np.array(euler.GetTranslation()))
+
+
+def _execute(method, fixed, moving, what: str):
+    """``method.Execute``; a failure as one line naming the way out."""
+    try:
+        return method.Execute(fixed, moving)
+    except RuntimeError as e:
+        raise InputError(f"registration failed ({str(e).strip().splitlines()[-1][:200]}); give --registration none "
+                         f"if the {what} are already aligned") from None
+
+
 def _motion_of(found) -> RigidMotion:
     """A SimpleITK rigid transform (baseline LPS point -> follow-up LPS point) as the motion
     (follow-up RAS -> baseline RAS): its inverse, in RAS."""
-    import SimpleITK as sitk
-    composite = sitk.CompositeTransform(found)
-    flat = composite.GetNthTransform(0) if composite.GetNumberOfTransforms() else found
-    euler = sitk.Euler3DTransform(flat) if not isinstance(flat, sitk.Euler3DTransform) else flat
-    a = np.array(euler.GetMatrix()).reshape(3, 3)
-    c = np.array(euler.GetCenter())
-    t = np.array(euler.GetTranslation())
+    a, c, t = _euler_parts(found, 3)
     # y_lps = a (x_lps - c) + c + t  (baseline -> follow-up)
     m_ras = _FLIP @ a @ _FLIP
     o_ras = _FLIP @ (c + t - a @ c)
@@ -351,17 +366,7 @@ def register_radiographs(baseline, followup, progress: Progress | None = None) -
                                               sitk.CenteredTransformInitializerFilter.MOMENTS)
     finest = fixed.GetNumberOfPixels() / float(PLANE_SHRINK_FACTORS[-1] ** 2)
     method = _mi_method(start, min(0.2, MAX_SAMPLES / finest), PLANE_SHRINK_FACTORS, PLANE_SMOOTHING_MM)
-    try:
-        found = method.Execute(fixed, moving)
-    except RuntimeError as e:
-        raise InputError(f"registration failed ({str(e).strip().splitlines()[-1][:200]}); give --registration none "
-                         "if the radiographs are already aligned") from None
-    composite = sitk.CompositeTransform(found)
-    flat = composite.GetNthTransform(0) if composite.GetNumberOfTransforms() else found
-    euler = sitk.Euler2DTransform(flat) if not isinstance(flat, sitk.Euler2DTransform) else flat
-    a = np.array(euler.GetMatrix()).reshape(2, 2)
-    c = np.array(euler.GetCenter())
-    t = np.array(euler.GetTranslation())
+    a, c, t = _euler_parts(_execute(method, fixed, moving, "radiographs"), 2)
     # baseline plane point x -> follow-up plane point a (x - c) + c + t; the motion is its inverse
     ainv = np.linalg.inv(a)
     b2 = c - ainv @ (c + t)
@@ -383,6 +388,10 @@ def register_radiographs(baseline, followup, progress: Progress | None = None) -
     return motion
 
 
+#: the most values a piecewise mapping holds at once (points x anchors x 3 doubles: 64 MB)
+CHUNK_VALUES = 8_000_000
+
+
 class PiecewiseMotion:
     """The global motion, and near each anchor (a baseline lesion, a bone of a finger) its
     local motion: a follow-up point is carried by the local motion that brings it nearest to
@@ -401,12 +410,16 @@ class PiecewiseMotion:
             return p
         # each local motion carries the point somewhere: the one that carries it nearest to its own
         # anchor (within its box) holds there - not the one nearest to where the global motion puts it,
-        # which a finger bent further than a box misses
-        mapped = np.stack([m.to_baseline(q) for m in self.local])                  # (anchors, points, 3)
-        d = np.linalg.norm(mapped - self.anchors[:, None, :], axis=2)
-        near = np.argmin(d, axis=0)
-        within = d[near, np.arange(len(q))] <= LOCAL_REACH_MM
-        p[within] = mapped[near[within], np.flatnonzero(within)]
+        # which a finger bent further than a box misses.  In chunks: (anchors x points x 3) at once
+        # would hold gigabytes for a large deposit's supersampled voxels
+        step = max(1, CHUNK_VALUES // (3 * len(self.local)))
+        for lo in range(0, len(q), step):
+            chunk = q[lo:lo + step]
+            mapped = np.stack([m.to_baseline(chunk) for m in self.local])          # (anchors, points, 3)
+            d = np.linalg.norm(mapped - self.anchors[:, None, :], axis=2)
+            near = np.argmin(d, axis=0)
+            within = d[near, np.arange(len(chunk))] <= LOCAL_REACH_MM
+            p[lo + np.flatnonzero(within)] = mapped[near[within], np.flatnonzero(within)]
         return p
 
     def carry_labels(self, labels: np.ndarray, geometry, onto, supersample: int = 2) -> np.ndarray:
@@ -438,9 +451,13 @@ class PiecewiseMotion:
         q = self.motion.to_followup(p)
         if not self.local or not len(p):
             return q
-        d = np.linalg.norm(p[:, None, :] - self.anchors[None, :, :], axis=2)
-        near = np.argmin(d, axis=1)
-        within = d[np.arange(len(p)), near] <= LOCAL_REACH_MM
+        near = np.empty(len(p), int)
+        within = np.empty(len(p), bool)
+        step = max(1, CHUNK_VALUES // len(self.local))
+        for lo in range(0, len(p), step):
+            d = np.linalg.norm(p[lo:lo + step, None, :] - self.anchors[None, :, :], axis=2)
+            near[lo:lo + step] = np.argmin(d, axis=1)
+            within[lo:lo + step] = d[np.arange(len(d)), near[lo:lo + step]] <= LOCAL_REACH_MM
         for k in np.unique(near[within]):
             rows = within & (near == k)
             q[rows] = self.local[k].to_followup(p[rows])
@@ -469,12 +486,7 @@ def register_rigid(baseline, followup, progress: Progress | None = None) -> Rigi
         report(progress, 0.05 + 0.9 * levels["n"] / len(SHRINK_FACTORS), f"registration level {levels['n']}")
 
     method.AddCommand(sitk.sitkMultiResolutionIterationEvent, on_level)
-    try:
-        found = method.Execute(fixed, moving)
-    except RuntimeError as e:
-        raise InputError(f"registration failed ({str(e).strip().splitlines()[-1][:200]}); give --registration none "
-                         "if the images are already aligned") from None
-    motion = _motion_of(found)
+    motion = _motion_of(_execute(method, fixed, moving, "images"))
     motion.record = {"method": "rigid (Euler 3D), Mattes mutual information", "metric_value":
                      round(float(method.GetMetricValue()), 6), "iterations_last_level":
                      int(method.GetOptimizerIteration()), "stop": method.GetOptimizerStopConditionDescription()[:200],
