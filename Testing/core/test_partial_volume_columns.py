@@ -314,3 +314,22 @@ def test_a_deposit_under_the_skin_keeps_its_volume_and_is_flagged():
     assert m["near_air"][0]
     assert m["background_hu"][0] == pytest.approx(40.0, abs=5.0)
     assert m["volume_mm3"][0] == pytest.approx(np.pi / 6 * 5.0 ** 3, rel=0.10)
+
+
+def test_a_lesion_longer_than_any_deposit_is_not_measured():
+    """A 120 mm rod at 500 HU (a bone or a vessel caught by the threshold): not measured, said so
+    in pv_note; a 5 mm deposit beside it is."""
+    from calcinosis.core.geometry import Geometry
+    from calcinosis.core.partial_volume import MAX_EXTENT_MM, partial_volume_columns
+    arr = np.full((40, 60, 300), 40.0, np.float32)
+    arr[18:22, 10:14, 20:260] = 500.0                      # 240 voxels x 0.5 mm = 120 mm
+    z, y, x = np.mgrid[0:40, 0:60, 0:300]
+    arr[(z - 20) ** 2 + ((y - 40) * 0.5) ** 2 * 4 + ((x - 150) * 0.5) ** 2 * 4 <= 2.5 ** 2 * 4] = 800.0
+    g = Geometry.create((300, 60, 40), (0.5, 0.5, 1.0), (0, 0, 0))
+    from scipy import ndimage
+    lab, n = ndimage.label(arr >= 130.0)
+    assert n == 2 and MAX_EXTENT_MM < 120.0
+    rows = partial_volume_columns(arr, lab, n, g, ScannerPSF(0.9, 1.0))
+    rod = int(lab[20, 12, 100]) - 1
+    assert rows[rod]["pv_volume_mm3"] is None and "not measured" in rows[rod]["pv_note"]
+    assert rows[1 - rod]["pv_volume_mm3"] is not None and rows[1 - rod]["pv_note"] == ""
