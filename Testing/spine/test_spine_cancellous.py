@@ -81,3 +81,37 @@ def test_faint_disc_calcification_between_end_plates_is_kept():
     cand[14:16, 27:33, 27:33] = True
     ct[cand] = 260.0
     assert not _test(ct, cand)
+
+
+def _bone_end(ct, top):
+    """Bone (cortex over cancellous bone) filling the slices below ``top``, in rows 20..40:
+    its end is the slice ``top - 1``."""
+    ct[:top, 20:40, 20:40] = 800.0
+    ct[:top - 1, 22:38, 22:38] = 280.0
+
+
+@pytest.mark.parametrize("hu,bone_", [(250.0, True), (420.0, True), (900.0, False)])
+def test_one_slice_lying_on_a_bone_end(hu, bone_):
+    """On thick slices a bone's end is partial-volumed into the next slice: a faint copy of
+    it, one slice thick, with soft tissue all around it in its own slice (the in-plane ring
+    sees no bone) and the bone just below.  No denser than cancellous bone, it is bone
+    (seen on the real contrast CT resampled by half a slice: 8 such pieces reported); a
+    calcification lying on the bone is denser."""
+    ct = _scene()
+    _bone_end(ct, 15)
+    cand = np.zeros(G.shape, bool)
+    cand[15, 24:36, 24:36] = True
+    ct[cand] = hu
+    assert _test(ct, cand) is bone_
+
+
+def test_two_slices_lying_on_a_bone_end_is_kept():
+    """The same faint body two slices thick: more than a partial-volumed bone end (which
+    reaches one slice beyond the bone) - a calcification against the bone (see also the
+    faint disc calcification above, two slices over one end plate)."""
+    ct = _scene()
+    _bone_end(ct, 15)
+    cand = np.zeros(G.shape, bool)
+    cand[15:17, 24:36, 24:36] = True
+    ct[cand] = 250.0
+    assert not _test(ct, cand)

@@ -462,6 +462,9 @@ BONE_DENSITY_HU = 200.0
 AGAINST_BONE_FRACTION = 0.2
 #: ... and enclosed in it
 IN_BONE_FRACTION = 0.6
+#: share of the voxels just above and below a candidate (the neighbouring slices) at bone
+#: density: lying on bone along the slices' axis
+ON_BONE_FRACTION = 0.5
 
 
 def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geometry: Geometry,
@@ -472,8 +475,14 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
     processes and the pelvis a label map or point list misses included):
 
     * no denser than cancellous bone (peak below :data:`CANCELLOUS_MAX_HU`) while lying
-      against bone (at least :data:`AGAINST_BONE_FRACTION` of the ring at bone density):
-      the trabecular edge of a bone, cut obliquely or partial-volumed;
+      against bone - at least :data:`AGAINST_BONE_FRACTION` of the ring at bone density;
+      or, unless it is held between bone above and below (that fraction of the voxels
+      just above it and of those just below: a calcification filling a disc between the
+      end plates), that fraction of the voxels facing it in 3D, or
+      :data:`ON_BONE_FRACTION` of those just above or just below (on thick slices a
+      bone's end is partial-volumed into the next slice: a faint copy of the bone lying
+      on it; seen on the real contrast CT resampled by half a slice) -: the trabecular
+      edge of a bone, cut obliquely or partial-volumed;
     * enclosed in bone (at least :data:`IN_BONE_FRACTION` of the ring at bone density) and
       not much denser than it (peak below twice the ring's 90th percentile): marrow.
 
@@ -486,8 +495,15 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
     centre = [slice(None)] * 3
     centre[axial] = 1
     plane[tuple(centre)] = ndimage.generate_binary_structure(2, 1)
+    steps = []                        # one voxel up and down the slices' axis
+    for d in (0, 2):
+        st = np.zeros((3, 3, 3), dtype=bool)
+        at = [1, 1, 1]
+        at[axial] = d
+        st[tuple(at)] = True
+        steps.append(st)
     pad = np.full(3, ring_voxels + 1)
-    pad[axial] = 0
+    pad[axial] = 1
     kji = np.stack(np.unravel_index(idx, shape), axis=1)
     order = np.argsort(clab, kind="stable")
     bounds = np.searchsorted(clab[order], np.arange(1, n + 2))
@@ -508,6 +524,16 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
         around = sub[ring].astype(np.float64)
         peak = float(sub[m].max())
         bony = float(np.mean(around >= BONE_DENSITY_HU))
-        out[c - 1] = ((peak < CANCELLOUS_MAX_HU and bony >= AGAINST_BONE_FRACTION)
+        # the voxels just above and below it (the neighbouring slices), and every voxel
+        # facing it in 3D: lying on one bone along the slices' axis - not held between two
+        # (a calcification filling a disc between the end plates)
+        ends = [ndimage.binary_dilation(m, st) & ~m for st in steps]
+        on = [float(np.mean(sub[e] >= BONE_DENSITY_HU)) if e.any() else 0.0 for e in ends]
+        shell = ndimage.binary_dilation(m) & ~m
+        bony_3d = float(np.mean(sub[shell] >= BONE_DENSITY_HU))
+        one_slice = p[:, axial].min() == p[:, axial].max()
+        against = bony >= AGAINST_BONE_FRACTION or (one_slice and (bony_3d >= AGAINST_BONE_FRACTION
+                                                                       or max(on) >= ON_BONE_FRACTION))
+        out[c - 1] = ((peak < CANCELLOUS_MAX_HU and against)
                       or (bony >= IN_BONE_FRACTION and peak < 2.0 * float(np.percentile(around, 90))))
     return out
