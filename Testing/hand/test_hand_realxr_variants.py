@@ -1,0 +1,137 @@
+"""The real normal hand radiograph (``../shared/data/external/real-hand-xr-normal``), changed
+as other radiographs of the same hand would be: the other hand (mirrored), turned on the
+detector, a coarser detector, stronger JPEG compression, another grey-level curve.  Nothing
+in the anatomy changed, so the hand model must find the same hand and its landmarks, and the
+detector must not find deposits that are not there (issue 11: at most 2 on a normal hand).
+
+Before the air/tissue valley was asked to lie well below the air's peak
+(``handmodel.AIR_VALLEY_FRACTION``), the mirrored hand and the hand with a gamma of 0.7 lost
+their digits (the first dip of the histogram was a shoulder of the air's own peak: the hand
+took in half the air) and 71 and 49 lesions were reported; at JPEG quality 40 the air, flattened
+into plateaus of one value each, was taken for collimation (``handmodel.constant_areas``: now only
+flat areas at the image's lowest or highest value) and the hand's outline became its bones'.
+
+The detector still reports 5-10 on six of the eight variants (bone ends, the thumb's sesamoid,
+the carpus; strict xfails with the counts): its operating point was set on the original image
+alone, and each change moves every candidate's evidence (interpolation and compression lower
+the pixel noise it is measured in, a grey-level curve stretches the bones' contrast).  Tried
+and not better (measured on 504 candidates of these variants, the phantom hands and the hard
+phantom): the noise measured on a 2 x 2 coarser grid, the noise or the blob response's spread
+measured around each candidate."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from calcinosis.core.geometry import Geometry
+from calcinosis.core.volume import Volume
+from calcinosis.hand import detect, handmodel
+from calcinosis.hand.detect import DetectParams
+
+pytestmark = pytest.mark.realdata
+
+SPACING_MM = 0.104
+
+
+def _jpeg(im, quality):
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    from PIL import Image
+    return Image.open(buf).convert("L")
+
+
+def _variant(real_hand_xr, name):
+    """(image array, pixel mm, laterality, landmarks {name: (row, col)}) of one variant."""
+    from PIL import Image
+    src = Image.open(real_hand_xr / "normal-hand-pa.jpg").convert("L")
+    W, H = src.size
+    pts = {}
+    with open(real_hand_xr / "landmarks_lps.csv") as f:
+        for r in csv.DictReader(f):           # LPS on a grid with i -> L, j -> P: pixel = l, p over the spacing
+            pts[r["label"].split("_", 1)[1]] = np.array([float(r["p"]), float(r["l"])]) / SPACING_MM
+    side, sp, im = "L", SPACING_MM, src
+    if name == "mirrored (the right hand)":
+        im, side = src.transpose(Image.FLIP_LEFT_RIGHT), "R"
+        pts = {k: np.array([r, W - 1 - c]) for k, (r, c) in pts.items()}
+    elif name.startswith("turned"):
+        deg = float(name.split()[1])
+        im = src.rotate(deg, resample=Image.BILINEAR, fillcolor=0)     # counter-clockwise about the centre
+        a = np.radians(deg)
+        out = {}
+        for k, (r, c) in pts.items():
+            x, y = c + 0.5 - W / 2, r + 0.5 - H / 2
+            out[k] = np.array([-x * np.sin(a) + y * np.cos(a) + H / 2 - 0.5, x * np.cos(a) + y * np.sin(a) + W / 2 - 0.5])
+        pts = out
+    elif name.startswith("detector"):
+        sp = float(name.split()[1])
+        s = SPACING_MM / sp
+        im = src.resize((round(W * s), round(H * s)), Image.LANCZOS)
+        pts = {k: (v + 0.5) * s - 0.5 for k, v in pts.items()}
+    elif name.startswith("JPEG"):
+        im = _jpeg(src, int(name.split()[-1]))
+    elif name.startswith("gamma"):
+        g = float(name.split()[1])
+        im = src.point(lambda v: int(round(255 * (v / 255) ** g)))
+    return np.asarray(im).astype(np.float32), sp, side, pts
+
+
+VARIANTS = ["mirrored (the right hand)", "turned 5 degrees", "turned -8 degrees", "detector 0.15 mm", "detector 0.2 mm",
+            "JPEG quality 40", "gamma 0.7 (brighter)", "gamma 1.4 (darker)"]
+
+
+def _gap(name: str, reason: str):
+    return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="issue 11 open: " + reason))
+
+
+MODEL_CASES = [n if n != "gamma 1.4 (darker)" else _gap(
+    n, "darker grey levels: the index's and the little finger's joints are taken one joint too far "
+       "along (11 of 20 landmarks within 5 mm)") for n in VARIANTS]
+
+#: measured at the default operating point (confidence >= 0.5): the original gives 1
+DETECT_GAPS = {
+    "mirrored (the right hand)": "5 reported (thumb tuft and IP, index and little PIP, a fingertip)",
+    "turned 5 degrees": "6 reported (thumb tuft, IP and MCP sesamoid, index PIP and DIP): the interpolation "
+                        "lowers the pixel noise by 20% and every candidate's evidence rises",
+    "turned -8 degrees": "7 reported (bone ends at the thumb and fingers, as turned by 5 degrees)",
+    "JPEG quality 40": "10 reported (bone ends and the carpus; compression removes pixel noise)",
+    "gamma 0.7 (brighter)": "5 reported (bone ends)",
+    "gamma 1.4 (darker)": "9 reported (6 in the carpus, thumb IP, index PIP): darker grey levels stretch the "
+                          "bones' contrast against the noise measured in the soft tissue",
+}
+DETECT_CASES = [_gap(n, DETECT_GAPS[n]) if n in DETECT_GAPS else n for n in VARIANTS]
+
+
+@pytest.mark.parametrize("name", MODEL_CASES)
+def test_hand_model_finds_the_same_hand(real_hand_xr, name):
+    """Five digits, named from the thumb, on the right side; >= 18 of the 20 automatic
+    landmarks within 5 mm of the placed ones carried along (the original: 18)."""
+    img, sp, side, placed = _variant(real_hand_xr, name)
+    model = handmodel.build_hand_model(img, sp)
+    assert [d.name for d in model.digits] == ["thumb", "index", "middle", "ring", "little"], model.warnings
+    assert model.thumb_side == ("right" if side == "L" else "left")      # (where the thumb lies in the image)
+    errors = {}
+    for d in model.digits:
+        for pt, rc in d.points.items():
+            lab = f"{d.name}_{pt}"
+            if lab in placed:
+                errors[lab] = float(np.linalg.norm(model.to_input_rc(rc) - placed[lab]) * sp)
+    assert len(errors) == 20
+    assert sum(e <= 5.0 for e in errors.values()) >= 18, {k: round(v, 1) for k, v in errors.items()}
+
+
+def _detect(img, sp, side):
+    g = Geometry.create((img.shape[1], img.shape[0], 1), (sp, sp, 1.0), (0, 0, 0), np.diag([-1.0, -1.0, 1.0]))
+    return detect.detect_xr(Volume(img[None], g, {"modality": "XR", "laterality": side}), DetectParams())
+
+
+@pytest.mark.parametrize("name", DETECT_CASES)
+def test_normal_hand_reports_at_most_two_lesions(real_hand_xr, name):
+    """Issue 11's bound on a normal hand, on each variant (without placed landmarks)."""
+    img, sp, side, _ = _variant(real_hand_xr, name)
+    det = _detect(img, sp, side)
+    assert det.lesions.n <= 2, (name, det.lesions.n, np.round(det.confidence, 2).tolist())
