@@ -254,3 +254,21 @@ def test_ct_without_landmarks_assigns_digits_and_zones(tmp_path):
         assert hm["side"] == side and len(hm["automatic_landmarks"]) == 20
     assert n >= 30
     assert digit_ok == n and zone_ok >= 0.95 * n, (digit_ok, zone_ok, n)
+
+
+@pytest.mark.parametrize("gain", [0.4, 1.0, 3.0])
+def test_digit_tip_is_the_half_maximum_edge_of_its_own_distal_phalanx(gain):
+    """``handmodel.distal_bone``: along a centre line from the fingertip, the excess rises
+    over the tuft's edge to the distal phalanx's level; the tip is where it reaches half of
+    that level, whatever the level (a grey-level curve scales a thin phalanx's excess, and
+    the hand's single bone threshold once missed it)."""
+    step = handmodel.STEP_MM
+    x = np.arange(0, 60.0, step)
+    edge_mm = 4.0
+    excess = gain * 10.0 * np.clip((x - (edge_mm - 1.5)) / 3.0, 0, 1)       # a 3 mm ramp centred at 4 mm
+    excess[(x > 18) & (x < 21)] *= 0.5                                   # the DIP joint space
+    on = handmodel.distal_bone(excess)
+    first = int(np.argmax(on))
+    assert abs(x[first] - edge_mm) <= step
+    assert on[x > 25].all() and not on[x < edge_mm - step].any()
+    assert not handmodel.distal_bone(np.zeros(50)).any()

@@ -54,6 +54,11 @@ DIRECTION_BASE_MM = 10.0
 DIRECTION_GAIN = 0.1
 #: a joint space is a dip narrower than this window (mm) in the profile along the digit
 JOINT_WINDOW_MM = 5.0
+#: the tip of a digit's distal phalanx: where the excess along its centre line first
+#: reaches this fraction of the phalanx's level (the upper quartile over the line's first
+#: TIP_PLATEAU_MM from the fingertip)
+TIP_FRACTION = 0.5
+TIP_PLATEAU_MM = 20.0
 #: phalanx / metacarpal lengths may differ from the typical proportions by this fraction
 #: (after a common scale between these bounds)
 MAX_PROPORTION_ERROR = 0.4
@@ -300,6 +305,22 @@ def band_profile(image: np.ndarray, line: np.ndarray, apx: float) -> np.ndarray:
     return v.mean(axis=1)
 
 
+def distal_bone(excess_along: np.ndarray) -> np.ndarray:
+    """Which points of a centre line (fingertip first) lie on bone, judged against the
+    digit's own distal phalanx: at or above :data:`TIP_FRACTION` of its level (the upper
+    quartile of the excess over the line's first :data:`TIP_PLATEAU_MM`) - the half-maximum
+    edge of the tuft.  Not the hand's bone mask: its single threshold is set by the thick
+    bones, and a grey-level curve that darkens the image (a gamma of 1.4 on the real normal
+    hand) left the thin distal phalanges of the index and little finger below it, so their
+    joints were taken one along."""
+    n = max(int(round(TIP_PLATEAU_MM / STEP_MM)), 3)
+    head = excess_along[:n]
+    level = float(np.percentile(head, 75)) if head.size else 0.0
+    if level <= 0:
+        return np.zeros(len(excess_along), bool)
+    return excess_along >= TIP_FRACTION * level
+
+
 def find_joints(profile: np.ndarray, on_bone: np.ndarray, digit: str) -> tuple[dict, float | None]:
     """Indices along the centre line (STEP_MM apart, distal first) of the tip and the
     joints of one digit, chosen together (see module docstring); (points, proportion error)."""
@@ -372,7 +393,7 @@ def build_hand_model(img: np.ndarray, pixel_mm: float) -> HandModel2D:
             model.warnings.append(f"hand model: the {name}'s centre line could not be followed")
             continue
         prof = band_profile(s, line, apx)
-        on_bone = ndimage.map_coordinates(bone.astype(np.float32), line.T, order=1) > 0.5
+        on_bone = distal_bone(ndimage.map_coordinates(excess, line.T, order=1))
         idx, err = find_joints(prof, on_bone, name)
         pts = {nm: line[j] for nm, j in idx.items()}
         model.digits.append(DigitModel(name, line, pts, piece["base"], piece["length_mm"], err))
