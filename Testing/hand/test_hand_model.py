@@ -93,14 +93,15 @@ def test_automatic_landmarks_assign_digits_and_zones_on_the_phantom(phantoms):
 def test_tissue_noise_ignores_collimation_and_the_air_outside():
     """A collimated radiograph (60% of the pixels exactly 0) keeps the noise estimate of its
     tissue (true SD 6; the estimate is within 25%: curvature of the soft tissue adds a little);
-    over the whole image it would be about 0."""
+    over the whole image it would be far too low (the collimation's zero differences: about
+    3.4 with the clipped SD, about 0 with the median absolute deviation once used)."""
     ph = cached(phantom_hand.xr_phantom, "R", 0)
     img = ph.array[0].astype(np.float32).copy()
     h, w = img.shape
     img[: int(0.35 * h)] = 0.0
     img[:, : int(0.3 * w)] = 0.0
     assert (img == 0).mean() > 0.5
-    assert noise_sigma(img) < 1.0                       # what the old estimate saw
+    assert noise_sigma(img) < 0.7 * 6.0                 # what an estimate over the whole image sees
     model = handmodel.build_hand_model(img, float(ph.geometry.spacing[0]))
     tissue = model.upsample(model.hand & model.tissue & ~ndimage.binary_dilation(model.bone, iterations=2), img.shape)
     assert noise_sigma(img, tissue) == pytest.approx(6.0, rel=0.25)
@@ -166,9 +167,12 @@ def test_real_hand_automatic_landmarks_within_5mm_of_the_placed_ones(real_hand_x
 def test_real_normal_hand_reports_at_most_two_lesions(real_hand_xr, placed):
     """The real normal adult hand has no calcinosis: at the default operating point (step 6,
     confidence >= 0.5) at most 2 lesions are reported, with its placed landmarks and with
-    the automatic ones (measured: 1 each, the tuft of the thumb, confidence 0.84;
-    79 and 188 before the hand model, 43 and 39 before step 6).  Every candidate steps 1-5
-    keep is false here, and with the cut off (``xr_min_confidence`` 0) they come back."""
+    the automatic ones (measured: 2 each, at the thumb's distal phalanx and its IP joint,
+    confidences 0.56 and 0.67; 1 - the tuft of the thumb, 0.84 - with the noise measured by
+    the median absolute
+    deviation, which on this 8-bit image read 2.27 instead of 3.04; 79 and 188 before the
+    hand model, 43 and 39 before step 6).  Every candidate steps 1-5 keep is false here,
+    and with the cut off (``xr_min_confidence`` 0) they come back (20; 23 dropped by the cut)."""
     img, geom, points = _real(real_hand_xr)
     lm = landmarks_from_points([(f"L_{k}", v) for k, v in points.items()]) if placed else None
     vol = Volume(img[None], geom, {"modality": "XR", "laterality": "L"})
@@ -177,10 +181,10 @@ def test_real_normal_hand_reports_at_most_two_lesions(real_hand_xr, placed):
     assert det.confidence is not None and len(det.confidence) == det.lesions.n
     assert np.all((det.confidence >= 0.5) & (det.confidence <= 1.0))
     rejected = det.parameters["candidates_rejected"]
-    assert rejected.get(REASON_LOW_CONFIDENCE, 0) >= 30
+    assert rejected.get(REASON_LOW_CONFIDENCE, 0) >= 20
     if placed:     # (once: the same candidates come back either way)
         everything = detect.detect_xr(vol, DetectParams(xr_min_confidence=0.0), landmarks=lm)
-        assert everything.lesions.n >= 30
+        assert everything.lesions.n >= 15
         assert np.nanmin(everything.confidence) < 0.5
 
 
@@ -272,3 +276,23 @@ def test_digit_tip_is_the_half_maximum_edge_of_its_own_distal_phalanx(gain):
     assert abs(x[first] - edge_mm) <= step
     assert on[x > 25].all() and not on[x < edge_mm - step].any()
     assert not handmodel.distal_bone(np.zeros(50)).any()
+
+
+def test_noise_estimate_follows_the_noise_of_an_8_bit_image():
+    """A sloping 8-bit image with Gaussian noise of SD 1.0-1.6 grey levels, rounded to whole
+    levels (the rounding adds 1/12 to the variance): the estimate is within 8% of the noise
+    of the stored image and grows with it.  The median absolute deviation once used took
+    a few values only (the differences of integers are multiples of 0.5) and stood still or
+    jumped by 20% between them - on the real hand turned by 5 degrees, every candidate's
+    confidence rose with such a jump."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:300, 0:300]
+    slope = 40.0 + 0.3 * xx + 0.1 * yy
+    estimates = []
+    for sd in (1.0, 1.15, 1.3, 1.45, 1.6):
+        img = np.round(slope + rng.normal(0.0, sd, slope.shape))
+        stored = np.sqrt(sd ** 2 + 1.0 / 12.0)
+        est = noise_sigma(img)
+        assert est == pytest.approx(stored, rel=0.08), (sd, est, stored)
+        estimates.append(est)
+    assert np.all(np.diff(estimates) > 0)

@@ -98,9 +98,10 @@ def test_real_ct_nothing_in_any_vessel_label(abdomen, totalseg_example):
 
 
 @pytest.mark.parametrize("voxels", [1, pytest.param(-1, marks=pytest.mark.xfail(
-    strict=True, reason="issue 16 open: with the vertebra labels of this 3 mm CT eroded by one voxel, T11-T12 is no "
-                        "longer assessed and 11 pieces of bone are reported (81-1593 mm3: the cortex and thin processes the eroded label left "
-                        "outside; at 3 mm the hollow test cannot see their marrow); 16 before the rules for "
+    strict=True, reason="issue 16 open: with the vertebra labels of this 3 mm CT eroded by one voxel, T11-T12 is "
+                        "no longer assessed and 11 pieces of bone are reported (81-1593 mm3: the cortex and thin "
+                        "processes the eroded label left outside; at 3 mm the hollow test cannot see their "
+                        "marrow); 16 before the rules for "
                         "pieces between two vertebrae of the facet-joint work (candidates.between_vertebrae "
                         "along the axis, MIN_CONTACT_VOXELS)"))])
 def test_real_ct_labels_grown_or_shrunk_by_a_voxel(totalseg_example, voxels):

@@ -16,9 +16,13 @@ N_FILL_ANGLES = 12
 def noise_sigma(image2d: np.ndarray, where: np.ndarray | None = None) -> float:
     """Pixel noise SD from each pixel's difference to the mean of its left and right
     neighbours (a straight slope cancels; SD of that difference = 1.5^0.5 x the noise SD),
-    robustly (MAD, edges are rare), over the pixels whose three are all in ``where`` (the
-    tissue: never collimated or blank areas, whose differences are 0 and would make the
-    noise 0)."""
+    over the pixels whose three are all in ``where`` (the tissue: never collimated or blank
+    areas, whose differences are 0 and would make the noise 0).  Robustly, edges being rare:
+    the SD of the differences within 3 SD of their median, iterated from the interquartile
+    range (and corrected for the clipping).  Not the median absolute deviation: on 8- or
+    12-bit images the differences take a few values and their median jumps between them,
+    moving the estimate by 20% for nothing (the real normal hand turned by 5 degrees: 2.27 ->
+    1.82, and every candidate's confidence rose with it)."""
     a = np.asarray(image2d, dtype=np.float64)
     d = a[:, 1:-1] - 0.5 * (a[:, :-2] + a[:, 2:])
     if where is not None:
@@ -27,8 +31,23 @@ def noise_sigma(image2d: np.ndarray, where: np.ndarray | None = None) -> float:
     d = d.ravel()
     if d.size < 10:
         return 0.0
-    mad = np.median(np.abs(d - np.median(d)))
-    return float(mad / 0.6745 / np.sqrt(1.5))
+    q1, med, q3 = np.percentile(d, [25, 50, 75])
+    s = (q3 - q1) / 1.349
+    if s <= 0:
+        s = float(np.std(d))
+    for _ in range(NOISE_CLIP_ITERATIONS):
+        kept = d[np.abs(d - med) <= NOISE_CLIP_SD * s]
+        if kept.size < 10:
+            break
+        s = float(np.std(kept)) / NOISE_CLIP_CORRECTION
+    return float(s / np.sqrt(1.5))
+
+
+#: the noise's differences are kept within this many SD of their median (3: a normal
+#: distribution keeps 99.7%, and its SD within is 0.9866 of the whole)
+NOISE_CLIP_SD = 3.0
+NOISE_CLIP_CORRECTION = 0.9866
+NOISE_CLIP_ITERATIONS = 5
 
 
 def fill_blank(image2d: np.ndarray, blank: np.ndarray) -> np.ndarray:
