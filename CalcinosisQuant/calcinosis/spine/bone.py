@@ -476,13 +476,13 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
 
     * no denser than cancellous bone (peak below :data:`CANCELLOUS_MAX_HU`) while lying
       against bone - at least :data:`AGAINST_BONE_FRACTION` of the ring at bone density;
-      or, unless it is held between bone above and below (that fraction of the voxels
-      just above it and of those just below: a calcification filling a disc between the
-      end plates), that fraction of the voxels facing it in 3D, or
-      :data:`ON_BONE_FRACTION` of those just above or just below (on thick slices a
+      or, for a body one slice thick, that fraction of the voxels facing it in 3D, or
+      :data:`ON_BONE_FRACTION` of those just above or just below it (on thick slices a
       bone's end is partial-volumed into the next slice: a faint copy of the bone lying
-      on it; seen on the real contrast CT resampled by half a slice) -: the trabecular
-      edge of a bone, cut obliquely or partial-volumed;
+      on it, soft tissue around it in its own slice; seen on the real contrast CT
+      resampled by half a slice; a body two slices thick or more reaches beyond such a
+      copy, and a faint calcification filling a thin disc keeps its in-plane ring) -: the
+      trabecular edge of a bone, cut obliquely or partial-volumed;
     * enclosed in bone (at least :data:`IN_BONE_FRACTION` of the ring at bone density) and
       not much denser than it (peak below twice the ring's 90th percentile): marrow.
 
@@ -524,9 +524,8 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
         around = sub[ring].astype(np.float64)
         peak = float(sub[m].max())
         bony = float(np.mean(around >= BONE_DENSITY_HU))
-        # the voxels just above and below it (the neighbouring slices), and every voxel
-        # facing it in 3D: lying on one bone along the slices' axis - not held between two
-        # (a calcification filling a disc between the end plates)
+        # one slice thick: the voxels just above and below it (the neighbouring slices),
+        # and every voxel facing it in 3D - lying on a bone along the slices' axis
         ends = [ndimage.binary_dilation(m, st) & ~m for st in steps]
         on = [float(np.mean(sub[e] >= BONE_DENSITY_HU)) if e.any() else 0.0 for e in ends]
         shell = ndimage.binary_dilation(m) & ~m
