@@ -23,7 +23,7 @@ from calcinosis.core import image_io
 from calcinosis.core.errors import InputError
 from calcinosis.core.tables import Table
 from calcinosis.follow.pipeline import CLASS_COLORS
-from calcinosis.follow.register import mapping_from_record
+from calcinosis.follow.register import labels_on_grid, mapping_from_record
 
 from .report import HtmlDoc, _provenance_block
 from .slices import VIEW_PX, _font, axial_crop, scale_bar_mm, site_text, view_rgb
@@ -141,8 +141,11 @@ def follow_report_html(follow_dir: str | Path, baseline_image: str | Path | None
         fu_vol = _checked_image(followup_image, ((prov.get("inputs") or {}).get("followup_result") or {}),
                                 "--followup-image")
         modality = (((prov.get("inputs") or {}).get("baseline_result") or {}).get("protocol") or {}).get("modality")
-        base_labels = _on_image(image_io.load_label_image(d / "baseline_labels.nrrd"), base_vol.geometry)
-        fu_labels = _on_image(image_io.load_label_image(d / "followup_labels_on_baseline.nrrd"), base_vol.geometry)
+        # on the image's grid (a spine result's label maps cover the spine's box only)
+        base_li = image_io.load_label_image(d / "baseline_labels.nrrd")
+        fu_li = image_io.load_label_image(d / "followup_labels_on_baseline.nrrd")
+        base_labels = labels_on_grid(base_li.layers[0], base_li.geometry, base_vol.geometry)
+        fu_labels = labels_on_grid(fu_li.layers[0], fu_li.geometry, base_vol.geometry)
         order = sorted(changes.rows, key=lambda r: (r["change"] == "stable", -max(
             float(r[f"baseline_{what}_{unit}"] or 0), float(r[f"followup_{what}_{unit}"] or 0))))
         for r in order[:MAX_GROUPS]:
@@ -157,16 +160,6 @@ def follow_report_html(follow_dir: str | Path, baseline_image: str | Path | None
     doc.source("lesion_changes.csv (one row per lesion group)")
     _provenance_block(doc, prov)
     return doc.render()
-
-
-def _on_image(label_image, geometry) -> np.ndarray:
-    """A result's label map on the image's grid (a spine result's covers the spine's box only)."""
-    from calcinosis.follow.register import RigidMotion
-    layer = label_image.layers[0]
-    g = label_image.geometry
-    if g.shape == geometry.shape and np.allclose(g.ijk_to_ras_matrix(), geometry.ijk_to_ras_matrix(), atol=1e-4):
-        return layer
-    return RigidMotion().resample_labels(layer, g, geometry)
 
 
 def _checked_image(path, described: dict, option: str):

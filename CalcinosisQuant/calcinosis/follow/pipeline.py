@@ -26,7 +26,7 @@ from calcinosis.core.protocol import protocol_differences
 from calcinosis.core.tables import Column, Table
 
 from .match import LesionGroup, match_lesions
-from .register import PiecewiseMotion, RigidMotion, identity, refine_locally, register_rigid
+from .register import PiecewiseMotion, RigidMotion, identity, labels_on_grid, refine_locally, register_rigid
 from .results import GROUP_COLUMNS, PLACE_COLUMNS, LesionResult, load_image_of, read_result, size_column
 
 LESION_CLASSES = ("grown", "shrunk", "stable", "new", "resolved")
@@ -184,9 +184,7 @@ def follow(baseline_dir, followup_dir, baseline_image=None, followup_image=None,
         if registration == "local" and bv.is_2d:
             motion.record["local_refinement_note"] = "radiographs: one motion per image (no local refinement)"
         elif registration == "local" and len(bc):
-            labels_on_image = base.labels if base.geometry.shape == bv.geometry.shape and \
-                np.allclose(base.geometry.ijk_to_ras_matrix(), bv.geometry.ijk_to_ras_matrix(), atol=1e-4) else \
-                RigidMotion().resample_labels(base.labels, base.geometry, bv.geometry)
+            labels_on_image = labels_on_grid(base.labels, base.geometry, bv.geometry)
             # a hand's anchors are chained along their digit, a spine's along the column
             anchors, keys = bc, None
             if base.command == "hand":

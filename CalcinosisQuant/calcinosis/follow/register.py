@@ -80,6 +80,14 @@ class RigidMotion:
         return sitk.GetArrayFromImage(out)
 
 
+def labels_on_grid(labels: np.ndarray, geometry: Geometry, onto: Geometry) -> np.ndarray:
+    """A label map (on ``geometry``) on the grid ``onto``: itself when the grids are the same,
+    else resampled where it lies (nearest; a spine result's grid is the spine's box only)."""
+    if geometry.same_grid(onto):
+        return labels
+    return RigidMotion().resample_labels(labels, geometry, onto)
+
+
 def identity(reason: str) -> RigidMotion:
     motion = RigidMotion(record={"method": "none", "reason": reason})
     motion.record.update(motion.as_record())
@@ -144,11 +152,30 @@ def _mi_method(start, sampling: float, shrink_factors, smoothing_mm, learning_ra
     return method
 
 
+def _windowed(a: np.ndarray, ct: bool) -> np.ndarray:
+    """The voxels as registration sees them: float, a CT clipped to :data:`CT_WINDOW_HU`."""
+    a = a.astype(np.float32)
+    return np.clip(a, *CT_WINDOW_HU) if ct else a
+
+
 def _prepared(volume, ct: bool):
-    a = volume.array.astype(np.float32)
-    if ct:
-        a = np.clip(a, *CT_WINDOW_HU)
-    return image_io.array_to_sitk(a, volume.geometry)
+    return image_io.array_to_sitk(_windowed(volume.array, ct), volume.geometry)
+
+
+def _box_around(geometry, centre_ras, half_mm: float):
+    """(index box, its geometry) of the voxels within ``half_mm`` of ``centre_ras`` along each
+    axis; None when fewer than 8 voxels of it along an axis lie in the image."""
+    sp = np.array([geometry.spacing_along_array_axis(a) for a in range(3)])
+    centre = np.round(geometry.ras_to_ijk(np.asarray(centre_ras, float)[None])[0]).astype(int)[::-1]
+    half = np.ceil(half_mm / sp).astype(int)
+    lo = np.maximum(centre - half, 0)
+    hi = np.minimum(centre + half + 1, np.array(geometry.shape))
+    if np.any(hi - lo < 8):
+        return None
+    origin = geometry.ijk_to_ras(np.array([[lo[2], lo[1], lo[0]]], float))[0]
+    sub = type(geometry).create((hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]), geometry.spacing, origin,
+                                geometry.direction)
+    return tuple(slice(a, b) for a, b in zip(lo, hi)), sub
 
 
 def _euler_parts(found, dimension: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -225,7 +252,6 @@ def refine_locally(baseline, followup, motion: RigidMotion, anchors_ras: np.ndar
     ct = str(baseline.modality or "").upper() == "CT"
     g = baseline.geometry
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
-    half = np.ceil(LOCAL_HALF_MM / sp).astype(int)
     anchors_ras = np.atleast_2d(np.asarray(anchors_ras, float))
     out: list[RigidMotion | None] = [None] * len(anchors_ras)
     # a finger moves as a chain: the anchors nearest the body of the image first, each started
@@ -243,7 +269,7 @@ def refine_locally(baseline, followup, motion: RigidMotion, anchors_ras: np.ndar
             gap = float(np.linalg.norm(near.to_followup(anchor[None]) - motion.to_followup(anchor[None])))
             if d.min() <= CHAIN_MM and gap > 1.0:
                 starts.append(near)
-        out[k] = _refine_one(baseline, followup, motion, starts, anchor, baseline_lesions, g, sp, half, ct)
+        out[k] = _refine_one(baseline, followup, motion, starts, anchor, baseline_lesions, g, sp, ct)
     report(progress, 1.0, "local registration done")
     return out
 
@@ -251,20 +277,11 @@ def refine_locally(baseline, followup, motion: RigidMotion, anchors_ras: np.ndar
 def _crop(volume, centre_ras, half_mm: float, ct: bool):
     """The voxels of ``volume`` within ``half_mm`` of ``centre_ras`` along each axis (an index
     box), as a SimpleITK image; None when the box misses the image."""
-    g = volume.geometry
-    sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
-    centre = np.round(g.ras_to_ijk(np.asarray(centre_ras, float)[None])[0]).astype(int)[::-1]
-    half = np.ceil(half_mm / sp).astype(int)
-    lo = np.maximum(centre - half, 0)
-    hi = np.minimum(centre + half + 1, np.array(g.shape))
-    if np.any(hi - lo < 8):
+    boxed = _box_around(volume.geometry, centre_ras, half_mm)
+    if boxed is None:
         return None
-    sub = volume.array[tuple(slice(a, b) for a, b in zip(lo, hi))].astype(np.float32)
-    if ct:
-        sub = np.clip(sub, *CT_WINDOW_HU)
-    origin = g.ijk_to_ras(np.array([[lo[2], lo[1], lo[0]]], float))[0]
-    return image_io.array_to_sitk(sub, type(g).create((hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]), g.spacing,
-                                                      origin, g.direction))
+    box, sub_geom = boxed
+    return image_io.array_to_sitk(_windowed(volume.array[box], ct), sub_geom)
 
 
 def _mass_centre(volume, ct: bool) -> np.ndarray:
@@ -279,22 +296,15 @@ def _mass_centre(volume, ct: bool) -> np.ndarray:
 
 
 def _refine_one(baseline, followup, motion: RigidMotion, starts: list, anchor: np.ndarray, baseline_lesions, g, sp,
-                half, ct: bool) -> RigidMotion | None:
+                ct: bool) -> RigidMotion | None:
     """The local motion at one anchor from the best of ``starts`` (the global motion first;
     see :func:`refine_locally`)."""
     from scipy import ndimage
-    centre = np.round(g.ras_to_ijk(anchor[None])[0]).astype(int)[::-1]
-    lo = np.maximum(centre - half, 0)
-    hi = np.minimum(centre + half + 1, np.array(g.shape))
-    if np.any(hi - lo < 8):
+    boxed = _box_around(g, anchor, LOCAL_HALF_MM)
+    if boxed is None:
         return None
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    sub = baseline.array[box].astype(np.float32)
-    if ct:
-        sub = np.clip(sub, *CT_WINDOW_HU)
-    origin = g.ijk_to_ras(np.array([[lo[2], lo[1], lo[0]]], float))[0]
-    sub_geom = type(g).create((hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]), g.spacing, origin, g.direction)
-    fixed = image_io.array_to_sitk(sub, sub_geom)
+    box, sub_geom = boxed
+    fixed = image_io.array_to_sitk(_windowed(baseline.array[box], ct), sub_geom)
     lesion = baseline_lesions[box] > 0
     if lesion.any():
         lesion = ndimage.distance_transform_edt(~lesion, sampling=sp) <= LOCAL_LESION_MARGIN_MM

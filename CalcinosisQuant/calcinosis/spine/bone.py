@@ -524,15 +524,15 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
         around = sub[ring].astype(np.float64)
         peak = float(sub[m].max())
         bony = float(np.mean(around >= BONE_DENSITY_HU))
-        # one slice thick: the voxels just above and below it (the neighbouring slices),
-        # and every voxel facing it in 3D - lying on a bone along the slices' axis
-        ends = [ndimage.binary_dilation(m, st) & ~m for st in steps]
-        on = [float(np.mean(sub[e] >= BONE_DENSITY_HU)) if e.any() else 0.0 for e in ends]
-        shell = ndimage.binary_dilation(m) & ~m
-        bony_3d = float(np.mean(sub[shell] >= BONE_DENSITY_HU))
-        one_slice = p[:, axial].min() == p[:, axial].max()
-        against = bony >= AGAINST_BONE_FRACTION or (one_slice and (bony_3d >= AGAINST_BONE_FRACTION
-                                                                       or max(on) >= ON_BONE_FRACTION))
+        against = bony >= AGAINST_BONE_FRACTION
+        if not against and peak < CANCELLOUS_MAX_HU and p[:, axial].min() == p[:, axial].max():
+            # one slice thick: the voxels just above and below it (the neighbouring slices),
+            # and every voxel facing it in 3D - lying on a bone along the slices' axis
+            ends = [ndimage.binary_dilation(m, st) & ~m for st in steps]
+            on = max(float(np.mean(sub[e] >= BONE_DENSITY_HU)) if e.any() else 0.0 for e in ends)
+            shell = ndimage.binary_dilation(m) & ~m
+            against = (on >= ON_BONE_FRACTION
+                       or float(np.mean(sub[shell] >= BONE_DENSITY_HU)) >= AGAINST_BONE_FRACTION)
         out[c - 1] = ((peak < CANCELLOUS_MAX_HU and against)
                       or (bony >= IN_BONE_FRACTION and peak < 2.0 * float(np.percentile(around, 90))))
     return out
