@@ -323,6 +323,64 @@ def test_a_drawn_region_recovers_what_the_automatic_search_missed(hands):
 
 
 # ---------------------------------------------------------------------- building blocks
+def _five_digit_bone_model(pixel_mm: float = 0.2):
+    """Five vertical digits on an analysis grid (row, col), tips up, the thumb at the
+    smallest column (so the radial side is towards smaller columns): MCP at row 300."""
+    from calcinosis.hand.xr.bone import BoneModel
+    rays, digits, mcp = [], [], []
+    for digit, col in (("thumb", 100.0), ("index", 200.0), ("middle", 260.0), ("ring", 320.0), ("little", 380.0)):
+        rows = [500.0, 300.0, 200.0, 100.0] if digit == "thumb" else [500.0, 300.0, 200.0, 150.0, 100.0]
+        rays.append(np.array([[r, col] for r in rows]))
+        digits.append(digit)
+        mcp.append(1)
+    return BoneModel(rays, pixel_mm, [False] * 5, digits, mcp)
+
+
+def test_sesamoid_sites_lie_beside_the_metacarpal_heads_on_their_own_side():
+    """The thumb's two sesamoids (radial and ulnar), the index's radial and the little
+    finger's ulnar one: beside the metacarpal head (5 mm across the axis, 3 mm proximal to
+    the MCP landmark, 0.2 mm pixels); the other side of the index and little finger, the
+    middle and ring fingers, a point over the axis, 12 mm across or 5 mm distal are no site."""
+    bones = _five_digit_bone_model()
+    mm = 1 / 0.2
+    at = lambda col, across_mm, along_mm=-3.0: bones.sesamoid_site(np.array([300.0 - along_mm * mm, col + across_mm * mm]))
+    assert at(100, -5) == "thumb MCP radial"
+    assert at(100, +5) == "thumb MCP ulnar"
+    assert at(200, -5) == "index MCP radial"
+    assert at(200, +5) is None
+    assert at(380, +5) == "little MCP ulnar"
+    assert at(380, -5) is None
+    assert at(260, -5) is None and at(320, +5) is None
+    assert at(200, -0.5) is None and at(380, +12) is None and at(200, -5, along_mm=5.0) is None
+    # the same hand mirrored (the thumb at the largest column): the sides follow the thumb
+    mirrored = _five_digit_bone_model()
+    mirrored.rays = [np.column_stack([r[:, 0], 480.0 - r[:, 1]]) for r in mirrored.rays]
+    assert mirrored.sesamoid_site(np.array([315.0, 480.0 - 200 + 5 * mm])) == "index MCP radial"
+    assert mirrored.sesamoid_site(np.array([315.0, 480.0 - 380 - 5 * mm])) == "little MCP ulnar"
+
+
+def test_a_compact_candidate_of_a_sesamoids_size_at_its_site_is_a_sesamoid():
+    """bone_verdict drops a round candidate 5 mm across at the thumb's radial site as a
+    sesamoid, keeps one 2 mm across there (a small deposit at the thumb's MCP: smaller than
+    the thumb's sesamoids) and one of the same 5 mm elsewhere (it goes on to the symmetry test)."""
+    from calcinosis.hand.xr.bone import REASON_SESAMOID, bone_verdict
+    from calcinosis.hand.xr.patches import disk_patch
+    bones = _five_digit_bone_model()
+    shape = (600, 500)
+    flat = np.zeros(shape, np.float32)
+    params = DetectParams()
+
+    def verdict(r, c, diameter_mm):
+        patch = disk_patch(r, c, diameter_mm / 2 / 0.2, shape)
+        details = {}
+        return bone_verdict(bones, flat, patch, patch, 10.0, 1.0, 0.1, 0.2, params, details)[0], details
+
+    reason, details = verdict(315.0, 75.0, 5.0)
+    assert reason == REASON_SESAMOID and details["sesamoid_site"] == "thumb MCP radial"
+    assert verdict(315.0, 75.0, 2.0)[0] != REASON_SESAMOID
+    assert verdict(250.0, 175.0, 5.0)[0] != REASON_SESAMOID
+
+
 def test_line_opening_keeps_long_structures_and_removes_compact_bumps():
     H, W = 120, 160
     yy, xx = np.mgrid[0:H, 0:W].astype(float)

@@ -50,12 +50,33 @@ def test_operating_point_drops_most_false_candidates_of_a_hard_normal_hand(norma
         assert np.all(det.confidence >= 0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 open: on the hard phantom's normal hands 2-6 false lesions per hand "
-                                       "remain at the operating point (sesamoids at the MCPs, the heads and bases "
-                                       "of phalanges with their subchondral plate); the real normal hand gives 2")
+@pytest.mark.xfail(strict=True, reason="issue 11 open: on the hard phantom's normal hands 5 and 1 false lesions "
+                                       "remain at the operating point (the heads and bases of phalanges with their "
+                                       "subchondral plate; an outline over a whole MCP with its sesamoid, 193 mm2); "
+                                       "the real normal hand gives 2")
 def test_hard_normal_hand_reports_at_most_two_lesions(normal_runs):
     for _, det, _ in normal_runs:
         assert det.lesions.n <= 2
+
+
+def _sesamoids_under_lesions(ph, det) -> int:
+    labels = det.lesions.labels[0]
+    return sum(bool(labels[it.rows, it.cols][it.footprint()].any()) for it in ph.items if it.kind == "sesamoid")
+
+
+def test_sesamoids_are_not_reported(normal_runs):
+    """The hard phantom's seven sesamoids (two at each thumb MCP, one radial to each index MCP,
+    one ulnar to each little-finger MCP; hidden where a lesion is in the way): a compact
+    candidate of a sesamoid's size at a sesamoid's site is dropped (``xr.bone.sesamoid_site``).
+    Measured on the two normal hands: 2 sesamoids under a reported lesion (4 without the sites),
+    both inside larger outlines (a whole MCP joint of 193 mm2, a thumb head with its sesamoid of
+    21 mm2), and 4 candidates dropped as sesamoids.  Asserted: at most 2, and at least 3 dropped
+    for that reason."""
+    from calcinosis.hand.xr import REASON_SESAMOID
+    under = sum(_sesamoids_under_lesions(ph, det) for ph, det, _ in normal_runs)
+    dropped = sum(det.parameters["candidates_rejected"].get(REASON_SESAMOID, 0) for _, det, _ in normal_runs)
+    assert under <= 2, under
+    assert dropped >= 3, dropped
 
 
 def test_operating_point_keeps_the_deposits_of_a_hard_hand():

@@ -14,6 +14,22 @@ from .patches import Patch, disk_patch
 REASON_ELONGATED = "elongated (cortex seen edge-on or an end plate)"
 REASON_SYMMETRIC = "mirror-symmetric about the digit's axis (bone end, tuft or shaft)"
 REASON_CARPAL = "at the carpus, not wider or brighter than the carpal bones"
+REASON_SESAMOID = "a sesamoid (compact, at a sesamoid's site beside a metacarpal head)"
+#: where the sesamoids of the hand lie on a PA radiograph: beside the metacarpal head, palmar to
+#: it, so projected over the head's margins or just beyond them, proximal to the MCP joint line.
+#: (digit, sides): the thumb has two (radial and ulnar), the index one on its radial side and the
+#: little finger one on its ulnar side (constant in the thumb, present in most hands at the index
+#: and little finger; the other digits' are rare)
+SESAMOID_SITES = (("thumb", ("radial", "ulnar")), ("index", ("radial",)), ("little", ("ulnar",)))
+#: the site's window about the MCP landmark (mm): along the digit's axis (negative: proximal,
+#: over the metacarpal head) and across it, on the site's side
+SESAMOID_ALONG_MM = (-7.0, 1.5)
+SESAMOID_ACROSS_MM = (1.5, 9.0)
+#: a sesamoid's size (equivalent diameter of the candidate's outline, mm): the thumb's are 4-8 mm
+#: long, the index's and little finger's 2-4 mm; the outline takes in the bone's blur around it.
+#: A candidate at a site but of another size is not taken for its sesamoid (a small deposit at
+#: the thumb's MCP is kept)
+SESAMOID_DIAMETER_MM = {"thumb": (3.5, 8.5), "index": (1.5, 5.0), "little": (1.5, 5.0)}
 #: an automatic landmark's axis may lie this far (mm) across the bone's own, and this many
 #: degrees off it: the mirror test then searches the axis within these bounds, fitted on the
 #: bone around the candidate (a box this long along the axis and wide across it, mm, the
@@ -33,12 +49,16 @@ class BoneModel:
     """The digits' axes (from landmarks, on the analysis grid) for the symmetry and
     carpus tests of step 4."""
 
-    def __init__(self, rays_px: list[np.ndarray], pixel_mm: float, automatic: list[bool] | None = None):
+    def __init__(self, rays_px: list[np.ndarray], pixel_mm: float, automatic: list[bool] | None = None,
+                 digits: list[str] | None = None, mcp_index: list[int] | None = None):
         keep = [k for k, r in enumerate(rays_px) if len(r) >= 2]
         self.rays = [np.asarray(rays_px[k], float) for k in keep]   # (n, 2) (row, col), base first
         self.px = pixel_mm
         #: per ray: built from automatic landmarks (its axis is searched by the mirror test)
         self.automatic = [bool(automatic[k]) if automatic is not None else False for k in keep]
+        #: per ray: its digit's name ('' unknown) and the index of its MCP point (-1 unknown)
+        self.digits = [digits[k] if digits is not None else "" for k in keep]
+        self.mcp = [mcp_index[k] if mcp_index is not None else -1 for k in keep]
 
     @classmethod
     def from_landmarks(cls, landmarks, geometry: Geometry, k: int, pixel_mm: float) -> "BoneModel | None":
@@ -50,13 +70,50 @@ class BoneModel:
         if not landmarks.points:
             return None
         rays, _ = build_rays(landmarks, geometry)
-        out, automatic = [], []
+        out, automatic, digits, mcp = [], [], [], []
         auto_keys = {(key.side, key.digit) for key in getattr(landmarks, "automatic", ())}
         for r in rays:
             ijk = geometry.ras_to_ijk(np.asarray(r.points, float))
             out.append(np.stack([(ijk[:, 1] + 0.5) / k - 0.5, (ijk[:, 0] + 0.5) / k - 0.5], axis=1))
             automatic.append((r.side, r.digit) in auto_keys)
-        return cls(out, pixel_mm, automatic) if out else None
+            digits.append(r.digit)
+            mcp.append(list(r.names).index("MCP") if "MCP" in r.names else -1)
+        return cls(out, pixel_mm, automatic, digits, mcp) if out else None
+
+    def _ray_of(self, digit: str) -> int | None:
+        return self.digits.index(digit) if digit in self.digits else None
+
+    def sesamoid_site(self, p: np.ndarray) -> str | None:
+        """The sesamoid site (``'thumb MCP radial'``, ...) whose window (SESAMOID_ALONG_MM,
+        SESAMOID_ACROSS_MM about the MCP landmark, on the site's side) holds the point (row,
+        col), or None.  The radial side of a digit is the thumb's: away from the middle
+        finger's MCP for the index, towards the ring finger's for the little finger; for the
+        thumb both sides are sites.  Needs the digits' names (landmarks)."""
+        for digit, sides in SESAMOID_SITES:
+            n_ray = self._ray_of(digit)
+            if n_ray is None or self.mcp[n_ray] <= 0:
+                continue
+            P, m = self.rays[n_ray], self.mcp[n_ray]
+            u = P[m + 1] - P[m - 1]
+            u = u / max(float(np.linalg.norm(u)), 1e-9)
+            n = np.array([-u[1], u[0]])
+            rel = p - P[m]
+            along, across = float(rel @ u) * self.px, float(rel @ n) * self.px
+            if not (SESAMOID_ALONG_MM[0] <= along <= SESAMOID_ALONG_MM[1]
+                    and SESAMOID_ACROSS_MM[0] <= abs(across) <= SESAMOID_ACROSS_MM[1]):
+                continue
+            if digit == "thumb":
+                return f"thumb MCP {'radial' if across > 0 else 'ulnar'}"
+            neighbour = self._ray_of("middle" if digit == "index" else "ring")
+            if neighbour is None or self.mcp[neighbour] <= 0:
+                continue
+            towards_neighbour = float((self.rays[neighbour][self.mcp[neighbour]] - P[m]) @ n) > 0
+            on_far_side = (across > 0) != towards_neighbour
+            # the index's radial side and the little finger's ulnar side are both away from
+            # the neighbour
+            if on_far_side:
+                return f"{digit} MCP {sides[0]}"
+        return None
 
     def nearest(self, p: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, float] | None:
         """For a point (row, col): (distance in mm to the nearest axis polyline, position
@@ -186,6 +243,13 @@ def bone_verdict(bones: BoneModel | None, smoothed: np.ndarray, patch: Patch, bu
         eq = 2.0 * np.sqrt(bump.count() / np.pi) * pixel_mm
         details["equivalent_diameter_mm"] = float(eq)
         return (REASON_CARPAL if eq < params.xr_carpal_min_mm else None), True
+    site = bones.sesamoid_site(np.array([ys.mean(), xs.mean()]))
+    if site is not None:
+        eq = 2.0 * np.sqrt(patch.count() / np.pi) * pixel_mm
+        lo, hi = SESAMOID_DIAMETER_MM[site.split()[0]]
+        details["sesamoid_site"] = site
+        if lo <= eq <= hi:
+            return REASON_SESAMOID, False
     if distance_mm <= params.xr_axis_reach_mm and along_mm <= length_mm + params.xr_axis_reach_mm:
         excess = bones.mirror_excess(smoothed, patch, fit_automatic=True)
         details["mirror_ratio"] = excess / max(peak, 1e-9)
