@@ -357,6 +357,19 @@ def test_sesamoid_sites_lie_beside_the_metacarpal_heads_on_their_own_side():
     mirrored.rays = [np.column_stack([r[:, 0], 480.0 - r[:, 1]]) for r in mirrored.rays]
     assert mirrored.sesamoid_site(np.array([315.0, 480.0 - 200 + 5 * mm])) == "index MCP radial"
     assert mirrored.sesamoid_site(np.array([315.0, 480.0 - 380 - 5 * mm])) == "little MCP ulnar"
+    assert mirrored.sesamoid_site(np.array([315.0, 480.0 - 100 + 5 * mm])) == "thumb MCP radial"
+    assert mirrored.sesamoid_site(np.array([315.0, 480.0 - 100 - 5 * mm])) == "thumb MCP ulnar"
+    assert mirrored.sesamoid_site(np.array([315.0, 480.0 - 200 - 5 * mm])) is None
+    # turned by 90 degrees (the digits along the columns): the same sites
+    turned = _five_digit_bone_model()
+    turned.rays = [np.column_stack([r[:, 1], 600.0 - r[:, 0]]) for r in turned.rays]
+    assert turned.sesamoid_site(np.array([100.0 - 5 * mm, 600.0 - 315.0])) == "thumb MCP radial"
+    assert turned.sesamoid_site(np.array([200.0 - 5 * mm, 600.0 - 315.0])) == "index MCP radial"
+    assert turned.sesamoid_site(np.array([380.0 + 5 * mm, 600.0 - 315.0])) == "little MCP ulnar"
+    # a thumb without its index: still a site, its side unnamed
+    alone = _five_digit_bone_model()
+    alone.digits = ["thumb", "", "", "", ""]
+    assert alone.sesamoid_site(np.array([315.0, 100.0 + 5 * mm])) == "thumb MCP"
 
 
 def test_a_compact_candidate_of_a_sesamoids_size_at_its_site_is_a_sesamoid():

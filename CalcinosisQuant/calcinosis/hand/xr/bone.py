@@ -21,6 +21,8 @@ REASON_SESAMOID = "a sesamoid (compact, at a sesamoid's site beside a metacarpal
 #: little finger one on its ulnar side (constant in the thumb, present in most hands at the index
 #: and little finger; the other digits' are rare)
 SESAMOID_SITES = (("thumb", ("radial", "ulnar")), ("index", ("radial",)), ("little", ("ulnar",)))
+#: the digit whose MCP tells a digit's radial side from its ulnar side
+SESAMOID_NEIGHBOUR = {"thumb": "index", "index": "middle", "little": "ring"}
 #: the site's window about the MCP landmark (mm): along the digit's axis (negative: proximal,
 #: over the metacarpal head) and across it, on the site's side
 SESAMOID_ALONG_MM = (-7.0, 1.5)
@@ -86,12 +88,13 @@ class BoneModel:
     def sesamoid_site(self, p: np.ndarray) -> str | None:
         """The sesamoid site (``'thumb MCP radial'``, ...) whose window (SESAMOID_ALONG_MM,
         SESAMOID_ACROSS_MM about the MCP landmark, on the site's side) holds the point (row,
-        col), or None.  The radial side of a digit is the thumb's: away from the middle
-        finger's MCP for the index, towards the ring finger's for the little finger; for the
-        thumb both sides are sites.  Needs the digits' names (landmarks)."""
+        col), or None.  A digit's sides are told by its neighbour's MCP (the thumb's and the
+        index's radial side faces away from the index and the middle finger, the little
+        finger's ulnar side away from the ring finger); the thumb's two sites need no
+        neighbour (its side is then not named).  Needs the digits' names (landmarks)."""
         for digit, sides in SESAMOID_SITES:
             n_ray = self._ray_of(digit)
-            if n_ray is None or self.mcp[n_ray] <= 0:
+            if n_ray is None or not 0 < self.mcp[n_ray] < len(self.rays[n_ray]) - 1:
                 continue
             P, m = self.rays[n_ray], self.mcp[n_ray]
             u = P[m + 1] - P[m - 1]
@@ -102,17 +105,16 @@ class BoneModel:
             if not (SESAMOID_ALONG_MM[0] <= along <= SESAMOID_ALONG_MM[1]
                     and SESAMOID_ACROSS_MM[0] <= abs(across) <= SESAMOID_ACROSS_MM[1]):
                 continue
-            if digit == "thumb":
-                return f"thumb MCP {'radial' if across > 0 else 'ulnar'}"
-            neighbour = self._ray_of("middle" if digit == "index" else "ring")
-            if neighbour is None or self.mcp[neighbour] <= 0:
+            neighbour = self._ray_of(SESAMOID_NEIGHBOUR[digit])
+            if neighbour is None or not 0 <= self.mcp[neighbour] < len(self.rays[neighbour]):
+                if digit == "thumb":
+                    return "thumb MCP"
                 continue
-            towards_neighbour = float((self.rays[neighbour][self.mcp[neighbour]] - P[m]) @ n) > 0
-            on_far_side = (across > 0) != towards_neighbour
-            # the index's radial side and the little finger's ulnar side are both away from
-            # the neighbour
-            if on_far_side:
-                return f"{digit} MCP {sides[0]}"
+            away = (across > 0) != (float((self.rays[neighbour][self.mcp[neighbour]] - P[m]) @ n) > 0)
+            away_side = "ulnar" if digit == "little" else "radial"
+            side = away_side if away else ("radial" if away_side == "ulnar" else "ulnar")
+            if side in sides:
+                return f"{digit} MCP {side}"
         return None
 
     def nearest(self, p: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, float] | None:
