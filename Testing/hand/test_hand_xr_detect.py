@@ -254,34 +254,77 @@ def automatic(hands):
     return [(ph, xr_phantom_detection(side, seed, placed_landmarks=False)) for side, seed, ph, vol, det in hands]
 
 
-def test_automatic_landmarks_axis_fitted_to_the_bone(hands, automatic):
-    """With automatic landmarks the mirror test fits each axis to the bone around the
-    candidate (shift <= 1.2 mm, turn <= 6 degrees; the candidate and the 2 mm nodule around
-    it left out): a bone end looks asymmetric about an axis a few tenths of a millimetre
-    off.  Measured on the four hands: 29 false candidates (8, 5, 7, 9; 74 without the fit:
-    18, 18, 18, 20; 3 with the exact landmarks) and 53 deposits found (50 without the fit).
-    Asserted on the first two hands (13 against 36): fewer than half the false candidates of
-    the unfitted axes, no fewer deposits found."""
+def _without_axis_fit(mp):
+    """The mirror test about the landmarks' own axes (no fit to the bone)."""
     from calcinosis.hand.xr import bone
+    mp.setattr(bone.BoneModel, "fitted_axis", lambda self, s, patch, a, u: (a, u))
+
+
+def test_automatic_landmarks_axis_fitted_to_the_bone(hands, automatic):
+    """The mirror test fits each axis to the bone around the candidate (shift <= 1.2 mm, turn
+    <= 6 degrees on a coarse grid, then refined to 0.025 mm and 0.5 degrees; the candidate and
+    the 2 mm nodule around it left out): a bone end looks asymmetric about an axis a few
+    tenths of a millimetre off.  Measured with the automatic landmarks on the four hands: 7
+    false candidates (2, 1, 3, 1; 70 without the fit: 18, 16, 18, 18; 29 with the coarse grid
+    alone; 3 with the exact landmarks) and 54 deposits found (49 without the fit; 55 with the
+    exact landmarks).  Asserted on the first two hands (3 against 34): fewer than a fifth of
+    the false candidates of the unfitted axes, no fewer deposits found."""
     fitted = unfitted = found_fitted = found_unfitted = 0
     for (side, seed, ph, vol, det), (_, auto) in list(zip(hands, automatic))[:2]:
         a = score(ph, auto.lesions.labels[0])
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(bone, "AXIS_SEARCH_MM", 0.0)
-            mp.setattr(bone, "AXIS_SEARCH_DEG", (0.0,))
+            _without_axis_fit(mp)
             v = Volume(vol.array, vol.geometry, {"modality": "XR", "laterality": side})
             b = score(ph, detect.detect_xr(v, DetectParams()).lesions.labels[0])
         fitted += a["false"]
         unfitted += b["false"]
         found_fitted += len(a["found"])
         found_unfitted += len(b["found"])
-    assert fitted < 0.5 * unfitted, (fitted, unfitted)
+    assert fitted < 0.2 * unfitted, (fitted, unfitted)
     assert found_fitted >= found_unfitted
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 open: with automatic landmarks (axes fitted to the bone) 5-9 false "
-                                       "candidates per phantom hand remain at bone ends and the thumb's base (2 with "
-                                       "the exact landmarks)")
+def _landmarks_off_by(ph, mm: float, seed: int):
+    """The phantom's landmarks, each moved ``mm`` in a random direction in the image plane
+    (a reader's clicks)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for name, p in ph.landmarks:
+        p = np.asarray(p, float).copy()
+        d = rng.normal(size=2)
+        p[:2] += d / np.linalg.norm(d) * mm
+        out.append((name, p))
+    return landmarks_from_points(out)
+
+
+def test_a_readers_landmarks_a_little_off_are_fitted_too(hands):
+    """A reader clicks a joint's centre a millimetre off as easily as the hand model does: the
+    axes of placed landmarks are fitted to the bone as the automatic ones are.  Each landmark
+    moved 0.7 mm (random directions), measured on the four hands: 10 false candidates (4, 3, 0,
+    3) and 52 deposits found; about the clicked axes unfitted 88 (24, 24, 19, 21) and 52 (the
+    exact landmarks: 3 and 55).  Asserted on the first two hands (7 against 48; 24 and 25
+    found, 26 with the exact landmarks): fewer than a third of the unfitted axes' false
+    candidates, and at least 90% of the deposits the exact landmarks find (a deposit centred on
+    a bone's axis is symmetric about it: an axis clicked off may keep it, the fitted one, like
+    the exact one, may not)."""
+    fitted = unfitted = found_fitted = found_exact = 0
+    for k, (side, seed, ph, vol, det) in enumerate(hands[:2]):
+        moved = _landmarks_off_by(ph, 0.7, k)
+        a = score(ph, detect.detect_xr(vol, DetectParams(), landmarks=moved).lesions.labels[0])
+        with pytest.MonkeyPatch.context() as mp:
+            _without_axis_fit(mp)
+            b = score(ph, detect.detect_xr(vol, DetectParams(), landmarks=moved).lesions.labels[0])
+        fitted += a["false"]
+        unfitted += b["false"]
+        found_fitted += len(a["found"])
+        found_exact += len(score(ph, det.lesions.labels[0])["found"])
+    assert fitted < unfitted / 3, (fitted, unfitted)
+    assert found_fitted >= 0.9 * found_exact, (found_fitted, found_exact)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 open: with automatic landmarks (axes fitted to the bone) 2, 1, 3 "
+                                       "and 1 false candidates on the four phantom hands remain at bone ends "
+                                       "(2, 1, 0, 0 with the exact landmarks)")
 def test_automatic_landmarks_as_good_as_placed_ones(automatic):
     for ph, auto in automatic:
         assert score(ph, auto.lesions.labels[0])["false"] <= 2
@@ -333,7 +376,7 @@ def _five_digit_bone_model(pixel_mm: float = 0.2):
         rays.append(np.array([[r, col] for r in rows]))
         digits.append(digit)
         mcp.append(1)
-    return BoneModel(rays, pixel_mm, [False] * 5, digits, mcp)
+    return BoneModel(rays, pixel_mm, digits, mcp)
 
 
 def test_sesamoid_sites_lie_beside_the_metacarpal_heads_on_their_own_side():

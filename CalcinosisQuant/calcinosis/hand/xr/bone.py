@@ -32,14 +32,20 @@ SESAMOID_ACROSS_MM = (1.5, 9.0)
 #: A candidate at a site but of another size is not taken for its sesamoid (a small deposit at
 #: the thumb's MCP is kept)
 SESAMOID_DIAMETER_MM = {"thumb": (3.5, 8.5), "index": (1.5, 5.0), "little": (1.5, 5.0)}
-#: an automatic landmark's axis may lie this far (mm) across the bone's own, and this many
-#: degrees off it: the mirror test then searches the axis within these bounds, fitted on the
+#: a landmark's axis - automatic, or placed by a reader, whose click is a millimetre off as
+#: easily - may lie this far (mm) across the bone's own, and this many degrees off it: the
+#: mirror test then searches the axis within these bounds, fitted on the
 #: bone around the candidate (a box this long along the axis and wide across it, mm, the
 #: candidate itself and a margin left out: the soft-tissue nodule a deposit raises, which is
 #: symmetric about the deposit, not about the bone)
 AXIS_SEARCH_MM = 1.2
 AXIS_SEARCH_STEP_MM = 0.1
 AXIS_SEARCH_DEG = (-6.0, -3.0, 0.0, 3.0, 6.0)
+#: the search is refined around the coarse grid's best: turns within AXIS_REFINE_DEG of it
+#: every AXIS_REFINE_DEG_STEP, shifts within one coarse step every AXIS_REFINE_STEP_MM
+AXIS_REFINE_DEG = 2.0
+AXIS_REFINE_DEG_STEP = 0.5
+AXIS_REFINE_STEP_MM = 0.025
 AXIS_FIT_BOX_MM = (8.0, 12.0)
 AXIS_FIT_MARGIN_MM = 2.0
 #: the 90th percentile of the difference of two pixels' noise is 1.28 x sqrt(2) x their SD; a
@@ -51,13 +57,11 @@ class BoneModel:
     """The digits' axes (from landmarks, on the analysis grid) for the symmetry and
     carpus tests of step 4."""
 
-    def __init__(self, rays_px: list[np.ndarray], pixel_mm: float, automatic: list[bool] | None = None,
-                 digits: list[str] | None = None, mcp_index: list[int] | None = None):
+    def __init__(self, rays_px: list[np.ndarray], pixel_mm: float, digits: list[str] | None = None,
+                 mcp_index: list[int] | None = None):
         keep = [k for k, r in enumerate(rays_px) if len(r) >= 2]
         self.rays = [np.asarray(rays_px[k], float) for k in keep]   # (n, 2) (row, col), base first
         self.px = pixel_mm
-        #: per ray: built from automatic landmarks (its axis is searched by the mirror test)
-        self.automatic = [bool(automatic[k]) if automatic is not None else False for k in keep]
         #: per ray: its digit's name ('' unknown) and the index of its MCP point (-1 unknown)
         self.digits = [digits[k] if digits is not None else "" for k in keep]
         self.mcp = [mcp_index[k] if mcp_index is not None else -1 for k in keep]
@@ -72,15 +76,13 @@ class BoneModel:
         if not landmarks.points:
             return None
         rays, _ = build_rays(landmarks, geometry)
-        out, automatic, digits, mcp = [], [], [], []
-        auto_keys = {(key.side, key.digit) for key in getattr(landmarks, "automatic", ())}
+        out, digits, mcp = [], [], []
         for r in rays:
             ijk = geometry.ras_to_ijk(np.asarray(r.points, float))
             out.append(np.stack([(ijk[:, 1] + 0.5) / k - 0.5, (ijk[:, 0] + 0.5) / k - 0.5], axis=1))
-            automatic.append((r.side, r.digit) in auto_keys)
             digits.append(r.digit)
             mcp.append(list(r.names).index("MCP") if "MCP" in r.names else -1)
-        return cls(out, pixel_mm, automatic, digits, mcp) if out else None
+        return cls(out, pixel_mm, digits, mcp) if out else None
 
     def _ray_of(self, digit: str) -> int | None:
         return self.digits.index(digit) if digit in self.digits else None
@@ -153,8 +155,8 @@ class BoneModel:
         """The axis near a candidate as the bone around it has it: the shift (within
         AXIS_SEARCH_MM) and turn (AXIS_SEARCH_DEG) of the axis (a, u) about which the bone in
         a box around the candidate (the candidate and a margin left out) is most nearly its
-        own mirror image.  For axes from automatic landmarks, which may lie a few tenths of
-        a millimetre off the bone's, which is enough to make a bone end look asymmetric."""
+        own mirror image.  Landmarks, automatic or placed, may lie a few tenths of a
+        millimetre off the bone's axis, which is enough to make a bone end look asymmetric."""
         ys, xs = patch.coords()
         c = np.array([ys.mean(), xs.mean()])
         half_along, half_across = (v / 2.0 / self.px for v in AXIS_FIT_BOX_MM)
@@ -175,33 +177,44 @@ class BoneModel:
         if len(pts) < 20:
             return a, u
         v = s[pts[:, 0].astype(int), pts[:, 1].astype(int)]
-        best = (np.inf, a, u)
-        shifts = np.arange(-AXIS_SEARCH_MM, AXIS_SEARCH_MM + 1e-9, AXIS_SEARCH_STEP_MM) / self.px
-        for deg in AXIS_SEARCH_DEG:
-            t = np.radians(deg)
-            ut = np.array([u[0] * np.cos(t) - u[1] * np.sin(t), u[0] * np.sin(t) + u[1] * np.cos(t)])
-            nt = np.array([-ut[1], ut[0]])
-            for sh in shifts:
-                at = foot + sh * n
-                off = (pts - at) @ nt
-                mir = pts - 2.0 * off[:, None] * nt[None, :]
-                vm = ndimage.map_coordinates(s, [mir[:, 0], mir[:, 1]], order=1, mode="nearest")
-                err = float(np.mean(np.abs(v - vm)))
-                if err < best[0]:
-                    best = (err, at, ut)
-        return best[1], best[2]
 
-    def mirror_excess(self, s: np.ndarray, patch: "Patch", fit_automatic: bool = False) -> float:
+        def search(degrees, shifts_mm):
+            best = (np.inf, a, u, 0.0, 0.0)
+            for deg in degrees:
+                t = np.radians(deg)
+                ut = np.array([u[0] * np.cos(t) - u[1] * np.sin(t), u[0] * np.sin(t) + u[1] * np.cos(t)])
+                nt = np.array([-ut[1], ut[0]])
+                for sh in shifts_mm:
+                    at = foot + sh / self.px * n
+                    off = (pts - at) @ nt
+                    mir = pts - 2.0 * off[:, None] * nt[None, :]
+                    vm = ndimage.map_coordinates(s, [mir[:, 0], mir[:, 1]], order=1, mode="nearest")
+                    err = float(np.mean(np.abs(v - vm)))
+                    if err < best[0]:
+                        best = (err, at, ut, float(deg), float(sh))
+            return best
+
+        # coarse, then fine around the best: at a bone end's steep edges a tenth of a
+        # millimetre or a few degrees off the bone's own axis leaves an asymmetry of 15-20% of
+        # a candidate's peak (the mirror test's margin is 12%)
+        _, _, _, deg0, sh0 = search(AXIS_SEARCH_DEG, np.arange(-AXIS_SEARCH_MM, AXIS_SEARCH_MM + 1e-9,
+                                                             AXIS_SEARCH_STEP_MM))
+        fine_deg = deg0 + np.arange(-AXIS_REFINE_DEG, AXIS_REFINE_DEG + 1e-9, AXIS_REFINE_DEG_STEP)
+        fine_mm = sh0 + np.arange(-AXIS_SEARCH_STEP_MM, AXIS_SEARCH_STEP_MM + 1e-9, AXIS_REFINE_STEP_MM)
+        _, at, ut, _, _ = search(fine_deg, fine_mm)
+        return at, ut
+
+    def mirror_excess(self, s: np.ndarray, patch: "Patch", fit_axis: bool = False) -> float:
         """90th percentile over the candidate of (image - image mirrored about the nearest
-        digit axis), in image units.  ``fit_automatic``: an axis from automatic landmarks is
-        first fitted to the bone around the candidate (:meth:`fitted_axis`)."""
+        digit axis), in image units.  ``fit_axis``: the axis is first fitted to the bone
+        around the candidate (:meth:`fitted_axis`)."""
         ys, xs = patch.coords()
         c = np.array([ys.mean(), xs.mean()])
         nb = self._nearest(c)
         if nb is None:
             return float("inf")
         _, _, a, u, _, n_ray = nb
-        if fit_automatic and self.automatic[n_ray]:
+        if fit_axis:
             a, u = self.fitted_axis(s, patch, a, u)
         n = np.array([-u[1], u[0]])
         pts = np.stack([ys, xs], axis=1).astype(float)
@@ -253,7 +266,7 @@ def bone_verdict(bones: BoneModel | None, smoothed: np.ndarray, patch: Patch, bu
         if lo <= eq <= hi:
             return REASON_SESAMOID, False
     if distance_mm <= params.xr_axis_reach_mm and along_mm <= length_mm + params.xr_axis_reach_mm:
-        excess = bones.mirror_excess(smoothed, patch, fit_automatic=True)
+        excess = bones.mirror_excess(smoothed, patch, fit_axis=True)
         details["mirror_ratio"] = excess / max(peak, 1e-9)
         if excess < max(params.xr_mirror_min * peak, MIRROR_NOISE_FACTOR * smoothed_noise_sd):
             return REASON_SYMMETRIC, False
