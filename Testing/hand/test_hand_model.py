@@ -167,12 +167,12 @@ def test_real_hand_automatic_landmarks_within_5mm_of_the_placed_ones(real_hand_x
 def test_real_normal_hand_reports_at_most_two_lesions(real_hand_xr, placed):
     """The real normal adult hand has no calcinosis: at the default operating point (step 6,
     confidence >= 0.5) at most 2 lesions are reported, with its placed landmarks and with
-    the automatic ones (measured: 2 each, at the thumb's distal phalanx and its IP joint,
-    confidences 0.56 and 0.67; 1 - the tuft of the thumb, 0.84 - with the noise measured by
-    the median absolute
-    deviation, which on this 8-bit image read 2.27 instead of 3.04; 79 and 188 before the
-    hand model, 43 and 39 before step 6).  Every candidate steps 1-5 keep is false here,
-    and with the cut off (``xr_min_confidence`` 0) they come back (20; 23 dropped by the cut)."""
+    the automatic ones (measured: 1 each, at the thumb's IP joint, confidence 0.56; 2 - the
+    thumb's distal phalanx too - before the edge term of the confidence; 1 - the tuft of the
+    thumb, 0.84 - with the noise measured by the median absolute deviation, which on this
+    8-bit image read 2.27 instead of 3.04; 79 and 188 before the hand model, 43 and 39 before
+    step 6).  Every candidate steps 1-5 keep is false here, and with the cut off
+    (``xr_min_confidence`` 0) they come back (20 and 19; 24 and 23 dropped by the cut)."""
     img, geom, points = _real(real_hand_xr)
     lm = landmarks_from_points([(f"L_{k}", v) for k, v in points.items()]) if placed else None
     vol = Volume(img[None], geom, {"modality": "XR", "laterality": "L"})

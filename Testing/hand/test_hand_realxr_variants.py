@@ -97,11 +97,7 @@ def _gap(name: str, reason: str):
 
 
 #: measured at the default operating point (confidence >= 0.5): the original gives 2
-DETECT_GAPS = {
-    "mirrored (the right hand)": "3 reported (the thumb's IP joint - both its bone ends - and the index PIP)",
-    "turned -8 degrees": "3 reported (the thumb's IP, the index PIP, the middle finger's tuft; the thumb's MCP "
-                         "sesamoid too before the sesamoid sites)",
-}
+DETECT_GAPS: dict = {}
 DETECT_CASES = [_gap(n, DETECT_GAPS[n]) if n in DETECT_GAPS else n for n in VARIANTS]
 
 

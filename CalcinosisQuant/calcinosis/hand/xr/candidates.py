@@ -155,7 +155,8 @@ def find_candidates(img: np.ndarray, pixel_mm: float, params, region: np.ndarray
         if reason is None:   # step 5: the outline of a kept candidate is redrawn on the edge of its shadow
             patch = edge_step(smoothed, patch, bump.patch, noise.sigma, allowed, taken, pixel_mm, max_px, details)
             # step 6: how sure; below the operating point the candidate is dropped
-            confidence = candidate_confidence(details["seed_blob_noise_sd"], patch.count() * pixel_mm ** 2)
+            confidence = candidate_confidence(details["seed_blob_noise_sd"], patch.count() * pixel_mm ** 2,
+                                              details.get("edge_support"))
             if confidence < min_confidence:
                 reason = REASON_LOW_CONFIDENCE
         candidates.append(XRCandidate(patch, final.peak, float(patch.count() * pixel_mm ** 2), aspect, reason,
