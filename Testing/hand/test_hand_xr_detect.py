@@ -367,6 +367,24 @@ def test_a_drawn_region_recovers_what_the_automatic_search_missed(hands):
 
 
 # ---------------------------------------------------------------------- building blocks
+def test_evidence_counts_the_candidates_own_edge():
+    """Step 6's evidence: ``(edge_support - 1)`` added (W_EDGE 1): a closed edge (1.0) costs
+    nothing, a bone end's 0.8 costs 0.2 - enough to put a candidate of evidence 0.7 below the
+    operating point (0.55) -, a support above 1 counts as 1, and without an edge outline (None,
+    NaN) the term is left out."""
+    import math
+    from calcinosis.hand.xr import confidence as cf
+    base = cf.candidate_evidence(10.0, 4.0)
+    assert base == pytest.approx(math.log(2.0) + 0.5 * math.log(2.0))
+    assert cf.candidate_evidence(10.0, 4.0, 1.0) == pytest.approx(base)
+    assert cf.candidate_evidence(10.0, 4.0, 1.2) == pytest.approx(base)
+    assert cf.candidate_evidence(10.0, 4.0, 0.8) == pytest.approx(base - 0.2)
+    assert cf.candidate_evidence(10.0, 4.0, None) == cf.candidate_evidence(10.0, 4.0, float("nan")) == base
+    # a candidate at an evidence of 0.7: kept with a closed edge, dropped with a bone end's
+    blob = cf.BLOB_REF_NOISE_SD * math.exp(0.7)
+    assert cf.candidate_confidence(blob, cf.AREA_REF_MM2, 1.0) > 0.5 > cf.candidate_confidence(blob, cf.AREA_REF_MM2, 0.8)
+
+
 def _five_digit_bone_model(pixel_mm: float = 0.2):
     """Five vertical digits on an analysis grid (row, col), tips up, the thumb at the
     smallest column (so the radial side is towards smaller columns): MCP at row 300."""
