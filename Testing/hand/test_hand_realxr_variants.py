@@ -103,8 +103,10 @@ DETECT_CASES = [_gap(n, DETECT_GAPS[n]) if n in DETECT_GAPS else n for n in VARI
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_hand_model_finds_the_same_hand(real_hand_xr, name):
-    """Five digits, named from the thumb, on the right side; >= 18 of the 20 automatic
-    landmarks within 5 mm of the placed ones carried along (the original: 18)."""
+    """Five digits, named from the thumb, on the right side; >= 19 of the 20 automatic
+    landmarks within 5 mm of the placed ones carried along (measured: 19 on each, the middle
+    MCP 5.3-5.7 mm off; 18 on seven of the nine, the index and middle MCP 4-15 mm off, before
+    the centre line was centred between the bone's edges, ``handmodel.bone_centre_offset``)."""
     img, sp, side, placed = _variant(real_hand_xr, name)
     model = handmodel.build_hand_model(img, sp)
     assert [d.name for d in model.digits] == ["thumb", "index", "middle", "ring", "little"], model.warnings
@@ -116,7 +118,7 @@ def test_hand_model_finds_the_same_hand(real_hand_xr, name):
             if lab in placed:
                 errors[lab] = float(np.linalg.norm(model.to_input_rc(rc) - placed[lab]) * sp)
     assert len(errors) == 20
-    assert sum(e <= 5.0 for e in errors.values()) >= 18, {k: round(v, 1) for k, v in errors.items()}
+    assert sum(e <= 5.0 for e in errors.values()) >= 19, {k: round(v, 1) for k, v in errors.items()}
 
 
 def _detect(img, sp, side):
