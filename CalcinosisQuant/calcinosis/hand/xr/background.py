@@ -12,6 +12,12 @@ from scipy import ndimage
 N_OPENING_ANGLES = 36
 N_FILL_ANGLES = 12
 
+#: the noise's differences are kept within this many SD of their median (3: a normal
+#: distribution keeps 99.7%, and its SD within is 0.9866 of the whole)
+NOISE_CLIP_SD = 3.0
+NOISE_CLIP_CORRECTION = 0.9866
+NOISE_CLIP_ITERATIONS = 5
+
 
 def noise_sigma(image2d: np.ndarray, where: np.ndarray | None = None) -> float:
     """Pixel noise SD from each pixel's difference to the mean of its left and right
@@ -42,12 +48,6 @@ def noise_sigma(image2d: np.ndarray, where: np.ndarray | None = None) -> float:
         s = float(np.std(kept)) / NOISE_CLIP_CORRECTION
     return float(s / np.sqrt(1.5))
 
-
-#: the noise's differences are kept within this many SD of their median (3: a normal
-#: distribution keeps 99.7%, and its SD within is 0.9866 of the whole)
-NOISE_CLIP_SD = 3.0
-NOISE_CLIP_CORRECTION = 0.9866
-NOISE_CLIP_ITERATIONS = 5
 
 
 def fill_blank(image2d: np.ndarray, blank: np.ndarray) -> np.ndarray:

@@ -250,7 +250,8 @@ def bone_verdict(bones: BoneModel | None, smoothed: np.ndarray, patch: Patch, bu
     if bones is None:
         return None, False
     ys, xs = patch.coords()
-    nearest = bones.nearest(np.array([ys.mean(), xs.mean()]))
+    centre = np.array([ys.mean(), xs.mean()])
+    nearest = bones.nearest(centre)
     if nearest is None:
         return None, False
     distance_mm, along_mm, _, _, length_mm = nearest
@@ -258,7 +259,7 @@ def bone_verdict(bones: BoneModel | None, smoothed: np.ndarray, patch: Patch, bu
         eq = 2.0 * np.sqrt(bump.count() / np.pi) * pixel_mm
         details["equivalent_diameter_mm"] = float(eq)
         return (REASON_CARPAL if eq < params.xr_carpal_min_mm else None), True
-    site = bones.sesamoid_site(np.array([ys.mean(), xs.mean()]))
+    site = bones.sesamoid_site(centre)
     if site is not None:
         eq = 2.0 * np.sqrt(patch.count() / np.pi) * pixel_mm
         lo, hi = SESAMOID_DIAMETER_MM[site.split()[0]]
