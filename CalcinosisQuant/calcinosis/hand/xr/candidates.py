@@ -13,7 +13,7 @@ from calcinosis.core.progress import Progress, report
 from .background import noise_sigma
 from .confidence import candidate_confidence
 from .bone import REASON_SYMMETRIC, BoneModel, bone_verdict, carpal_contrast_level, symmetric_seed
-from .edge import edge_step
+from .edge import EDGE_SUPPORT, edge_step
 from .outline import GROW_PX, dense_core, outline_against_background
 from .patches import Patch, aspect_ratio, disk_patch
 from .seeds import Seed, edge_radius, find_seeds, ring_contrast
@@ -155,8 +155,9 @@ def find_candidates(img: np.ndarray, pixel_mm: float, params, region: np.ndarray
         if reason is None:   # step 5: the outline of a kept candidate is redrawn on the edge of its shadow
             patch = edge_step(smoothed, patch, bump.patch, noise.sigma, allowed, taken, pixel_mm, max_px, details)
             # step 6: how sure; below the operating point the candidate is dropped
+            # without an edge outline no contour on the outline reached EDGE_SUPPORT: counted at that bound
             confidence = candidate_confidence(details["seed_blob_noise_sd"], patch.count() * pixel_mm ** 2,
-                                              details.get("edge_support"))
+                                              details.get("edge_support", EDGE_SUPPORT))
             if confidence < min_confidence:
                 reason = REASON_LOW_CONFIDENCE
         candidates.append(XRCandidate(patch, final.peak, float(patch.count() * pixel_mm ** 2), aspect, reason,
