@@ -433,6 +433,42 @@ def test_a_candidate_without_an_edge_outline_counts_at_most_the_edge_bound():
         disk_c.details["seed_blob_noise_sd"], disk_c.area_mm2, disk_c.details["edge_support"]))
 
 
+def test_an_outline_without_an_edge_over_a_joint_line_is_the_joint():
+    """Step 5 then 4: a candidate with no edge outline whose outline reaches JOINT_SPAN_MM
+    past a joint's line on both sides, within JOINT_SPAN_ACROSS_MM of the axis, is the
+    joint (``REASON_JOINT``): a smooth dome (Gaussian, 2.5 mm SD) centred on the joint
+    line 3 mm off the axis.  A disk's shadow (a deposit, with its edge) at the same place is
+    kept.  The axis's tip is not a joint; an outline on one side of the line or beyond the
+    bone's width spans nothing."""
+    from calcinosis.hand.xr import REASON_JOINT, candidates as xc
+    from calcinosis.hand.xr.bone import JOINT_SPAN_ACROSS_MM, JOINT_SPAN_MM, BoneModel
+    px = 0.2
+    bones = BoneModel([np.array([[150.0, 80.0], [80.0, 80.0], [10.0, 80.0]])], px, ["index"], [1])
+    # the joint at row 80 (its line across the column axis), the tip at row 10
+    k = int(round(JOINT_SPAN_MM / px))
+    w = int(round(JOINT_SPAN_ACROSS_MM / px))
+    rows = np.r_[80 - k - 1, 80 + k + 1]
+    assert bones.spanned_joint(rows, np.full(2, 80 + w - 1)) == "index 1"
+    assert bones.spanned_joint(rows, np.full(2, 80 + w + 2)) is None            # beyond the bone's width
+    assert bones.spanned_joint(np.r_[80 - k - 1, 80 - k + 3], np.full(2, 80)) is None   # one side only
+    assert bones.spanned_joint(np.r_[10 - k - 1, 10 + k + 1], np.full(2, 80)) is None   # the tip
+    yy, xx = np.mgrid[0:160, 0:160].astype(float)
+    cy, cx = 80.0, 80.0 + 3.0 / px
+    d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+    rng = np.random.default_rng(5)
+    got = {}
+    for name, img in (("dome", 60.0 * np.exp(-d2 / (2 * (2.5 / px) ** 2))),
+                      ("disk", 60.0 * np.sqrt(np.clip(1.0 - d2 / (2.0 / px) ** 2, 0.0, None)))):
+        image = (1000.0 + img + rng.normal(0.0, 3.0, img.shape)).astype(np.float32)
+        cands, _ = xc.find_candidates(image, px, DetectParams(), None, None, bones, None)
+        near = [c for c in cands if np.hypot(*(np.array(c.patch.coords()).mean(axis=1) - [cy, cx])) < 10]
+        assert len(near) == 1, (name, [(c.reason, c.area_mm2) for c in near])
+        got[name] = near[0]
+    assert got["dome"].reason == REASON_JOINT and got["dome"].details["spanned_joint"] == "index 1"
+    assert "edge_support" not in got["dome"].details
+    assert got["disk"].reason is None and got["disk"].details["edge_support"] >= 0.95
+
+
 def _five_digit_bone_model(pixel_mm: float = 0.2):
     """Five vertical digits on an analysis grid (row, col), tips up, the thumb at the
     smallest column (so the radial side is towards smaller columns): MCP at row 300."""

@@ -20,7 +20,7 @@ masks they pass to one another.  What a single projection cannot tell is listed 
 """
 
 from .background import block_mean, directional_background, fill_blank, directional_fill, line_opening_background, noise_sigma
-from .bone import REASON_CARPAL, REASON_ELONGATED, REASON_SESAMOID, REASON_SYMMETRIC, BoneModel
+from .bone import REASON_CARPAL, REASON_ELONGATED, REASON_JOINT, REASON_SESAMOID, REASON_SYMMETRIC, BoneModel
 from .candidates import ANALYSIS_SPACING_MM, NODULE_MM, REASON_LOW_CONFIDENCE, XRCandidate, find_candidates
 from .confidence import candidate_confidence, candidate_evidence
 from .edge import (EDGE_SUPPORT, EdgeContour, centred_contours, choose_contour, edge_contour, edge_hypotheses,
@@ -34,5 +34,5 @@ __all__ = ["noise_sigma", "block_mean", "fill_blank", "line_opening_background",
            "edge_ridges", "fit_conic", "ellipse_radii", "snap_contour", "edge_hypotheses", "edge_contour", "EdgeContour",
            "centred_contours", "choose_contour", "edge_outline", "edge_step", "BoneModel", "XRCandidate",
            "find_candidates", "SEED_SCALES_MM", "ANALYSIS_SPACING_MM", "NODULE_MM", "EDGE_SUPPORT",
-           "REASON_ELONGATED", "REASON_SYMMETRIC", "REASON_CARPAL", "REASON_SESAMOID", "REASON_LOW_CONFIDENCE", "candidate_confidence",
+           "REASON_ELONGATED", "REASON_SYMMETRIC", "REASON_CARPAL", "REASON_SESAMOID", "REASON_JOINT", "REASON_LOW_CONFIDENCE", "candidate_confidence",
            "candidate_evidence"]

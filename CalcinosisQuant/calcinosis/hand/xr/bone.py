@@ -15,6 +15,15 @@ REASON_ELONGATED = "elongated (cortex seen edge-on or an end plate)"
 REASON_SYMMETRIC = "mirror-symmetric about the digit's axis (bone end, tuft or shaft)"
 REASON_CARPAL = "at the carpus, not wider or brighter than the carpal bones"
 REASON_SESAMOID = "a sesamoid (compact, at a sesamoid's site beside a metacarpal head)"
+REASON_JOINT = "spans a joint line without an edge of its own (the joint's two bone ends)"
+#: a candidate without an edge outline (step 5) that reaches this far (mm) past a joint's line on
+#: both sides - beyond the joint space (1-1.5 mm wide in an adult's finger and MCP joints) into
+#: both bone ends - within JOINT_SPAN_ACROSS_MM of the digit's axis (inside the narrowest bone
+#: end, a distal phalanx's base about 8 mm wide) is the joint's bright region: two bone ends,
+#: their subchondral plates, a sesamoid, the capsule's soft tissue.  A deposit over a joint has
+#: its own edge, which step 5 finds
+JOINT_SPAN_MM = 1.5
+JOINT_SPAN_ACROSS_MM = 4.0
 #: where the sesamoids of the hand lie on a PA radiograph: beside the metacarpal head, palmar to
 #: it, so projected over the head's margins or just beyond them, proximal to the MCP joint line.
 #: (digit, sides): the thumb has two (radial and ulnar), the index one on its radial side and the
@@ -117,6 +126,23 @@ class BoneModel:
             side = away_side if away else ("radial" if away_side == "ulnar" else "ulnar")
             if side in sides:
                 return f"{digit} MCP {side}"
+        return None
+
+    def spanned_joint(self, ys: np.ndarray, xs: np.ndarray) -> str | None:
+        """The joint (``'index 1'``: the digit and the joint's place on its axis, 0 the base)
+        whose line the pixels (rows ``ys``, columns ``xs``) span: some of them JOINT_SPAN_MM
+        or more past it on each side, within JOINT_SPAN_ACROSS_MM of the axis; None if none.
+        Every point of an axis but its tip is a joint."""
+        p = np.stack([np.asarray(ys, float), np.asarray(xs, float)], axis=1)
+        for n_ray, P in enumerate(self.rays):
+            for j in range(len(P) - 1):
+                u = P[j + 1] - P[j - 1] if j > 0 else P[1] - P[0]
+                u = u / max(float(np.linalg.norm(u)), 1e-9)
+                rel = p - P[j]
+                along = (rel @ u) * self.px
+                near = np.abs(rel @ np.array([-u[1], u[0]])) * self.px <= JOINT_SPAN_ACROSS_MM
+                if np.any(near & (along <= -JOINT_SPAN_MM)) and np.any(near & (along >= JOINT_SPAN_MM)):
+                    return f"{self.digits[n_ray] or 'digit ' + str(n_ray)} {j}"
         return None
 
     def nearest(self, p: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, float] | None:

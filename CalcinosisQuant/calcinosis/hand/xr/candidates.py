@@ -12,7 +12,7 @@ from calcinosis.core.progress import Progress, report
 
 from .background import noise_sigma
 from .confidence import candidate_confidence
-from .bone import REASON_SYMMETRIC, BoneModel, bone_verdict, carpal_contrast_level, symmetric_seed
+from .bone import REASON_JOINT, REASON_SYMMETRIC, BoneModel, bone_verdict, carpal_contrast_level, symmetric_seed
 from .edge import EDGE_SUPPORT, edge_step
 from .outline import GROW_PX, dense_core, outline_against_background
 from .patches import Patch, aspect_ratio, disk_patch
@@ -158,7 +158,11 @@ def find_candidates(img: np.ndarray, pixel_mm: float, params, region: np.ndarray
             # without an edge outline no contour on the outline reached EDGE_SUPPORT: counted at that bound
             confidence = candidate_confidence(details["seed_blob_noise_sd"], patch.count() * pixel_mm ** 2,
                                               details.get("edge_support", EDGE_SUPPORT))
-            if confidence < min_confidence:
+            joint = None if bones is None or "edge_support" in details else bones.spanned_joint(*patch.coords())
+            if joint is not None:     # no edge of its own, over both ends of a joint: the joint
+                details["spanned_joint"] = joint
+                reason = REASON_JOINT
+            elif confidence < min_confidence:
                 reason = REASON_LOW_CONFIDENCE
         candidates.append(XRCandidate(patch, final.peak, float(patch.count() * pixel_mm ** 2), aspect, reason,
                                       details, carpal, confidence))
