@@ -20,7 +20,9 @@ jumped between the few values that median can take (2.27 on the original, 1.82 t
 degrees).  Measured now by a clipped SD (``xr.background.noise_sigma``: 3.04 on the original),
 it reported at most 2 on five of the eight and 3-4 on three; the thumb's sesamoid, one of the
 false ones on three, is now dropped by its site (``xr.bone.sesamoid_site``): at most 2 on six,
-3 on two (bone ends at the joints, a tuft; strict xfails with the counts).  Tried and not better (measured on
+3 on two (bone ends at the joints, a tuft).  With the candidate's own edge counted in its
+confidence (``xr.confidence``), and a missing edge outline counted at the edge bound: at most 2
+on all eight (measured 1, 1, 2, 0, 1, 1, 1, 1; the original gives 1).  Tried and not better (measured on
 504 candidates of these variants, the phantom hands and the hard phantom): the noise measured
 on a 2 x 2 coarser grid, the noise or the blob response's spread around each candidate, the
 noise at the candidate's grey level."""
@@ -96,7 +98,7 @@ def _gap(name: str, reason: str):
 
 
 
-#: measured at the default operating point (confidence >= 0.5): the original gives 2
+#: variants whose detection is a known gap (name -> reason, a strict xfail); none at present
 DETECT_GAPS: dict = {}
 DETECT_CASES = [_gap(n, DETECT_GAPS[n]) if n in DETECT_GAPS else n for n in VARIANTS]
 
