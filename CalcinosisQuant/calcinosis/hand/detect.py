@@ -553,7 +553,7 @@ def detect_xr(volume: Volume, params: DetectParams, region: np.ndarray | None = 
             outside = ~ndimage.binary_dilation(hand_a, iterations=max(int(round(HAND_MARGIN_MM / apx)), 1))
             search_exclude = outside if search_exclude is None else (search_exclude | outside)
         # inside a region the user drew, the user has pointed at the deposits: the landmark bone
-        # tests (symmetry, carpus) are not applied there
+        # tests (symmetry, carpus, sesamoid sites, joint lines) are not applied there
         # the confidence cut (step 6) is not applied inside a region the user drew either
         # no image under the collimation and blanks: their nearest image continued there
         # (xr.background.fill_blank) - a bone cut by the collimator must not end in a black wall

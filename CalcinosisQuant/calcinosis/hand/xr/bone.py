@@ -21,7 +21,8 @@ REASON_JOINT = "spans a joint line without an edge of its own (the joint's two b
 #: both bone ends - within JOINT_SPAN_ACROSS_MM of the digit's axis (inside the narrowest bone
 #: end, a distal phalanx's base about 8 mm wide) is the joint's bright region: two bone ends,
 #: their subchondral plates, a sesamoid, the capsule's soft tissue.  A deposit over a joint has
-#: its own edge, which step 5 finds
+#: its own edge, which step 5 finds.  The joints tested are the MCP and the ones distal to it
+#: (an axis's base, the CMC, is estimated for the fingers, and the carpus has its own test)
 JOINT_SPAN_MM = 1.5
 JOINT_SPAN_ACROSS_MM = 4.0
 #: where the sesamoids of the hand lie on a PA radiograph: beside the metacarpal head, palmar to
@@ -128,21 +129,30 @@ class BoneModel:
                 return f"{digit} MCP {side}"
         return None
 
+    def joint_name(self, n_ray: int, j: int) -> str:
+        """``'index PIP'``: the digit and the joint of point ``j`` of its axis (from the
+        MCP: the thumb's IP, a finger's PIP and DIP; ``'joint j'`` where the MCP is unknown)."""
+        digit = self.digits[n_ray] or f"digit {n_ray}"
+        m = self.mcp[n_ray]
+        distal = ("MCP", "IP") if digit == "thumb" else ("MCP", "PIP", "DIP")
+        return f"{digit} {distal[j - m]}" if m >= 0 and 0 <= j - m < len(distal) else f"{digit} joint {j}"
+
     def spanned_joint(self, ys: np.ndarray, xs: np.ndarray) -> str | None:
-        """The joint (``'index 1'``: the digit and the joint's place on its axis, 0 the base)
-        whose line the pixels (rows ``ys``, columns ``xs``) span: some of them JOINT_SPAN_MM
-        or more past it on each side, within JOINT_SPAN_ACROSS_MM of the axis; None if none.
-        Every point of an axis but its tip is a joint."""
+        """The joint (:meth:`joint_name`) whose line the pixels (rows ``ys``, columns ``xs``)
+        span: some of them JOINT_SPAN_MM or more past it on each side, within
+        JOINT_SPAN_ACROSS_MM of the axis; None if none.  The joints are an axis's inner
+        points (not its base, the CMC, nor its tip); the line is across the axis there,
+        whose direction is that from the point before to the point after."""
         p = np.stack([np.asarray(ys, float), np.asarray(xs, float)], axis=1)
         for n_ray, P in enumerate(self.rays):
-            for j in range(len(P) - 1):
-                u = P[j + 1] - P[j - 1] if j > 0 else P[1] - P[0]
+            for j in range(1, len(P) - 1):
+                u = P[j + 1] - P[j - 1]
                 u = u / max(float(np.linalg.norm(u)), 1e-9)
                 rel = p - P[j]
                 along = (rel @ u) * self.px
                 near = np.abs(rel @ np.array([-u[1], u[0]])) * self.px <= JOINT_SPAN_ACROSS_MM
                 if np.any(near & (along <= -JOINT_SPAN_MM)) and np.any(near & (along >= JOINT_SPAN_MM)):
-                    return f"{self.digits[n_ray] or 'digit ' + str(n_ray)} {j}"
+                    return self.joint_name(n_ray, j)
         return None
 
     def nearest(self, p: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray, float] | None:
