@@ -49,7 +49,6 @@ def noise_sigma(image2d: np.ndarray, where: np.ndarray | None = None) -> float:
     return float(s / np.sqrt(1.5))
 
 
-
 def fill_blank(image2d: np.ndarray, blank: np.ndarray) -> np.ndarray:
     """``image2d`` with its ``blank`` pixels (collimation, burnt-in blanks: no image there)
     given the value of the nearest pixel with an image, so that the backgrounds see a bone

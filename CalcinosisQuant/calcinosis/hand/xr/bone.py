@@ -97,6 +97,14 @@ class BoneModel:
     def _ray_of(self, digit: str) -> int | None:
         return self.digits.index(digit) if digit in self.digits else None
 
+    def _axes_at(self, n_ray: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Unit vectors (row, col) along ray ``n_ray``'s axis at its inner point ``j`` - from
+        the point before to the point after - and across it."""
+        P = self.rays[n_ray]
+        u = P[j + 1] - P[j - 1]
+        u = u / max(float(np.linalg.norm(u)), 1e-9)
+        return u, np.array([-u[1], u[0]])
+
     def sesamoid_site(self, p: np.ndarray) -> str | None:
         """The sesamoid site (``'thumb MCP radial'``, ...) whose window (SESAMOID_ALONG_MM,
         SESAMOID_ACROSS_MM about the MCP landmark, on the site's side) holds the point (row,
@@ -109,9 +117,7 @@ class BoneModel:
             if n_ray is None or not 0 < self.mcp[n_ray] < len(self.rays[n_ray]) - 1:
                 continue
             P, m = self.rays[n_ray], self.mcp[n_ray]
-            u = P[m + 1] - P[m - 1]
-            u = u / max(float(np.linalg.norm(u)), 1e-9)
-            n = np.array([-u[1], u[0]])
+            u, n = self._axes_at(n_ray, m)
             rel = p - P[m]
             along, across = float(rel @ u) * self.px, float(rel @ n) * self.px
             if not (SESAMOID_ALONG_MM[0] <= along <= SESAMOID_ALONG_MM[1]
@@ -146,11 +152,10 @@ class BoneModel:
         p = np.stack([np.asarray(ys, float), np.asarray(xs, float)], axis=1)
         for n_ray, P in enumerate(self.rays):
             for j in range(1, len(P) - 1):
-                u = P[j + 1] - P[j - 1]
-                u = u / max(float(np.linalg.norm(u)), 1e-9)
+                u, n = self._axes_at(n_ray, j)
                 rel = p - P[j]
                 along = (rel @ u) * self.px
-                near = np.abs(rel @ np.array([-u[1], u[0]])) * self.px <= JOINT_SPAN_ACROSS_MM
+                near = np.abs(rel @ n) * self.px <= JOINT_SPAN_ACROSS_MM
                 if np.any(near & (along <= -JOINT_SPAN_MM)) and np.any(near & (along >= JOINT_SPAN_MM)):
                     return self.joint_name(n_ray, j)
         return None

@@ -155,10 +155,12 @@ def find_candidates(img: np.ndarray, pixel_mm: float, params, region: np.ndarray
         if reason is None:   # step 5: the outline of a kept candidate is redrawn on the edge of its shadow
             patch = edge_step(smoothed, patch, bump.patch, noise.sigma, allowed, taken, pixel_mm, max_px, details)
             # step 6: how sure; below the operating point the candidate is dropped
-            # without an edge outline no contour on the outline reached EDGE_SUPPORT: counted at that bound
+            # without an edge outline (no support recorded) no contour on the outline reached
+            # EDGE_SUPPORT: counted at that bound
+            support = details.get("edge_support")
             confidence = candidate_confidence(details["seed_blob_noise_sd"], patch.count() * pixel_mm ** 2,
-                                              details.get("edge_support", EDGE_SUPPORT))
-            joint = None if bones is None or "edge_support" in details else bones.spanned_joint(*patch.coords())
+                                              EDGE_SUPPORT if support is None else support)
+            joint = bones.spanned_joint(*patch.coords()) if bones is not None and support is None else None
             if joint is not None:     # no edge of its own, over both ends of a joint: the joint
                 details["spanned_joint"] = joint
                 reason = REASON_JOINT
