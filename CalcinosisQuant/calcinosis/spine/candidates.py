@@ -309,9 +309,14 @@ def effective_min_slices(opts: CandidateOptions, slice_mm: float) -> int:
     """Contiguous axial slices asked for on this CT: the study's rule (``study_min_slices``
     slices of ``study_slice_mm``) as the same craniocaudal span - a calcification seen on n
     slices of thickness t spans about (n - 1) t - so 2 slices of 1.25 mm are 2 slices of
-    1.25 mm, 3 of 0.625 mm, and 1 of 3 mm (rounded half up, at least 1)."""
+    1.25 mm, 3 of 0.625 mm, 2 of 2 mm and 1 of 3 mm (the nearest, at least 1).  Half-way
+    (1 of 2.5 mm: a span of 0 or 2.5 mm for the study's 1.25) it asks for the fewer: one
+    slice of 2.5 mm averages the CT over as much as the study's two slices of 1.25 mm
+    together, so the speck of noise one thin slice holds, which the rule is there to
+    reject, is already averaged out; asking for two would keep only calcifications
+    spanning more than 2.5 mm, twice the study's span."""
     span = (int(opts.study_min_slices) - 1) * float(opts.study_slice_mm)
-    return max(1, 1 + int(np.floor(span / float(slice_mm) + 0.5)))
+    return max(1, 1 + int(np.ceil(span / float(slice_mm) - 0.5)))
 
 
 def label_structures(lab: SpineLabels) -> list[tuple[str, np.ndarray]]:
