@@ -217,3 +217,15 @@ def test_thinner_slices_find_no_fewer():
     mid = score(get_hard_phantom(*MID), mapped_hard(*MID))
     thick = score(get_hard_phantom(*THICK), mapped_hard(*THICK))
     assert mid["found"] >= thick["found"], (mid["wrong"], thick["wrong"])
+
+
+def test_thick_slices_are_warned_about():
+    """A CT on slices thicker than the 1.25 mm the map's accuracy is asserted on says so in
+    its warnings (what it can lose, what it can report, where the measurements are); the
+    study's own slices do not."""
+    from calcinosis.spine.pipeline import slice_thickness_warning
+    thick = [w for w in mapped_hard(*THICK).warnings if w.startswith("slices of")]
+    assert len(thick) == 1 and "3 mm" in thick[0] and "docs/validation.md" in thick[0]
+    assert not any(w.startswith("slices of") for w in mapped_hard("tap", 0).warnings)
+    assert slice_thickness_warning(1.25) is None and slice_thickness_warning(1.375) is None
+    assert slice_thickness_warning(1.5) is not None
