@@ -198,7 +198,7 @@ def test_noise_and_effective_rules_are_recorded():
 
 
 @pytest.mark.parametrize("slice_mm,expected", [(0.5, 3), (0.625, 3), (0.8, 3), (1.0, 2), (1.25, 2), (2.0, 2),
-                                               (2.5, 1), (3.0, 1), (5.0, 1)])
+                                               (2.4999, 1), (2.5, 1), (2.5001, 1), (2.4, 2), (3.0, 1), (5.0, 1)])
 def test_study_rule_slices_keep_the_studys_span(slice_mm, expected):
     """The study's 2 slices of 1.25 mm as the same span (n - 1) x t on other slices, the
     nearest whole number of slices; half-way - one or two slices of 2.5 mm, three or four of

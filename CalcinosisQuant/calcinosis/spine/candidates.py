@@ -314,9 +314,10 @@ def effective_min_slices(opts: CandidateOptions, slice_mm: float) -> int:
     slice of 2.5 mm averages the CT over as much as the study's two slices of 1.25 mm
     together, so the speck of noise one thin slice holds, which the rule is there to
     reject, is already averaged out; asking for two would keep only calcifications
-    spanning more than 2.5 mm, twice the study's span."""
+    spanning more than 2.5 mm, twice the study's span.  (A spacing a thousandth of a slice
+    off half-way, as spacings from DICOM positions are, is half-way.)"""
     span = (int(opts.study_min_slices) - 1) * float(opts.study_slice_mm)
-    return max(1, 1 + int(np.ceil(span / float(slice_mm) - 0.5)))
+    return max(1, 1 + int(np.ceil(span / float(slice_mm) - 0.5 - 1e-3)))
 
 
 def label_structures(lab: SpineLabels) -> list[tuple[str, np.ndarray]]:
