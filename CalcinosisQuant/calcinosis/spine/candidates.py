@@ -456,6 +456,71 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
     return in_zone, inside[free], dense
 
 
+#: thick slices: the axial spacing at least this many times the in-plane one
+THICK_SLICE_RATIO = 2.0
+#: the in-plane ring around a voxel that tells a compact body from a bone's surface cut by
+#: the slice (mm from the voxel, in its slice): a body up to 5 mm across lies inside it
+PEAK_RING_MM = (2.5, 4.5)
+#: a compact body stands above the ring's upper tenth by this share of its height above the
+#: tissue beyond the bone (a bone's end cut by the slice is a plateau: its ring is as dense)
+PEAK_SHARE = 0.5
+#: the body around such a core: the voxels of the zone within this of it, in its slice (mm)
+PEAK_BODY_MM = 1.5
+
+
+def compact_on_thick_slices(zone: np.ndarray, ct: np.ndarray, g: Geometry, low_hu: np.ndarray,
+                            min_excess_hu: np.ndarray, threshold_hu: float) -> np.ndarray:
+    """Which voxels of the bone's zone (flat box indices ``zone``) are a compact body in the
+    slice next to a bone, on thick slices (the axial spacing :data:`THICK_SLICE_RATIO` times
+    the in-plane one or more; elsewhere none): a calcification on a process or an end plate
+    that fills one slice.  Its core: a voxel at or above ``threshold_hu``
+    that stands above the upper tenth of its in-plane ring (:data:`PEAK_RING_MM`) by
+    ``min_excess_hu`` (per voxel: the noise margin) and by :data:`PEAK_SHARE` of its height
+    above ``low_hu`` (the tissue beyond the nearest bone), and is denser, by
+    ``min_excess_hu``, than every voxel across the slice boundaries within the ring's inner
+    radius - a bone's end partial-volumed into the next slice is a fraction of the bone,
+    never denser than the bone across; with it the zone's voxels within
+    :data:`PEAK_BODY_MM` of a core in its slice."""
+    out = np.zeros(zone.size, dtype=bool)
+    ax = g.axial_axis
+    sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
+    plane = [a for a in range(3) if a != ax]
+    if zone.size == 0 or sp[ax] < THICK_SLICE_RATIO * sp[plane].max():
+        return out
+    shape = np.array(ct.shape)
+    w = np.ceil(PEAK_RING_MM[1] / sp[plane]).astype(int)
+    u, v = np.meshgrid(np.arange(-w[0], w[0] + 1), np.arange(-w[1], w[1] + 1), indexing="ij")
+    dist = np.hypot(u * sp[plane[0]], v * sp[plane[1]])
+
+    def offsets(sel: np.ndarray, along: int = 0) -> np.ndarray:
+        o = np.zeros((int(sel.sum()), 3), np.int64)
+        o[:, plane[0]], o[:, plane[1]], o[:, ax] = u[sel], v[sel], along
+        return o
+
+    kji = np.stack(np.unravel_index(zone, ct.shape), axis=1)
+
+    def gather(off: np.ndarray) -> np.ndarray:
+        """CT values at the offsets from every zone voxel; -inf outside the box."""
+        pts = kji[:, None, :] + off[None, :, :]
+        inside = np.all((pts >= 0) & (pts < shape), axis=2)
+        pts = np.clip(pts, 0, shape - 1)
+        return np.where(inside, ct[pts[..., 0], pts[..., 1], pts[..., 2]].astype(np.float64), -np.inf)
+
+    hu = ct.ravel()[zone].astype(np.float64)
+    ring = gather(offsets((dist >= PEAK_RING_MM[0]) & (dist <= PEAK_RING_MM[1])))
+    top = np.percentile(np.where(np.isfinite(ring), ring, np.nan), 90, axis=1)
+    foot = dist <= PEAK_RING_MM[0]
+    across = np.maximum(gather(offsets(foot, -1)).max(axis=1), gather(offsets(foot, 1)).max(axis=1))
+    core = ((hu >= threshold_hu) & (hu - np.nan_to_num(top, nan=np.inf) >= np.maximum(
+        min_excess_hu, PEAK_SHARE * (hu - low_hu))) & (hu - across >= min_excess_hu))
+    if not core.any():
+        return out
+    mask = np.zeros(ct.shape, dtype=bool)
+    mask.ravel()[zone[core]] = True
+    body = np.expand_dims(dist <= PEAK_BODY_MM, ax)
+    return ndimage.binary_dilation(mask, structure=body).ravel()[zone]
+
+
 def attached_rim(idx: np.ndarray, clab: np.ndarray, dropped: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
     """The dropped voxels (the partial-volume rim of bone) face-adjacent to a candidate,
     with that candidate's label: the rim a calcification shares with the bone it touches.
@@ -735,6 +800,15 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     sigma = noise_hu[np.unravel_index(idx, shape)[g.axial_axis]]
     in_zone, freed, dense = bone_zone(idx, above[in_bone], surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm,
                                       hu=ct.ravel()[idx].astype(np.float64), min_excess_hu=o.noise_multiple * sigma)
+    # on thick slices: a compact body in the slice next to a bone, denser than the bone
+    # across the slice boundary - a calcification filling one slice, not the bone's end
+    z = np.flatnonzero(in_zone)
+    _, nearest_border = surfaces.nearest(positions_mm(idx[z], shape, sp_box), np.inf)
+    low = (np.nan_to_num(surfaces.low_hu[nearest_border], nan=0.0) if surfaces.low_hu is not None
+           else np.zeros(z.size))
+    on_slice = np.zeros(idx.size, dtype=bool)
+    on_slice[z] = compact_on_thick_slices(idx[z], ct, g, low, o.noise_multiple * sigma[z], threshold_hu)
+    in_zone &= ~on_slice
     # label voxels far denser than the bone's cortex near them: a calcification the label
     # swallowed (its dense core inside, its dome in the zone), not bone
     inside = above[in_bone]
@@ -750,11 +824,13 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         idx = np.concatenate([idx, freed])
         in_zone = np.concatenate([in_zone, np.zeros(freed.size, bool)])
         dense = np.concatenate([dense, np.zeros(freed.size, bool)])
+        on_slice = np.concatenate([on_slice, np.zeros(freed.size, bool)])
         order = np.argsort(idx, kind="stable")
-        idx, in_zone, dense = idx[order], in_zone[order], dense[order]
+        idx, in_zone, dense, on_slice = idx[order], in_zone[order], dense[order], on_slice[order]
     report(progress, 0.15, f"{idx.size} voxels above {threshold_hu:g} HU")
     m = margin_tests(idx, lab, o.vertebra_margin_mm, o.bone_margin_mm, o.vessel_margin_mm, near_bone=in_zone)
     dense = np.isin(m.idx, idx[dense], assume_unique=True)     # per kept voxel
+    on_slice = np.isin(m.idx, idx[on_slice], assume_unique=True)
     dropped = np.setdiff1d(idx, m.idx, assume_unique=True)
     idx, touch, mask = m.idx, m.touch, m.mask
     report(progress, 0.35, "connected components")
@@ -853,9 +929,12 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             reject((touching >= ENCLOSED_FRACTION * np.maximum(outer, 1)) & (touching * face_area >= o.bone_contact_mm2)
                    & ~in_disc, "bone", "enclosed")
         prot = protrusion_mm(idx, surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
+        # a compact body filling the slice next to a bone (thick slices) is not its rim
+        compact = np.bincount(clab, weights=on_slice.astype(float), minlength=n + 1)[1:] >= 2
         # a piece of rim is never denser than the bone's cortex: tested on the voxels of
         # the components the rim rule would take
-        rim_like = bone_rim(prot, clab, n, keep & ~between, o.bone_rim_protrusion_mm, float(max(g.spacing)))
+        rim_like = bone_rim(prot, clab, n, keep & ~between & ~compact, o.bone_rim_protrusion_mm,
+                            float(max(g.spacing)))
         # kept from that rule only as filling a disc space (not held by two bones' rims)
         disc_fill_only = bone_rim(prot, clab, n, keep & fills_disc & ~held, o.bone_rim_protrusion_mm,
                                   float(max(g.spacing)))
@@ -866,9 +945,6 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             noise_hu[np.unravel_index(idx[test], shape)[g.axial_axis]],
             CORTEX_EXCESS_SIGMA, o.label_shift_limit_mm)
         beyond_cortex = np.bincount(clab, weights=over.astype(float), minlength=n + 1)[1:] >= 2
-        # within the zone, but denser than the end plates explain: a calcification filling
-        # a thin disc, not a piece of their rim
-        prot[dense & fills_disc[clab - 1]] = np.inf
         reject(rim_like & ~beyond_cortex, "bone", "rim")
         # the rim shared with bone counts for the study rule only for those: a fragment
         # of one bone's rim must not pass the rule on its own rim
