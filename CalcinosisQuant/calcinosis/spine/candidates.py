@@ -468,6 +468,12 @@ PEAK_SHARE = 0.5
 PEAK_BODY_MM = 1.5
 
 
+def thick_slices(g: Geometry) -> bool:
+    """Whether the axial spacing is :data:`THICK_SLICE_RATIO` times the in-plane one or more."""
+    sp = [g.spacing_along_array_axis(a) for a in range(3)]
+    return sp[g.axial_axis] >= THICK_SLICE_RATIO * max(sp[a] for a in range(3) if a != g.axial_axis)
+
+
 def compact_on_thick_slices(zone: np.ndarray, ct: np.ndarray, g: Geometry, low_hu: np.ndarray,
                             min_excess_hu: np.ndarray, threshold_hu: float) -> np.ndarray:
     """Which voxels of the bone's zone (flat box indices ``zone``) are a compact body in the
@@ -485,7 +491,7 @@ def compact_on_thick_slices(zone: np.ndarray, ct: np.ndarray, g: Geometry, low_h
     ax = g.axial_axis
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
     plane = [a for a in range(3) if a != ax]
-    if zone.size == 0 or sp[ax] < THICK_SLICE_RATIO * sp[plane].max():
+    if zone.size == 0 or not thick_slices(g):
         return out
     shape = np.array(ct.shape)
     w = np.ceil(PEAK_RING_MM[1] / sp[plane]).astype(int)
@@ -802,13 +808,14 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
                                       hu=ct.ravel()[idx].astype(np.float64), min_excess_hu=o.noise_multiple * sigma)
     # on thick slices: a compact body in the slice next to a bone, denser than the bone
     # across the slice boundary - a calcification filling one slice, not the bone's end
-    z = np.flatnonzero(in_zone)
-    _, nearest_border = surfaces.nearest(positions_mm(idx[z], shape, sp_box), np.inf)
-    low = (np.nan_to_num(surfaces.low_hu[nearest_border], nan=0.0) if surfaces.low_hu is not None
-           else np.zeros(z.size))
     on_slice = np.zeros(idx.size, dtype=bool)
-    on_slice[z] = compact_on_thick_slices(idx[z], ct, g, low, o.noise_multiple * sigma[z], threshold_hu)
-    in_zone &= ~on_slice
+    if thick_slices(g):
+        z = np.flatnonzero(in_zone)
+        _, nearest_border = surfaces.nearest(positions_mm(idx[z], shape, sp_box), np.inf)
+        low = (np.nan_to_num(surfaces.low_hu[nearest_border], nan=0.0) if surfaces.low_hu is not None
+               else np.zeros(z.size))
+        on_slice[z] = compact_on_thick_slices(idx[z], ct, g, low, o.noise_multiple * sigma[z], threshold_hu)
+        in_zone &= ~on_slice
     # label voxels far denser than the bone's cortex near them: a calcification the label
     # swallowed (its dense core inside, its dome in the zone), not bone
     inside = above[in_bone]
