@@ -310,14 +310,21 @@ def effective_min_slices(opts: CandidateOptions, slice_mm: float) -> int:
     slices of ``study_slice_mm``) as the same craniocaudal span - a calcification seen on n
     slices of thickness t spans about (n - 1) t - so 2 slices of 1.25 mm are 2 slices of
     1.25 mm, 3 of 0.625 mm, 2 of 2 mm and 1 of 3 mm (the nearest, at least 1).  Half-way
-    (1 of 2.5 mm: a span of 0 or 2.5 mm for the study's 1.25) it asks for the fewer: one
-    slice of 2.5 mm averages the CT over as much as the study's two slices of 1.25 mm
-    together, so the speck of noise one thin slice holds, which the rule is there to
-    reject, is already averaged out; asking for two would keep only calcifications
-    spanning more than 2.5 mm, twice the study's span.  (A spacing a thousandth of a slice
-    off half-way, as spacings from DICOM positions are, is half-way.)"""
-    span = (int(opts.study_min_slices) - 1) * float(opts.study_slice_mm)
-    return max(1, 1 + int(np.ceil(span / float(slice_mm) - 0.5 - 1e-3)))
+    between two numbers (within a thousandth of a slice, as spacings from DICOM positions
+    are), the one whose slices together average the CT over the study's slices' thickness
+    (2 x 1.25 mm) more nearly: 1 of 2.5 mm (a span of 0 or 2.5 mm for the study's 1.25), as
+    one 2.5 mm slice averages over as much as the study's two, so the speck of noise one
+    thin slice holds, which the rule is there to reject, is already averaged out (asking for
+    two kept only calcifications spanning more than 2.5 mm); 4 of 0.5 mm (2 mm averaged;
+    3 would be 1.5 mm)."""
+    n0, t0, t = int(opts.study_min_slices), float(opts.study_slice_mm), float(slice_mm)
+    x = (n0 - 1) * t0 / t
+    if abs(x - np.floor(x) - 0.5) <= 1e-3:
+        fewer = 1 + int(np.floor(x))
+        n = min((fewer, fewer + 1), key=lambda k: (abs(k * t - n0 * t0), k))
+    else:
+        n = 1 + int(np.floor(x + 0.5))
+    return max(1, n)
 
 
 def label_structures(lab: SpineLabels) -> list[tuple[str, np.ndarray]]:
@@ -456,7 +463,10 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
     return in_zone, inside[free], dense
 
 
-#: thick slices: the axial spacing at least this many times the in-plane one
+#: thick slices: an axial spacing of this much (mm) or more ...
+THICK_SLICE_MM = 2.0
+#: ... and at least this many times the in-plane one (a thousandth less, for spacings from
+#: DICOM positions)
 THICK_SLICE_RATIO = 2.0
 #: the in-plane ring around a voxel that tells a compact body from a bone's surface cut by
 #: the slice (mm from the voxel, in its slice): a body up to 5 mm across lies inside it
@@ -466,33 +476,42 @@ PEAK_RING_MM = (2.5, 4.5)
 PEAK_SHARE = 0.5
 #: the body around such a core: the voxels of the zone within this of it, in its slice (mm)
 PEAK_BODY_MM = 1.5
+#: the core must be denser than every voxel across the slice boundaries within this of it
+#: in-plane (mm): the ring's inner radius, so the bone under the whole body is looked at
+ACROSS_MM = PEAK_RING_MM[0]
+#: zone voxels looked at per pass (each gathers a ring of up to ~200 values)
+PEAK_CHUNK = 20000
 
 
 def thick_slices(g: Geometry) -> bool:
-    """Whether the axial spacing is :data:`THICK_SLICE_RATIO` times the in-plane one or more."""
+    """Whether the axial spacing is :data:`THICK_SLICE_MM` or more and
+    :data:`THICK_SLICE_RATIO` times the in-plane one or more (both a thousandth short
+    counts): never the study's 1.25 mm slices, whatever the pixel."""
     sp = [g.spacing_along_array_axis(a) for a in range(3)]
-    return sp[g.axial_axis] >= THICK_SLICE_RATIO * max(sp[a] for a in range(3) if a != g.axial_axis)
+    axial, pixel = sp[g.axial_axis], max(sp[a] for a in range(3) if a != g.axial_axis)
+    return axial >= THICK_SLICE_MM * (1 - 1e-3) and axial >= THICK_SLICE_RATIO * pixel * (1 - 1e-3)
 
 
 def compact_on_thick_slices(zone: np.ndarray, ct: np.ndarray, g: Geometry, low_hu: np.ndarray,
                             min_excess_hu: np.ndarray, threshold_hu: float) -> np.ndarray:
     """Which voxels of the bone's zone (flat box indices ``zone``) are a compact body in the
-    slice next to a bone, on thick slices (the axial spacing :data:`THICK_SLICE_RATIO` times
-    the in-plane one or more; elsewhere none): a calcification on a process or an end plate
-    that fills one slice.  Its core: a voxel at or above ``threshold_hu``
-    that stands above the upper tenth of its in-plane ring (:data:`PEAK_RING_MM`) by
-    ``min_excess_hu`` (per voxel: the noise margin) and by :data:`PEAK_SHARE` of its height
-    above ``low_hu`` (the tissue beyond the nearest bone), and is denser, by
-    ``min_excess_hu``, than every voxel across the slice boundaries within the ring's inner
-    radius - a bone's end partial-volumed into the next slice is a fraction of the bone,
-    never denser than the bone across; with it the zone's voxels within
-    :data:`PEAK_BODY_MM` of a core in its slice."""
+    slice next to a bone, on thick slices (:func:`thick_slices`; elsewhere none): a
+    calcification on a process or an end plate that fills one slice.  Its core: a voxel at
+    or above ``threshold_hu`` that stands above the upper tenth of its in-plane ring
+    (:data:`PEAK_RING_MM`) by ``min_excess_hu`` (per voxel: the noise margin) and by
+    :data:`PEAK_SHARE` of its height above ``low_hu`` (the tissue beyond the nearest bone),
+    and is denser, by ``min_excess_hu``, than every voxel across the slice boundaries within
+    :data:`ACROSS_MM` - a bone's end partial-volumed into the next slice is a fraction of the
+    bone, never denser than the bone across; with it the zone's voxels within
+    :data:`PEAK_BODY_MM` of a core in its slice.  What the box does not hold counts against
+    a core: a ring that leaves it, a slice boundary at its first or last slice (the bone
+    across may lie beyond the scan)."""
     out = np.zeros(zone.size, dtype=bool)
+    if zone.size == 0 or not thick_slices(g):
+        return out
     ax = g.axial_axis
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
     plane = [a for a in range(3) if a != ax]
-    if zone.size == 0 or not thick_slices(g):
-        return out
     shape = np.array(ct.shape)
     w = np.ceil(PEAK_RING_MM[1] / sp[plane]).astype(int)
     u, v = np.meshgrid(np.arange(-w[0], w[0] + 1), np.arange(-w[1], w[1] + 1), indexing="ij")
@@ -503,22 +522,31 @@ def compact_on_thick_slices(zone: np.ndarray, ct: np.ndarray, g: Geometry, low_h
         o[:, plane[0]], o[:, plane[1]], o[:, ax] = u[sel], v[sel], along
         return o
 
-    kji = np.stack(np.unravel_index(zone, ct.shape), axis=1)
+    ring_off = offsets((dist >= PEAK_RING_MM[0]) & (dist <= PEAK_RING_MM[1]))
+    foot = dist <= ACROSS_MM
+    below, above = offsets(foot, -1), offsets(foot, 1)
+    core = np.zeros(zone.size, dtype=bool)
+    for start in range(0, zone.size, PEAK_CHUNK):
+        part = slice(start, start + PEAK_CHUNK)
+        kji = np.stack(np.unravel_index(zone[part], ct.shape), axis=1)
 
-    def gather(off: np.ndarray) -> np.ndarray:
-        """CT values at the offsets from every zone voxel; -inf outside the box."""
-        pts = kji[:, None, :] + off[None, :, :]
-        inside = np.all((pts >= 0) & (pts < shape), axis=2)
-        pts = np.clip(pts, 0, shape - 1)
-        return np.where(inside, ct[pts[..., 0], pts[..., 1], pts[..., 2]].astype(np.float64), -np.inf)
+        def gather(off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """CT values at the offsets from these zone voxels (+inf outside the box), and
+            per voxel whether all lie inside it."""
+            pts = kji[:, None, :] + off[None, :, :]
+            inside = np.all((pts >= 0) & (pts < shape), axis=2)
+            pts = np.clip(pts, 0, shape - 1)
+            vals = np.where(inside, ct[pts[..., 0], pts[..., 1], pts[..., 2]].astype(np.float64), np.inf)
+            return vals, inside.all(axis=1)
 
-    hu = ct.ravel()[zone].astype(np.float64)
-    ring = gather(offsets((dist >= PEAK_RING_MM[0]) & (dist <= PEAK_RING_MM[1])))
-    top = np.percentile(np.where(np.isfinite(ring), ring, np.nan), 90, axis=1)
-    foot = dist <= PEAK_RING_MM[0]
-    across = np.maximum(gather(offsets(foot, -1)).max(axis=1), gather(offsets(foot, 1)).max(axis=1))
-    core = ((hu >= threshold_hu) & (hu - np.nan_to_num(top, nan=np.inf) >= np.maximum(
-        min_excess_hu, PEAK_SHARE * (hu - low_hu))) & (hu - across >= min_excess_hu))
+        hu = ct.ravel()[zone[part]].astype(np.float64)
+        ring, whole = gather(ring_off)
+        top = np.full(hu.size, np.inf)                                 # a ring that leaves the box
+        top[whole] = np.percentile(ring[whole], 90, axis=1) if whole.any() else top[whole]
+        across = np.maximum(gather(below)[0].max(axis=1), gather(above)[0].max(axis=1))
+        core[part] = ((hu >= threshold_hu)
+                      & (hu - top >= np.maximum(min_excess_hu[part], PEAK_SHARE * (hu - low_hu[part])))
+                      & (hu - across >= min_excess_hu[part]))
     if not core.any():
         return out
     mask = np.zeros(ct.shape, dtype=bool)
@@ -808,14 +836,14 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
                                       hu=ct.ravel()[idx].astype(np.float64), min_excess_hu=o.noise_multiple * sigma)
     # on thick slices: a compact body in the slice next to a bone, denser than the bone
     # across the slice boundary - a calcification filling one slice, not the bone's end
-    on_slice = np.zeros(idx.size, dtype=bool)
+    compact_voxel = np.zeros(idx.size, dtype=bool)
     if thick_slices(g):
         z = np.flatnonzero(in_zone)
         _, nearest_border = surfaces.nearest(positions_mm(idx[z], shape, sp_box), np.inf)
         low = (np.nan_to_num(surfaces.low_hu[nearest_border], nan=0.0) if surfaces.low_hu is not None
                else np.zeros(z.size))
-        on_slice[z] = compact_on_thick_slices(idx[z], ct, g, low, o.noise_multiple * sigma[z], threshold_hu)
-        in_zone &= ~on_slice
+        compact_voxel[z] = compact_on_thick_slices(idx[z], ct, g, low, o.noise_multiple * sigma[z], threshold_hu)
+        in_zone &= ~compact_voxel
     # label voxels far denser than the bone's cortex near them: a calcification the label
     # swallowed (its dense core inside, its dome in the zone), not bone
     inside = above[in_bone]
@@ -831,13 +859,13 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         idx = np.concatenate([idx, freed])
         in_zone = np.concatenate([in_zone, np.zeros(freed.size, bool)])
         dense = np.concatenate([dense, np.zeros(freed.size, bool)])
-        on_slice = np.concatenate([on_slice, np.zeros(freed.size, bool)])
+        compact_voxel = np.concatenate([compact_voxel, np.zeros(freed.size, bool)])
         order = np.argsort(idx, kind="stable")
-        idx, in_zone, dense, on_slice = idx[order], in_zone[order], dense[order], on_slice[order]
+        idx, in_zone, dense, compact_voxel = idx[order], in_zone[order], dense[order], compact_voxel[order]
     report(progress, 0.15, f"{idx.size} voxels above {threshold_hu:g} HU")
     m = margin_tests(idx, lab, o.vertebra_margin_mm, o.bone_margin_mm, o.vessel_margin_mm, near_bone=in_zone)
     dense = np.isin(m.idx, idx[dense], assume_unique=True)     # per kept voxel
-    on_slice = np.isin(m.idx, idx[on_slice], assume_unique=True)
+    compact_voxel = np.isin(m.idx, idx[compact_voxel], assume_unique=True)
     dropped = np.setdiff1d(idx, m.idx, assume_unique=True)
     idx, touch, mask = m.idx, m.touch, m.mask
     report(progress, 0.35, "connected components")
@@ -937,10 +965,10 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
                    & ~in_disc, "bone", "enclosed")
         prot = protrusion_mm(idx, surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
         # a compact body filling the slice next to a bone (thick slices) is not its rim
-        compact = np.bincount(clab, weights=on_slice.astype(float), minlength=n + 1)[1:] >= 2
+        compact_body = np.bincount(clab, weights=compact_voxel.astype(float), minlength=n + 1)[1:] >= 2
         # a piece of rim is never denser than the bone's cortex: tested on the voxels of
         # the components the rim rule would take
-        rim_like = bone_rim(prot, clab, n, keep & ~between & ~compact, o.bone_rim_protrusion_mm,
+        rim_like = bone_rim(prot, clab, n, keep & ~between & ~compact_body, o.bone_rim_protrusion_mm,
                             float(max(g.spacing)))
         # kept from that rule only as filling a disc space (not held by two bones' rims)
         disc_fill_only = bone_rim(prot, clab, n, keep & fills_disc & ~held, o.bone_rim_protrusion_mm,
