@@ -52,24 +52,22 @@ def test_accuracy_on_hard_phantom(coverage, seed, spacing):
     assert s["pattern_rate"] >= 0.85, msg
 
 
-@pytest.mark.parametrize("coverage,seed,spacing", CASES + [CHEST, THICK, pytest.param(*MID, marks=_gap(
+@pytest.mark.parametrize("coverage,seed,spacing", CASES + [CHEST, pytest.param(*THICK, marks=_gap(
+    "3 mm slices: 7 reported that are not calcifications (rim fragments of bone one slice thick: a "
+    "process's tip or an end plate cut by a slice)")), pytest.param(*MID, marks=_gap(
     "2.5 mm slices: 7 reported that are not calcifications (rim fragments of bone one slice thick, as on 3 mm "
     "slices)"))])
 def test_no_osteophyte_vessel_or_noise_reported(coverage, seed, spacing):
     """Osteophytes and spurs (bone continuous with the marrow), the enhanced veins and
     arteries (labelled or not), vascular wall calcifications and the noisy shoulder slices
-    give nothing - on every hard phantom, the 3 mm one included."""
+    give nothing, and at most 5% of what is reported is not a calcification - on every hard
+    phantom (on 2.5 and 3 mm slices only the last is not met: strict xfails)."""
     r = get_hard_phantom(coverage, seed, spacing)
     res = mapped_hard(coverage, seed, spacing)
     s = score(r, res)
     assert s["osteophytes_reported"] == []
     assert s["vascular_reported"] == []
-    if spacing[2] < 3.0:
-        assert len(s["false_positives"]) <= max(1, int(0.05 * s["n"])), s["false_positives"]
-    else:
-        pytest.xfail("3 mm slices: rim fragments of bone one slice thick protrude like a calcification "
-                     f"({len(s['false_positives'])} reported)") if len(s["false_positives"]) > max(
-            1, int(0.05 * s["n"])) else None
+    assert len(s["false_positives"]) <= max(1, int(0.05 * s["n"])), s["false_positives"]
 
 
 @pytest.mark.parametrize("coverage,seed,spacing", [
