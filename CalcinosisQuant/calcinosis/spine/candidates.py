@@ -6,8 +6,10 @@ Within the box around the spine (see :mod:`.vertebrae`):
 1. voxels at or above the threshold (HU, a recorded parameter), outside the labelled
    bones, organs and vessels - and outside the zone the CT shows to be each bone's
    (:mod:`.bone`: the label's border fitted to the bone's edge and partial-volume rim;
-   between two vertebrae, voxels denser than the end plates' edge explains are not in it) -
-   and outside ``vessel_margin_mm`` around labelled vessels;
+   between two vertebrae, voxels denser than the end plates' edge explains are not in it;
+   on thick slices, a compact body in the slice next to a bone denser than the bone across
+   the slice boundary is not in it either: :func:`compact_on_thick_slices`) - and outside
+   ``vessel_margin_mm`` around labelled vessels;
 2. connected components (``face`` or ``full`` connectivity), then rejected, each with a
    recorded reason (:data:`REJECT_REASONS`), cheap tests first: ``vessel`` (touches the
    zone around a vessel label), ``vessel_lumen`` (a contrast-filled aorta-like tube at
