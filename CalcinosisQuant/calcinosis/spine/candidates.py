@@ -431,7 +431,9 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
       reaches beyond the bone (negative shift) by more than the margin, the outer part.
 
     Returns (in-zone flags for ``outside``, the ``inside`` voxels that are not bone, the
-    flags for ``outside`` of those within the zone's radius freed as denser than its edge)."""
+    flags for ``outside`` of those within the zone's radius freed as denser than its edge,
+    the nearest border voxel of each of ``outside`` - an index into ``surfaces``, valid for
+    those within the zone's radius)."""
     g = lab.box_geometry
     shape = lab.box.shape
     sp = np.array([g.spacing_along_array_axis(a) for a in range(3)])
@@ -455,14 +457,14 @@ def bone_zone(outside: np.ndarray, inside: np.ndarray, surfaces: bone.BoneSurfac
         in_zone &= ~dense
     over = np.flatnonzero(radius < 0)
     if over.size == 0 or inside.size == 0:
-        return in_zone, np.zeros(0, np.int64), dense
+        return in_zone, np.zeros(0, np.int64), dense, b
     tree = cKDTree(surfaces.points[over])
     pin = positions_mm(inside, shape, sp)
     di, bi = tree.query(pin, distance_upper_bound=float(-radius[over].min()) + 1e-6)
     hit = np.isfinite(di)
     free = np.zeros(inside.size, dtype=bool)
     free[hit] = di[hit] < -radius[over][bi[hit]]
-    return in_zone, inside[free], dense
+    return in_zone, inside[free], dense, b
 
 
 #: thick slices: an axial spacing of this much (mm) or more ...
@@ -527,28 +529,29 @@ def compact_on_thick_slices(zone: np.ndarray, ct: np.ndarray, g: Geometry, low_h
     ring_off = offsets((dist >= PEAK_RING_MM[0]) & (dist <= PEAK_RING_MM[1]))
     foot = dist <= ACROSS_MM
     below, above = offsets(foot, -1), offsets(foot, 1)
+
+    def gather(kji: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """CT values at the offsets from the voxels ``kji`` (+inf outside the box), and per
+        voxel whether all lie inside it."""
+        pts = kji[:, None, :] + off[None, :, :]
+        inside = np.all((pts >= 0) & (pts < shape), axis=2)
+        pts = np.clip(pts, 0, shape - 1)
+        vals = np.where(inside, ct[pts[..., 0], pts[..., 1], pts[..., 2]].astype(np.float64), np.inf)
+        return vals, inside.all(axis=1)
+
     core = np.zeros(zone.size, dtype=bool)
     for start in range(0, zone.size, PEAK_CHUNK):
-        part = slice(start, start + PEAK_CHUNK)
+        part = np.arange(start, min(start + PEAK_CHUNK, zone.size))
         kji = np.stack(np.unravel_index(zone[part], ct.shape), axis=1)
-
-        def gather(off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """CT values at the offsets from these zone voxels (+inf outside the box), and
-            per voxel whether all lie inside it."""
-            pts = kji[:, None, :] + off[None, :, :]
-            inside = np.all((pts >= 0) & (pts < shape), axis=2)
-            pts = np.clip(pts, 0, shape - 1)
-            vals = np.where(inside, ct[pts[..., 0], pts[..., 1], pts[..., 2]].astype(np.float64), np.inf)
-            return vals, inside.all(axis=1)
-
         hu = ct.ravel()[zone[part]].astype(np.float64)
-        ring, whole = gather(ring_off)
-        top = np.full(hu.size, np.inf)                                 # a ring that leaves the box
+        across = np.maximum(gather(kji, below)[0].max(axis=1), gather(kji, above)[0].max(axis=1))
+        ok = (hu >= threshold_hu) & (hu - across >= min_excess_hu[part])
+        # the ring (a sort per voxel) only for those denser than the bone across
+        part, kji, hu = part[ok], kji[ok], hu[ok]
+        ring, whole = gather(kji, ring_off)
+        top = np.full(part.size, np.inf)                               # a ring that leaves the box
         top[whole] = np.percentile(ring[whole], 90, axis=1) if whole.any() else top[whole]
-        across = np.maximum(gather(below)[0].max(axis=1), gather(above)[0].max(axis=1))
-        core[part] = ((hu >= threshold_hu)
-                      & (hu - top >= np.maximum(min_excess_hu[part], PEAK_SHARE * (hu - low_hu[part])))
-                      & (hu - across >= min_excess_hu[part]))
+        core[part] = hu - top >= np.maximum(min_excess_hu[part], PEAK_SHARE * (hu - low_hu[part]))
     if not core.any():
         return out
     mask = np.zeros(ct.shape, dtype=bool)
@@ -834,15 +837,15 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
     in_bone = (lab.vert.ravel()[above] > 0) | np.isin(lab.category.ravel()[above], (CAT_RIB, CAT_BONE))
     idx = above[(lab.vert.ravel()[above] == 0) & ~cat_excluded[lab.category.ravel()[above]]]
     sigma = noise_hu[np.unravel_index(idx, shape)[g.axial_axis]]
-    in_zone, freed, dense = bone_zone(idx, above[in_bone], surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm,
-                                      hu=ct.ravel()[idx].astype(np.float64), min_excess_hu=o.noise_multiple * sigma)
+    in_zone, freed, dense, nearest_border = bone_zone(
+        idx, above[in_bone], surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm,
+        hu=ct.ravel()[idx].astype(np.float64), min_excess_hu=o.noise_multiple * sigma)
     # on thick slices: a compact body in the slice next to a bone, denser than the bone
     # across the slice boundary - a calcification filling one slice, not the bone's end
     compact_voxel = np.zeros(idx.size, dtype=bool)
     if thick_slices(g):
         z = np.flatnonzero(in_zone)
-        _, nearest_border = surfaces.nearest(positions_mm(idx[z], shape, sp_box), np.inf)
-        low = (np.nan_to_num(surfaces.low_hu[nearest_border], nan=0.0) if surfaces.low_hu is not None
+        low = (np.nan_to_num(surfaces.low_hu[nearest_border[z]], nan=0.0) if surfaces.low_hu is not None
                else np.zeros(z.size))
         compact_voxel[z] = compact_on_thick_slices(idx[z], ct, g, low, o.noise_multiple * sigma[z], threshold_hu)
         in_zone &= ~compact_voxel
