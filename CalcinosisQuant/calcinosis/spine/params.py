@@ -34,7 +34,7 @@ class SpineParams:
     study_min_slices: int = _p(2,
         'Contiguous axial slices a calcification must span under the study rule, on slices of study_slice_mm …')
     study_slice_mm: float = _p(1.25,
-        "… the study's slice thickness: on other slices the rule asks for the same craniocaudal span.")
+        "… the study's slice thickness: on other slices the rule asks for as many as see the same calcifications.")
     search_margin_mm: float = _p(25.0,
         'How far from the vertebrae a calcification may lie; structures reaching beyond are rejected.')
     vertebra_margin_mm: float = _p(0.5,
