@@ -932,16 +932,29 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # denser than the end plates' edges explain, between two vertebrae: a calcification
         # filling a thin disc (its rim shared with the end plates is not bone's alone)
         fills_disc = (np.bincount(clab, weights=dense.astype(float), minlength=n + 1)[1:] >= 2) & big_enough
-        # ... touching both: a piece of one process's cortex the label missed, its tip
-        # across a gap from the next vertebra, touches its own bone only
-        if fills_disc.any():
-            bone_mask = np.zeros(shape, dtype=bool)
+        # touching the bone of two vertebrae across a disc (end plates above and below), the
+        # labelled bone itself on one side - where the label reaches past the bone, the
+        # zone ends inside it and leaves no rim there: a calcification filling the disc as
+        # well (not on thick slices: there a disc is a slice or two, which the end plates'
+        # own partial volume fills, and a piece of one bone cut by a slice touches both)
+        spans = big_enough & keep & ~in_disc & ~fills_disc & (not thick_slices(g))
+        if fills_disc.any() or spans.any():
+            bone_mask = np.zeros(shape, dtype=bool)         # labelled bone above the threshold, its rim
             bone_mask.ravel()[above[in_bone]] = True
             bone_mask.ravel()[dropped] = True
-            fills_disc &= vertebrae_touched(idx, clab, n, fills_disc, bone_mask, lab.vert, structure_of_code,
-                                            surfaces, g, len(lab.names)) >= 2
-        between |= fills_disc
-        in_disc |= fills_disc
+            touched = vertebrae_touched(idx, clab, n, fills_disc | spans, bone_mask, lab.vert, structure_of_code,
+                                        surfaces, g, len(lab.names))
+            # ... touching both: a piece of one process's cortex the label missed, its tip
+            # across a gap from the next vertebra, touches its own bone only
+            fills_disc &= touched >= 2
+            spans &= touched >= 2
+            sel = np.flatnonzero(spans[clab - 1])
+            across = np.zeros(idx.size, dtype=bool)
+            across[sel] = between_vertebrae(positions_mm(idx[sel], shape, sp_box), surfaces, len(lab.names),
+                                            DISC_REACH_MM, axis=cranio_caudal(g))
+            spans &= np.bincount(clab, weights=across.astype(float), minlength=n + 1)[1:] >= MIN_CONTACT_VOXELS
+        between |= fills_disc | spans
+        in_disc |= fills_disc | spans
         between &= big_enough
         in_disc &= big_enough
         # continuing into labelled bone broadly: bone the label missed (a rib head, a
@@ -976,7 +989,7 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         rim_like = bone_rim(prot, clab, n, keep & ~between & ~compact_body, o.bone_rim_protrusion_mm,
                             float(max(g.spacing)))
         # kept from that rule only as filling a disc space (not held by two bones' rims)
-        disc_fill_only = bone_rim(prot, clab, n, keep & fills_disc & ~held, o.bone_rim_protrusion_mm,
+        disc_fill_only = bone_rim(prot, clab, n, keep & (fills_disc | spans) & ~held, o.bone_rim_protrusion_mm,
                                   float(max(g.spacing)))
         test = np.flatnonzero(rim_like[clab - 1])
         over = np.zeros(idx.size, dtype=bool)
