@@ -319,7 +319,8 @@ def effective_min_slices(opts: CandidateOptions, slice_mm: float) -> int:
     as spacings from DICOM positions are) the fewer: a calcification is lost less often,
     and the noise rule (its peak above the surrounding tissue) is there for a speck.  Asking
     for the same minimal span instead ((n - 1) t = 1.25 mm) asked for two slices of 2 mm -
-    half of the calcifications of 3 mm - and lost 1-5 of each hard phantom's on 2 mm slices."""
+    half of the calcifications of 3 mm - and lost 1-5 of each hard phantom's on 2 mm slices.
+    The same holds for any ``study_min_slices``: one of 1.25 mm asks for two below 0.625 mm."""
     n0, t0, t = int(opts.study_min_slices), float(opts.study_slice_mm), float(slice_mm)
     x = (n0 - 0.5) * t0 / t + 0.5
     if abs(x - np.floor(x) - 0.5) <= 1e-3:
@@ -932,15 +933,17 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # denser than the end plates' edges explain, between two vertebrae: a calcification
         # filling a thin disc (its rim shared with the end plates is not bone's alone)
         fills_disc = (np.bincount(clab, weights=dense.astype(float), minlength=n + 1)[1:] >= 2) & big_enough
-        # touching the bone of two vertebrae across a disc (end plates above and below), the
-        # labelled bone itself on one side - where the label reaches past the bone, the
-        # zone ends inside it and leaves no rim there: a calcification filling the disc as
-        # well (not on thick slices: there a disc is a slice or two, which the end plates'
-        # own partial volume fills, and a piece of one bone cut by a slice touches both)
-        spans = big_enough & keep & ~in_disc & ~fills_disc & (not thick_slices(g))
+        # touching the bone of two vertebrae (labelled or its rim) with voxels between their
+        # end plates, not held by two rims: where a label reaches past its end plate into a
+        # thin disc, the zone ends inside the label and leaves no rim on that side - a
+        # calcification filling the disc as well (not on thick slices: there a disc is a
+        # slice or two, which the end plates' own partial volume fills, and a piece of one
+        # bone cut by a slice touches both)
+        spans = big_enough & keep & ~between & ~in_disc & ~fills_disc & (not thick_slices(g))
         if fills_disc.any() or spans.any():
             bone_mask = np.zeros(shape, dtype=bool)         # labelled bone above the threshold, its rim
             bone_mask.ravel()[above[in_bone]] = True
+            bone_mask.ravel()[freed] = False                # (candidates themselves)
             bone_mask.ravel()[dropped] = True
             touched = vertebrae_touched(idx, clab, n, fills_disc | spans, bone_mask, lab.vert, structure_of_code,
                                         surfaces, g, len(lab.names))
@@ -959,6 +962,7 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         in_disc &= big_enough
         # continuing into labelled bone broadly: bone the label missed (a rib head, a
         # process) whose marrow the CT's voxels cannot show
+        exempt_contact = np.zeros(n, dtype=bool)   # kept from these rules only as filling a disc
         if o.bone_contact_mm2 > 0:
             # bone to touch: the labelled voxels the CT shows dense, not those the label
             # holds beyond the bone (freed) nor its soft tissue (a label grown past the
@@ -974,13 +978,15 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             touching = np.bincount(clab, weights=against.astype(float), minlength=n + 1)[1:]
             face_area = min(g.spacing[0] * g.spacing[1], g.spacing[1] * g.spacing[2], g.spacing[0] * g.spacing[2])
             # (not a calcification filling a disc between two vertebrae's end plates)
-            reject((touching * face_area >= o.bone_contact_mm2) & (touching >= o.bone_contact_fraction * counts)
-                   & ~in_disc, "bone", "contact")
+            contact = (touching * face_area >= o.bone_contact_mm2) & (touching >= o.bone_contact_fraction * counts)
+            exempt_contact |= contact & in_disc & keep
+            reject(contact & ~in_disc, "bone", "contact")
             # enclosed by bone (most of its surface against it): marrow the label missed
             surface = near(idx, ~mask, face)          # a face on something else
             outer = np.bincount(clab, weights=surface.astype(float), minlength=n + 1)[1:]
-            reject((touching >= ENCLOSED_FRACTION * np.maximum(outer, 1)) & (touching * face_area >= o.bone_contact_mm2)
-                   & ~in_disc, "bone", "enclosed")
+            enclosed = (touching >= ENCLOSED_FRACTION * np.maximum(outer, 1)) & (touching * face_area >= o.bone_contact_mm2)
+            exempt_contact |= enclosed & in_disc & keep
+            reject(enclosed & ~in_disc, "bone", "enclosed")
         prot = protrusion_mm(idx, surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
         # a compact body filling the slice next to a bone (thick slices) is not its rim
         compact_body = np.bincount(clab, weights=compact_voxel.astype(float), minlength=n + 1)[1:] >= 2
@@ -988,9 +994,10 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # the components the rim rule would take
         rim_like = bone_rim(prot, clab, n, keep & ~between & ~compact_body, o.bone_rim_protrusion_mm,
                             float(max(g.spacing)))
-        # kept from that rule only as filling a disc space (not held by two bones' rims)
+        # kept from that rule, or the contact rules, only as filling a disc space (not
+        # held by two bones' rims)
         disc_fill_only = bone_rim(prot, clab, n, keep & (fills_disc | spans) & ~held, o.bone_rim_protrusion_mm,
-                                  float(max(g.spacing)))
+                                  float(max(g.spacing))) | (exempt_contact & (fills_disc | spans) & ~held & keep)
         test = np.flatnonzero(rim_like[clab - 1])
         over = np.zeros(idx.size, dtype=bool)
         over[test] = denser_than_cortex(
