@@ -102,7 +102,7 @@ def test_disc_filling_kept_only_so_is_dropped_behind_the_canal(monkeypatch):
     r = get_hard_phantom(*DISC_09)
     lab = labels_of(r)
     cand = candidates.find_candidates(volume_of(r), lab, candidates.CandidateOptions.from_params(SpineParams()))
-    lo = np.array([s.start for s in lab.box.slices])
+    lo = np.asarray(lab.box.lo)
     names = ["T2-T3_intervertebral_disc_touching_3", "T7-T8_intervertebral_disc_touching_8"]
     ids = []
     for row, vox in zip(r.truth.rows, r.truth_voxels):

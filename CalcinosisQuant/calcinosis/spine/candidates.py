@@ -321,13 +321,9 @@ def effective_min_slices(opts: CandidateOptions, slice_mm: float) -> int:
     for the same minimal span instead ((n - 1) t = 1.25 mm) asked for two slices of 2 mm -
     half of the calcifications of 3 mm - and lost 1-5 of each hard phantom's on 2 mm slices.
     The same holds for any ``study_min_slices``: one of 1.25 mm asks for two below 0.625 mm."""
-    n0, t0, t = int(opts.study_min_slices), float(opts.study_slice_mm), float(slice_mm)
-    x = (n0 - 0.5) * t0 / t + 0.5
-    if abs(x - np.floor(x) - 0.5) <= 1e-3:
-        n = int(np.floor(x))
-    else:
-        n = int(np.floor(x + 0.5))
-    return max(1, n)
+    half_way = (int(opts.study_min_slices) - 0.5) * float(opts.study_slice_mm)    # 1.875 mm
+    # the nearest whole number to half_way / t + 1/2, the fewer within a thousandth of half-way
+    return max(1, int(np.ceil(half_way / float(slice_mm) - 1e-3)))
 
 
 def label_structures(lab: SpineLabels) -> list[tuple[str, np.ndarray]]:
@@ -940,12 +936,16 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # slice or two, which the end plates' own partial volume fills, and a piece of one
         # bone cut by a slice touches both)
         spans = big_enough & keep & ~between & ~in_disc & ~fills_disc & (not thick_slices(g))
+        # bone to touch: the labelled voxels the CT shows dense, not those the label holds
+        # beyond the bone (freed: candidates; nor its soft tissue - a label grown past the
+        # cortex would otherwise make a calcification it swallowed "touch" bone all round),
+        # and the bone's rim just outside the label (dropped)
+        solid = np.zeros(shape, dtype=bool)
+        solid.ravel()[above[in_bone]] = True
+        solid.ravel()[freed] = False
+        solid.ravel()[dropped] = True
         if fills_disc.any() or spans.any():
-            bone_mask = np.zeros(shape, dtype=bool)         # labelled bone above the threshold, its rim
-            bone_mask.ravel()[above[in_bone]] = True
-            bone_mask.ravel()[freed] = False                # (candidates themselves)
-            bone_mask.ravel()[dropped] = True
-            touched = vertebrae_touched(idx, clab, n, fills_disc | spans, bone_mask, lab.vert, structure_of_code,
+            touched = vertebrae_touched(idx, clab, n, fills_disc | spans, solid, lab.vert, structure_of_code,
                                         surfaces, g, len(lab.names))
             # ... touching both: a piece of one process's cortex the label missed, its tip
             # across a gap from the next vertebra, touches its own bone only
@@ -964,15 +964,6 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         # process) whose marrow the CT's voxels cannot show
         exempt_contact = np.zeros(n, dtype=bool)   # kept from these rules only as filling a disc
         if o.bone_contact_mm2 > 0:
-            # bone to touch: the labelled voxels the CT shows dense, not those the label
-            # holds beyond the bone (freed) nor its soft tissue (a label grown past the
-            # cortex would otherwise make a calcification it swallowed "touch" bone all
-            # round), and the bone's rim just outside the label (dropped)
-            solid = np.zeros(shape, dtype=bool)
-            dense_label = above[in_bone]
-            solid.ravel()[dense_label] = True
-            solid.ravel()[freed] = False
-            solid.ravel()[dropped] = True
             face = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
             against = near(idx, solid, face)
             touching = np.bincount(clab, weights=against.astype(float), minlength=n + 1)[1:]
