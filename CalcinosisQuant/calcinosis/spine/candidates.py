@@ -34,7 +34,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from calcinosis.core import memo
+from calcinosis.core import memo, parallel
 from calcinosis.core.geometry import AXIS_S, Geometry
 from calcinosis.core.lesions import LesionParams, LesionSet, label_components, label_sparse_components, longest_slice_runs
 from calcinosis.core.progress import Progress, report
@@ -55,9 +55,8 @@ ENHANCED_BLOOD_HU = 110.0
 
 def blood_hu(ct: np.ndarray, lab: SpineLabels) -> float | None:
     """The blood's CT value: the median inside the labelled aorta (None without one)."""
-    if not lab.has_aorta:
-        return None
-    vals = ct[lab.category == CAT_AORTA]
+    cat = lab.category
+    vals = np.concatenate(parallel.over_slabs(lambda a, b: ct[a:b][cat[a:b] == CAT_AORTA], ct.shape[0], 8))
     return float(np.median(vals)) if vals.size >= 50 else None
 
 
@@ -239,8 +238,10 @@ def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float,
         if bone_mask.any():
             todo = np.flatnonzero(~near_bone)
             near_bone[todo] = near(idx[todo], bone_mask, neighbour_offsets(g, bone_margin_mm))
-    vessel_mask = (lab.category == CAT_AORTA) | (lab.category == CAT_VESSEL)
-    has_vessel = vessels and bool(vessel_mask.any())
+    # the labelled vessels, looked up in the category array itself (no mask of the box)
+    vessel_code = np.zeros(256, dtype=bool)
+    vessel_code[[CAT_AORTA, CAT_VESSEL]] = True
+    has_vessel = vessels
     # in_zone: within vessel_margin_mm of a vessel (dropped); shell: beyond that but within
     # one more voxel (a candidate there touches the zone).  Tested only where the answer
     # matters: voxels not already dropped next to bone, and (below) the dropped voxels
@@ -252,9 +253,9 @@ def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float,
         off_reach = neighbour_offsets(g, vessel_margin_mm + max(g.spacing))
 
         def vessel_tests(sel: np.ndarray) -> None:
-            zone = near(idx[sel], vessel_mask, off_zone)
+            zone = near_values(idx[sel], lab.category, vessel_code, off_zone)
             in_zone[sel] = zone
-            shell[sel] = near(idx[sel], vessel_mask, off_reach) & ~zone
+            shell[sel] = near_values(idx[sel], lab.category, vessel_code, off_reach) & ~zone
 
         vessel_tests(np.flatnonzero(~near_bone))
     drop = near_bone | in_zone
@@ -329,11 +330,22 @@ def effective_min_slices(opts: CandidateOptions, slice_mm: float) -> int:
 def label_structures(lab: SpineLabels) -> list[tuple[str, np.ndarray]]:
     """The labelled bones as (name, flat box indices): each vertebra, the ribs, other bone."""
     out = [(name, flat) for name, flat in lab.vertebra_voxels().items()]
-    cat = lab.category.ravel()
+    cat = np.ascontiguousarray(lab.category)
+    plane = int(np.prod(cat.shape[1:]))
+
+    def slab(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        c = cat[a:b]
+        flat = np.flatnonzero((c == CAT_RIB) | (c == CAT_BONE))
+        return flat + a * plane, c.ravel()[flat]
+
+    # one pass over the box for both, slab by slab on every core (sorted: slabs in order)
+    parts = parallel.over_slabs(slab, cat.shape[0], 8)
+    flat = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    codes = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint8)
     for code, name in ((CAT_RIB, "ribs"), (CAT_BONE, "other bone")):
-        flat = np.flatnonzero(cat == code)
-        if flat.size:
-            out.append((name, flat))
+        mine = flat[codes == code]
+        if mine.size:
+            out.append((name, mine))
     return out
 
 
@@ -799,36 +811,52 @@ def vertebrae_touched(idx: np.ndarray, clab: np.ndarray, n: int, which: np.ndarr
     return np.bincount(pairs[:, 0], minlength=n + 1)[1:] if pairs.size else out
 
 
-def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | None = None,
-                    ct_box: np.ndarray | None = None, progress: Progress | None = None) -> CandidateResult:
-    """Candidate calcifications (a :class:`LesionSet` on the box grid) and the count of
-    components rejected for each reason (see the module docstring)."""
+def noise_and_surfaces(ct: np.ndarray, lab: SpineLabels, opts: CandidateOptions | None = None
+                       ) -> tuple[np.ndarray, bone.BoneSurfaces]:
+    """The first step of :func:`find_candidates` on the box's CT ``ct``: the noise (HU SD per
+    axial slice, NaN where not measured) and the bone surfaces fitted to the CT
+    (:func:`.bone.fit_bone_surfaces`; most of the search's time, on every core)."""
     o = opts or CandidateOptions()
     g = lab.box_geometry
-    shape = lab.box.shape
-    sp_box = np.array([g.spacing_along_array_axis(a) for a in range(3)])
-    ct = np.ascontiguousarray(volume.array[lab.box.slices]) if ct_box is None else ct_box
-    threshold_hu = float(o.threshold_hu)
-    report(progress, 0.0, "bone surfaces from the CT")
     noise = noise_mod.noise_by_slice(ct, g)
-    noise_hu = np.nan_to_num(noise, nan=0.0)     # per axial slice (0 where not measured)
     # the partial-volume rim of bone reaches the threshold where noise lets it (1.5 SD;
     # the rarer voxels beyond are single specks the study rule rejects)
-    floor = threshold_hu - 1.5 * noise_hu
+    floor = float(o.threshold_hu) - 1.5 * np.nan_to_num(noise, nan=0.0)
     structures = label_structures(lab)
-    # lab.vert's values -> the structure numbers of the bone surfaces (vertebrae present)
-    structure_of_code = np.zeros(len(lab.names) + 1, dtype=np.int64)
-    for k, name in enumerate(lab.vertebra_voxels()):
-        structure_of_code[lab.names.index(name) + 1] = k + 1
     # the same for readings of one CT at one threshold (batch runs, calcinosis.core.memo)
     surfaces = memo.remember(
         "spine-bone-surfaces",
         lambda: (memo.array_key(ct), repr(g), tuple((name, memo.array_key(flat)) for name, flat in structures),
                  o.vertebra_margin_mm, o.label_shift_limit_mm, memo.array_key(np.asarray(floor))),
         lambda: bone.fit_bone_surfaces(ct, structures, g, o.vertebra_margin_mm, o.label_shift_limit_mm, floor))
+    return noise, surfaces
+
+
+def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | None = None,
+                    ct_box: np.ndarray | None = None, progress: Progress | None = None,
+                    fitted: tuple[np.ndarray, bone.BoneSurfaces] | None = None) -> CandidateResult:
+    """Candidate calcifications (a :class:`LesionSet` on the box grid) and the count of
+    components rejected for each reason (see the module docstring).  ``fitted``: what
+    :func:`noise_and_surfaces` gave for this CT box, labels and options (computed here
+    without it)."""
+    o = opts or CandidateOptions()
+    g = lab.box_geometry
+    shape = lab.box.shape
+    sp_box = np.array([g.spacing_along_array_axis(a) for a in range(3)])
+    ct = parallel.copy_window(volume.array, lab.box.slices) if ct_box is None else ct_box
+    threshold_hu = float(o.threshold_hu)
+    if fitted is None:
+        report(progress, 0.0, "bone surfaces from the CT")
+        fitted = noise_and_surfaces(ct, lab, o)
+    noise, surfaces = fitted
+    noise_hu = np.nan_to_num(noise, nan=0.0)     # per axial slice (0 where not measured)
+    # lab.vert's values -> the structure numbers of the bone surfaces (vertebrae present)
+    structure_of_code = np.zeros(len(lab.names) + 1, dtype=np.int64)
+    for k, name in enumerate(lab.vertebra_voxels()):
+        structure_of_code[lab.names.index(name) + 1] = k + 1
     report(progress, 0.1, "thresholding near the spine")
     # one pass over the box; the label tests only on the (few) voxels above the threshold
-    above = np.flatnonzero(ct >= threshold_hu)
+    above = parallel.flatnonzero_where(ct, lambda c: c >= threshold_hu)
     cat_excluded = np.zeros(256, dtype=bool)
     cat_excluded[[CAT_AORTA, CAT_VESSEL, CAT_RIB, CAT_BONE, CAT_ORGAN]] = True
     in_bone = (lab.vert.ravel()[above] > 0) | np.isin(lab.category.ravel()[above], (CAT_RIB, CAT_BONE))
@@ -888,7 +916,9 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
 
     min_slices = effective_min_slices(o, g.spacing_along_array_axis(g.axial_axis))
     min_size = max(float(o.min_size_mm3), int(o.min_voxels) * g.voxel_volume_mm3)
-    bone_label = (lab.vert > 0) | (lab.category == CAT_RIB) | (lab.category == CAT_BONE)
+    # the labelled bones, read window by window (the tests below look at one candidate's
+    # surroundings at a time)
+    bone_label = lab.mask_of((CAT_RIB, CAT_BONE))
     if n:
         touches = np.bincount(clab, weights=touch.astype(float), minlength=n + 1)[1:] > 0
         reject(touches, "vessel")
@@ -973,7 +1003,7 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             exempt_contact |= contact & in_disc & keep
             reject(contact & ~in_disc, "bone", "contact")
             # enclosed by bone (most of its surface against it): marrow the label missed
-            surface = near(idx, ~mask, face)          # a face on something else
+            surface = near_values(idx, mask.view(np.uint8), np.array([True, False]), face)   # a face on something else
             outer = np.bincount(clab, weights=surface.astype(float), minlength=n + 1)[1:]
             enclosed = (touching >= ENCLOSED_FRACTION * np.maximum(outer, 1)) & (touching * face_area >= o.bone_contact_mm2)
             exempt_contact |= enclosed & in_disc & keep
@@ -1015,7 +1045,7 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             ok = study_rule_ok(mask, idx, clab, n, g, min_slices, rim, rim_owner)
             reject(~ok, "study_rule")
         report(progress, 0.8, "contrast against the surroundings")
-        excluded = bone_label | (lab.category == CAT_AORTA) | (lab.category == CAT_VESSEL)
+        excluded = lab.mask_of((CAT_RIB, CAT_BONE, CAT_AORTA, CAT_VESSEL))
         peak, background, kji = noise_mod.local_contrast(ct, idx, clab, n, keep, threshold_hu, excluded, g)
         sigma = noise_mod.slice_noise_of_components(noise, kji, clab, n, g.axial_axis)
         measured = keep & np.isfinite(background) & np.isfinite(sigma)

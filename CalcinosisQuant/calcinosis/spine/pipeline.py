@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calcinosis.core import image_io, memo, provenance
+from calcinosis.core import image_io, memo, parallel, provenance
 from calcinosis.core.dicom_export import NO_LESION_WARNING, DicomExport, LesionEntry, write_dicom_objects
 from calcinosis.core.errors import InputError
 from calcinosis.core.image_io import LabelImage
@@ -36,7 +36,7 @@ from calcinosis.core.volume import Volume
 from . import overrides as ov
 from .anatomy import LEVELS, SEGMENTS, SUBSITES, subsite_color
 from .assign import assign_lesions
-from .candidates import ENHANCED_BLOOD_HU, CandidateOptions, find_candidates, label_dtype
+from .candidates import ENHANCED_BLOOD_HU, CandidateOptions, find_candidates, label_dtype, noise_and_surfaces
 from .frame import SpineFrame, build_frame
 from .levelcheck import RibCheck, check_levels_against_ribs
 from .params import SpineParams
@@ -185,19 +185,22 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
     :func:`calcinosis.core.memo.sharing`, readings with the same key share the spine frame."""
     params = params or SpineParams()
     params.validate()
-    report(progress, 0.0, "spine frame and candidates")
     labels.vertebra_voxels()     # computed once, before two threads read it
     g_box = labels.box_geometry
-    # the spine frame (many small steps per vertebra) on the other core while the candidates are searched
+    opts = CandidateOptions.from_params(params)
+    ct_box = parallel.copy_window(volume.array, labels.box.slices)
+    # the bone-surface fit first, on every core; then the spine frame (many small steps per
+    # vertebra) on the other core while the candidates are searched (mostly on one)
+    report(progress, 0.0, "bone surfaces from the CT")
+    fitted = noise_and_surfaces(ct_box, labels, opts)
     with ThreadPoolExecutor(max_workers=1) as pool:
         def frame_and_ribs():
             return _frame_and_rib_check(volume, labels, params.rib_level_check)
 
         pending_frame = pool.submit(frame_and_ribs if share_key is None else lambda: memo.remember(
             "spine-frame", (share_key, params.rib_level_check), frame_and_ribs))
-        ct_box = np.ascontiguousarray(volume.array[labels.box.slices])
-        cand = find_candidates(volume, labels, CandidateOptions.from_params(params), ct_box,
-                               progress.sub(0.0, 0.7) if progress else None)
+        cand = find_candidates(volume, labels, opts, ct_box, progress.sub(0.3, 0.7) if progress else None,
+                               fitted=fitted)
         frame, ribs = pending_frame.result()
     _apply_rib_check(labels, ribs)
     assessed = frame.assessed_levels()

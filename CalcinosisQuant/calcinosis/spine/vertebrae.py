@@ -126,11 +126,37 @@ class SpineLabels:
             self.voxels_cache = {self.names[int(codes[s]) - 1]: idx[s:e] for s, e in zip(starts, ends)}
         return self.voxels_cache
 
+    def mask_of(self, categories: tuple[int, ...], vertebrae: bool = True) -> "LabelMask":
+        """The voxels of these CAT_* codes (and of every vertebra) as a mask read window by
+        window (:class:`LabelMask`)."""
+        return LabelMask(self.vert if vertebrae else None, self.category, categories)
+
     def usable(self, name: str) -> bool:
         return name not in self.problems
 
     def add_problem(self, name: str, reason: str) -> None:
         self.problems.setdefault(name, []).append(reason)
+
+
+class LabelMask:
+    """A mask of labelled structures on the spine's box, computed only for the windows
+    asked for (``mask[window]``, a tuple of slices): the box holds tens of millions of
+    voxels and its whole-box masks cost 30-100 ms each, while their readers (the tests of
+    one candidate at a time) look at a few small windows.  Reads the label arrays at the
+    time of the look-up."""
+
+    def __init__(self, vert: np.ndarray | None, category: np.ndarray, categories: tuple[int, ...]):
+        self.vert = vert
+        self.category = category
+        self.categories = tuple(int(c) for c in categories)
+        self.shape = category.shape
+
+    def __getitem__(self, window) -> np.ndarray:
+        cat = self.category[window]
+        out = self.vert[window] > 0 if self.vert is not None else np.zeros(cat.shape, dtype=bool)
+        for c in self.categories:
+            out |= cat == c
+        return out
 
 
 # ---------------------------------------------------------------------- the box
