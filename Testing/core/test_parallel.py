@@ -40,3 +40,36 @@ def test_results_in_slab_order_and_threads_as_chosen():
     finally:
         parallel.set_threads(None)
     assert 1 <= parallel.threads() <= parallel.MAX_THREADS
+
+
+def test_slabs_bounded_by_voxels_when_a_plane_is_given(monkeypatch):
+    """With ``plane`` (voxels per index), slabs hold at most SLAB_VOXELS voxels (never fewer
+    than ``min_slab`` indices), still cover the range once and in order."""
+    monkeypatch.setattr(parallel, "SLAB_VOXELS", 1000)
+    try:
+        parallel.set_threads(2)
+        got = parallel.over_slabs(lambda a, b: (a, b), 95, min_slab=3, plane=100)   # 10 indices per slab
+        assert [i for a, b in got for i in range(a, b)] == list(range(95))
+        assert max(b - a for a, b in got) <= 10 and len(got) == 10
+        got = parallel.over_slabs(lambda a, b: (a, b), 95, min_slab=20, plane=100)  # min_slab wins
+        assert min(b - a for a, b in got) >= 19 and max(b - a for a, b in got) <= 24
+        assert parallel.over_slabs(lambda a, b: (a, b), 95, plane=None) == [(0, 47), (47, 95)]
+    finally:
+        parallel.set_threads(None)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_window_copy_and_flatnonzero_match_numpy(monkeypatch, threads):
+    np = pytest.importorskip("numpy")
+    monkeypatch.setattr(parallel, "SLAB_VOXELS", 500)     # many slabs on a small array
+    rng = np.random.default_rng(3)
+    a = rng.integers(-1000, 1500, size=(37, 23, 29)).astype(np.int16)
+    window = (slice(3, 31), slice(2, 20), slice(5, 27))
+    try:
+        parallel.set_threads(threads)
+        c = parallel.copy_window(a, window)
+        assert c.flags.c_contiguous and c.dtype == a.dtype and np.array_equal(c, a[window])
+        assert np.array_equal(parallel.flatnonzero_where(c, lambda x: x >= 130), np.flatnonzero(c >= 130))
+        assert parallel.flatnonzero_where(c, lambda x: x > 10 ** 4).size == 0
+    finally:
+        parallel.set_threads(None)

@@ -82,6 +82,31 @@ def test_margin_tests_without_vessels_or_voxels():
     assert empty.idx.size == 0 and not empty.mask.any()
 
 
+def test_label_mask_windows_equal_the_whole_box_mask():
+    """``SpineLabels.mask_of`` read window by window is the whole-box mask's window (with and
+    without the vertebrae), and ``label_structures`` finds each bone's voxels as the
+    whole-box comparison does, slab by slab on one or two threads."""
+    lab, _ = _labels(5)
+    whole = (lab.vert > 0) | (lab.category == CAT_RIB) | (lab.category == CAT_BONE)
+    no_vert = (lab.category == CAT_AORTA) | (lab.category == CAT_VESSEL)
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        lo = rng.integers(0, 30, 3)
+        hi = lo + rng.integers(1, 15, 3)
+        w = tuple(slice(a, b) for a, b in zip(lo, hi))
+        assert np.array_equal(lab.mask_of((CAT_RIB, CAT_BONE))[w], whole[w])
+        assert np.array_equal(lab.mask_of((CAT_AORTA, CAT_VESSEL), vertebrae=False)[w], no_vert[w])
+    try:
+        for threads in (1, 2):
+            parallel.set_threads(threads)
+            got = dict(candidates.label_structures(lab))
+            assert np.array_equal(got["ribs"], np.flatnonzero(lab.category == CAT_RIB))
+            assert np.array_equal(got["other bone"], np.flatnonzero(lab.category == CAT_BONE))
+            assert np.array_equal(got["T2"], np.flatnonzero(lab.vert == 2))
+    finally:
+        parallel.set_threads(None)
+
+
 @pytest.mark.parametrize("method", ["tree", "map", "auto"])
 def test_coarse_distance_equals_a_distance_map_of_the_coarse_grid(method):
     """Both look-up paths (k-d tree for a few cells, a distance map for many) give the

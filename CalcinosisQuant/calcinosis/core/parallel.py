@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
+
+if TYPE_CHECKING:          # numpy is imported where it is used: ``--help`` imports none
+    import numpy as np
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -49,11 +52,22 @@ def slab_bounds(n: int, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def over_slabs(fn: Callable[[int, int], R], n: int, min_slab: int = 1) -> list[R]:
+#: a pass over a volume in slabs of at most this many voxels keeps its temporaries small
+#: (4 MB as bytes): the C library hands larger blocks back to the system when they are
+#: freed, and memory fetched afresh costs a page fault per 4 kB on its first touch - on a
+#: box of tens of millions of voxels more than the pass itself
+SLAB_VOXELS = 1 << 22
+
+
+def over_slabs(fn: Callable[[int, int], R], n: int, min_slab: int = 1, plane: int | None = None) -> list[R]:
     """``fn(start, stop)`` for slabs covering ``range(n)``, on up to :func:`threads`
     threads; the results in slab order.  Slabs hold at least ``min_slab`` indices
-    (small work is not worth a thread)."""
+    (small work is not worth a thread); given ``plane`` (the voxels of one index: a
+    volume's slice), at most :data:`SLAB_VOXELS` voxels where ``min_slab`` allows."""
     parts = min(threads(), max(1, n // max(1, min_slab)))
+    if plane:
+        per = max(min_slab, SLAB_VOXELS // max(1, plane), 1)
+        parts = max(parts, -(-n // per))
     bounds = slab_bounds(n, parts)
     return parallel_map(lambda b: fn(*b), bounds)
 
@@ -68,7 +82,7 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return list(pool.map(fn, items))
 
 
-def copy_window(array, window) -> "np.ndarray":
+def copy_window(array: np.ndarray, window: tuple) -> np.ndarray:
     """``np.ascontiguousarray(array[window])`` (``window``: a tuple of slices), copied slab by
     slab on :func:`threads` threads (a spine box of a CT is tens of millions of voxels)."""
     import numpy as np
@@ -78,14 +92,14 @@ def copy_window(array, window) -> "np.ndarray":
     def part(a: int, b: int) -> None:
         out[a:b] = view[a:b]
 
-    over_slabs(part, view.shape[0], 8)
+    over_slabs(part, view.shape[0], 8, plane=int(np.prod(view.shape[1:])))
     return out
 
 
-def flatnonzero_where(array, predicate) -> "np.ndarray":
+def flatnonzero_where(array: np.ndarray, predicate: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``np.flatnonzero(predicate(array))`` for a C-contiguous ``array``, slab by slab along
     its first axis on :func:`threads` threads (sorted, as ``np.flatnonzero``)."""
     import numpy as np
     plane = int(np.prod(array.shape[1:])) if array.ndim > 1 else 1
-    parts = over_slabs(lambda a, b: np.flatnonzero(predicate(array[a:b])) + a * plane, array.shape[0], 8)
+    parts = over_slabs(lambda a, b: np.flatnonzero(predicate(array[a:b])) + a * plane, array.shape[0], 8, plane=plane)
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)

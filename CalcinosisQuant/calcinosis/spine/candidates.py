@@ -56,7 +56,8 @@ ENHANCED_BLOOD_HU = 110.0
 def blood_hu(ct: np.ndarray, lab: SpineLabels) -> float | None:
     """The blood's CT value: the median inside the labelled aorta (None without one)."""
     cat = lab.category
-    vals = np.concatenate(parallel.over_slabs(lambda a, b: ct[a:b][cat[a:b] == CAT_AORTA], ct.shape[0], 8))
+    vals = np.concatenate(parallel.over_slabs(lambda a, b: ct[a:b][cat[a:b] == CAT_AORTA], ct.shape[0], 8,
+                                              plane=int(np.prod(ct.shape[1:]))))
     return float(np.median(vals)) if vals.size >= 50 else None
 
 
@@ -339,7 +340,7 @@ def label_structures(lab: SpineLabels) -> list[tuple[str, np.ndarray]]:
         return flat + a * plane, c.ravel()[flat]
 
     # one pass over the box for both, slab by slab on every core (sorted: slabs in order)
-    parts = parallel.over_slabs(slab, cat.shape[0], 8)
+    parts = parallel.over_slabs(slab, cat.shape[0], 8, plane=plane)
     flat = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
     codes = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint8)
     for code, name in ((CAT_RIB, "ribs"), (CAT_BONE, "other bone")):

@@ -116,7 +116,8 @@ class SpineLabels:
         if self.voxels_cache is None:
             vert = np.ascontiguousarray(self.vert)
             plane = int(np.prod(vert.shape[1:]))
-            parts = parallel.over_slabs(lambda a, b: np.flatnonzero(vert[a:b]) + a * plane, vert.shape[0], 8)
+            parts = parallel.over_slabs(lambda a, b: np.flatnonzero(vert[a:b]) + a * plane, vert.shape[0], 8,
+                                        plane=plane)
             idx = np.concatenate(parts) if parts else np.zeros(0, np.int64)
             codes = vert.ravel()[idx]
             order = np.argsort(codes, kind="stable")
@@ -405,7 +406,7 @@ def _look_up(sub: np.ndarray, lv: np.ndarray, lc: np.ndarray,
         if d is not None:
             d[a:b] = ld[sub[a:b]]
 
-    parallel.over_slabs(part, sub.shape[0], min_slab=8)
+    parallel.over_slabs(part, sub.shape[0], min_slab=8, plane=int(np.prod(sub.shape[1:])))
     return v, c, d
 
 
