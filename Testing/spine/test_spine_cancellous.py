@@ -115,3 +115,31 @@ def test_two_slices_lying_on_a_bone_end_is_kept():
     cand[15:17, 24:36, 24:36] = True
     ct[cand] = 250.0
     assert not _test(ct, cand)
+
+
+def _process_scene(hu: float):
+    """A bone block and a faint process 4 slices by 4 columns across (5 x 2.8 mm) sticking
+    out of it 14 voxels (9.8 mm; 137 mm3) into soft tissue: its in-plane ring is soft
+    tissue but for its root."""
+    ct = _scene()
+    _bone_block(ct, 44, 60)
+    process = np.zeros(G.shape, bool)
+    process[13:17, 30:44, 28:32] = True
+    ct[process] = hu
+    return ct, process
+
+
+def test_faint_process_attached_to_labelled_bone_is_bone():
+    """A faint body (300 HU, no denser than cancellous bone) sticking out of a bone into soft
+    tissue: on its ring alone it is not against bone (a faint calcification in soft tissue
+    looks the same); continuing into the labelled bone and large (``attached``), it is the
+    bone's process.  Dense (900 HU), it stays a calcification either way."""
+    ct, process = _process_scene(300.0)
+    idx = np.flatnonzero(process)
+    clab = np.ones(idx.size, dtype=np.int64)
+    ring_only = bone.cancellous(ct, idx, clab, 1, G, np.array([True]))[0]
+    assert not ring_only
+    assert bone.cancellous(ct, idx, clab, 1, G, np.array([True]), attached=np.array([True]))[0]
+    ct, process = _process_scene(900.0)
+    assert not bone.cancellous(ct, idx, clab, 1, G, np.array([True]), attached=np.array([True]))[0]
+    assert process.sum() * G.voxel_volume_mm3 >= bone.ATTACHED_BODY_MIN_MM3

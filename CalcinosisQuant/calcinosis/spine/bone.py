@@ -465,10 +465,17 @@ IN_BONE_FRACTION = 0.6
 #: share of the voxels just above and below a candidate (the neighbouring slices) at bone
 #: density: lying on bone along the slices' axis
 ON_BONE_FRACTION = 0.5
+#: a body at least this large (mm3: a ball 4.6 mm across) is seen at its own density in its
+#: densest voxel on slices up to 3 mm; one that is still no denser than cancellous bone and
+#: continues into a labelled bone (:func:`cancellous`, ``attached``) is that bone's process
+#: the label missed (a label eroded by a voxel loses thin processes whole), not a
+#: calcification.  Smaller bodies can be faint by partial volume alone (the hard phantoms'
+#: costotransverse calcifications on 2.5-3 mm slices: 5-21 mm3, peaks 260-424 HU).
+ATTACHED_BODY_MIN_MM3 = 50.0
 
 
 def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geometry: Geometry,
-               which: np.ndarray, ring_voxels: int = 2) -> np.ndarray:
+               which: np.ndarray, ring_voxels: int = 2, attached: np.ndarray | None = None) -> np.ndarray:
     """Per component (``which``: those to test), whether the CT shows it to be a piece of
     bone rather than a calcification, from its density against its in-plane surroundings
     (the ring ``ring_voxels`` wide around it on its own slices; no label needed - ribs,
@@ -485,6 +492,11 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
       trabecular edge of a bone, cut obliquely or partial-volumed;
     * enclosed in bone (at least :data:`IN_BONE_FRACTION` of the ring at bone density) and
       not much denser than it (peak below twice the ring's 90th percentile): marrow.
+
+    ``attached`` (per component, optional): it continues into a labelled bone and is at
+    least :data:`ATTACHED_BODY_MIN_MM3` large (the caller decides) - then it counts as
+    lying against bone whatever its ring: a process the label missed sticks out into soft
+    tissue, so its ring is soft tissue but for its root.
 
     A calcification against bone is denser than cancellous bone, and one in soft tissue has
     soft tissue around most of it."""
@@ -524,7 +536,7 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
         around = sub[ring].astype(np.float64)
         peak = float(sub[m].max())
         bony = float(np.mean(around >= BONE_DENSITY_HU))
-        against = bony >= AGAINST_BONE_FRACTION
+        against = bony >= AGAINST_BONE_FRACTION or (attached is not None and bool(attached[c - 1]))
         if not against and peak < CANCELLOUS_MAX_HU and p[:, axial].min() == p[:, axial].max():
             # one slice thick: the voxels just above and below it (the neighbouring slices),
             # and every voxel facing it in 3D - lying on a bone along the slices' axis

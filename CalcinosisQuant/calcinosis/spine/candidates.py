@@ -1040,7 +1040,12 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
                            margin_hu=o.bone_hollow_margin_hu), "bone", "hollow")
         # no denser than cancellous bone and against bone, or enclosed in bone: bone's own
         # trabecular edge or marrow, whatever the labels say (ribs, processes, the pelvis)
-        reject(bone.cancellous(ct, idx, clab, n, g, keep), "bone", "cancellous")
+        # ... a large one continuing into labelled bone counts as against it whatever its
+        # ring: a process the label missed (eroded labels lose thin processes whole)
+        attached = np.zeros(n, dtype=bool)
+        if o.bone_contact_mm2 > 0:
+            attached = (touching >= MIN_CONTACT_VOXELS) & (counts * g.voxel_volume_mm3 >= bone.ATTACHED_BODY_MIN_MM3)
+        reject(bone.cancellous(ct, idx, clab, n, g, keep, attached=attached), "bone", "cancellous")
         if o.study_rule:
             report(progress, 0.7, "study rule (contiguous slices, seen in another plane)")
             ok = study_rule_ok(mask, idx, clab, n, g, min_slices, rim, rim_owner)
