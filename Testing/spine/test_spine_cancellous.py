@@ -143,3 +143,26 @@ def test_faint_process_attached_to_labelled_bone_is_bone():
     ct, process = _process_scene(900.0)
     assert not bone.cancellous(ct, idx, clab, 1, G, np.array([True]), attached=np.array([True]))[0]
     assert process.sum() * G.voxel_volume_mm3 >= bone.ATTACHED_BODY_MIN_MM3
+
+
+def test_large_process_with_a_dense_cortex_attached_is_bone():
+    """A large process (a 6 x 20 x 8-voxel slab, 588 mm3) sticking out of a bone: a cortex of
+    600 HU (above the cancellous limit) around trabecular bone of 250 HU, its mean below the
+    limit - continuing into the labelled bone it is bone whatever its peak; not attached it
+    stays a candidate (nothing says which bone it belongs to); a dense body as large (800 HU
+    throughout) stays a calcification attached or not."""
+    ct = _scene()
+    _bone_block(ct, 44, 60)
+    process = np.zeros(G.shape, bool)
+    process[12:18, 24:44, 26:34] = True
+    ct[process] = 600.0
+    ct[13:17, 25:44, 27:33] = 250.0
+    assert process.sum() * G.voxel_volume_mm3 >= bone.TRABECULAR_BODY_MIN_MM3
+    assert ct[process].max() > bone.CANCELLOUS_MAX_HU > ct[process].mean()
+    idx = np.flatnonzero(process)
+    clab = np.ones(idx.size, dtype=np.int64)
+    one = np.array([True])
+    assert bone.cancellous(ct, idx, clab, 1, G, one, attached=one)[0]
+    assert not bone.cancellous(ct, idx, clab, 1, G, one)[0]
+    ct[process] = 800.0
+    assert not bone.cancellous(ct, idx, clab, 1, G, one, attached=one)[0]

@@ -472,6 +472,12 @@ ON_BONE_FRACTION = 0.5
 #: calcification.  Smaller bodies can be faint by partial volume alone (the hard phantoms'
 #: costotransverse calcifications on 2.5-3 mm slices: 5-21 mm3, peaks 260-424 HU).
 ATTACHED_BODY_MIN_MM3 = 50.0
+#: ... and one at least this large (mm3: a ball 10 mm across), continuing into a labelled bone,
+#: whose voxels are on average no denser than cancellous bone is bone whatever its peak (a
+#: process's cortex partial-volumed peaks above :data:`CANCELLOUS_MAX_HU`): most of its voxels
+#: show its own density even on 3 mm slices, and calcinosis that large (hydroxyapatite, the
+#: study's pseudo-tumoral deposits) is far denser than trabecular bone (100-400 HU)
+TRABECULAR_BODY_MIN_MM3 = 500.0
 
 
 def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geometry: Geometry,
@@ -496,7 +502,9 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
     ``attached`` (per component, optional): it continues into a labelled bone and is at
     least :data:`ATTACHED_BODY_MIN_MM3` large (the caller decides) - then it counts as
     lying against bone whatever its ring: a process the label missed sticks out into soft
-    tissue, so its ring is soft tissue but for its root.
+    tissue, so its ring is soft tissue but for its root; and, at least
+    :data:`TRABECULAR_BODY_MIN_MM3` large with a mean below :data:`CANCELLOUS_MAX_HU`, it is
+    bone whatever its peak.
 
     A calcification against bone is denser than cancellous bone, and one in soft tissue has
     soft tissue around most of it."""
@@ -545,6 +553,11 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
             shell = ndimage.binary_dilation(m) & ~m
             against = (on >= ON_BONE_FRACTION
                        or float(np.mean(sub[shell] >= BONE_DENSITY_HU)) >= AGAINST_BONE_FRACTION)
-        out[c - 1] = ((peak < CANCELLOUS_MAX_HU and against)
+        # a large body continuing into labelled bone, on average no denser than cancellous
+        # bone: a process (its cortex may peak above that) or an outgrowth the label missed
+        trabecular = (attached is not None and bool(attached[c - 1])
+                      and sel.size * geometry.voxel_volume_mm3 >= TRABECULAR_BODY_MIN_MM3
+                      and float(sub[m].mean()) < CANCELLOUS_MAX_HU)
+        out[c - 1] = trabecular or ((peak < CANCELLOUS_MAX_HU and against)
                       or (bony >= IN_BONE_FRACTION and peak < 2.0 * float(np.percentile(around, 90))))
     return out
