@@ -58,16 +58,16 @@ def test_accuracy_on_hard_phantom(coverage, seed, spacing):
     assert s["pattern_rate"] >= 0.85, msg
 
 
-@pytest.mark.parametrize("coverage,seed,spacing", CASES + [CHEST, pytest.param(*THICK, marks=_gap(
-    "3 mm slices: 7 reported that are not calcifications (rim fragments of bone one slice thick: a "
-    "process's tip or an end plate cut by a slice)")), pytest.param(*MID, marks=_gap(
+@pytest.mark.parametrize("coverage,seed,spacing", CASES + [CHEST, THICK, pytest.param(*MID, marks=_gap(
     "2.5 mm slices: 7 reported that are not calcifications (rim fragments of bone one slice thick, as on 3 mm "
     "slices)")), THIN])
 def test_no_osteophyte_vessel_or_noise_reported(coverage, seed, spacing):
     """Osteophytes and spurs (bone continuous with the marrow), the enhanced veins and
     arteries (labelled or not), vascular wall calcifications and the noisy shoulder slices
     give nothing, and at most 5% of what is reported is not a calcification - on every hard
-    phantom (on 2.5 and 3 mm slices only the last is not met: strict xfails)."""
+    phantom (on 2.5 mm slices only the last is not met: a strict xfail; on 3 mm slices 3 of
+    63 since pieces lying wholly against bone and on average no denser than cancellous bone
+    count as bone, 7 before)."""
     r = get_hard_phantom(coverage, seed, spacing)
     res = mapped_hard(coverage, seed, spacing)
     s = score(r, res)

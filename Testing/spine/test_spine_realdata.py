@@ -115,46 +115,30 @@ def _map_with_labels_moved(totalseg_example, voxels: int):
         grow = (seg == 0) & ndimage.binary_dilation(vm, iterations=voxels)
         out[grow] = seg[tuple(i[grow] for i in ind)]
     else:
-        out[vm & ~ndimage.binary_erosion(vm, iterations=-voxels)] = 0
+        out[vm & ~ndimage.binary_erosion(vm, iterations=-voxels, border_value=1)] = 0
     assert (np.isin(out, values) != vm).sum() > 1000             # the labels did move
     lab = vertebrae.labels_from_label_image(LabelImage([out], li.geometry, li.segments), vol, "auto")
     return pipeline.map_spine(vol, lab, SpineParams())
 
 
-@pytest.mark.parametrize("voxels", [1, pytest.param(-1, marks=pytest.mark.xfail(
-    strict=True, reason="issue 16 open: with the vertebra labels of this 3 mm CT eroded by one voxel, T11-T12 is "
-                        "no longer assessed and 1 piece of bone is reported (81 mm3, 3 voxels, peak 537 HU: a tip of "
-                        "an L5-S1 articular process the eroded label left outside, held in the facet joint between "
-                        "two vertebrae; at 3 mm nothing shows its marrow); 11 before large faint bodies continuing "
-                        "into a labelled bone counted as bone (bone.ATTACHED_BODY_MIN_MM3, TRABECULAR_BODY_MIN_MM3), "
-                        "16 before the rules for pieces between two vertebrae of the facet-joint work "
-                        "(candidates.between_vertebrae along the axis, MIN_CONTACT_VOXELS)"))])
+@pytest.mark.parametrize("voxels", [1, -1])
 def test_real_ct_labels_grown_or_shrunk_by_a_voxel(totalseg_example, voxels):
     """Deliverable 1 on a real CT: the label is a guide, not the border - with every vertebra
     label grown (into the background) or shrunk by one voxel (3 mm on this CT: the issue's
     2 mm is no change at all on this grid), the same levels are assessed and nothing is
-    reported, as with the labels as given."""
+    reported, as with the labels as given.  (Shrunk: the labels stay at the scan's edge - a
+    model's label falls short of the bone's surface, not of the image's edge; T11, cut by the
+    scan's top, would otherwise become a 0.14 cm3 sliver away from it, too small for a
+    vertebra.)  Shrunk, 11 pieces of bone were reported before this session: thin processes
+    the eroded label lost whole (``bone.cancellous``, ``attached``: 7 of them, 235-361 HU at
+    their densest), a spinous and two articular processes of 540-1,593 mm3 averaging
+    308-377 HU (``TRABECULAR_BODY_MIN_MM3``) and an 81 mm3 articular tip lying wholly against
+    bone (``candidates.WHOLLY_AGAINST_FRACTION``)."""
     res = _map_with_labels_moved(totalseg_example, voxels)
     assert res.assessed == ["T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
     assert len(res.table) == 0, [(r["level"], r["subsite"], r["volume_mm3"], r["max_intensity"]) for r in res.table.rows]
-
-
-def test_real_ct_labels_eroded_report_no_faint_process(totalseg_example):
-    """With the vertebra labels eroded by a voxel the thin processes lose their label whole
-    (transverse processes, 160-620 mm3 each, 235-361 HU at their densest; a spinous process
-    of 1,593 mm3 and two articular processes of 540-730 mm3 whose cortex peaks at 551-691 HU,
-    means 308-377 HU): continuing into the labelled vertebra and no denser than cancellous
-    bone - at their densest, or on average when 500 mm3 or more - they are bone
-    (``bone.cancellous``, ``attached``).  Nothing reported is such a piece (ten were before);
-    at most the one 81 mm3 articular tip of the strict xfail above."""
-    from calcinosis.spine.bone import CANCELLOUS_MAX_HU, TRABECULAR_BODY_MIN_MM3
-    res = _map_with_labels_moved(totalseg_example, -1)
-    faint = [(r["level"], r["subsite"], r["volume_mm3"], r["max_intensity"]) for r in res.table.rows
-             if r["max_intensity"] < CANCELLOUS_MAX_HU
-             or (r["volume_mm3"] >= TRABECULAR_BODY_MIN_MM3 and r["mean_intensity"] < CANCELLOUS_MAX_HU)]
-    assert faint == []
-    assert len(res.table) <= 1, [(r["level"], r["subsite"], r["volume_mm3"]) for r in res.table.rows]
-    assert res.stats["candidates_rejected"]["bone"] >= 10
+    if voxels < 0:
+        assert res.stats["candidates_rejected"]["bone"] >= 11
 
 
 @pytest.fixture(scope="module")

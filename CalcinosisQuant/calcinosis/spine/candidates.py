@@ -14,7 +14,8 @@ Within the box around the spine (see :mod:`.vertebrae`):
    recorded reason (:data:`REJECT_REASONS`), cheap tests first: ``vessel`` (touches the
    zone around a vessel label), ``vessel_lumen`` (a contrast-filled aorta-like tube at
    the threshold, no aorta label), ``far`` / ``leaves_region``, ``size``, ``bone`` (broad
-   contact with or enclosure by labelled bone, a piece of one bone's rim - never denser
+   contact with or enclosure by labelled bone, a large body lying wholly against bone and
+   on average no denser than cancellous bone, a piece of one bone's rim - never denser
    than that bone's cortex -, a hollow body: cortex around marrow, a body no denser than
    cancellous bone against or inside bone), ``study_rule``, ``noise`` (:mod:`.noise`: peak above the
    surroundings), ``lung``, ``vessel_shape`` (:mod:`.vessels`: an enhanced tube at the
@@ -742,6 +743,10 @@ def swallowed_dome(core: np.ndarray, zone: np.ndarray, ct: np.ndarray, surfaces:
     return out
 
 
+#: share of a component's voxels face-adjacent to bone for it to lie wholly against bone: one
+#: that large (``bone.ATTACHED_BODY_MIN_MM3``) and on average no denser than cancellous bone
+#: is a slice of a bone the label missed, even between two bones (docs/methods step 2)
+WHOLLY_AGAINST_FRACTION = 0.9
 #: a component touches a bone when at least this many of the bone's voxels are face-
 #: adjacent to it: a single one is a corner where a process's tip comes near another bone
 MIN_CONTACT_VOXELS = 2
@@ -1009,6 +1014,12 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             enclosed = (touching >= ENCLOSED_FRACTION * np.maximum(outer, 1)) & (touching * face_area >= o.bone_contact_mm2)
             exempt_contact |= enclosed & in_disc & keep
             reject(enclosed & ~in_disc, "bone", "enclosed")
+            # lying wholly against bone, large, and on average no denser than cancellous bone
+            mean_hu = np.bincount(clab, weights=hu, minlength=n + 1)[1:] / np.maximum(counts, 1)
+            wholly = ((touching >= WHOLLY_AGAINST_FRACTION * counts)
+                      & (counts * g.voxel_volume_mm3 >= bone.ATTACHED_BODY_MIN_MM3)
+                      & (mean_hu < bone.CANCELLOUS_MAX_HU))
+            reject(wholly, "bone", "wholly")
         prot = protrusion_mm(idx, surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
         # a compact body filling the slice next to a bone (thick slices) is not its rim
         compact_body = np.bincount(clab, weights=compact_voxel.astype(float), minlength=n + 1)[1:] >= 2
