@@ -52,7 +52,9 @@ def test_slabs_bounded_by_voxels_when_a_plane_is_given(monkeypatch):
         assert [i for a, b in got for i in range(a, b)] == list(range(95))
         assert max(b - a for a, b in got) <= 10 and len(got) == 10
         got = parallel.over_slabs(lambda a, b: (a, b), 95, min_slab=20, plane=100)  # min_slab wins
-        assert min(b - a for a, b in got) >= 19 and max(b - a for a, b in got) <= 24
+        assert [i for a, b in got for i in range(a, b)] == list(range(95))
+        assert min(b - a for a, b in got) >= 20 and len(got) == 4
+        assert parallel.over_slabs(lambda a, b: (a, b), 5, min_slab=8, plane=100) == [(0, 5)]
         assert parallel.over_slabs(lambda a, b: (a, b), 95, plane=None) == [(0, 47), (47, 95)]
     finally:
         parallel.set_threads(None)

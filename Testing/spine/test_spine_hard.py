@@ -309,3 +309,19 @@ def test_thick_slices_are_warned_about():
     assert not any(w.startswith("slices of") for w in mapped_hard("tap", 0).warnings)
     assert slice_thickness_warning(1.25) is None and slice_thickness_warning(1.375) is None
     assert slice_thickness_warning(1.5) is not None
+
+
+def test_faint_bodies_wholly_against_bone_are_bone_on_thick_slices(monkeypatch):
+    """TAP seed 0 on 3 mm slices: the pieces of bone a label missed that a thick slice cuts
+    (an end plate's rim, an arch, an articular process: 50 mm3 or more, 90% of their voxels
+    against bone, averaging below 450 HU) are rejected as bone (``bone:wholly``) - with the
+    rule off the map reports at least 4 more that are not calcifications - and the rule
+    loses no calcification (the same ones found either way)."""
+    from calcinosis.spine import candidates
+    r = get_hard_phantom(*THICK)
+    on = score(r, mapped_hard(*THICK))
+    monkeypatch.setattr(candidates, "WHOLLY_AGAINST_FRACTION", 2.0)       # no component qualifies
+    off = score(r, pipeline.map_spine(volume_of(r), labels_of(r), SpineParams()))
+    assert len(off["false_positives"]) >= len(on["false_positives"]) + 4
+    missed = lambda s: {w[0] for w in s["wrong"] if w[1] == "missed"}    # noqa: E731
+    assert missed(on) == missed(off)

@@ -53,7 +53,7 @@ def slab_bounds(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 #: a pass over a volume in slabs of at most this many voxels keeps its temporaries small
-#: (4 MB as bytes): the C library hands larger blocks back to the system when they are
+#: (4 MB of a mask, 8 MB of 16-bit values): the C library hands larger blocks back to the system when they are
 #: freed, and memory fetched afresh costs a page fault per 4 kB on its first touch - on a
 #: box of tens of millions of voxels more than the pass itself
 SLAB_VOXELS = 1 << 22
@@ -64,10 +64,11 @@ def over_slabs(fn: Callable[[int, int], R], n: int, min_slab: int = 1, plane: in
     threads; the results in slab order.  Slabs hold at least ``min_slab`` indices
     (small work is not worth a thread); given ``plane`` (the voxels of one index: a
     volume's slice), at most :data:`SLAB_VOXELS` voxels where ``min_slab`` allows."""
-    parts = min(threads(), max(1, n // max(1, min_slab)))
+    most = max(1, n // max(1, min_slab))           # slabs of at least min_slab indices
+    parts = min(threads(), most)
     if plane:
-        per = max(min_slab, SLAB_VOXELS // max(1, plane), 1)
-        parts = max(parts, -(-n // per))
+        per = max(SLAB_VOXELS // max(1, plane), 1)
+        parts = min(max(parts, -(-n // per)), most)
     bounds = slab_bounds(n, parts)
     return parallel_map(lambda b: fn(*b), bounds)
 

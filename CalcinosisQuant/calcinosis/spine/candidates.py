@@ -57,8 +57,9 @@ ENHANCED_BLOOD_HU = 110.0
 def blood_hu(ct: np.ndarray, lab: SpineLabels) -> float | None:
     """The blood's CT value: the median inside the labelled aorta (None without one)."""
     cat = lab.category
-    vals = np.concatenate(parallel.over_slabs(lambda a, b: ct[a:b][cat[a:b] == CAT_AORTA], ct.shape[0], 8,
-                                              plane=int(np.prod(ct.shape[1:]))))
+    parts = parallel.over_slabs(lambda a, b: ct[a:b][cat[a:b] == CAT_AORTA], ct.shape[0], 8,
+                                plane=int(np.prod(ct.shape[1:])))
+    vals = np.concatenate(parts) if parts else np.zeros(0)
     return float(np.median(vals)) if vals.size >= 50 else None
 
 
@@ -243,7 +244,10 @@ def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float,
     # the labelled vessels, looked up in the category array itself (no mask of the box)
     vessel_code = np.zeros(256, dtype=bool)
     vessel_code[[CAT_AORTA, CAT_VESSEL]] = True
-    has_vessel = vessels
+    cat = lab.category
+    has_vessel = vessels and any(parallel.over_slabs(
+        lambda a, b: bool(((cat[a:b] == CAT_AORTA) | (cat[a:b] == CAT_VESSEL)).any()), cat.shape[0], 8,
+        plane=int(np.prod(cat.shape[1:]))))
     # in_zone: within vessel_margin_mm of a vessel (dropped); shell: beyond that but within
     # one more voxel (a candidate there touches the zone).  Tested only where the answer
     # matters: voxels not already dropped next to bone, and (below) the dropped voxels
@@ -996,13 +1000,15 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
         in_disc |= fills_disc | spans
         between &= big_enough
         in_disc &= big_enough
+        # per component: its voxels face-adjacent to bone (labelled bone above the threshold,
+        # of any bone, or the rim just outside a label)
+        face = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
+        against = near(idx, solid, face)
+        touching = np.bincount(clab, weights=against.astype(float), minlength=n + 1)[1:]
         # continuing into labelled bone broadly: bone the label missed (a rib head, a
         # process) whose marrow the CT's voxels cannot show
         exempt_contact = np.zeros(n, dtype=bool)   # kept from these rules only as filling a disc
         if o.bone_contact_mm2 > 0:
-            face = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
-            against = near(idx, solid, face)
-            touching = np.bincount(clab, weights=against.astype(float), minlength=n + 1)[1:]
             face_area = min(g.spacing[0] * g.spacing[1], g.spacing[1] * g.spacing[2], g.spacing[0] * g.spacing[2])
             # (not a calcification filling a disc between two vertebrae's end plates)
             contact = (touching * face_area >= o.bone_contact_mm2) & (touching >= o.bone_contact_fraction * counts)
@@ -1014,12 +1020,14 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             enclosed = (touching >= ENCLOSED_FRACTION * np.maximum(outer, 1)) & (touching * face_area >= o.bone_contact_mm2)
             exempt_contact |= enclosed & in_disc & keep
             reject(enclosed & ~in_disc, "bone", "enclosed")
-            # lying wholly against bone, large, and on average no denser than cancellous bone
-            mean_hu = np.bincount(clab, weights=hu, minlength=n + 1)[1:] / np.maximum(counts, 1)
-            wholly = ((touching >= WHOLLY_AGAINST_FRACTION * counts)
-                      & (counts * g.voxel_volume_mm3 >= bone.ATTACHED_BODY_MIN_MM3)
-                      & (mean_hu < bone.CANCELLOUS_MAX_HU))
-            reject(wholly, "bone", "wholly")
+        # lying wholly against bone, large, and on average no denser than cancellous bone: a
+        # slice of a bone the label missed, even between two bones (partial volume cannot
+        # make a calcification that large that faint on average)
+        mean_hu = np.bincount(clab, weights=hu, minlength=n + 1)[1:] / np.maximum(counts, 1)
+        wholly = ((touching >= WHOLLY_AGAINST_FRACTION * counts)
+                  & (counts * g.voxel_volume_mm3 >= bone.ATTACHED_BODY_MIN_MM3)
+                  & (mean_hu < bone.CANCELLOUS_MAX_HU))
+        reject(wholly, "bone", "wholly")
         prot = protrusion_mm(idx, surfaces, lab, o.vertebra_margin_mm, o.bone_margin_mm)
         # a compact body filling the slice next to a bone (thick slices) is not its rim
         compact_body = np.bincount(clab, weights=compact_voxel.astype(float), minlength=n + 1)[1:] >= 2
@@ -1051,11 +1059,9 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
                            margin_hu=o.bone_hollow_margin_hu), "bone", "hollow")
         # no denser than cancellous bone and against bone, or enclosed in bone: bone's own
         # trabecular edge or marrow, whatever the labels say (ribs, processes, the pelvis)
-        # ... a large one continuing into labelled bone counts as against it whatever its
-        # ring: a process the label missed (eroded labels lose thin processes whole)
-        attached = np.zeros(n, dtype=bool)
-        if o.bone_contact_mm2 > 0:
-            attached = (touching >= MIN_CONTACT_VOXELS) & (counts * g.voxel_volume_mm3 >= bone.ATTACHED_BODY_MIN_MM3)
+        # ... a large one continuing into bone counts as against it whatever its ring: a
+        # process the label missed (eroded labels lose thin processes whole)
+        attached = (touching >= MIN_CONTACT_VOXELS) & (counts * g.voxel_volume_mm3 >= bone.ATTACHED_BODY_MIN_MM3)
         reject(bone.cancellous(ct, idx, clab, n, g, keep, attached=attached), "bone", "cancellous")
         if o.study_rule:
             report(progress, 0.7, "study rule (contiguous slices, seen in another plane)")
