@@ -73,5 +73,7 @@ def test_window_copy_and_flatnonzero_match_numpy(monkeypatch, threads):
         assert c.flags.c_contiguous and c.dtype == a.dtype and np.array_equal(c, a[window])
         assert np.array_equal(parallel.flatnonzero_where(c, lambda x: x >= 130), np.flatnonzero(c >= 130))
         assert parallel.flatnonzero_where(c, lambda x: x > 10 ** 4).size == 0
+        assert parallel.any_where(c, lambda x: x >= 1400) == bool((c >= 1400).any())
+        assert not parallel.any_where(c, lambda x: x > 10 ** 4)
     finally:
         parallel.set_threads(None)

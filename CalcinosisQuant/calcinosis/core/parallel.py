@@ -97,6 +97,14 @@ def copy_window(array: np.ndarray, window: tuple) -> np.ndarray:
     return out
 
 
+def any_where(array: np.ndarray, predicate: Callable[[np.ndarray], np.ndarray]) -> bool:
+    """``bool(predicate(array).any())``, slab by slab along the first axis on :func:`threads`
+    threads (no temporary of the whole array)."""
+    import numpy as np
+    plane = int(np.prod(array.shape[1:])) if array.ndim > 1 else 1
+    return any(over_slabs(lambda a, b: bool(predicate(array[a:b]).any()), array.shape[0], 8, plane=plane))
+
+
 def flatnonzero_where(array: np.ndarray, predicate: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``np.flatnonzero(predicate(array))`` for a C-contiguous ``array``, slab by slab along
     its first axis on :func:`threads` threads (sorted, as ``np.flatnonzero``)."""

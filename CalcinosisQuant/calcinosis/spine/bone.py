@@ -544,7 +544,8 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
         around = sub[ring].astype(np.float64)
         peak = float(sub[m].max())
         bony = float(np.mean(around >= BONE_DENSITY_HU))
-        against = bony >= AGAINST_BONE_FRACTION or (attached is not None and bool(attached[c - 1]))
+        joined = attached is not None and bool(attached[c - 1])
+        against = bony >= AGAINST_BONE_FRACTION or joined
         if not against and peak < CANCELLOUS_MAX_HU and p[:, axial].min() == p[:, axial].max():
             # one slice thick: the voxels just above and below it (the neighbouring slices),
             # and every voxel facing it in 3D - lying on a bone along the slices' axis
@@ -555,8 +556,7 @@ def cancellous(ct: np.ndarray, idx: np.ndarray, clab: np.ndarray, n: int, geomet
                        or float(np.mean(sub[shell] >= BONE_DENSITY_HU)) >= AGAINST_BONE_FRACTION)
         # a large body continuing into labelled bone, on average no denser than cancellous
         # bone: a process (its cortex may peak above that) or an outgrowth the label missed
-        trabecular = (attached is not None and bool(attached[c - 1])
-                      and sel.size * geometry.voxel_volume_mm3 >= TRABECULAR_BODY_MIN_MM3
+        trabecular = (joined and sel.size * geometry.voxel_volume_mm3 >= TRABECULAR_BODY_MIN_MM3
                       and float(sub[m].mean()) < CANCELLOUS_MAX_HU)
         out[c - 1] = trabecular or ((peak < CANCELLOUS_MAX_HU and against)
                       or (bony >= IN_BONE_FRACTION and peak < 2.0 * float(np.percentile(around, 90))))

@@ -244,10 +244,7 @@ def margin_tests(idx: np.ndarray, lab: SpineLabels, vertebra_margin_mm: float,
     # the labelled vessels, looked up in the category array itself (no mask of the box)
     vessel_code = np.zeros(256, dtype=bool)
     vessel_code[[CAT_AORTA, CAT_VESSEL]] = True
-    cat = lab.category
-    has_vessel = vessels and any(parallel.over_slabs(
-        lambda a, b: bool(((cat[a:b] == CAT_AORTA) | (cat[a:b] == CAT_VESSEL)).any()), cat.shape[0], 8,
-        plane=int(np.prod(cat.shape[1:]))))
+    has_vessel = vessels and parallel.any_where(lab.category, lambda c: (c == CAT_AORTA) | (c == CAT_VESSEL))
     # in_zone: within vessel_margin_mm of a vessel (dropped); shell: beyond that but within
     # one more voxel (a candidate there touches the zone).  Tested only where the answer
     # matters: voxels not already dropped next to bone, and (below) the dropped voxels
@@ -1092,9 +1089,8 @@ def find_candidates(volume: Volume, lab: SpineLabels, opts: CandidateOptions | N
             # a thin rod at the blood's density on average, its brightest voxel within twice
             # the noise margin of it: a segment of a small enhanced vessel (intercostal,
             # lumbar) partial-volumed, with a noisy bright spot - not a calcification
-            mean = np.bincount(clab, weights=hu, minlength=n + 1)[1:] / np.maximum(counts, 1)
             rod = keep & measured
-            rod[rod] = (mean[rod] < blood + o.noise_multiple * sigma[rod]) & (
+            rod[rod] = (mean_hu[rod] < blood + o.noise_multiple * sigma[rod]) & (
                 peak[rod] < blood + 2 * o.noise_multiple * sigma[rod])
             rod &= rod_shaped(idx, clab, n, rod, sp_box, shape)
             reject(rod, "blood_density", "rod")

@@ -244,13 +244,14 @@ def map_spine(volume: Volume, labels: SpineLabels, params: SpineParams | None = 
         warnings.append(thick)
     notes = [f"{v.name}: {n}" for v in frame.vertebrae for n in v.notes]
     notes += [f"{v.name}: canal found by {v.canal_method}" for v in frame.vertebrae if v.canal_method != "foramen"]
+    has_aorta = labels.has_aorta
     stats = {"candidates_rejected": dict(cand.rejected), "calcifications_dropped": dropped,
-             "aorta_found_by_shape": cand.aorta_by_shape, "aorta_label": labels.has_aorta,
+             "aorta_found_by_shape": cand.aorta_by_shape, "aorta_label": has_aorta,
              "rib_labels": labels.has_ribs, "disc_labels": labels.has_discs, "notes": notes, **cand.stats}
     # enhanced vessels found by shape (the blood measured in them) recognise the aorta's wall
     # calcifications as vascular (they touch the lumen) even where the aorta is not one tube
     enhanced = params.detect_aorta and (cand.stats.get("blood_hu") or 0.0) >= ENHANCED_BLOOD_HU
-    if not labels.has_aorta and not cand.aorta_by_shape and not enhanced:
+    if not has_aorta and not cand.aorta_by_shape and not enhanced:
         warnings.append("no aorta label and no contrast-filled aorta found: aortic wall calcifications lying against "
                         "the spine cannot be told from ligament calcifications (give a label map with the aorta)")
     result = SpineResult(volume, labels, frame, params, assessed, rows, auto_lesions, Table([]), Table([]),

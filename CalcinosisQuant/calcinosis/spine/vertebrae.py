@@ -99,11 +99,11 @@ class SpineLabels:
 
     @property
     def has_aorta(self) -> bool:
-        return bool(np.any(self.category == CAT_AORTA))
+        return parallel.any_where(self.category, lambda c: c == CAT_AORTA)
 
     @property
     def has_ribs(self) -> bool:
-        return bool(np.any(self.category == CAT_RIB))
+        return parallel.any_where(self.category, lambda c: c == CAT_RIB)
 
     @property
     def has_discs(self) -> bool:
